@@ -1,0 +1,265 @@
+/**
+ * The one error catalogue of fieldvault. Every error a user, an app or an admin can hit has a
+ * code here with an HTTP status, a message saying what happened and a hint saying what to do.
+ * Callers match on `code`, never on message text or `instanceof` across package copies.
+ *
+ * `docs/errors.md` is generated from this table (`renderErrorCatalogueMarkdown`) and a test keeps
+ * the two in step.
+ */
+
+export interface ErrorSpec {
+  /** HTTP status used when the error crosses the wire. */
+  readonly status: number;
+  /** What happened, one sentence, no secrets, no internal names. */
+  readonly message: string;
+  /** What the reader should do about it. */
+  readonly hint: string;
+}
+
+/** Areas group the catalogue in the docs; the prefix of every code names its area. */
+export const errorAreas = {
+  INPUT: 'Input validation (any route, any SDK call)',
+  HLC: 'Hybrid logical clock timestamps',
+  KEY: 'Device database keys and key records',
+  RECORD: 'Records and merge',
+  CRYPTO: 'Cryptography (keys, KDF, files, envelopes)',
+  VAULT: 'The encrypted device vault (keyring, databases)',
+  DEVICE: 'Device binding and device state',
+  STORE: 'The CouchDB store behind the server',
+  INTERNAL: 'Unexpected failures',
+} as const;
+
+export const errorCatalogue = {
+  // Input
+  INPUT_INVALID: {
+    status: 400,
+    message: 'The request or argument does not match the expected schema.',
+    hint: 'Check the field named in the message against docs/protocol.md and send it again.',
+  },
+  INPUT_TOO_LARGE: {
+    status: 413,
+    message: 'The request body or value is larger than the configured limit.',
+    hint: 'Split the data into smaller batches or raise the limit in the server configuration.',
+  },
+  INPUT_MALFORMED_JSON: {
+    status: 400,
+    message: 'The request body is not valid JSON, or repeats a key, or uses a forbidden key such as "__proto__".',
+    hint: 'Send a well-formed JSON object with each key at most once.',
+  },
+  INPUT_ID_INVALID: {
+    status: 400,
+    message: 'An identifier does not match its strict pattern.',
+    hint: 'Use identifiers exactly as the API returned or generated them.',
+  },
+
+  // Hybrid logical clock
+  HLC_INVALID: {
+    status: 400,
+    message: 'A timestamp is not a valid hybrid logical clock value.',
+    hint: 'Send timestamps exactly as produced by the fieldvault clock (see docs/protocol.md).',
+  },
+  HLC_TOO_FAR_AHEAD: {
+    status: 400,
+    message: 'A timestamp is further ahead of this clock than the allowed skew.',
+    hint: "Correct the sending device's clock, then retry; the default allowed skew is 5 minutes.",
+  },
+  HLC_COUNTER_OVERFLOW: {
+    status: 500,
+    message: 'Too many clock events happened within one millisecond.',
+    hint: 'Retry after a moment; if it persists, report it with the request id.',
+  },
+
+  // Keys
+  KEY_RECORD_INVALID: {
+    status: 400,
+    message: 'A database key record is malformed.',
+    hint: 'Send key records as returned by a fieldvault server: { imei, keyId, issuedAt, issuer }.',
+  },
+  KEY_MISMATCH: {
+    status: 400,
+    message: 'The key material does not match its key id, or key records for different devices were compared.',
+    hint: 'Send the key together with the key record it was issued with.',
+  },
+  KEY_ROLLBACK_REJECTED: {
+    status: 409,
+    message: 'An older database key was offered where a newer one is already in force.',
+    hint: 'Log in online to receive the current key; the device migrates to it automatically.',
+  },
+
+  // Records
+  RECORD_INVALID: {
+    status: 400,
+    message: 'A record is malformed.',
+    hint: 'Check the record against the form definition and the record schema in docs/protocol.md.',
+  },
+  RECORD_MERGE_MISMATCH: {
+    status: 400,
+    message: 'Two different records were given to merge.',
+    hint: 'Merge only versions of the same record id.',
+  },
+
+  // Crypto
+  CRYPTO_KEY_INVALID: {
+    status: 400,
+    message: 'A key has the wrong length or format.',
+    hint: 'Database keys and KEKs are 32 random bytes; generate them with the crypto package.',
+  },
+  CRYPTO_KDF_PARAMS_INVALID: {
+    status: 400,
+    message: 'Key-derivation parameters are missing or malformed.',
+    hint: 'Use the parameters stored with the wrapped key, or the defaults from the crypto package.',
+  },
+  CRYPTO_FORMAT_UNSUPPORTED: {
+    status: 400,
+    message: 'Encrypted data uses an unknown format or version.',
+    hint: 'Upgrade fieldvault on this device or server to a version that reads this format.',
+  },
+  CRYPTO_FILE_TAMPERED: {
+    status: 422,
+    message: 'An encrypted file failed its integrity check: it was altered, reordered or cut short.',
+    hint: 'Do not use this file; sync again to fetch an intact copy from the server.',
+  },
+  CRYPTO_ENVELOPE_INVALID: {
+    status: 500,
+    message: 'A server-held key could not be decrypted with the server key-encryption key.',
+    hint: 'Check that the server runs with the KEK file it used when the key was stored (docs/operations.md).',
+  },
+  CRYPTO_SUCCESSION_INVALID: {
+    status: 422,
+    message: 'A key succession entry could not be opened with the previous key.',
+    hint: 'Log in online once so the device can receive the current key again.',
+  },
+
+  // Vault
+  VAULT_WRONG_PASSWORD: {
+    status: 401,
+    message: 'The password is wrong, or the stored key entry for this user was altered.',
+    hint: 'Check the password and try again; if it is right, log in online to restore access.',
+  },
+
+  // Devices
+  DEVICE_SIGNATURE_INVALID: {
+    status: 401,
+    message: 'The device signature is missing, invalid, expired or already used.',
+    hint: 'Use the device key pair this device enrolled with; an admin can reset the binding.',
+  },
+
+  // Store
+  STORE_UNAVAILABLE: {
+    status: 503,
+    message: 'The database store is not reachable right now.',
+    hint: 'Retry with backoff; operators should check the CouchDB service (docs/operations.md).',
+  },
+  STORE_START_FAILED: {
+    status: 500,
+    message: 'The embedded database store could not be started.',
+    hint: 'Check that the data directory is writable and not used by another process, then start again.',
+  },
+  STORE_CRASHED: {
+    status: 503,
+    message: 'The embedded database store stopped unexpectedly.',
+    hint: 'Restart the server; acknowledged data is on disk. Check the logs for the store exit code.',
+  },
+
+  // Internal
+  INTERNAL_ERROR: {
+    status: 500,
+    message: 'An unexpected error happened.',
+    hint: 'Retry; if it persists, report it with the request id from the server log.',
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+/** Non-secret context that may accompany an error (ids, field names, limits). Never key material. */
+export type ErrorDetails = Readonly<Record<string, string | number | boolean>>;
+
+export interface FieldvaultErrorOptions {
+  /** Extra, non-secret detail appended to the message (a field name, a limit). */
+  readonly detail?: string;
+  readonly details?: ErrorDetails;
+  readonly cause?: unknown;
+}
+
+/** The one error class. `code` is the contract; the message is for humans. */
+export class FieldvaultError extends Error {
+  override readonly name = 'FieldvaultError';
+  readonly code: ErrorCode;
+  readonly statusCode: number;
+  readonly hint: string;
+  readonly details: ErrorDetails | undefined;
+
+  constructor(code: ErrorCode, options: FieldvaultErrorOptions = {}) {
+    const spec: ErrorSpec = errorCatalogue[code];
+    const detail = options.detail === undefined ? '' : ` (${options.detail})`;
+    super(`${spec.message}${detail} ${spec.hint}`, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.statusCode = spec.status;
+    this.hint = spec.hint;
+    this.details = options.details;
+  }
+}
+
+/** True for any catalogued error, also across duplicated package copies (matches on `code`). */
+export function isFieldvaultError(err: unknown): err is FieldvaultError {
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    typeof (err as { code?: unknown }).code === 'string' &&
+    Object.hasOwn(errorCatalogue, (err as { code: string }).code) &&
+    (err as { name?: unknown }).name === 'FieldvaultError'
+  );
+}
+
+export function isErrorCode(value: string): value is ErrorCode {
+  return Object.hasOwn(errorCatalogue, value);
+}
+
+/** Wire shape of every error response. */
+export interface ErrorBody {
+  readonly statusCode: number;
+  readonly code: ErrorCode;
+  readonly error: string;
+  readonly message: string;
+}
+
+const statusNames: Readonly<Record<number, string>> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict',
+  410: 'Gone', 413: 'Payload Too Large', 422: 'Unprocessable Entity', 423: 'Locked',
+  429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
+};
+
+/**
+ * The body sent for `err`. Anything not catalogued becomes a generic INTERNAL_ERROR so that no
+ * driver or CouchDB message (which may carry ids, paths or data) reaches a client.
+ */
+export function toErrorBody(err: unknown): ErrorBody {
+  const e = isFieldvaultError(err) ? err : new FieldvaultError('INTERNAL_ERROR');
+  return { statusCode: e.statusCode, code: e.code, error: statusNames[e.statusCode] ?? 'Error', message: e.message };
+}
+
+/** Markdown for docs/errors.md, generated from the catalogue so the two cannot drift. */
+export function renderErrorCatalogueMarkdown(): string {
+  const lines: string[] = [
+    '# Error catalogue',
+    '',
+    '<!-- Generated from packages/protocol/src/errors.ts by `npm run docs:errors`; a test checks it. Do not edit by hand. -->',
+    '',
+    'Every error fieldvault returns or throws has a stable `code`. Match on the code, not the message.',
+    'Over HTTP the body is `{ statusCode, code, error, message }`; in the SDK the thrown',
+    '`FieldvaultError` has the same `code` and `statusCode`, plus `hint`.',
+    '',
+  ];
+  const codes = Object.keys(errorCatalogue) as ErrorCode[];
+  for (const [area, title] of Object.entries(errorAreas)) {
+    const inArea = codes.filter((c) => c.startsWith(`${area}_`));
+    if (inArea.length === 0) continue;
+    lines.push(`## ${title}`, '', '| code | status | what happened | what to do |', '|---|---|---|---|');
+    for (const c of inArea) {
+      const s: ErrorSpec = errorCatalogue[c];
+      lines.push(`| \`${c}\` | ${s.status} | ${s.message.replaceAll('|', '\\|')} | ${s.hint.replaceAll('|', '\\|')} |`);
+    }
+    lines.push('');
+  }
+  return lines.join('\n');
+}
