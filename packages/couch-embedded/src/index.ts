@@ -1,1 +1,13 @@
-export {};
+/**
+ * @fieldvault/couch-embedded: the embedded CouchDB-compatible store (express-pouchdb over
+ * PouchDB/LevelDB) run as a supervised child process on a loopback port, for `npm start`, dev
+ * and tests. Production uses a real Apache CouchDB 3.x through `COUCHDB_URL` instead.
+ */
+export { startEmbeddedCouch } from './embedded-couch.js';
+export type {
+  EmbeddedCouch,
+  EmbeddedCouchCrash,
+  EmbeddedCouchEvents,
+  EmbeddedCouchLogger,
+  StartEmbeddedCouchOptions,
+} from './embedded-couch.js';

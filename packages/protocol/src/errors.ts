@@ -25,7 +25,13 @@ export const errorAreas = {
   CRYPTO: 'Cryptography (keys, KDF, files, envelopes)',
   VAULT: 'The encrypted device vault (keyring, databases)',
   DEVICE: 'Device binding and device state',
+  AUTH: 'Logins, first-admin setup and password resets',
+  SESSION: 'Session tokens',
+  USER: 'User accounts and roles (admin API)',
+  PASSWORD: 'Password policy (NIST SP 800-63B-4)',
+  RATE: 'Rate limits',
   STORE: 'The CouchDB store behind the server',
+  CONFIG: 'Server configuration and secret files',
   INTERNAL: 'Unexpected failures',
 } as const;
 
@@ -50,6 +56,16 @@ export const errorCatalogue = {
     status: 400,
     message: 'An identifier does not match its strict pattern.',
     hint: 'Use identifiers exactly as the API returned or generated them.',
+  },
+  INPUT_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    message: 'The request body has a content type this route does not accept.',
+    hint: 'Send JSON with the header "Content-Type: application/json".',
+  },
+  INPUT_ROUTE_NOT_FOUND: {
+    status: 404,
+    message: 'There is no such route on this server.',
+    hint: 'Check the method and path against docs/protocol.md (all routes start with /v1/).',
   },
 
   // Hybrid logical clock
@@ -97,6 +113,26 @@ export const errorCatalogue = {
     message: 'Two different records were given to merge.',
     hint: 'Merge only versions of the same record id.',
   },
+  RECORD_TOO_LARGE: {
+    status: 413,
+    message: 'A record has more fields, versions, photos or characters than the limit allows.',
+    hint: 'Keep values under 10 000 characters; a record with a very long history should be archived by an admin and continued as a new record.',
+  },
+  RECORD_EDIT_STALE: {
+    status: 409,
+    message: 'An edit carries a timestamp that is not newer than the value it replaces.',
+    hint: "Advance the device clock past the record's timestamps (clock.receive) and apply the edit again.",
+  },
+  RECORD_CONFLICT_NOT_FOUND: {
+    status: 404,
+    message: 'The record has no conflict with this id.',
+    hint: 'Read the record again and pick a conflict id from its current conflicts list.',
+  },
+  RECORD_FORM_INVALID: {
+    status: 400,
+    message: 'A form definition is malformed.',
+    hint: 'Check the form definition against FormDefinitionSchema in docs/protocol.md: unique field names, options for select fields, min not above max.',
+  },
 
   // Crypto
   CRYPTO_KEY_INVALID: {
@@ -143,6 +179,111 @@ export const errorCatalogue = {
     message: 'The device signature is missing, invalid, expired or already used.',
     hint: 'Use the device key pair this device enrolled with; an admin can reset the binding.',
   },
+  DEVICE_BINDING_MISMATCH: {
+    status: 403,
+    message: 'This IMEI is enrolled with a different device key.',
+    hint: 'Log in from the device that enrolled this IMEI; if the phone was reset, ask an admin to unbind the device.',
+  },
+  DEVICE_BLACKLISTED: {
+    status: 403,
+    message: 'This device is blacklisted: logins and data from it are refused.',
+    hint: 'The app must wipe its databases, photos and keyring now; contact an admin if this is a mistake.',
+  },
+  DEVICE_RETIRED: {
+    status: 403,
+    message: 'This device is retired and accepts no new logins.',
+    hint: 'Finish a last sync with an existing session, then wipe the device; an admin can enrol a replacement.',
+  },
+  DEVICE_NOT_FOUND: {
+    status: 404,
+    message: 'No device with this IMEI has contacted this server.',
+    hint: 'Check the IMEI; a device appears after its first login.',
+  },
+
+  // Authentication
+  AUTH_INVALID_CREDENTIALS: {
+    status: 401,
+    message: 'The username or password is wrong.',
+    hint: 'Check both and try again; repeated failures lock the account for a while.',
+  },
+  AUTH_ACCOUNT_LOCKED: {
+    status: 429,
+    message: 'Too many failed logins for this account; it is locked for now.',
+    hint: 'Wait for the time in the Retry-After header, or ask an admin for a password reset.',
+  },
+  AUTH_FORBIDDEN: {
+    status: 403,
+    message: 'Your role does not allow this action.',
+    hint: 'Ask an admin to do it, or to change your role.',
+  },
+  AUTH_SETUP_TOKEN_INVALID: {
+    status: 403,
+    message: 'The setup token is wrong, or this server was started without one.',
+    hint: 'Use the one-time setup token printed when the server first started (docs/operations.md).',
+  },
+  AUTH_SETUP_COMPLETED: {
+    status: 410,
+    message: 'The first admin already exists; the setup token can no longer be used.',
+    hint: 'Log in as an admin and create further users through the admin API.',
+  },
+  AUTH_RESET_TOKEN_INVALID: {
+    status: 400,
+    message: 'The invitation or password-reset token is wrong, expired or already used.',
+    hint: 'Ask an admin for a new password reset.',
+  },
+
+  // Sessions
+  SESSION_INVALID: {
+    status: 401,
+    message: 'The session token is missing, malformed, expired or revoked.',
+    hint: 'Log in again to get a new session token.',
+  },
+
+  // Users
+  USER_NOT_FOUND: {
+    status: 404,
+    message: 'There is no user with this username.',
+    hint: 'Check the username (lowercase letters, digits, ".", "_" and "-").',
+  },
+  USER_EXISTS: {
+    status: 409,
+    message: 'A user with this username already exists.',
+    hint: 'Choose another username, or reset the existing user\'s password.',
+  },
+  USER_DISABLED: {
+    status: 403,
+    message: 'This user account is disabled.',
+    hint: 'Ask an admin to enable the account again.',
+  },
+  USER_LAST_ADMIN: {
+    status: 409,
+    message: 'This change would leave the server without an enabled admin.',
+    hint: 'Create or enable another admin first.',
+  },
+
+  // Passwords
+  PASSWORD_TOO_SHORT: {
+    status: 400,
+    message: 'The password is too short.',
+    hint: 'Use a longer password: a few unrelated words make a long password easy to remember.',
+  },
+  PASSWORD_TOO_LONG: {
+    status: 400,
+    message: 'The password is longer than the allowed maximum.',
+    hint: 'Use a shorter password.',
+  },
+  PASSWORD_TOO_COMMON: {
+    status: 400,
+    message: 'The password is too common or too easy to guess (a known password, a repeated pattern, or it contains the username).',
+    hint: 'Choose a different password, for example a few unrelated words.',
+  },
+
+  // Rate limits
+  RATE_LIMITED: {
+    status: 429,
+    message: 'Too many requests from this address.',
+    hint: 'Wait for the time in the Retry-After header, then retry with backoff.',
+  },
 
   // Store
   STORE_UNAVAILABLE: {
@@ -159,6 +300,28 @@ export const errorCatalogue = {
     status: 503,
     message: 'The embedded database store stopped unexpectedly.',
     hint: 'Restart the server; acknowledged data is on disk. Check the logs for the store exit code.',
+  },
+  STORE_CONFLICT: {
+    status: 503,
+    message: 'The data was changed by many concurrent requests and could not be saved.',
+    hint: 'Retry after a moment.',
+  },
+
+  // Configuration (checked once at start-up)
+  CONFIG_INVALID: {
+    status: 500,
+    message: 'The server configuration is invalid.',
+    hint: 'Fix every setting listed in the message (see docs/operations.md) and start again.',
+  },
+  CONFIG_SECRET_FILE_INSECURE: {
+    status: 500,
+    message: 'A secret file (KEK, TLS key, setup token) is readable or writable by other users.',
+    hint: 'Run `chmod 600` on the file named in the message (and check its owner), then start again.',
+  },
+  CONFIG_SECRET_FILE_INVALID: {
+    status: 500,
+    message: 'A secret file exists but does not hold what it should.',
+    hint: 'Restore the file from your backup; do not replace a KEK with a new one or stored keys become unreadable.',
   },
 
   // Internal
@@ -225,7 +388,8 @@ export interface ErrorBody {
 
 const statusNames: Readonly<Record<number, string>> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict',
-  410: 'Gone', 413: 'Payload Too Large', 422: 'Unprocessable Entity', 423: 'Locked',
+  410: 'Gone', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Entity',
+  423: 'Locked',
   429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
 };
 

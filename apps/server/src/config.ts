@@ -1,0 +1,141 @@
+/**
+ * The server's configuration: the only module that reads `process.env`. Every setting is parsed
+ * and checked once at start-up, all problems are reported together, and the result is frozen.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { FieldvaultError } from '@fieldvault/protocol';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface AppConfig {
+  /** Root of everything the server writes: embedded store, secrets, dev TLS cert. */
+  readonly dataDir: string;
+  readonly host: string;
+  /** HTTPS port. */
+  readonly port: number;
+  /** Plain-HTTP port that only redirects to HTTPS; null disables it. */
+  readonly httpPort: number | null;
+  /** A real CouchDB 3.x (credentials of the least-privilege user inside); null → embedded store. */
+  readonly couchdbUrl: string | null;
+  readonly couchDbPrefix: string;
+  readonly tlsCertFile: string | null;
+  readonly tlsKeyFile: string | null;
+  readonly kekFile: string;
+  /** HLC issuer id of this server; null → generated once and kept in the data dir. */
+  readonly serverId: string | null;
+  readonly passwordMinLength: number;
+  readonly sessionTtlSeconds: number;
+  readonly maxSkewMs: number;
+  readonly logLevel: LogLevel;
+}
+
+interface Setting {
+  readonly env: string;
+  readonly help: string;
+}
+
+/** Every supported variable, so that a typo (`FIELDVAULT_PROT`) is reported instead of ignored. */
+export const settings: readonly Setting[] = [
+  { env: 'FIELDVAULT_DATA_DIR', help: 'data directory (default ./data)' },
+  { env: 'FIELDVAULT_HOST', help: 'address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)' },
+  { env: 'FIELDVAULT_PORT', help: 'HTTPS port (default 8443)' },
+  { env: 'FIELDVAULT_HTTP_PORT', help: 'HTTP port redirecting to HTTPS (default 8080; "off" disables)' },
+  { env: 'COUCHDB_URL', help: 'Apache CouchDB 3.x URL with the app user credentials (default: embedded store)' },
+  { env: 'FIELDVAULT_COUCHDB_PREFIX', help: 'prefix of the database names (default fieldvault_)' },
+  { env: 'FIELDVAULT_TLS_CERT', help: 'PEM certificate chain file (default: self-signed dev cert in the data dir)' },
+  { env: 'FIELDVAULT_TLS_KEY', help: 'PEM private key file, mode 0600 (default: dev key in the data dir)' },
+  { env: 'FIELDVAULT_KEK_FILE', help: 'server key-encryption key file, mode 0600 (default <data>/secrets/kek)' },
+  { env: 'FIELDVAULT_SERVER_ID', help: 'issuer id in key timestamps (default: generated once, kept in <data>/server-id)' },
+  { env: 'FIELDVAULT_PASSWORD_MIN_LENGTH', help: 'minimum password length, 8..64 (default 15)' },
+  { env: 'FIELDVAULT_SESSION_TTL', help: 'session lifetime in seconds (default 43200 = 12 h)' },
+  { env: 'FIELDVAULT_MAX_SKEW_MS', help: 'allowed clock skew of key timestamps in ms (default 300000)' },
+  { env: 'FIELDVAULT_LOG_LEVEL', help: 'fatal|error|warn|info|debug|trace|silent (default info)' },
+];
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const SERVER_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+/**
+ * Reads the configuration from `env` (relative paths resolve against `cwd`).
+ * @throws CONFIG_INVALID listing every problem found.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): AppConfig {
+  const problems: string[] = [];
+  const known = new Set(settings.map((s) => s.env));
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('FIELDVAULT_') && !known.has(name)) {
+      problems.push(`unsupported ${name}; supported: ${settings.filter((s) => s.env.startsWith('FIELDVAULT_')).map((s) => s.env).join(', ')}`);
+    }
+  }
+  const str = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const v = str(name);
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${name} must be an integer in ${min}..${max}, got "${v}"`);
+      return fallback;
+    }
+    return n;
+  };
+  const path = (v: string): string => (isAbsolute(v) ? v : resolve(cwd, v));
+
+  const dataDir = path(str('FIELDVAULT_DATA_DIR') ?? 'data');
+  const httpRaw = str('FIELDVAULT_HTTP_PORT');
+  const httpPort = httpRaw === 'off' ? null : int('FIELDVAULT_HTTP_PORT', 8080, 0, 65535);
+
+  let couchdbUrl: string | null = str('COUCHDB_URL') ?? null;
+  if (couchdbUrl !== null) {
+    try {
+      const u = new URL(couchdbUrl);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') problems.push('COUCHDB_URL must be an http(s) URL');
+    } catch {
+      // Never echo the value: it usually carries the CouchDB password.
+      problems.push('COUCHDB_URL is not a valid URL');
+      couchdbUrl = null;
+    }
+  }
+
+  const prefix = str('FIELDVAULT_COUCHDB_PREFIX') ?? 'fieldvault_';
+  if (!/^[a-z][a-z0-9_$()+-]{0,63}$/.test(prefix)) {
+    problems.push('FIELDVAULT_COUCHDB_PREFIX must start with a-z and use only a-z 0-9 _$()+- (CouchDB database name rules)');
+  }
+
+  const cert = str('FIELDVAULT_TLS_CERT');
+  const key = str('FIELDVAULT_TLS_KEY');
+  if ((cert === undefined) !== (key === undefined)) {
+    problems.push('FIELDVAULT_TLS_CERT and FIELDVAULT_TLS_KEY must be set together (or neither, for the dev certificate)');
+  }
+
+  const serverId = str('FIELDVAULT_SERVER_ID') ?? null;
+  if (serverId !== null && !SERVER_ID.test(serverId)) {
+    problems.push('FIELDVAULT_SERVER_ID must match ^[a-z0-9][a-z0-9._-]{0,63}$');
+  }
+
+  const logLevel = (str('FIELDVAULT_LOG_LEVEL') ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`FIELDVAULT_LOG_LEVEL must be one of ${LOG_LEVELS.join('|')}`);
+
+  const config: AppConfig = {
+    dataDir,
+    host: str('FIELDVAULT_HOST') ?? '127.0.0.1',
+    port: int('FIELDVAULT_PORT', 8443, 0, 65535),
+    httpPort,
+    couchdbUrl,
+    couchDbPrefix: prefix,
+    tlsCertFile: cert === undefined ? null : path(cert),
+    tlsKeyFile: key === undefined ? null : path(key),
+    kekFile: path(str('FIELDVAULT_KEK_FILE') ?? `${dataDir}/secrets/kek`),
+    serverId,
+    passwordMinLength: int('FIELDVAULT_PASSWORD_MIN_LENGTH', 15, 8, 64),
+    sessionTtlSeconds: int('FIELDVAULT_SESSION_TTL', 43_200, 60, 30 * 86_400),
+    maxSkewMs: int('FIELDVAULT_MAX_SKEW_MS', 300_000, 1_000, 3_600_000),
+    logLevel,
+  };
+  if (problems.length > 0) {
+    throw new FieldvaultError('CONFIG_INVALID', { detail: problems.join('; ') });
+  }
+  return Object.freeze(config);
+}

@@ -1,0 +1,35 @@
+import t from 'tap';
+import { loadConfig } from '../src/config.js';
+
+t.test('defaults give an HTTPS server on loopback with the embedded store', async (t) => {
+  const c = loadConfig({}, '/srv/fv');
+  t.equal(c.host, '127.0.0.1');
+  t.equal(c.port, 8443);
+  t.equal(c.httpPort, 8080);
+  t.equal(c.couchdbUrl, null);
+  t.equal(c.dataDir, '/srv/fv/data');
+  t.equal(c.kekFile, '/srv/fv/data/secrets/kek');
+  t.equal(c.passwordMinLength, 15);
+  t.ok(Object.isFrozen(c));
+});
+
+t.test('every problem is reported at once, including unknown FIELDVAULT_ variables', async (t) => {
+  const err = t.throws(() =>
+    loadConfig({ FIELDVAULT_PORTT: '1', FIELDVAULT_PORT: 'abc', FIELDVAULT_TLS_CERT: 'c.pem', FIELDVAULT_LOG_LEVEL: 'loud' }),
+  ) as { code?: string; message?: string };
+  t.equal(err.code, 'CONFIG_INVALID');
+  t.match(err.message, /unsupported FIELDVAULT_PORTT/);
+  t.match(err.message, /FIELDVAULT_PORT must be an integer/);
+  t.match(err.message, /FIELDVAULT_TLS_CERT and FIELDVAULT_TLS_KEY must be set together/);
+  t.match(err.message, /FIELDVAULT_LOG_LEVEL/);
+});
+
+t.test('an invalid COUCHDB_URL is reported without echoing its credentials', async (t) => {
+  const err = t.throws(() => loadConfig({ COUCHDB_URL: 'not a url with s3cretpw' })) as { code?: string; message?: string };
+  t.equal(err.code, 'CONFIG_INVALID');
+  t.notMatch(err.message ?? '', /s3cretpw/);
+});
+
+t.test('HTTP redirect can be switched off', async (t) => {
+  t.equal(loadConfig({ FIELDVAULT_HTTP_PORT: 'off' }).httpPort, null);
+});

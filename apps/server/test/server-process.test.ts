@@ -1,0 +1,146 @@
+// The runnable server as a real process: secrets, dev TLS, HTTPS + redirect, setup token, restart
+// with the same databases, refusal of exposed secret files, clean stop on SIGINT.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+
+const main = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+
+interface Started {
+  child: ChildProcess;
+  url: string;
+  httpUrl: string;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function startProcess(dataDir: string, extraEnv: Record<string, string> = {}): Promise<Started> {
+  const child = spawn(process.execPath, [main], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      FIELDVAULT_DATA_DIR: dataDir,
+      FIELDVAULT_PORT: '0',
+      FIELDVAULT_HTTP_PORT: '0',
+      FIELDVAULT_LOG_LEVEL: 'warn',
+      ...extraEnv,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setInterval(() => {
+      const m = /listening on (https:\/\/\S+)/.exec(out);
+      const h = /plain HTTP on (http:\/\/\S+)/.exec(out);
+      if (m?.[1] !== undefined && h?.[1] !== undefined) {
+        clearInterval(timer);
+        resolve({ child, url: m[1], httpUrl: h[1], output: () => out, exited });
+      }
+    }, 50);
+    void exited.then((code) => {
+      clearInterval(timer);
+      reject(Object.assign(new Error(`server exited with ${String(code)}: ${out}`), { output: out, code }));
+    });
+  });
+}
+
+function stopProcess(s: Started): Promise<number | null> {
+  s.child.kill('SIGINT');
+  return s.exited;
+}
+
+function https(url: string, ca: string, body?: unknown): Promise<{ status: number; headers: Record<string, unknown>; json: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      url,
+      { method: body === undefined ? 'GET' : 'POST', ca, headers: body === undefined ? {} : { 'content-type': 'application/json' } },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, json: text === '' ? null : JSON.parse(text) }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+t.test('first start creates 0600 secrets, serves HTTPS with HSTS, redirects HTTP and prints a setup token that works once', async (t) => {
+  const dir = t.testdir();
+  const dataDir = join(dir, 'data');
+  const s = await startProcess(dataDir);
+  t.teardown(() => { if (s.child.exitCode === null) s.child.kill('SIGKILL'); });
+
+  for (const f of ['secrets/kek', 'secrets/setup-token', 'tls/dev-key.pem']) {
+    t.equal(statSync(join(dataDir, f)).mode & 0o777, 0o600, `${f} is 0600`);
+  }
+  const token = readFileSync(join(dataDir, 'secrets/setup-token'), 'utf8').trim();
+  t.match(s.output(), token, 'the token is printed for the operator');
+  const ca = readFileSync(join(dataDir, 'tls/dev-cert.pem'), 'utf8');
+
+  // Plain HTTP never serves content: it redirects to the HTTPS origin.
+  const redirect = await new Promise<{ status: number; location: string }>((resolve, reject) => {
+    httpRequest(`${s.httpUrl}/v1/users?x=1`, (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0, location: String(res.headers.location) });
+    }).on('error', reject).end();
+  });
+  t.equal(redirect.status, 308);
+  t.equal(redirect.location, `${s.url}/v1/users?x=1`);
+
+  const unauth = await https(`${s.url}/v1/users`, ca);
+  t.equal(unauth.status, 401, 'admin routes need a session');
+  t.match(String(unauth.headers['strict-transport-security']), /max-age=\d+/);
+
+  const wrong = await https(`${s.url}/v1/setup/admin`, ca, { setupToken: 'x'.repeat(43), username: 'admin', password: 'correct horse battery staple 42' });
+  t.equal((wrong.json as { code: string }).code, 'AUTH_SETUP_TOKEN_INVALID');
+
+  const made = await https(`${s.url}/v1/setup/admin`, ca, { setupToken: token, username: 'admin', password: 'correct horse battery staple 42' });
+  t.equal(made.status, 201, JSON.stringify(made.json));
+  const again = await https(`${s.url}/v1/setup/admin`, ca, { setupToken: token, username: 'admin2', password: 'correct horse battery staple 42' });
+  t.equal((again.json as { code: string }).code, 'AUTH_SETUP_COMPLETED');
+
+  t.equal(await stopProcess(s), 0, 'SIGINT stops cleanly with exit code 0');
+
+  // Restart on the same data: databases reused, admin kept, no token printed, token file gone.
+  const s2 = await startProcess(dataDir);
+  t.teardown(() => { if (s2.child.exitCode === null) s2.child.kill('SIGKILL'); });
+  t.match(s2.output(), /first admin: already set up/);
+  t.notOk(existsSync(join(dataDir, 'secrets/setup-token')));
+  const login = await https(`${s2.url}/v1/setup/admin`, ca, { setupToken: token, username: 'admin3', password: 'correct horse battery staple 42' });
+  t.equal((login.json as { code: string }).code, 'AUTH_SETUP_COMPLETED');
+  t.equal(await stopProcess(s2), 0);
+});
+
+t.test('a KEK file readable by others stops the start-up with a catalogued error naming the file', async (t) => {
+  const dir = t.testdir();
+  const dataDir = join(dir, 'data');
+  const s = await startProcess(dataDir);
+  t.equal(await stopProcess(s), 0);
+  chmodSync(join(dataDir, 'secrets/kek'), 0o644);
+  const err = (await startProcess(dataDir).then(
+    () => t.fail('must not start'),
+    (e: unknown) => e,
+  )) as { output: string; code: number };
+  t.equal(err.code, 1);
+  t.match(err.output, /CONFIG_SECRET_FILE_INSECURE/);
+  t.match(err.output, /secrets\/kek has mode 0644/);
+});
+
+t.test('a configuration error is reported before anything is created', async (t) => {
+  const dir = t.testdir();
+  const dataDir = join(dir, 'data');
+  const err = (await startProcess(dataDir, { FIELDVAULT_PORT: 'eighty' }).then(
+    () => t.fail('must not start'),
+    (e: unknown) => e,
+  )) as { output: string; code: number };
+  t.equal(err.code, 1);
+  t.match(err.output, /CONFIG_INVALID/);
+  t.notOk(existsSync(dataDir), 'no data directory was created');
+});

@@ -1,0 +1,350 @@
+import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { existsSync, mkdirSync } from 'node:fs';
+import { request } from 'node:http';
+import { isIP } from 'node:net';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { FieldvaultError } from '@fieldvault/protocol';
+import type { ChildConfig, ChildMessage } from './child-protocol.js';
+
+/**
+ * A pino-compatible logger (a pino instance fits). The store is quiet without one: its output
+ * goes here, never to stdout.
+ */
+export interface EmbeddedCouchLogger {
+  debug(obj: Record<string, unknown>, msg: string): void;
+  info(obj: Record<string, unknown>, msg: string): void;
+  warn(obj: Record<string, unknown>, msg: string): void;
+  error(obj: Record<string, unknown>, msg: string): void;
+}
+
+export interface StartEmbeddedCouchOptions {
+  /** Directory holding the store's LevelDB databases; created if missing. */
+  readonly dataDir: string;
+  /** Loopback address to bind (`127.0.0.0/8`, `::1` or `localhost`). Default `127.0.0.1`. */
+  readonly host?: string;
+  /** Port to bind. Default 0: a free port chosen by the system. */
+  readonly port?: number;
+  /** Receives the store's output and lifecycle events. Default: discard. */
+  readonly logger?: EmbeddedCouchLogger;
+  /** How long the store may take to answer HTTP before start fails. Default 20 000 ms. */
+  readonly startTimeoutMs?: number;
+  /** How long `stop()` waits after SIGTERM before it sends SIGKILL. Default 10 000 ms. */
+  readonly stopTimeoutMs?: number;
+}
+
+/** Why the store process ended on its own. */
+export interface EmbeddedCouchCrash {
+  /** Exit code, or null when a signal ended it. */
+  readonly code: number | null;
+  /** The signal that ended it, or null. */
+  readonly signal: NodeJS.Signals | null;
+}
+
+export interface EmbeddedCouchEvents {
+  /** The store process ended without `stop()` being called. Emitted once. */
+  crash: [info: EmbeddedCouchCrash];
+}
+
+/** A running embedded store. Talk to it over HTTP at {@link EmbeddedCouch.url}. */
+export interface EmbeddedCouch {
+  /** Base URL without a trailing slash, e.g. `http://127.0.0.1:41234`. */
+  readonly url: string;
+  readonly port: number;
+  /** Absolute path of the data directory. */
+  readonly dataDir: string;
+  /** Process id of the store process. */
+  readonly pid: number;
+  /** True once the store process has ended without `stop()`. */
+  readonly crashed: boolean;
+  /**
+   * Stops the store: SIGTERM, then SIGKILL after `stopTimeoutMs`. Resolves once the process has
+   * exited (at once if it already has, e.g. after a crash). Idempotent.
+   */
+  stop(): Promise<void>;
+  on<K extends keyof EmbeddedCouchEvents>(event: K, listener: (...args: EmbeddedCouchEvents[K]) => void): this;
+  once<K extends keyof EmbeddedCouchEvents>(event: K, listener: (...args: EmbeddedCouchEvents[K]) => void): this;
+  off<K extends keyof EmbeddedCouchEvents>(event: K, listener: (...args: EmbeddedCouchEvents[K]) => void): this;
+}
+
+const DEFAULT_HOST = '127.0.0.1';
+const DEFAULT_START_TIMEOUT_MS = 20_000;
+const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+/** Lines of the child's stderr kept to explain a failed start. */
+const STDERR_TAIL_LINES = 20;
+
+const silentLogger: EmbeddedCouchLogger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
+
+/**
+ * The child script is always the compiled one: it runs under plain `node`. Resolving
+ * `../dist/child.js` from this module works both from `dist/` and from `src/` (tests).
+ */
+function childScriptPath(): string {
+  return fileURLToPath(new URL('../dist/child.js', import.meta.url));
+}
+
+/** Maps `host` to a loopback IP literal, or returns undefined if it is not loopback. */
+function loopbackAddress(host: string): string | undefined {
+  if (host === 'localhost') return DEFAULT_HOST;
+  if (isIP(host) === 4 && host.startsWith('127.')) return host;
+  if (host === '::1' || host === '0:0:0:0:0:0:0:1') return '::1';
+  return undefined;
+}
+
+function invalid(detail: string): FieldvaultError {
+  return new FieldvaultError('INPUT_INVALID', { detail });
+}
+
+function startFailed(detail: string, cause?: unknown): FieldvaultError {
+  return new FieldvaultError('STORE_START_FAILED', cause === undefined ? { detail } : { detail, cause });
+}
+
+function positiveInt(value: number | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value <= 0) throw invalid(`"${name}" must be a positive integer of milliseconds`);
+  return value;
+}
+
+/** GET / on the store; resolves true when it answers with the express-pouchdb welcome. */
+function answersWelcome(url: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((done) => {
+    const req = request(`${url}/`, { agent: false, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', () => done(false));
+      res.on('end', () => {
+        try {
+          const body: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          done(res.statusCode === 200 && typeof body === 'object' && body !== null && 'express-pouchdb' in body);
+        } catch {
+          done(false);
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => done(false));
+    req.end();
+  });
+}
+
+class EmbeddedCouchProcess extends EventEmitter<EmbeddedCouchEvents> implements EmbeddedCouch {
+  readonly url: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly pid: number;
+  #crashed = false;
+  #stopping: Promise<void> | undefined;
+  readonly #child: ChildProcess;
+  readonly #exited: Promise<void>;
+  readonly #stopTimeoutMs: number;
+  readonly #logger: EmbeddedCouchLogger;
+
+  constructor(args: {
+    child: ChildProcess & { pid: number };
+    exited: Promise<void>;
+    url: string;
+    port: number;
+    dataDir: string;
+    stopTimeoutMs: number;
+    logger: EmbeddedCouchLogger;
+  }) {
+    super();
+    this.#child = args.child;
+    this.#exited = args.exited;
+    this.url = args.url;
+    this.port = args.port;
+    this.dataDir = args.dataDir;
+    this.pid = args.child.pid;
+    this.#stopTimeoutMs = args.stopTimeoutMs;
+    this.#logger = args.logger;
+    if (this.#child.exitCode !== null || this.#child.signalCode !== null) {
+      this.#onExit(this.#child.exitCode, this.#child.signalCode);
+    } else {
+      this.#child.once('exit', (code, signal) => this.#onExit(code, signal));
+    }
+  }
+
+  get crashed(): boolean {
+    return this.#crashed;
+  }
+
+  #onExit(code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.#stopping !== undefined) {
+      this.#logger.info({ pid: this.pid, code, signal }, 'embedded store stopped');
+      return;
+    }
+    this.#crashed = true;
+    this.#logger.error({ pid: this.pid, code, signal }, 'embedded store exited unexpectedly');
+    this.emit('crash', { code, signal });
+  }
+
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    if (this.#crashed) return;
+    const child = this.#child;
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const killTimer = setTimeout(() => {
+        this.#logger.warn({ pid: this.pid }, 'embedded store did not stop in time; killing it');
+        child.kill('SIGKILL');
+      }, this.#stopTimeoutMs);
+      try {
+        await this.#exited;
+      } finally {
+        clearTimeout(killTimer);
+      }
+    }
+  }
+}
+
+/**
+ * Starts the embedded CouchDB-compatible store (express-pouchdb over PouchDB/LevelDB) as a
+ * supervised child process bound to a loopback address, and resolves once it answers HTTP.
+ *
+ * The child exits when this process exits or dies. A later unexpected exit is reported through
+ * the `crash` event and {@link EmbeddedCouch.crashed}.
+ *
+ * @throws `INPUT_INVALID` when an option is malformed or `host` is not a loopback address.
+ * @throws `STORE_START_FAILED` when the data directory cannot be created or used (not writable,
+ *   locked by another store), the port cannot be bound, or the store does not answer within
+ *   `startTimeoutMs`; no child process is left behind.
+ */
+export async function startEmbeddedCouch(options: StartEmbeddedCouchOptions): Promise<EmbeddedCouch> {
+  if (typeof options.dataDir !== 'string' || options.dataDir.trim() === '') {
+    throw invalid('"dataDir" must be a non-empty path');
+  }
+  const requestedHost = options.host ?? DEFAULT_HOST;
+  const host = loopbackAddress(requestedHost);
+  if (host === undefined) {
+    throw invalid(`"host" must be a loopback address such as 127.0.0.1, got "${requestedHost}": the store has no authentication`);
+  }
+  const requestedPort = options.port ?? 0;
+  if (!Number.isSafeInteger(requestedPort) || requestedPort < 0 || requestedPort > 65_535) {
+    throw invalid('"port" must be an integer from 0 to 65535');
+  }
+  const startTimeoutMs = positiveInt(options.startTimeoutMs, 'startTimeoutMs', DEFAULT_START_TIMEOUT_MS);
+  const stopTimeoutMs = positiveInt(options.stopTimeoutMs, 'stopTimeoutMs', DEFAULT_STOP_TIMEOUT_MS);
+  const logger = options.logger ?? silentLogger;
+  const dataDir = resolve(options.dataDir);
+
+  try {
+    mkdirSync(dataDir, { recursive: true });
+  } catch (err) {
+    throw startFailed(`cannot create data directory ${dataDir}`, err);
+  }
+  const script = childScriptPath();
+  if (!existsSync(script)) {
+    throw startFailed(`${script} is missing; build @fieldvault/couch-embedded first`);
+  }
+
+  const started = Date.now();
+  const config: ChildConfig = { dataDir, host, port: requestedPort };
+  const child = fork(script, [JSON.stringify(config)], {
+    // Anything the store writes outside its databases lands in dataDir, never in our cwd.
+    cwd: dataDir,
+    // The child is plain JS: don't pass on TypeScript loaders or inspector flags.
+    execArgv: [],
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    serialization: 'json',
+  });
+
+  const exited = new Promise<void>((done) => {
+    if (child.exitCode !== null || child.signalCode !== null) done();
+    else child.once('exit', () => done());
+  });
+  // The parent exiting normally (or via process.exit) takes the store down with it; the child
+  // also watches the IPC channel for the cases where this hook cannot run (kill -9).
+  const onParentExit = (): void => {
+    child.kill('SIGTERM');
+  };
+  process.once('exit', onParentExit);
+  void exited.then(() => process.off('exit', onParentExit));
+
+  const stderrTail: string[] = [];
+  const childPid = child.pid;
+  if (child.stdout) {
+    createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', (line) => {
+      logger.info({ pid: childPid, stream: 'stdout' }, line);
+    });
+  }
+  if (child.stderr) {
+    createInterface({ input: child.stderr, crlfDelay: Infinity }).on('line', (line) => {
+      stderrTail.push(line);
+      if (stderrTail.length > STDERR_TAIL_LINES) stderrTail.shift();
+      logger.warn({ pid: childPid, stream: 'stderr' }, line);
+    });
+  }
+
+  const abort = async (detail: string, cause?: unknown): Promise<never> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+    const tail = stderrTail.length > 0 ? `; store output: ${stderrTail.join(' | ')}` : '';
+    logger.error({ pid: childPid, dataDir }, `embedded store failed to start: ${detail}`);
+    throw startFailed(`${detail}${tail}`, cause);
+  };
+
+  let port: number;
+  try {
+    port = await new Promise<number>((done, fail) => {
+      const timer = setTimeout(() => fail(new Error(`no answer within ${startTimeoutMs} ms`)), startTimeoutMs);
+      const settle = (): void => {
+        clearTimeout(timer);
+        child.off('message', onMessage);
+        child.off('exit', onExit);
+        child.off('error', onError);
+      };
+      const onMessage = (message: unknown): void => {
+        const msg = message as ChildMessage;
+        settle();
+        if (msg.type === 'ready') done(msg.port);
+        else fail(new Error(msg.reason));
+      };
+      const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+        settle();
+        fail(new Error(`store process exited during start (code ${code}, signal ${signal})`));
+      };
+      const onError = (err: Error): void => {
+        settle();
+        fail(err);
+      };
+      child.on('message', onMessage);
+      child.once('exit', onExit);
+      child.once('error', onError);
+    });
+  } catch (err) {
+    return abort(err instanceof Error ? err.message : String(err), err);
+  }
+
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const remaining = startTimeoutMs - (Date.now() - started);
+  if (remaining <= 0 || !(await answersWelcome(url, remaining))) {
+    return abort(`store at ${url} did not answer GET / with the welcome document`);
+  }
+  if (child.pid === undefined) return abort('store process has no pid');
+
+  logger.info({ pid: child.pid, url, dataDir, ms: Date.now() - started }, 'embedded store started');
+  // After start, an unexpected exit is a crash: keep the child's output flowing to the logger
+  // but stop holding the start-up error listener.
+  child.on('error', (err) => logger.error({ pid: childPid, err: err.message }, 'embedded store process error'));
+  return new EmbeddedCouchProcess({
+    child: child as ChildProcess & { pid: number },
+    exited,
+    url,
+    port,
+    dataDir,
+    stopTimeoutMs,
+    logger,
+  });
+}

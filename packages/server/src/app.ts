@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import { FieldvaultError, createClock } from '@fieldvault/protocol';
+import { auditPlugin } from './audit/plugin.js';
+import { authPlugin } from './auth/plugin.js';
+import { resolveConfig, type BuildAppInput } from './config.js';
+import { couchPlugin } from './couch/plugin.js';
+import { devicesPlugin } from './devices/plugin.js';
+import './http/context.js';
+import { installErrorHandling } from './http/error-handler.js';
+import { loggerOptions } from './http/logger.js';
+import { parseStrictJson } from './http/strict-json.js';
+import { installValidators } from './http/validation.js';
+import { sessionsPlugin } from './sessions/plugin.js';
+import { credentialsPlugin } from './users/credentials.js';
+import { usersPlugin } from './users/plugin.js';
+
+/** HSTS for one year once the server is served over TLS (DESIGN.md §5). */
+const HSTS = 'max-age=31536000; includeSubDomains';
+
+/**
+ * Builds the fieldvault server: one Fastify instance with every feature plugin registered.
+ * It does not listen; call `app.listen()` (apps/server) or `app.inject()` (tests). The databases
+ * are created (or reused) when the app becomes ready.
+ *
+ * @throws CONFIG_INVALID listing every invalid setting.
+ */
+export async function buildApp(input: BuildAppInput): Promise<FastifyInstance> {
+  const config = resolveConfig(input);
+  const now = input.now ?? Date.now;
+
+  const options: FastifyServerOptions = {
+    logger: loggerOptions(config.logLevel, input.logStream),
+    bodyLimit: config.bodyLimit,
+    trustProxy: config.trustProxy,
+    // Our own ids: a client-chosen request id would let a caller forge log correlation.
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    return503OnClosing: true,
+  };
+  // With `https` Node creates a TLS server; the instance's API is the same, so it is typed as
+  // the default one (Fastify's overloads would otherwise make every plugin generic over it).
+  const app: FastifyInstance = Fastify(input.https === undefined ? options : ({ ...options, https: { ...input.https } } as FastifyServerOptions));
+
+  installValidators(app);
+  installErrorHandling(app);
+
+  // Only JSON is accepted, and only strict JSON: no repeated keys, no prototype keys.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseStrictJson(typeof body === 'string' ? body : body.toString('utf8')));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+
+  if (input.https !== undefined) {
+    app.addHook('onSend', async (_request, reply) => {
+      void reply.header('strict-transport-security', HSTS);
+    });
+  }
+
+  app.decorate('fieldvaultConfig', config);
+  app.decorate('now', now);
+  app.decorate('clock', createClock({ node: config.serverId, now, maxSkewMs: config.maxSkewMs }));
+
+  await app.register(rateLimit, {
+    global: true,
+    max: config.rateLimit.max,
+    timeWindow: config.rateLimit.timeWindowMs,
+    errorResponseBuilder: (_request, context) =>
+      new FieldvaultError('RATE_LIMITED', { details: { retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000)) } }),
+  });
+
+  await app.register(couchPlugin, { url: config.couch.url, dbPrefix: config.couch.dbPrefix });
+  await app.register(sessionsPlugin);
+  await app.register(auditPlugin);
+  await app.register(credentialsPlugin);
+  await app.register(usersPlugin);
+  await app.register(authPlugin);
+  await app.register(devicesPlugin);
+
+  if (config.sweepIntervalSeconds > 0) {
+    let timer: NodeJS.Timeout | undefined;
+    app.addHook('onReady', async () => {
+      timer = setInterval(() => {
+        app.repo.sweepExpired(now()).then(
+          (removed) => {
+            if (removed > 0) app.log.info({ removed }, 'expired sessions, challenges and tokens removed');
+          },
+          (err: unknown) => app.log.warn({ code: (err as { code?: unknown }).code }, 'sweep of expired sessions failed'),
+        );
+      }, config.sweepIntervalSeconds * 1000);
+      timer.unref();
+    });
+    app.addHook('onClose', async () => {
+      if (timer !== undefined) clearInterval(timer);
+    });
+  }
+
+  return app;
+}

@@ -1,0 +1,169 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import {
+  FieldvaultError,
+  NODE_ID_PATTERN,
+  PASSWORD_MAX_LENGTH_CEILING,
+  PASSWORD_MAX_LENGTH_FLOOR,
+  PASSWORD_MIN_LENGTH_FLOOR,
+} from '@fieldvault/protocol';
+
+/** Database names are `<dbPrefix><name>`; CouchDB allows `[a-z][a-z0-9_$()+/-]*`, we allow less. */
+export const DB_PREFIX_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
+
+/**
+ * Everything `buildApp` needs, as plain data. Validated once (all problems listed together),
+ * defaults filled in, then frozen. Only apps/server reads the environment and secret files.
+ */
+export const ServerConfigSchema = Type.Object(
+  {
+    couch: Type.Object(
+      {
+        /** CouchDB base URL, may carry the app user's credentials (never logged). */
+        url: Type.String({ pattern: '^https?://[^\\s]+$', maxLength: 2048 }),
+        /** Prefix of every database name, so several servers or tests can share one CouchDB. */
+        dbPrefix: Type.String({ pattern: DB_PREFIX_PATTERN.source, default: 'fieldvault_' }),
+      },
+      { additionalProperties: false },
+    ),
+    /** The server key-encryption key (32 bytes) that seals stored DB keys. */
+    kek: Type.Uint8Array({ minByteLength: 32, maxByteLength: 32 }),
+    /** This server's HLC node id: it stamps and names the keys it issues. Stable across restarts. */
+    serverId: Type.String({ pattern: NODE_ID_PATTERN.source, maxLength: 64 }),
+    /** How far (ms) a received key timestamp may be ahead of this server's clock. */
+    maxSkewMs: Type.Integer({ minimum: 0, maximum: 86_400_000, default: 300_000 }),
+    password: Type.Object(
+      {
+        minLength: Type.Integer({ minimum: PASSWORD_MIN_LENGTH_FLOOR, maximum: PASSWORD_MAX_LENGTH_CEILING, default: 15 }),
+        maxLength: Type.Integer({ minimum: PASSWORD_MAX_LENGTH_FLOOR, maximum: PASSWORD_MAX_LENGTH_CEILING, default: 256 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    /** Argon2id parameters for password hashes. Lower them only in tests. */
+    argon2: Type.Object(
+      {
+        memoryKiB: Type.Integer({ minimum: 1024, maximum: 4_194_304, default: 65_536 }),
+        timeCost: Type.Integer({ minimum: 1, maximum: 20, default: 3 }),
+        parallelism: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    session: Type.Object(
+      { ttlSeconds: Type.Integer({ minimum: 60, maximum: 2_592_000, default: 43_200 }) },
+      { additionalProperties: false, default: {} },
+    ),
+    /** Lifetime of a login challenge (nonce). */
+    challenge: Type.Object(
+      { ttlSeconds: Type.Integer({ minimum: 5, maximum: 900, default: 120 }) },
+      { additionalProperties: false, default: {} },
+    ),
+    /** Lifetime of an invitation / password-reset token. */
+    resetToken: Type.Object(
+      { ttlSeconds: Type.Integer({ minimum: 300, maximum: 2_592_000, default: 259_200 }) },
+      { additionalProperties: false, default: {} },
+    ),
+    /** Per-account throttling: lock after `maxFailures` consecutive failures, doubling each time. */
+    throttle: Type.Object(
+      {
+        maxFailures: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
+        lockSeconds: Type.Integer({ minimum: 1, maximum: 86_400, default: 60 }),
+        maxLockSeconds: Type.Integer({ minimum: 1, maximum: 604_800, default: 3_600 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    /** Per-IP limits (requests per window): `max` for every route, `authMax` for login-like routes. */
+    rateLimit: Type.Object(
+      {
+        max: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 600 }),
+        authMax: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 60 }),
+        timeWindowMs: Type.Integer({ minimum: 1_000, maximum: 86_400_000, default: 60_000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    /** Largest accepted request body in bytes. */
+    bodyLimit: Type.Integer({ minimum: 1_024, maximum: 67_108_864, default: 1_048_576 }),
+    /** One-time token that allows `POST /v1/setup/admin` to create the first admin. */
+    setupToken: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{32,256}$' })),
+    /** Trust X-Forwarded-For (only behind a reverse proxy you run). */
+    trustProxy: Type.Boolean({ default: false }),
+    /** How often expired sessions, challenges and reset tokens are removed; 0 turns the sweep off. */
+    sweepIntervalSeconds: Type.Integer({ minimum: 0, maximum: 86_400, default: 600 }),
+    logLevel: Type.Union(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+      { default: 'info' },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** The validated, defaulted, frozen configuration. */
+export type ServerConfig = Readonly<Static<typeof ServerConfigSchema>>;
+
+type WithOptionalDefaults<T> = {
+  [K in keyof T]?: T[K] extends Uint8Array ? T[K] : T[K] extends object ? WithOptionalDefaults<T[K]> : T[K];
+};
+
+/** What callers pass: every setting with a default may be left out. */
+export type ServerConfigInput = WithOptionalDefaults<Static<typeof ServerConfigSchema>> & {
+  readonly couch: { readonly url: string; readonly dbPrefix?: string };
+  readonly kek: Uint8Array;
+  readonly serverId: string;
+};
+
+/** A pino destination: anything with `write(line)`. */
+export interface LogStream {
+  write(msg: string): void;
+}
+
+/** Runtime hooks that are not data: a log destination and a clock (tests fake time here). */
+export interface RuntimeOptions {
+  /** Where log lines go; default stdout. Tests capture a stream here. */
+  readonly logStream?: LogStream;
+  /** Wall clock in ms; default `Date.now`. */
+  readonly now?: () => number;
+  /**
+   * TLS for the listener (passed to Node's `https.createServer`); when set, every response also
+   * carries HSTS. apps/server loads the files (mode 0600) and passes their contents.
+   */
+  readonly https?: { readonly key: string | Buffer; readonly cert: string | Buffer; readonly minVersion?: 'TLSv1.2' | 'TLSv1.3' };
+}
+
+export type BuildAppInput = ServerConfigInput & RuntimeOptions;
+
+/** Below these, Argon2id is weaker than OWASP's minimum (19 MiB, t=2): accepted only with a warning. */
+export const ARGON2_RECOMMENDED_FLOOR = { memoryKiB: 19_456, timeCost: 2 } as const;
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !(value instanceof Uint8Array)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * Validates a configuration and fills in defaults.
+ * @throws CONFIG_INVALID listing every problem at once (setting names only, never values).
+ */
+export function resolveConfig(input: ServerConfigInput): ServerConfig {
+  const { logStream: _s, now: _n, https: _h, ...data } = input as BuildAppInput;
+  const kek = data.kek;
+  // The KEK is taken as is (not cloned into the error path or defaults machinery).
+  const candidate = Value.Default(ServerConfigSchema, { ...Value.Clone({ ...data, kek: undefined }), kek });
+  const problems: string[] = [];
+  for (const e of Value.Errors(ServerConfigSchema, candidate)) {
+    const name = e.path === '' ? '(root)' : e.path.slice(1).replaceAll('/', '.');
+    problems.push(`${name}: ${e.message}`);
+  }
+  if (problems.length === 0) {
+    const c = candidate as Static<typeof ServerConfigSchema>;
+    if (c.password.minLength > c.password.maxLength) problems.push('password.minLength: must not exceed password.maxLength');
+    if (c.throttle.lockSeconds > c.throttle.maxLockSeconds) problems.push('throttle.lockSeconds: must not exceed throttle.maxLockSeconds');
+  }
+  if (problems.length > 0) {
+    throw new FieldvaultError('CONFIG_INVALID', { detail: [...new Set(problems)].join('; ') });
+  }
+  const config = candidate as Static<typeof ServerConfigSchema>;
+  config.kek = new Uint8Array(kek);
+  return deepFreeze(config);
+}

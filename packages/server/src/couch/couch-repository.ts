@@ -1,0 +1,527 @@
+import { randomBytes } from 'node:crypto';
+import nano from 'nano';
+import { FieldvaultError } from '@fieldvault/protocol';
+import { DESIGN_NAME, DESIGN_VERSION, auditViews, devicesViews, sessionsViews, usersViews, type DesignViews } from './design-docs.js';
+import type {
+  AuditEntry,
+  AuditQuery,
+  AuditRecord,
+  ChallengeRecord,
+  DeviceRecord,
+  DeviceStatus,
+  Page,
+  ResetRecord,
+  SessionRecord,
+  SessionRevocation,
+  ThrottleRecord,
+  UserRecord,
+} from './records.js';
+import { statusOf, storeError } from './store-errors.js';
+
+export interface CouchRepositoryOptions {
+  /** CouchDB base URL (credentials allowed; never logged). */
+  readonly url: string;
+  /** Prefix of every database name. */
+  readonly dbPrefix: string;
+}
+
+type Doc = Record<string, unknown> & { _id: string; _rev?: string };
+type Db = nano.DocumentScope<Doc>;
+
+/** A mutation for {@link CouchRepository} `modify*` methods: return the new value, or undefined to write nothing. */
+export type Mutation<T> = (current: T | undefined) => T | undefined | Promise<T | undefined>;
+
+/** How often a read-modify-write is retried on a `_rev` conflict before STORE_CONFLICT. */
+const MAX_WRITE_ATTEMPTS = 12;
+const PAGE_SCAN_LIMIT = 2_000;
+const HIGH = {}; // sorts after every string and number in CouchDB's view collation
+const SETUP_ID = 'meta:setup';
+
+export const DATABASES = ['users', 'devices', 'sessions', 'audit'] as const;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function strip<T>(doc: Doc): T {
+  const { _id: _i, _rev: _r, type: _t, ...rest } = doc;
+  return rest as T;
+}
+
+function encodeCursor(key: unknown): string {
+  return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');
+}
+
+/**
+ * Decodes a cursor and checks it has the exact shape this query produces, so a forged cursor can
+ * only move within the same index range.
+ * @throws INPUT_INVALID when the cursor is malformed or belongs to another query.
+ */
+function decodeCursor(cursor: string, prefix: readonly unknown[]): unknown[] {
+  const bad = new FieldvaultError('INPUT_INVALID', { detail: 'cursor: not a cursor returned by this query', details: { field: 'cursor' } });
+  let key: unknown;
+  try {
+    key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw bad;
+  }
+  if (!Array.isArray(key) || key.length !== prefix.length + 2) throw bad;
+  if (!prefix.every((p, i) => key[i] === p)) throw bad;
+  if (typeof key[prefix.length] !== 'number' || typeof key[prefix.length + 1] !== 'string') throw bad;
+  return key as unknown[];
+}
+
+/**
+ * The one place that talks to CouchDB (through nano). It creates its databases on first start,
+ * reuses them afterwards, returns the server's own record types and throws only catalogued
+ * errors. Queries are built from typed scalars only; `seq` values are never interpreted.
+ */
+export class CouchRepository {
+  private readonly server: nano.ServerScope;
+  private readonly users: Db;
+  private readonly devices: Db;
+  private readonly sessions: Db;
+  private readonly audit: Db;
+  private readonly names: Readonly<Record<(typeof DATABASES)[number], string>>;
+
+  constructor(options: CouchRepositoryOptions) {
+    this.server = nano({ url: options.url });
+    this.names = {
+      users: `${options.dbPrefix}users`,
+      devices: `${options.dbPrefix}devices`,
+      sessions: `${options.dbPrefix}sessions`,
+      audit: `${options.dbPrefix}audit`,
+    };
+    this.users = this.server.use<Doc>(this.names.users);
+    this.devices = this.server.use<Doc>(this.names.devices);
+    this.sessions = this.server.use<Doc>(this.names.sessions);
+    this.audit = this.server.use<Doc>(this.names.audit);
+  }
+
+  /** Database names in use, e.g. for operators' `_security` setup. */
+  get databaseNames(): readonly string[] {
+    return Object.values(this.names);
+  }
+
+  /**
+   * Creates the databases and design documents if missing; reuses existing ones.
+   * @throws STORE_UNAVAILABLE when CouchDB cannot be reached or refuses.
+   */
+  async init(): Promise<void> {
+    for (const name of Object.values(this.names)) {
+      try {
+        await this.server.db.create(name);
+      } catch (err) {
+        // 412: exists already (a second start, or another server sharing the store).
+        if (statusOf(err) !== 412) throw storeError(err, 'db.create');
+      }
+    }
+    await this.ensureDesign(this.users, usersViews);
+    await this.ensureDesign(this.devices, devicesViews);
+    await this.ensureDesign(this.sessions, sessionsViews);
+    await this.ensureDesign(this.audit, auditViews);
+  }
+
+  /** Deletes this repository's databases (tests, and an admin's explicit reset). */
+  async dropDatabases(): Promise<void> {
+    for (const name of Object.values(this.names)) {
+      try {
+        await this.server.db.destroy(name);
+      } catch (err) {
+        if (statusOf(err) !== 404) throw storeError(err, 'db.destroy');
+      }
+    }
+  }
+
+  private async ensureDesign(db: Db, views: DesignViews): Promise<void> {
+    const id = `_design/${DESIGN_NAME}`;
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const existing = await this.getDoc(db, id, 'design.get');
+      if (existing !== undefined && existing['version'] === DESIGN_VERSION) return;
+      const doc: Doc = { _id: id, language: 'javascript', version: DESIGN_VERSION, views };
+      if (existing?._rev !== undefined) doc._rev = existing._rev;
+      try {
+        await db.insert(doc);
+        return;
+      } catch (err) {
+        if (statusOf(err) !== 409) throw storeError(err, 'design.put');
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Generic helpers
+
+  private async getDoc(db: Db, id: string, op: string): Promise<Doc | undefined> {
+    try {
+      return await db.get(id);
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw storeError(err, op);
+    }
+  }
+
+  /** Creates a document; returns false when one with this id exists already. */
+  private async create(db: Db, id: string, type: string, value: object, op: string): Promise<boolean> {
+    try {
+      await db.insert({ ...value, type, _id: id });
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 409) return false;
+      throw storeError(err, op);
+    }
+  }
+
+  /**
+   * Read-modify-write with optimistic concurrency: on a `_rev` conflict the document is read
+   * again and `mutate` runs again on the fresh value, so concurrent writers never lose an update.
+   * `mutate` must therefore be free of side effects other than computing the new value.
+   * @throws STORE_CONFLICT after {@link MAX_WRITE_ATTEMPTS} conflicts in a row.
+   */
+  private async modify<T extends object>(db: Db, id: string, type: string, mutate: Mutation<T>, op: string): Promise<T | undefined> {
+    for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt += 1) {
+      const doc = await this.getDoc(db, id, op);
+      const current = doc === undefined ? undefined : strip<T>(doc);
+      const next = await mutate(current);
+      if (next === undefined) return current;
+      const write: Doc = { ...next, type, _id: id };
+      if (doc?._rev !== undefined) write._rev = doc._rev;
+      try {
+        await db.insert(write);
+        return next;
+      } catch (err) {
+        if (statusOf(err) !== 409) throw storeError(err, op);
+        // Jitter spreads out writers that collided so they do not collide again in lockstep.
+        await sleep(Math.floor(Math.random() * 5 * (attempt + 1)));
+      }
+    }
+    throw new FieldvaultError('STORE_CONFLICT', { details: { op } });
+  }
+
+  /** Deletes a document if it is still at the read revision; false when it was gone or changed. */
+  private async take(db: Db, id: string, op: string): Promise<Doc | undefined> {
+    const doc = await this.getDoc(db, id, op);
+    if (doc?._rev === undefined) return undefined;
+    try {
+      await db.destroy(id, doc._rev);
+      return doc;
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 409 || status === 404) return undefined;
+      throw storeError(err, op);
+    }
+  }
+
+  private async remove(db: Db, id: string, op: string): Promise<boolean> {
+    return (await this.take(db, id, op)) !== undefined;
+  }
+
+  private async listByIdPrefix<T>(db: Db, prefix: string, limit: number, cursor: string | undefined, op: string): Promise<Page<T>> {
+    const startkey = cursor === undefined ? prefix : `${prefix}${cursor}`;
+    try {
+      const res = await db.list({
+        startkey,
+        endkey: `${prefix}\ufff0`,
+        include_docs: true,
+        limit: limit + 1,
+        ...(cursor === undefined ? {} : { skip: 1 }),
+      });
+      const rows = res.rows.filter((r) => r.doc !== undefined && r.doc !== null);
+      const items = rows.slice(0, limit).map((r) => strip<T>(r.doc as Doc));
+      const last = rows[limit - 1];
+      const nextCursor = rows.length > limit && last !== undefined ? last.id.slice(prefix.length) : null;
+      return { items, nextCursor };
+    } catch (err) {
+      throw storeError(err, op);
+    }
+  }
+
+  private async viewRows(db: Db, view: string, params: nano.DocumentViewParams, op: string): Promise<nano.DocumentViewResponse<unknown, Doc>['rows']> {
+    try {
+      const res = await db.view<unknown>(DESIGN_NAME, view, params);
+      return res.rows;
+    } catch (err) {
+      throw storeError(err, op);
+    }
+  }
+
+  private async bulkDelete(db: Db, rows: ReadonlyArray<{ id: string; value: unknown }>, op: string): Promise<number> {
+    if (rows.length === 0) return 0;
+    try {
+      const res = await db.bulk({ docs: rows.map((r) => ({ _id: r.id, _rev: String(r.value), _deleted: true })) });
+      return res.filter((r) => r.error === undefined).length;
+    } catch (err) {
+      throw storeError(err, op);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Setup
+
+  /** True once the first admin was created through the setup token. */
+  async isSetupComplete(): Promise<boolean> {
+    return (await this.getDoc(this.users, SETUP_ID, 'setup.get')) !== undefined;
+  }
+
+  /** Atomically marks setup as done; false when someone else did first. */
+  async claimSetup(at: number, username: string): Promise<boolean> {
+    return this.create(this.users, SETUP_ID, 'meta', { at, username }, 'setup.claim');
+  }
+
+  /** Undoes {@link claimSetup} when creating the admin failed afterwards. */
+  async releaseSetup(): Promise<void> {
+    await this.remove(this.users, SETUP_ID, 'setup.release');
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Users
+
+  async getUser(username: string): Promise<UserRecord | undefined> {
+    const doc = await this.getDoc(this.users, `user:${username}`, 'user.get');
+    return doc === undefined ? undefined : strip<UserRecord>(doc);
+  }
+
+  /** @throws USER_EXISTS when the username is taken. */
+  async createUser(user: UserRecord): Promise<void> {
+    if (!(await this.create(this.users, `user:${user.username}`, 'user', user, 'user.create'))) {
+      throw new FieldvaultError('USER_EXISTS');
+    }
+  }
+
+  /** @throws USER_NOT_FOUND when there is no such user (and `mutate` never runs). */
+  async modifyUser(username: string, mutate: (current: UserRecord) => UserRecord | undefined | Promise<UserRecord | undefined>): Promise<UserRecord> {
+    const result = await this.modify<UserRecord>(
+      this.users,
+      `user:${username}`,
+      'user',
+      (cur) => {
+        if (cur === undefined) throw new FieldvaultError('USER_NOT_FOUND');
+        return mutate(cur);
+      },
+      'user.modify',
+    );
+    if (result === undefined) throw new FieldvaultError('USER_NOT_FOUND');
+    return result;
+  }
+
+  async listUsers(limit: number, cursor: string | undefined): Promise<Page<UserRecord>> {
+    return this.listByIdPrefix<UserRecord>(this.users, 'user:', limit, cursor, 'user.list');
+  }
+
+  /** Number of enabled admins (for the "never lock out the last admin" rule). */
+  async countEnabledAdmins(): Promise<number> {
+    return (await this.viewRows(this.users, 'enabled_by_role', { key: 'admin' }, 'user.count_admins')).length;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Devices
+
+  async getDevice(imei: string): Promise<DeviceRecord | undefined> {
+    const doc = await this.getDoc(this.devices, `device:${imei}`, 'device.get');
+    return doc === undefined ? undefined : strip<DeviceRecord>(doc);
+  }
+
+  /**
+   * Read-modify-write of a device under `_rev` concurrency: two logins on one device at once
+   * cannot lose a key update; the loser re-reads and reconciles against the winner's key.
+   */
+  async modifyDevice(imei: string, mutate: Mutation<DeviceRecord>): Promise<DeviceRecord | undefined> {
+    return this.modify<DeviceRecord>(this.devices, `device:${imei}`, 'device', mutate, 'device.modify');
+  }
+
+  async listDevices(status: DeviceStatus | undefined, limit: number, cursor: string | undefined): Promise<Page<DeviceRecord>> {
+    if (status === undefined) return this.listByIdPrefix<DeviceRecord>(this.devices, 'device:', limit, cursor, 'device.list');
+    const rows = await this.viewRows(
+      this.devices,
+      'by_status',
+      {
+        startkey: [status, cursor ?? ''],
+        endkey: [status, HIGH],
+        include_docs: true,
+        limit: limit + 1,
+        ...(cursor === undefined ? {} : { skip: 1 }),
+      },
+      'device.list',
+    );
+    const items = rows.slice(0, limit).flatMap((r) => (r.doc ? [strip<DeviceRecord>(r.doc)] : []));
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit && last !== undefined ? last.imei : null };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Sessions, challenges, reset tokens, throttles (all short-lived, in the sessions database)
+
+  async createSession(session: SessionRecord): Promise<void> {
+    if (!(await this.create(this.sessions, `session:${session.tokenHash}`, 'session', session, 'session.create'))) {
+      throw new FieldvaultError('INTERNAL_ERROR', { details: { op: 'session.create' } });
+    }
+  }
+
+  async getSession(tokenHash: string): Promise<SessionRecord | undefined> {
+    const doc = await this.getDoc(this.sessions, `session:${tokenHash}`, 'session.get');
+    return doc === undefined || doc['type'] !== 'session' ? undefined : strip<SessionRecord>(doc);
+  }
+
+  async deleteSession(tokenHash: string): Promise<boolean> {
+    return this.remove(this.sessions, `session:${tokenHash}`, 'session.delete');
+  }
+
+  /** Deletes every session of a user; returns how many. */
+  async deleteSessionsOfUser(username: string): Promise<number> {
+    return this.deleteSessionsBy('sessions_by_user', username);
+  }
+
+  /** Deletes every session on a device; returns how many. */
+  async deleteSessionsOfDevice(imei: string): Promise<number> {
+    return this.deleteSessionsBy('sessions_by_device', imei);
+  }
+
+  private async deleteSessionsBy(view: string, key: string): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const rows = await this.viewRows(this.sessions, view, { key, limit: 500 }, 'session.revoke');
+      const deleted = await this.bulkDelete(this.sessions, rows, 'session.revoke');
+      total += deleted;
+      if (rows.length < 500 || deleted === 0) return total;
+    }
+  }
+
+  /**
+   * Marks every session on a device as revoked (kept until it expires, so the device's next
+   * request learns why and wipes); returns how many.
+   */
+  async revokeSessionsOfDevice(imei: string, reason: SessionRevocation): Promise<number> {
+    const rows = await this.viewRows(this.sessions, 'sessions_by_device', { key: imei, include_docs: true }, 'session.revoke');
+    const docs = rows.flatMap((r) => (r.doc && r.doc['revoked'] !== reason ? [{ ...r.doc, revoked: reason }] : []));
+    if (docs.length === 0) return 0;
+    try {
+      const res = await this.sessions.bulk({ docs });
+      return res.filter((r) => r.error === undefined).length;
+    } catch (err) {
+      throw storeError(err, 'session.revoke');
+    }
+  }
+
+  async createChallenge(challenge: ChallengeRecord): Promise<void> {
+    if (!(await this.create(this.sessions, `challenge:${challenge.hash}`, 'challenge', challenge, 'challenge.create'))) {
+      throw new FieldvaultError('INTERNAL_ERROR', { details: { op: 'challenge.create' } });
+    }
+  }
+
+  /**
+   * Takes a challenge out of the store: at most one caller gets it, however many race (the
+   * delete is conditional on the revision read).
+   */
+  async consumeChallenge(hash: string): Promise<ChallengeRecord | undefined> {
+    const doc = await this.take(this.sessions, `challenge:${hash}`, 'challenge.consume');
+    return doc === undefined || doc['type'] !== 'challenge' ? undefined : strip<ChallengeRecord>(doc);
+  }
+
+  async createReset(reset: ResetRecord): Promise<void> {
+    if (!(await this.create(this.sessions, `reset:${reset.tokenHash}`, 'reset', reset, 'reset.create'))) {
+      throw new FieldvaultError('INTERNAL_ERROR', { details: { op: 'reset.create' } });
+    }
+  }
+
+  async getReset(tokenHash: string): Promise<ResetRecord | undefined> {
+    const doc = await this.getDoc(this.sessions, `reset:${tokenHash}`, 'reset.get');
+    return doc === undefined || doc['type'] !== 'reset' ? undefined : strip<ResetRecord>(doc);
+  }
+
+  /** Single use: true for exactly one caller. */
+  async consumeReset(tokenHash: string): Promise<boolean> {
+    return this.remove(this.sessions, `reset:${tokenHash}`, 'reset.consume');
+  }
+
+  async getThrottle(key: string): Promise<ThrottleRecord | undefined> {
+    const doc = await this.getDoc(this.sessions, `throttle:${key}`, 'throttle.get');
+    return doc === undefined ? undefined : strip<ThrottleRecord>(doc);
+  }
+
+  async modifyThrottle(key: string, mutate: Mutation<ThrottleRecord>): Promise<ThrottleRecord | undefined> {
+    return this.modify<ThrottleRecord>(this.sessions, `throttle:${key}`, 'throttle', mutate, 'throttle.modify');
+  }
+
+  async deleteThrottle(key: string): Promise<void> {
+    await this.remove(this.sessions, `throttle:${key}`, 'throttle.delete');
+  }
+
+  /** Removes expired sessions, challenges, reset tokens and throttles; returns how many. */
+  async sweepExpired(now: number): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const rows = await this.viewRows(this.sessions, 'by_expiry', { endkey: now, limit: 500 }, 'sweep');
+      const deleted = await this.bulkDelete(this.sessions, rows, 'sweep');
+      total += deleted;
+      if (rows.length < 500 || deleted === 0) return total;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Audit (append-only: there is no update or delete)
+
+  async appendAudit(entry: AuditEntry, at: number): Promise<AuditRecord> {
+    const id = `${String(at).padStart(13, '0')}-${randomBytes(8).toString('hex')}`;
+    const record: AuditRecord = { ...entry, id, at };
+    if (!(await this.create(this.audit, `audit:${id}`, 'audit', record, 'audit.append'))) {
+      throw new FieldvaultError('INTERNAL_ERROR', { details: { op: 'audit.append' } });
+    }
+    return record;
+  }
+
+  /**
+   * Newest first. Uses the most selective index (user, then device, then event, then time) and
+   * filters the rest; scans a bounded number of rows per call and returns a cursor to go on.
+   * @throws INPUT_INVALID for a cursor that this query did not produce.
+   */
+  async queryAudit(q: AuditQuery): Promise<Page<AuditRecord>> {
+    const [view, prefix] =
+      q.username !== undefined
+        ? ['by_user', [q.username]]
+        : q.imei !== undefined
+          ? ['by_device', [q.imei]]
+          : q.event !== undefined
+            ? ['by_event', [q.event]]
+            : ['by_time', []];
+    const hi = q.to ?? Number.MAX_SAFE_INTEGER;
+    const lo = q.from ?? 0;
+    let startkey: unknown[] = q.cursor === undefined ? [...prefix, hi, HIGH] : decodeCursor(q.cursor, prefix);
+    let skip = q.cursor === undefined ? 0 : 1;
+    const endkey = [...prefix, lo];
+    const batch = Math.min(Math.max(q.limit * 2, 50), 500);
+    const items: AuditRecord[] = [];
+    let scanned = 0;
+    for (;;) {
+      const rows = await this.viewRows(
+        this.audit,
+        view,
+        { startkey, endkey, descending: true, include_docs: true, limit: batch, skip },
+        'audit.query',
+      );
+      for (const row of rows) {
+        scanned += 1;
+        const doc = row.doc;
+        if (!doc) continue;
+        const rec = strip<AuditRecord>(doc);
+        const matches =
+          (q.username === undefined || rec.username === q.username || rec.actor === q.username) &&
+          (q.imei === undefined || rec.imei === q.imei) &&
+          (q.event === undefined || rec.event === q.event) &&
+          rec.at >= lo &&
+          rec.at <= hi;
+        if (matches) items.push(rec);
+        if (items.length === q.limit) return { items, nextCursor: encodeCursor(row.key) };
+      }
+      const last = rows[rows.length - 1];
+      if (rows.length < batch || last === undefined) return { items, nextCursor: null };
+      if (scanned >= PAGE_SCAN_LIMIT) return { items, nextCursor: encodeCursor(last.key) };
+      startkey = last.key as unknown as unknown[];
+      skip = 1;
+    }
+  }
+}
+
+/** Creates the repository (no I/O until `init()`). */
+export function createCouchRepository(options: CouchRepositoryOptions): CouchRepository {
+  return new CouchRepository(options);
+}

@@ -1,0 +1,163 @@
+import type { KeyRecord } from '@fieldvault/protocol';
+
+/**
+ * The server's stored entities, as the rest of the server sees them. The repository maps them to
+ * CouchDB documents (adding `_id`, `_rev`, `type`); nothing outside `couch/` sees a document.
+ * Times are milliseconds since the epoch.
+ */
+
+export const ROLES = ['field_worker', 'supervisor', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface UserRecord {
+  readonly username: string;
+  readonly role: Role;
+  readonly disabled: boolean;
+  /** Argon2id PHC string, or null until the user sets a password from an invitation. */
+  readonly passwordHash: string | null;
+  /**
+   * Bumped on password set/reset and on disable: sessions and reset tokens carry the epoch they
+   * were issued under and die when it moves, so revocation is one write to the user document.
+   */
+  readonly epoch: number;
+  readonly createdAt: number;
+  readonly createdBy: string;
+  readonly updatedAt: number;
+  readonly passwordChangedAt: number | null;
+  /** Seam for admin TOTP (a later issue): null until enrolled. */
+  readonly totp: null;
+}
+
+export const DEVICE_STATUSES = ['active', 'blacklisted', 'retired'] as const;
+export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
+
+/** A device DB key as stored: the public record plus the key sealed under the server KEK. */
+export interface StoredDeviceKey {
+  readonly record: KeyRecord;
+  /** `sealWithKek` envelope; the AAD binds the IMEI and key id. */
+  readonly sealed: string;
+}
+
+export interface DeviceRecord {
+  readonly imei: string;
+  readonly status: DeviceStatus;
+  /** Enrolled Ed25519 public key (base64 of 32 raw bytes), or null when not (or no longer) bound. */
+  readonly publicKey: string | null;
+  readonly boundAt: number | null;
+  readonly firstSeenAt: number;
+  readonly lastSeenAt: number;
+  /** Usernames that logged in on this device, oldest first, capped. */
+  readonly usersSeen: readonly string[];
+  readonly key: StoredDeviceKey | null;
+  /** Bumped on blacklist and unbind; sessions of an older epoch are invalid. */
+  readonly epoch: number;
+  readonly statusChangedAt: number | null;
+  readonly statusChangedBy: string | null;
+}
+
+export type SessionRevocation = 'device_blacklisted';
+
+export interface SessionRecord {
+  /** SHA-256 (hex) of the bearer token; the token itself is never stored. */
+  readonly tokenHash: string;
+  readonly username: string;
+  readonly imei: string;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly userEpoch: number;
+  readonly deviceEpoch: number;
+  /** Kept (not deleted) when a device is blacklisted, so the device is told to wipe. */
+  readonly revoked: SessionRevocation | null;
+}
+
+export interface ChallengeRecord {
+  /** SHA-256 (hex) of the nonce. */
+  readonly hash: string;
+  readonly imei: string;
+  readonly expiresAt: number;
+}
+
+export type ResetPurpose = 'invitation' | 'reset';
+
+export interface ResetRecord {
+  /** SHA-256 (hex) of the token. */
+  readonly tokenHash: string;
+  readonly username: string;
+  readonly purpose: ResetPurpose;
+  readonly expiresAt: number;
+  /** The user's epoch when issued: a later reset or password change voids this token. */
+  readonly userEpoch: number;
+}
+
+/** Consecutive login failures for one username (known or not, so both look the same). */
+export interface ThrottleRecord {
+  /** SHA-256 (hex) of the username. */
+  readonly key: string;
+  readonly failures: number;
+  readonly lockedUntil: number | null;
+  readonly lastFailureAt: number;
+  /** When the sweep may drop it; null keeps it (a hard lock lasts until a password reset). */
+  readonly expiresAt: number | null;
+}
+
+export const AUDIT_EVENTS = [
+  'setup.admin_created',
+  'login.ok',
+  'login.failed',
+  'logout',
+  'key.issued',
+  'key.adopted',
+  'key.replaced',
+  'key.rekeyed',
+  'device.enrolled',
+  'device.binding_mismatch',
+  'device.blacklisted',
+  'device.retired',
+  'device.reinstated',
+  'device.unbound',
+  'user.created',
+  'user.updated',
+  'user.password_reset',
+  'user.password_set',
+] as const;
+export type AuditEventType = (typeof AUDIT_EVENTS)[number];
+
+/** Audit details are ids, codes and counts only: never keys, passwords, tokens or documents. */
+export type AuditDetails = Readonly<Record<string, string | number | boolean | null>>;
+
+export interface AuditEntry {
+  readonly event: AuditEventType;
+  /** Who did it (the authenticated user), null for unauthenticated requests. */
+  readonly actor: string | null;
+  /** The user it concerns. */
+  readonly username: string | null;
+  /** The device it concerns. */
+  readonly imei: string | null;
+  readonly ip: string | null;
+  readonly requestId: string | null;
+  readonly details: AuditDetails;
+}
+
+export interface AuditRecord extends AuditEntry {
+  readonly id: string;
+  readonly at: number;
+}
+
+export interface AuditQuery {
+  readonly username?: string;
+  readonly imei?: string;
+  readonly event?: AuditEventType;
+  /** Inclusive lower bound (ms). */
+  readonly from?: number;
+  /** Inclusive upper bound (ms). */
+  readonly to?: number;
+  readonly limit: number;
+  /** Opaque cursor from a previous page. */
+  readonly cursor?: string;
+}
+
+export interface Page<T> {
+  readonly items: readonly T[];
+  /** Pass back to get the next page; null on the last page. */
+  readonly nextCursor: string | null;
+}

@@ -1,0 +1,64 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { FieldvaultError, isFieldvaultError, toErrorBody, type ErrorCode } from '@fieldvault/protocol';
+
+/** Fastify's own errors that are the caller's fault, mapped onto the catalogue. */
+const fastifyCodes: Readonly<Record<string, ErrorCode>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'INPUT_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'INPUT_UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'INPUT_MALFORMED_JSON',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'INPUT_MALFORMED_JSON',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INPUT_INVALID',
+  FST_ERR_CTP_INVALID_TYPE: 'INPUT_UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_BAD_URL: 'INPUT_INVALID',
+  FST_ERR_ASYNC_CONSTRAINT: 'INPUT_INVALID',
+};
+
+interface ValidationIssue {
+  readonly instancePath?: string;
+  readonly message?: string;
+}
+
+/**
+ * Every error, whatever threw it, as a catalogued FieldvaultError. Validation failures keep the
+ * field name and the rule, never the value; anything unknown becomes INTERNAL_ERROR.
+ */
+export function toFieldvaultError(err: unknown): FieldvaultError {
+  if (isFieldvaultError(err)) return err;
+  const e = err as Partial<FastifyError> & { validation?: readonly ValidationIssue[]; validationContext?: string };
+  if (Array.isArray(e.validation)) {
+    const first = e.validation[0];
+    const where = `${e.validationContext ?? 'request'}${first?.instancePath ?? ''}`.replaceAll('/', '.');
+    const detail = `${where}: ${first?.message ?? 'invalid'}`;
+    const code: ErrorCode = e.validationContext === 'params' ? 'INPUT_ID_INVALID' : 'INPUT_INVALID';
+    return new FieldvaultError(code, { detail, details: { field: where } });
+  }
+  const mapped = typeof e.code === 'string' ? fastifyCodes[e.code] : undefined;
+  if (mapped !== undefined) return new FieldvaultError(mapped);
+  return new FieldvaultError('INTERNAL_ERROR');
+}
+
+/** Installs the error and not-found handlers: only catalogued bodies ever leave the server. */
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const fv = toFieldvaultError(err);
+    if (fv.statusCode >= 500) {
+      if (isFieldvaultError(err)) {
+        request.log.error({ code: fv.code, details: fv.details }, 'request failed');
+      } else {
+        // An unexpected error: log its type and stack for the operator (the body stays generic).
+        const e = err as { name?: unknown; code?: unknown; stack?: unknown };
+        request.log.error({ code: fv.code, errName: String(e.name), errCode: e.code === undefined ? undefined : String(e.code), stack: String(e.stack) }, 'unexpected error');
+      }
+    } else {
+      request.log.info({ code: fv.code, details: fv.details }, 'request refused');
+    }
+    const retryAfter = fv.details?.['retryAfterSeconds'];
+    if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
+    return reply.code(fv.statusCode).type('application/json; charset=utf-8').send(toErrorBody(fv));
+  });
+
+  app.setNotFoundHandler((_request, reply) => {
+    const fv = new FieldvaultError('INPUT_ROUTE_NOT_FOUND');
+    return reply.code(fv.statusCode).send(toErrorBody(fv));
+  });
+}

@@ -1,0 +1,16 @@
+/**
+ * @fieldvault/server: Fastify plugins (auth, users, devices/keys, sessions, audit), the CouchDB
+ * repository over nano, and `buildApp(config)` that composes them.
+ */
+export { buildApp } from './app.js';
+export { resolveConfig, ServerConfigSchema, ARGON2_RECOMMENDED_FLOOR, DB_PREFIX_PATTERN } from './config.js';
+export type { BuildAppInput, RuntimeOptions, ServerConfig, ServerConfigInput } from './config.js';
+export { CouchRepository, createCouchRepository, DATABASES } from './couch/index.js';
+export type { CouchRepositoryOptions } from './couch/index.js';
+export { AUDIT_EVENTS, DEVICE_STATUSES, ROLES } from './couch/records.js';
+export type { AuditEventType, DeviceStatus, Role } from './couch/records.js';
+export { LOGIN_SIGNATURE_LABEL, loginSignatureMessage } from './auth/login-message.js';
+export type { LoginSignatureInput } from './auth/login-message.js';
+export { ChallengeBodySchema, ChallengeResponseSchema, LoginBodySchema, LoginResponseSchema } from './auth/schemas.js';
+export { REDACT_PATHS } from './http/logger.js';
+export { parseStrictJson } from './http/strict-json.js';

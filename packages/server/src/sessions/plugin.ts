@@ -1,0 +1,132 @@
+import type { FastifyRequest, onRequestHookHandler } from 'fastify';
+import fp from 'fastify-plugin';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { FieldvaultError } from '@fieldvault/protocol';
+import { ROLES, type Role, type SessionRecord } from '../couch/records.js';
+import { iso, responses } from '../http/schemas.js';
+import { TOKEN_PATTERN } from '../http/schemas.js';
+import { hashSecret, newToken } from '../http/tokens.js';
+
+/** Who is calling, established from a valid bearer token. */
+export interface AuthContext {
+  readonly username: string;
+  /** The user's current role (read on every request, so a role change applies at once). */
+  readonly role: Role;
+  readonly imei: string;
+  readonly tokenHash: string;
+  readonly expiresAt: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by `app.requireAuth()`; null on routes without authentication. */
+    auth: AuthContext | null;
+  }
+  interface FastifyInstance {
+    /**
+     * An onRequest hook: requires a valid session and, if `roles` is given, one of those roles.
+     * Runs before the body is parsed, so unauthenticated callers cannot make the server parse.
+     */
+    requireAuth(roles?: readonly Role[]): onRequestHookHandler;
+    /** Issues a session for a user on a device; returns the bearer token (shown once). */
+    createSession(input: { username: string; imei: string; userEpoch: number; deviceEpoch: number }): Promise<{ token: string; expiresAt: number }>;
+  }
+}
+
+export const UserSummarySchema = Type.Object(
+  { username: Type.String(), role: Type.Union(ROLES.map((r) => Type.Literal(r))) },
+  { additionalProperties: false },
+);
+
+export const SessionInfoSchema = Type.Object(
+  { user: UserSummarySchema, imei: Type.String(), expiresAt: Type.String() },
+  { additionalProperties: false },
+);
+
+const BEARER = new RegExp(`^Bearer (${TOKEN_PATTERN.source.slice(1, -1)})$`);
+
+function invalid(): FieldvaultError {
+  return new FieldvaultError('SESSION_INVALID');
+}
+
+/** Bearer-token sessions: issue, check on every protected route, revoke. */
+export const sessionsPlugin = fp(
+  async (app) => {
+    app.decorateRequest('auth', null);
+
+    async function authenticate(request: FastifyRequest): Promise<AuthContext> {
+      const header = request.headers.authorization;
+      const match = typeof header === 'string' ? BEARER.exec(header) : null;
+      const token = match?.[1];
+      if (token === undefined) throw invalid();
+      const tokenHash = hashSecret(token);
+      const session = await app.repo.getSession(tokenHash);
+      if (session === undefined) throw invalid();
+      const now = app.now();
+      if (session.expiresAt <= now) {
+        await app.repo.deleteSession(tokenHash);
+        throw invalid();
+      }
+      const [user, device] = await Promise.all([app.repo.getUser(session.username), app.repo.getDevice(session.imei)]);
+      // A stolen device learns on its next request that it must wipe (its sessions are kept as
+      // revoked markers for this). The device's current status decides, so a reinstated device
+      // is not told to wipe by an old marker.
+      if (device?.status === 'blacklisted') throw new FieldvaultError('DEVICE_BLACKLISTED');
+      if (session.revoked !== null) throw invalid();
+      // Epochs make revocation atomic with the user/device write that caused it, even if the
+      // bulk delete of session documents has not finished (or raced with a new login).
+      if (user === undefined || user.disabled || user.epoch !== session.userEpoch) throw invalid();
+      if (device === undefined || device.epoch !== session.deviceEpoch) throw invalid();
+      return { username: user.username, role: user.role, imei: session.imei, tokenHash, expiresAt: session.expiresAt };
+    }
+
+    app.decorate('requireAuth', (roles?: readonly Role[]): onRequestHookHandler => {
+      return async (request) => {
+        const auth = await authenticate(request);
+        request.auth = auth;
+        if (roles !== undefined && !roles.includes(auth.role)) throw new FieldvaultError('AUTH_FORBIDDEN');
+      };
+    });
+
+    app.decorate('createSession', async (input: { username: string; imei: string; userEpoch: number; deviceEpoch: number }) => {
+      const token = newToken();
+      const createdAt = app.now();
+      const session: SessionRecord = {
+        tokenHash: hashSecret(token),
+        username: input.username,
+        imei: input.imei,
+        createdAt,
+        expiresAt: createdAt + app.fieldvaultConfig.session.ttlSeconds * 1000,
+        userEpoch: input.userEpoch,
+        deviceEpoch: input.deviceEpoch,
+        revoked: null,
+      };
+      await app.repo.createSession(session);
+      return { token, expiresAt: session.expiresAt };
+    });
+
+    const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+    r.get(
+      '/v1/auth/session',
+      { onRequest: app.requireAuth(), schema: { response: responses({ 200: SessionInfoSchema }) } },
+      async (request) => {
+        const auth = request.auth as AuthContext;
+        return { user: { username: auth.username, role: auth.role }, imei: auth.imei, expiresAt: iso(auth.expiresAt) };
+      },
+    );
+
+    r.post(
+      '/v1/auth/logout',
+      { onRequest: app.requireAuth(), schema: { response: responses({ 204: Type.Null() }) } },
+      async (request, reply) => {
+        const auth = request.auth as AuthContext;
+        await app.repo.deleteSession(auth.tokenHash);
+        await app.audit(request, { event: 'logout', username: auth.username, imei: auth.imei });
+        return reply.code(204).send(null);
+      },
+    );
+  },
+  { name: 'fieldvault-sessions', fastify: '5.x', dependencies: ['fieldvault-couch'] },
+);

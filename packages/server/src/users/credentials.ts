@@ -1,0 +1,115 @@
+import fp from 'fastify-plugin';
+import { FieldvaultError, normalizePasswordText } from '@fieldvault/protocol';
+import { ARGON2_RECOMMENDED_FLOOR } from '../config.js';
+import type { ThrottleRecord, UserRecord } from '../couch/records.js';
+import { hashSecret } from '../http/tokens.js';
+import { createPasswordHasher, type PasswordHasher } from './password-hasher.js';
+
+/**
+ * NIST SP 800-63B-4 §3.2.2: at most 100 consecutive failed attempts on one account. Past this the
+ * account stays locked until its password is reset, whatever the configured backoff.
+ */
+export const HARD_LOCK_FAILURES = 100;
+/** How long a throttle record of an unlocked username is kept after its last failure. */
+const THROTTLE_MEMORY_MS = 24 * 3600 * 1000;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    passwordHasher: PasswordHasher;
+    /**
+     * Checks a username and password with per-account throttling.
+     * @throws AUTH_ACCOUNT_LOCKED, AUTH_INVALID_CREDENTIALS (same error and work for an unknown
+     *   user and a wrong password), USER_DISABLED (only after a correct password).
+     */
+    verifyCredentials(username: string, password: string): Promise<UserRecord>;
+    /** Forgets the failures of a username (after a password was set). */
+    clearThrottle(username: string): Promise<void>;
+  }
+}
+
+function throttleKey(username: string): string {
+  // Hashed so that the store holds no list of attempted (possibly mistyped-password) usernames.
+  return hashSecret(`fieldvault/throttle/v1\n${username}`);
+}
+
+/**
+ * Passwords and login throttling. Failures are counted per username in the store for known and
+ * unknown usernames alike, so the two follow the same code path and the same store round trips.
+ */
+export const credentialsPlugin = fp(
+  async (app) => {
+    const config = app.fieldvaultConfig;
+    const hasher = createPasswordHasher(config.argon2);
+    if (config.argon2.memoryKiB < ARGON2_RECOMMENDED_FLOOR.memoryKiB || config.argon2.timeCost < ARGON2_RECOMMENDED_FLOOR.timeCost) {
+      app.log.warn({ argon2: config.argon2 }, 'Argon2id parameters are below the recommended minimum (19 MiB, t=2): use them only in tests');
+    }
+    app.decorate('passwordHasher', hasher);
+
+    function lockFor(failures: number): number | null {
+      const { maxFailures, lockSeconds, maxLockSeconds } = config.throttle;
+      if (failures < maxFailures) return null;
+      const doublings = Math.min(failures - maxFailures, 30);
+      return Math.min(maxLockSeconds, lockSeconds * 2 ** doublings) * 1000;
+    }
+
+    function lockedFor(t: ThrottleRecord | undefined, now: number): number | 'hard' | null {
+      if (t === undefined) return null;
+      if (t.failures >= HARD_LOCK_FAILURES) return 'hard';
+      if (t.lockedUntil !== null && t.lockedUntil > now) return t.lockedUntil - now;
+      return null;
+    }
+
+    async function recordFailure(key: string): Promise<void> {
+      await app.repo.modifyThrottle(key, (cur) => {
+        const now = app.now();
+        const failures = (cur?.failures ?? 0) + 1;
+        const lock = lockFor(failures);
+        const lockedUntil = lock === null ? null : now + lock;
+        return {
+          key,
+          failures,
+          lockedUntil,
+          lastFailureAt: now,
+          expiresAt: failures >= HARD_LOCK_FAILURES ? null : Math.max(lockedUntil ?? 0, now + THROTTLE_MEMORY_MS),
+        };
+      });
+    }
+
+    app.decorate('verifyCredentials', async (username: string, typed: string): Promise<UserRecord> => {
+      const key = throttleKey(username);
+      const [user, throttle] = await Promise.all([app.repo.getUser(username), app.repo.getThrottle(key)]);
+      const locked = lockedFor(throttle, app.now());
+      if (locked !== null) {
+        // Refused without checking the password: a locked account cannot be guessed at.
+        throw new FieldvaultError(
+          'AUTH_ACCOUNT_LOCKED',
+          locked === 'hard' ? { detail: 'until an admin resets the password' } : { details: { retryAfterSeconds: Math.ceil(locked / 1000) } },
+        );
+      }
+      const password = normalizePasswordText(typed);
+      let ok = false;
+      if (user?.passwordHash != null) {
+        ok = await hasher.verify(user.passwordHash, password);
+      } else {
+        await hasher.verifyDummy(password);
+      }
+      if (!ok || user === undefined) {
+        await recordFailure(key);
+        throw new FieldvaultError('AUTH_INVALID_CREDENTIALS');
+      }
+      if (throttle !== undefined) await app.repo.deleteThrottle(key);
+      if (user.passwordHash !== null && hasher.needsRehash(user.passwordHash)) {
+        // Parameters were raised since this hash was made: upgrade it while we hold the password.
+        const upgraded = await hasher.hash(password);
+        await app.repo.modifyUser(user.username, (cur) => (cur.passwordHash === user.passwordHash ? { ...cur, passwordHash: upgraded } : undefined));
+      }
+      if (user.disabled) throw new FieldvaultError('USER_DISABLED');
+      return user;
+    });
+
+    app.decorate('clearThrottle', async (username: string) => {
+      await app.repo.deleteThrottle(throttleKey(username));
+    });
+  },
+  { name: 'fieldvault-credentials', fastify: '5.x', dependencies: ['fieldvault-couch'] },
+);

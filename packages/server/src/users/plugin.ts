@@ -1,0 +1,250 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { FieldvaultError, assertPasswordAcceptable } from '@fieldvault/protocol';
+import type { ResetPurpose, UserRecord } from '../couch/records.js';
+import { responses } from '../http/schemas.js';
+import { hashSecret, newToken } from '../http/tokens.js';
+import { UserSummarySchema, type AuthContext } from '../sessions/plugin.js';
+import {
+  CreateUserBodySchema,
+  ListQuerySchema,
+  ResetTokenViewSchema,
+  SetPasswordBodySchema,
+  SetupAdminBodySchema,
+  UpdateUserBodySchema,
+  UserViewSchema,
+  UsernameParamsSchema,
+  userView,
+} from './schemas.js';
+import { iso } from '../http/schemas.js';
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+/** User accounts: first-admin setup, admin user management, invitation / reset tokens. */
+export const usersPlugin: FastifyPluginAsync = async (app) => {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+  const config = app.fieldvaultConfig;
+  const authLimit = { rateLimit: { max: config.rateLimit.authMax, timeWindow: config.rateLimit.timeWindowMs } };
+
+  /** Issues a single-use invitation/reset token for the user's current epoch. */
+  async function issueReset(user: UserRecord, purpose: ResetPurpose): Promise<{ token: string; expiresAt: string }> {
+    const token = newToken();
+    const expiresAt = app.now() + config.resetToken.ttlSeconds * 1000;
+    await app.repo.createReset({ tokenHash: hashSecret(token), username: user.username, purpose, expiresAt, userEpoch: user.epoch });
+    return { token, expiresAt: iso(expiresAt) };
+  }
+
+  /** @throws USER_LAST_ADMIN when `next` would leave no enabled admin. */
+  async function guardLastAdmin(current: UserRecord, next: UserRecord): Promise<void> {
+    const wasActiveAdmin = current.role === 'admin' && !current.disabled;
+    const staysActiveAdmin = next.role === 'admin' && !next.disabled;
+    if (wasActiveAdmin && !staysActiveAdmin && (await app.repo.countEnabledAdmins()) <= 1) {
+      throw new FieldvaultError('USER_LAST_ADMIN');
+    }
+  }
+
+  r.post(
+    '/v1/setup/admin',
+    {
+      config: authLimit,
+      schema: { body: SetupAdminBodySchema, response: responses({ 201: Type.Object({ user: UserViewSchema }, { additionalProperties: false }) }) },
+    },
+    async (request, reply) => {
+      if (await app.repo.isSetupComplete()) throw new FieldvaultError('AUTH_SETUP_COMPLETED');
+      const expected = config.setupToken;
+      // Compare digests in constant time: the token's length and content stay hidden.
+      if (expected === undefined || !timingSafeEqual(digest(request.body.setupToken), digest(expected))) {
+        throw new FieldvaultError('AUTH_SETUP_TOKEN_INVALID');
+      }
+      const { username } = request.body;
+      const password = assertPasswordAcceptable(request.body.password, config.password, { username });
+      const passwordHash = await app.passwordHasher.hash(password);
+      const now = app.now();
+      if (!(await app.repo.claimSetup(now, username))) throw new FieldvaultError('AUTH_SETUP_COMPLETED');
+      const user: UserRecord = {
+        username,
+        role: 'admin',
+        disabled: false,
+        passwordHash,
+        epoch: 0,
+        createdAt: now,
+        createdBy: 'setup',
+        updatedAt: now,
+        passwordChangedAt: now,
+        totp: null,
+      };
+      try {
+        await app.repo.createUser(user);
+      } catch (err) {
+        await app.repo.releaseSetup();
+        throw err;
+      }
+      await app.audit(request, { event: 'setup.admin_created', actor: username, username, details: { role: 'admin' } });
+      return reply.code(201).send({ user: userView(user) });
+    },
+  );
+
+  const admin = { onRequest: app.requireAuth(['admin']) };
+
+  r.post(
+    '/v1/users',
+    {
+      ...admin,
+      schema: {
+        body: CreateUserBodySchema,
+        response: responses({ 201: Type.Object({ user: UserViewSchema, invitation: ResetTokenViewSchema }, { additionalProperties: false }) }),
+      },
+    },
+    async (request, reply) => {
+      const actor = (request.auth as AuthContext).username;
+      const now = app.now();
+      // Admins never choose a password: the user sets one with the invitation token.
+      const user: UserRecord = {
+        username: request.body.username,
+        role: request.body.role,
+        disabled: false,
+        passwordHash: null,
+        epoch: 0,
+        createdAt: now,
+        createdBy: actor,
+        updatedAt: now,
+        passwordChangedAt: null,
+        totp: null,
+      };
+      await app.repo.createUser(user);
+      const invitation = await issueReset(user, 'invitation');
+      await app.audit(request, { event: 'user.created', username: user.username, details: { role: user.role } });
+      return reply.code(201).send({ user: userView(user), invitation });
+    },
+  );
+
+  r.get(
+    '/v1/users',
+    {
+      ...admin,
+      schema: {
+        querystring: ListQuerySchema,
+        response: responses({
+          200: Type.Object({ users: Type.Array(UserViewSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }, { additionalProperties: false }),
+        }),
+      },
+    },
+    async (request) => {
+      const page = await app.repo.listUsers(request.query.limit, request.query.cursor);
+      return { users: page.items.map(userView), nextCursor: page.nextCursor };
+    },
+  );
+
+  r.get(
+    '/v1/users/:username',
+    {
+      ...admin,
+      schema: { params: UsernameParamsSchema, response: responses({ 200: Type.Object({ user: UserViewSchema }, { additionalProperties: false }) }) },
+    },
+    async (request) => {
+      const user = await app.repo.getUser(request.params.username);
+      if (user === undefined) throw new FieldvaultError('USER_NOT_FOUND');
+      return { user: userView(user) };
+    },
+  );
+
+  r.patch(
+    '/v1/users/:username',
+    {
+      ...admin,
+      schema: {
+        params: UsernameParamsSchema,
+        body: UpdateUserBodySchema,
+        response: responses({ 200: Type.Object({ user: UserViewSchema }, { additionalProperties: false }) }),
+      },
+    },
+    async (request) => {
+      const { role, disabled } = request.body;
+      let before: UserRecord | undefined;
+      const updated = await app.repo.modifyUser(request.params.username, async (cur) => {
+        before = cur;
+        const next: UserRecord = {
+          ...cur,
+          role: role ?? cur.role,
+          disabled: disabled ?? cur.disabled,
+          // Disabling moves the epoch: every session of the user dies with this one write.
+          epoch: disabled === true && !cur.disabled ? cur.epoch + 1 : cur.epoch,
+          updatedAt: app.now(),
+        };
+        if (next.role === cur.role && next.disabled === cur.disabled) return undefined;
+        await guardLastAdmin(cur, next);
+        return next;
+      });
+      if (before !== undefined && (before.role !== updated.role || before.disabled !== updated.disabled)) {
+        if (updated.disabled && !before.disabled) await app.repo.deleteSessionsOfUser(updated.username);
+        await app.audit(request, {
+          event: 'user.updated',
+          username: updated.username,
+          details: { role: updated.role, previousRole: before.role, disabled: updated.disabled, previouslyDisabled: before.disabled },
+        });
+      }
+      return { user: userView(updated) };
+    },
+  );
+
+  r.post(
+    '/v1/users/:username/password-reset',
+    {
+      ...admin,
+      schema: {
+        params: UsernameParamsSchema,
+        response: responses({ 200: Type.Object({ user: UserViewSchema, reset: ResetTokenViewSchema }, { additionalProperties: false }) }),
+      },
+    },
+    async (request) => {
+      // The old password stops working and every session ends; only the token can set a new one.
+      const updated = await app.repo.modifyUser(request.params.username, (cur) => ({
+        ...cur,
+        passwordHash: null,
+        epoch: cur.epoch + 1,
+        updatedAt: app.now(),
+      }));
+      const revoked = await app.repo.deleteSessionsOfUser(updated.username);
+      const reset = await issueReset(updated, 'reset');
+      await app.audit(request, { event: 'user.password_reset', username: updated.username, details: { sessionsRevoked: revoked } });
+      return { user: userView(updated), reset };
+    },
+  );
+
+  r.post(
+    '/v1/auth/password',
+    {
+      config: authLimit,
+      schema: {
+        body: SetPasswordBodySchema,
+        response: responses({ 200: Type.Object({ user: UserSummarySchema }, { additionalProperties: false }) }),
+      },
+    },
+    async (request) => setPasswordFromToken(request, request.body.resetToken, request.body.password),
+  );
+
+  async function setPasswordFromToken(request: FastifyRequest, token: string, typed: string): Promise<{ user: { username: string; role: UserRecord['role'] } }> {
+    const tokenHash = hashSecret(token);
+    const reset = await app.repo.getReset(tokenHash);
+    if (reset === undefined || reset.expiresAt <= app.now()) throw new FieldvaultError('AUTH_RESET_TOKEN_INVALID');
+    const user = await app.repo.getUser(reset.username);
+    if (user === undefined || user.epoch !== reset.userEpoch) throw new FieldvaultError('AUTH_RESET_TOKEN_INVALID');
+    // Policy first: a refused password leaves the token usable for a better one.
+    const password = assertPasswordAcceptable(typed, config.password, { username: user.username });
+    const passwordHash = await app.passwordHasher.hash(password);
+    if (!(await app.repo.consumeReset(tokenHash))) throw new FieldvaultError('AUTH_RESET_TOKEN_INVALID');
+    const updated = await app.repo.modifyUser(user.username, (cur) => {
+      if (cur.epoch !== reset.userEpoch) throw new FieldvaultError('AUTH_RESET_TOKEN_INVALID');
+      const now = app.now();
+      return { ...cur, passwordHash, epoch: cur.epoch + 1, passwordChangedAt: now, updatedAt: now };
+    });
+    await app.repo.deleteSessionsOfUser(updated.username);
+    await app.clearThrottle(updated.username);
+    await app.audit(request, { event: 'user.password_set', actor: updated.username, username: updated.username, details: { purpose: reset.purpose } });
+    return { user: { username: updated.username, role: updated.role } };
+  }
+};

@@ -1,0 +1,82 @@
+import { Type } from '@sinclair/typebox';
+import { UsernameSchema } from '@fieldvault/protocol';
+import { ROLES, type UserRecord } from '../couch/records.js';
+import { TokenSchema, iso, isoOrNull } from '../http/schemas.js';
+
+export const RoleSchema = Type.Union(ROLES.map((r) => Type.Literal(r)));
+
+/** A password as typed: bounded in UTF-16 units here, the policy counts code points after NFKC. */
+export const PasswordInputSchema = Type.String({ minLength: 1, maxLength: 1024 });
+
+export const UserViewSchema = Type.Object(
+  {
+    username: Type.String(),
+    role: RoleSchema,
+    disabled: Type.Boolean(),
+    /** False until the invitation was used to set a password (or after an admin reset). */
+    hasPassword: Type.Boolean(),
+    createdAt: Type.String(),
+    createdBy: Type.String(),
+    updatedAt: Type.String(),
+    passwordChangedAt: Type.Union([Type.String(), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+
+export const ResetTokenViewSchema = Type.Object(
+  {
+    /** Hand to the user out of band; it is shown once and stored only as a hash. */
+    token: TokenSchema,
+    expiresAt: Type.String(),
+  },
+  { additionalProperties: false },
+);
+
+export const SetupAdminBodySchema = Type.Object(
+  { setupToken: Type.String({ minLength: 1, maxLength: 256 }), username: UsernameSchema, password: PasswordInputSchema },
+  { additionalProperties: false },
+);
+
+export const CreateUserBodySchema = Type.Object({ username: UsernameSchema, role: RoleSchema }, { additionalProperties: false });
+
+export const UpdateUserBodySchema = Type.Object(
+  { role: Type.Optional(RoleSchema), disabled: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+export const UsernameParamsSchema = Type.Object({ username: UsernameSchema }, { additionalProperties: false });
+
+export const ListQuerySchema = Type.Object(
+  {
+    limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[a-z0-9._-]+$' })),
+  },
+  { additionalProperties: false },
+);
+
+export const SetPasswordBodySchema = Type.Object(
+  { resetToken: TokenSchema, password: PasswordInputSchema },
+  { additionalProperties: false },
+);
+
+export function userView(u: UserRecord): {
+  username: string;
+  role: UserRecord['role'];
+  disabled: boolean;
+  hasPassword: boolean;
+  createdAt: string;
+  createdBy: string;
+  updatedAt: string;
+  passwordChangedAt: string | null;
+} {
+  return {
+    username: u.username,
+    role: u.role,
+    disabled: u.disabled,
+    hasPassword: u.passwordHash !== null,
+    createdAt: iso(u.createdAt),
+    createdBy: u.createdBy,
+    updatedAt: iso(u.updatedAt),
+    passwordChangedAt: isoOrNull(u.passwordChangedAt),
+  };
+}
