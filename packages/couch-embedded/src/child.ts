@@ -78,6 +78,9 @@ function changesFilterGuard(req: Request, res: Response, next: NextFunction): vo
 }
 
 async function main(): Promise<void> {
+  // Once the parent is gone its pipes are closed: a late log line must not kill the shutdown.
+  process.stdout.on('error', () => undefined);
+  process.stderr.on('error', () => undefined);
   if (process.send === undefined) {
     process.stderr.write('fieldvault-couch child: start it with startEmbeddedCouch() or the fieldvault-couch CLI\n');
     process.exit(2);

@@ -76,6 +76,9 @@ const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 /** Lines of the child's stderr kept to explain a failed start. */
 const STDERR_TAIL_LINES = 20;
 
+/** A start failure the child process reported with its reason. */
+class ChildReportedError extends Error {}
+
 const silentLogger: EmbeddedCouchLogger = {
   debug: () => undefined,
   info: () => undefined,
@@ -242,7 +245,7 @@ export async function startEmbeddedCouch(options: StartEmbeddedCouchOptions): Pr
   try {
     mkdirSync(dataDir, { recursive: true });
   } catch (err) {
-    throw startFailed(`cannot create data directory ${dataDir}`, err);
+    throw startFailed(`cannot create data directory ${dataDir}: ${err instanceof Error ? err.message : String(err)}`, err);
   }
   const script = childScriptPath();
   if (!existsSync(script)) {
@@ -290,7 +293,8 @@ export async function startEmbeddedCouch(options: StartEmbeddedCouchOptions): Pr
   const abort = async (detail: string, cause?: unknown): Promise<never> => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited;
-    const tail = stderrTail.length > 0 ? `; store output: ${stderrTail.join(' | ')}` : '';
+    // A reason the child reported itself is precise; otherwise its last output explains most.
+    const tail = stderrTail.length > 0 && !(cause instanceof ChildReportedError) ? `; store output: ${stderrTail.join(' | ')}` : '';
     logger.error({ pid: childPid, dataDir }, `embedded store failed to start: ${detail}`);
     throw startFailed(`${detail}${tail}`, cause);
   };
@@ -298,7 +302,7 @@ export async function startEmbeddedCouch(options: StartEmbeddedCouchOptions): Pr
   let port: number;
   try {
     port = await new Promise<number>((done, fail) => {
-      const timer = setTimeout(() => fail(new Error(`no answer within ${startTimeoutMs} ms`)), startTimeoutMs);
+      const timer = setTimeout(() => fail(new Error(`the store did not start within startTimeoutMs (${startTimeoutMs} ms)`)), startTimeoutMs);
       const settle = (): void => {
         clearTimeout(timer);
         child.off('message', onMessage);
@@ -309,7 +313,7 @@ export async function startEmbeddedCouch(options: StartEmbeddedCouchOptions): Pr
         const msg = message as ChildMessage;
         settle();
         if (msg.type === 'ready') done(msg.port);
-        else fail(new Error(msg.reason));
+        else fail(new ChildReportedError(msg.reason));
       };
       const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
         settle();

@@ -68,6 +68,20 @@ t.test('a kill -9 of the store is reported as a crash and stop still resolves', 
   t.pass('stop resolves after a crash');
 });
 
+t.test('writes acknowledged before a kill -9 are there after a restart', async (t) => {
+  const dataDir = t.testdir();
+  const first = await startEmbeddedCouch({ dataDir });
+  const crashed = new Promise((resolve) => first.once('crash', resolve));
+  const couch = nano(first.url);
+  await couch.db.create('records');
+  await couch.use('records').bulk({ docs: Array.from({ length: 200 }, (_, i) => ({ _id: `r${i}` })) });
+  process.kill(first.pid, 'SIGKILL');
+  await crashed;
+
+  const second = await startStore(t, { dataDir });
+  t.equal((await nano(second.url).use('records').info()).doc_count, 200);
+});
+
 t.test('the store exits when its parent process dies', async (t) => {
   const dir = t.testdir();
   const dataDir = join(dir, 'couch');

@@ -24,6 +24,7 @@ export const errorAreas = {
   RECORD: 'Records and merge',
   CRYPTO: 'Cryptography (keys, KDF, files, envelopes)',
   VAULT: 'The encrypted device vault (keyring, databases)',
+  PHOTO: 'Photos stored on the device',
   DEVICE: 'Device binding and device state',
   AUTH: 'Logins, first-admin setup and password resets',
   SESSION: 'Session tokens',
@@ -172,6 +173,83 @@ export const errorCatalogue = {
     message: 'The password is wrong, or the stored key entry for this user was altered.',
     hint: 'Check the password and try again; if it is right, log in online to restore access.',
   },
+  VAULT_KEYRING_CORRUPT: {
+    status: 500,
+    message: 'The keyring file on this device is damaged, cut short or was edited.',
+    hint: 'Nothing was overwritten: restore the keyring file from a backup of the device directory; wiping the device starts over and loses data not yet synced.',
+  },
+  VAULT_FORMAT_UNSUPPORTED: {
+    status: 500,
+    message: 'The keyring or a database on this device was written by a newer version of fieldvault.',
+    hint: 'Update the app on this device; do not delete the files.',
+  },
+  VAULT_NOT_FOUND: {
+    status: 404,
+    message: 'A database file this device needs is missing.',
+    hint: 'Log in online to receive your records again; check that the app directory was not moved or partly deleted.',
+  },
+  VAULT_DB_KEY_REJECTED: {
+    status: 422,
+    message: 'A database file could not be opened with its key: it was altered, damaged or replaced.',
+    hint: 'Nothing was overwritten; restore the device directory from a backup, or log in online to fetch the records again.',
+  },
+  VAULT_DB_CORRUPT: {
+    status: 422,
+    message: 'A page of a database file failed its integrity check.',
+    hint: 'Stop using this device for data entry; restore the device directory from a backup or log in online to fetch the records again.',
+  },
+  VAULT_STORAGE_FAILED: {
+    status: 500,
+    message: 'The device storage failed: it is full, read-only or reported an I/O error.',
+    hint: 'Free space on the device or check its permissions, then retry.',
+  },
+  VAULT_LOCKED: {
+    status: 401,
+    message: 'This session is logged out; its keys are no longer in memory.',
+    hint: 'Log in again.',
+  },
+  VAULT_SESSION_OPEN: {
+    status: 409,
+    message: 'Another session is open on this device.',
+    hint: 'Log out of the open session first; one user at a time uses the device.',
+  },
+  VAULT_USER_EXISTS: {
+    status: 409,
+    message: 'A user with this username already has keys on this device.',
+    hint: 'Log in with that username, or sign up with another one.',
+  },
+  VAULT_FORBIDDEN: {
+    status: 403,
+    message: 'This action is not available to the kind of session that asked for it.',
+    hint: 'Log in online first: moving records and other verified-only actions need a verified session.',
+  },
+  VAULT_RECORD_NOT_FOUND: {
+    status: 404,
+    message: 'There is no record with this id that you can see on this device.',
+    hint: 'Check the id; unverified users see only the records they created themselves.',
+  },
+  VAULT_DEVICE_KEY_INVALID: {
+    status: 500,
+    message: 'The device key file is malformed or readable by other users.',
+    hint: 'Restore the file from a backup or set its mode to 600; if it is lost, an admin must reset the device binding.',
+  },
+
+  // Photos
+  PHOTO_TOO_LARGE: {
+    status: 413,
+    message: 'The photo is larger than the configured size limit.',
+    hint: 'Take the photo at a lower resolution or compress it, then add it again.',
+  },
+  PHOTO_TYPE_UNSUPPORTED: {
+    status: 415,
+    message: 'The photo is not a JPEG, PNG or WebP image.',
+    hint: 'Convert the image to JPEG, PNG or WebP, then add it again.',
+  },
+  PHOTO_NOT_FOUND: {
+    status: 404,
+    message: 'The record has no such photo, or its file is not on this device.',
+    hint: 'Check the photo id on the record; sync to download photos added on other devices.',
+  },
 
   // Devices
   DEVICE_SIGNATURE_INVALID: {
@@ -294,7 +372,7 @@ export const errorCatalogue = {
   STORE_START_FAILED: {
     status: 500,
     message: 'The embedded database store could not be started.',
-    hint: 'Check that the data directory is writable and not used by another process, then start again.',
+    hint: 'Check the detail: the data directory must be writable and not used by another store, and the port must be free; then start again.',
   },
   STORE_CRASHED: {
     status: 503,
