@@ -69,6 +69,41 @@ function isSequence(chars: readonly string[]): boolean {
   return true;
 }
 
+/** Keyboard rows, columns and the alphabet, forwards; walks along them backwards count too. */
+const walks = [
+  '1234567890',
+  'qwertyuiop',
+  'asdfghjkl',
+  'zxcvbnm',
+  'qwertzuiop',
+  'azertyuiop',
+  'abcdefghijklmnopqrstuvwxyz',
+  '1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p',
+];
+const walkTexts = [...walks, ...walks.map((w) => [...w].reverse().join(''))];
+
+/**
+ * True when the whole text is made of runs of at least 3 keys along a keyboard row or column or
+ * the alphabet ("qwertyuiopasdfghjkl", "1qaz2wsx3edc4rfv"), each run as long as possible.
+ */
+function isKeyboardWalk(lower: string): boolean {
+  let i = 0;
+  while (i < lower.length) {
+    let best = 0;
+    for (const w of walkTexts) {
+      for (let len = lower.length - i; len > best; len -= 1) {
+        if (len >= 3 && w.includes(lower.slice(i, i + len))) {
+          best = len;
+          break;
+        }
+      }
+    }
+    if (best < 3) return false;
+    i += best;
+  }
+  return lower.length > 0;
+}
+
 /** True when `lower` is a blocklisted word repeated ("passwordpassword") or padded with digits/symbols. */
 function isDecoratedCommonWord(lower: string): boolean {
   const core = lower.replace(/^[\d\p{P}\p{S}\s]+|[\d\p{P}\p{S}\s]+$/gu, '');
@@ -98,7 +133,7 @@ export function findPasswordProblem(
   if (chars.length > policy.maxLength) return 'PASSWORD_TOO_LONG';
   const lower = normalized.toLowerCase();
   if (blocklisted(lower) || isDecoratedCommonWord(lower)) return 'PASSWORD_TOO_COMMON';
-  if (isRepetition(codePoints(lower), 4) || isSequence(codePoints(lower))) return 'PASSWORD_TOO_COMMON';
+  if (isRepetition(codePoints(lower), 4) || isSequence(codePoints(lower)) || isKeyboardWalk(lower)) return 'PASSWORD_TOO_COMMON';
   const username = context.username?.normalize('NFKC').toLowerCase();
   if (username !== undefined && username.length >= 3 && lower.includes(username)) return 'PASSWORD_TOO_COMMON';
   if (systemWords.some((w) => lower.replace(/[\s\d\p{P}\p{S}]/gu, '') === w)) return 'PASSWORD_TOO_COMMON';

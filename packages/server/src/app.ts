@@ -37,7 +37,8 @@ export async function buildApp(input: BuildAppInput): Promise<FastifyInstance> {
     // Our own ids: a client-chosen request id would let a caller forge log correlation.
     genReqId: () => randomUUID(),
     requestIdHeader: false,
-    return503OnClosing: true,
+    // Fastify's own 503 while closing is not a catalogued body; requests in flight finish instead.
+    return503OnClosing: false,
   };
   // With `https` Node creates a TLS server; the instance's API is the same, so it is typed as
   // the default one (Fastify's overloads would otherwise make every plugin generic over it).
@@ -56,11 +57,19 @@ export async function buildApp(input: BuildAppInput): Promise<FastifyInstance> {
     }
   });
 
-  if (input.https !== undefined) {
-    app.addHook('onSend', async (_request, reply) => {
-      void reply.header('strict-transport-security', HSTS);
-    });
-  }
+  // A POST without a body is validated as `{}`: action routes need no body, and routes with
+  // required fields still refuse it. A body of `null` or `[]` is validated as sent.
+  app.addHook('preValidation', async (request) => {
+    if (request.body === undefined && request.method === 'POST') request.body = {};
+  });
+
+  // Responses carry tokens and keys: never cache them anywhere; never sniff their type.
+  const tls = input.https !== undefined;
+  app.addHook('onSend', async (_request, reply) => {
+    void reply.header('cache-control', 'no-store');
+    void reply.header('x-content-type-options', 'nosniff');
+    if (tls) void reply.header('strict-transport-security', HSTS);
+  });
 
   app.decorate('fieldvaultConfig', config);
   app.decorate('now', now);

@@ -64,7 +64,7 @@ export interface TestApp {
   readonly config: BuildAppInput;
 }
 
-export type Overrides = Partial<Omit<BuildAppInput, 'couch'>> & { couch?: { dbPrefix?: string } };
+export type Overrides = Partial<Omit<BuildAppInput, 'couch' | 'setupToken'>> & { couch?: { dbPrefix?: string }; setupToken?: string | null };
 
 /**
  * A server on a fresh database prefix in `couch`; closed and its databases dropped in teardown.
@@ -72,24 +72,26 @@ export type Overrides = Partial<Omit<BuildAppInput, 'couch'>> & { couch?: { dbPr
 export async function makeApp(t: Test, couch: EmbeddedCouch, overrides: Overrides = {}): Promise<TestApp> {
   const clock = fakeClock();
   const logs = new LogCapture();
+  const { setupToken = SETUP_TOKEN, couch: couchOverride, ...rest } = overrides;
   const config: BuildAppInput = {
     kek: new Uint8Array(randomBytes(32)),
     serverId: 'server-a',
     argon2: TEST_ARGON2,
-    setupToken: SETUP_TOKEN,
     sweepIntervalSeconds: 0,
     rateLimit: { max: 100_000, authMax: 100_000 },
     logLevel: 'info',
     logStream: logs,
     now: clock.now,
-    ...overrides,
-    couch: { url: couch.url, dbPrefix: overrides.couch?.dbPrefix ?? freshPrefix() },
+    ...rest,
+    ...(setupToken === null ? {} : { setupToken }),
+    couch: { url: couch.url, dbPrefix: couchOverride?.dbPrefix ?? freshPrefix() },
   };
   const app = await buildApp(config);
   await app.ready();
   t.teardown(async () => {
     await app.close();
-    if (overrides.couch?.dbPrefix === undefined) await app.repo.dropDatabases();
+    // A test may have stopped its store on purpose; then there is nothing left to drop.
+    if (couchOverride?.dbPrefix === undefined && !couch.crashed) await app.repo.dropDatabases().catch(() => undefined);
   });
   return { app, clock, logs, config };
 }

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import { FieldvaultError, ImeiSchema, UsernameSchema } from '@fieldvault/protocol';
 import { AUDIT_EVENTS, type AuditDetails, type AuditEventType, type AuditRecord } from '../couch/records.js';
@@ -98,14 +99,14 @@ export const auditPlugin = fp(
       );
     });
 
-    app.get(
+    app.withTypeProvider<TypeBoxTypeProvider>().get(
       '/v1/audit',
       {
         onRequest: app.requireAuth(['admin']),
         schema: { querystring: AuditQuerySchema, response: responses({ 200: AuditPageSchema }) },
       },
       async (request) => {
-        const q = request.query as Static<typeof AuditQuerySchema>;
+        const q = request.query;
         const from = parseTime(q.from, 'from');
         const to = parseTime(q.to, 'to');
         const page = await app.repo.queryAudit({

@@ -86,6 +86,8 @@ export const authPlugin: FastifyPluginAsync = async (app) => {
     }
 
     const user: UserRecord = await app.verifyCredentials(body.username, body.password);
+    // Seam for admin TOTP (a later issue): `user.totp` is null until enrolled; a second-factor
+    // check belongs here, after the password and before any key or session is handed out.
     try {
       assertDeviceUsable(before, body);
     } catch (err) {

@@ -219,14 +219,10 @@ export class CouchRepository {
   private async listByIdPrefix<T>(db: Db, prefix: string, limit: number, cursor: string | undefined, op: string): Promise<Page<T>> {
     const startkey = cursor === undefined ? prefix : `${prefix}${cursor}`;
     try {
-      const res = await db.list({
-        startkey,
-        endkey: `${prefix}\ufff0`,
-        include_docs: true,
-        limit: limit + 1,
-        ...(cursor === undefined ? {} : { skip: 1 }),
-      });
-      const rows = res.rows.filter((r) => r.doc !== undefined && r.doc !== null);
+      // The cursor row itself (if it still exists) is dropped by id rather than with `skip`,
+      // so a deleted cursor row cannot make the next page skip one more.
+      const res = await db.list({ startkey, endkey: `${prefix}\ufff0`, include_docs: true, limit: limit + 2 });
+      const rows = res.rows.filter((r) => r.doc !== undefined && r.doc !== null && (cursor === undefined || r.id !== startkey));
       const items = rows.slice(0, limit).map((r) => strip<T>(r.doc as Doc));
       const last = rows[limit - 1];
       const nextCursor = rows.length > limit && last !== undefined ? last.id.slice(prefix.length) : null;
@@ -331,18 +327,13 @@ export class CouchRepository {
 
   async listDevices(status: DeviceStatus | undefined, limit: number, cursor: string | undefined): Promise<Page<DeviceRecord>> {
     if (status === undefined) return this.listByIdPrefix<DeviceRecord>(this.devices, 'device:', limit, cursor, 'device.list');
-    const rows = await this.viewRows(
+    const found = await this.viewRows(
       this.devices,
       'by_status',
-      {
-        startkey: [status, cursor ?? ''],
-        endkey: [status, HIGH],
-        include_docs: true,
-        limit: limit + 1,
-        ...(cursor === undefined ? {} : { skip: 1 }),
-      },
+      { startkey: [status, cursor ?? ''], endkey: [status, HIGH], include_docs: true, limit: limit + 2 },
       'device.list',
     );
+    const rows = found.filter((r) => cursor === undefined || (r.key as unknown as unknown[])[1] !== cursor);
     const items = rows.slice(0, limit).flatMap((r) => (r.doc ? [strip<DeviceRecord>(r.doc)] : []));
     const last = items[items.length - 1];
     return { items, nextCursor: rows.length > limit && last !== undefined ? last.imei : null };

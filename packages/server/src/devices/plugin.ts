@@ -96,7 +96,7 @@ export const devicesPlugin: FastifyPluginAsync = async (app) => {
     return { device: deviceView(device) };
   });
 
-  const action = { ...admin, schema: { params: ImeiParams, body: Type.Optional(ActionBody), response: responses({ 200: DeviceResponse }) } };
+  const action = { ...admin, schema: { params: ImeiParams, body: ActionBody, response: responses({ 200: DeviceResponse }) } };
 
   function statusChange(status: DeviceStatus, actor: string, bumpEpoch: boolean) {
     return (cur: DeviceRecord): DeviceRecord | undefined =>
@@ -110,7 +110,7 @@ export const devicesPlugin: FastifyPluginAsync = async (app) => {
     const device = await modifyExisting(request.params.imei, statusChange('blacklisted', actor, true));
     // Sessions stay as revoked markers until they expire so the device learns to wipe.
     const revoked = await app.repo.revokeSessionsOfDevice(device.imei, 'device_blacklisted');
-    await app.audit(request, { event: 'device.blacklisted', imei: device.imei, details: { reason: request.body?.reason ?? null, sessionsRevoked: revoked } });
+    await app.audit(request, { event: 'device.blacklisted', imei: device.imei, details: { reason: request.body.reason ?? null, sessionsRevoked: revoked } });
     return { device: deviceView(device) };
   });
 
@@ -118,14 +118,14 @@ export const devicesPlugin: FastifyPluginAsync = async (app) => {
     const actor = (request.auth as AuthContext).username;
     // Existing sessions stay valid for the device's last sync; new logins are refused.
     const device = await modifyExisting(request.params.imei, statusChange('retired', actor, false));
-    await app.audit(request, { event: 'device.retired', imei: device.imei, details: { reason: request.body?.reason ?? null } });
+    await app.audit(request, { event: 'device.retired', imei: device.imei, details: { reason: request.body.reason ?? null } });
     return { device: deviceView(device) };
   });
 
   r.post('/v1/devices/:imei/reinstate', action, async (request) => {
     const actor = (request.auth as AuthContext).username;
     const device = await modifyExisting(request.params.imei, statusChange('active', actor, false));
-    await app.audit(request, { event: 'device.reinstated', imei: device.imei, details: { reason: request.body?.reason ?? null } });
+    await app.audit(request, { event: 'device.reinstated', imei: device.imei, details: { reason: request.body.reason ?? null } });
     return { device: deviceView(device) };
   });
 
@@ -139,7 +139,7 @@ export const devicesPlugin: FastifyPluginAsync = async (app) => {
     await app.audit(request, {
       event: 'key.rekeyed',
       imei: device.imei,
-      details: { keyId: d.stored.record.keyId, issuedAt: d.stored.record.issuedAt, previousKeyId: d.previousKeyId, reason: request.body?.reason ?? null },
+      details: { keyId: d.stored.record.keyId, issuedAt: d.stored.record.issuedAt, previousKeyId: d.previousKeyId, reason: request.body.reason ?? null },
     });
     return { device: deviceView(device) };
   });
@@ -148,7 +148,7 @@ export const devicesPlugin: FastifyPluginAsync = async (app) => {
     // The next login from this IMEI enrols its key afresh (a reset phone, a new SDK install).
     const device = await modifyExisting(request.params.imei, (cur) => ({ ...cur, publicKey: null, boundAt: null, epoch: cur.epoch + 1 }));
     const revoked = await app.repo.deleteSessionsOfDevice(device.imei);
-    await app.audit(request, { event: 'device.unbound', imei: device.imei, details: { reason: request.body?.reason ?? null, sessionsRevoked: revoked } });
+    await app.audit(request, { event: 'device.unbound', imei: device.imei, details: { reason: request.body.reason ?? null, sessionsRevoked: revoked } });
     return { device: deviceView(device) };
   });
 };

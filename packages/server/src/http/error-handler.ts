@@ -52,6 +52,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     } else {
       request.log.info({ code: fv.code, details: fv.details }, 'request refused');
     }
+    if (fv.code === 'SESSION_INVALID') void reply.header('www-authenticate', 'Bearer');
     const retryAfter = fv.details?.['retryAfterSeconds'];
     if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
     return reply.code(fv.statusCode).type('application/json; charset=utf-8').send(toErrorBody(fv));

@@ -4,8 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { FieldvaultError } from '@fieldvault/protocol';
 import { ROLES, type Role, type SessionRecord } from '../couch/records.js';
-import { iso, responses } from '../http/schemas.js';
-import { TOKEN_PATTERN } from '../http/schemas.js';
+import { EmptyObjectSchema, TOKEN_PATTERN, iso, responses } from '../http/schemas.js';
 import { hashSecret, newToken } from '../http/tokens.js';
 
 /** Who is calling, established from a valid bearer token. */
@@ -119,7 +118,7 @@ export const sessionsPlugin = fp(
 
     r.post(
       '/v1/auth/logout',
-      { onRequest: app.requireAuth(), schema: { response: responses({ 204: Type.Null() }) } },
+      { onRequest: app.requireAuth(), schema: { body: EmptyObjectSchema, response: responses({ 204: Type.Null() }) } },
       async (request, reply) => {
         const auth = request.auth as AuthContext;
         await app.repo.deleteSession(auth.tokenHash);

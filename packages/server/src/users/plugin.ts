@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { FieldvaultError, assertPasswordAcceptable } from '@fieldvault/protocol';
 import type { ResetPurpose, UserRecord } from '../couch/records.js';
-import { responses } from '../http/schemas.js';
+import { EmptyObjectSchema, iso, responses } from '../http/schemas.js';
 import { hashSecret, newToken } from '../http/tokens.js';
 import { UserSummarySchema, type AuthContext } from '../sessions/plugin.js';
 import {
@@ -18,7 +18,6 @@ import {
   UsernameParamsSchema,
   userView,
 } from './schemas.js';
-import { iso } from '../http/schemas.js';
 
 function digest(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
@@ -197,6 +196,7 @@ export const usersPlugin: FastifyPluginAsync = async (app) => {
       ...admin,
       schema: {
         params: UsernameParamsSchema,
+        body: EmptyObjectSchema,
         response: responses({ 200: Type.Object({ user: UserViewSchema, reset: ResetTokenViewSchema }, { additionalProperties: false }) }),
       },
     },

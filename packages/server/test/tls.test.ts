@@ -1,0 +1,45 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import t from 'tap';
+import { makeApp, startStore } from './helpers.js';
+
+// Issue 3: served over TLS with HSTS; every response is uncacheable.
+const couch = await startStore(t);
+
+function selfSigned(dir: string): { key: string; cert: string } {
+  const key = join(dir, 'key.pem');
+  const cert = join(dir, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+  return { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') };
+}
+
+t.test('over TLS every response carries HSTS and no-store', async (t) => {
+  const { app } = await makeApp(t, couch, { https: { ...selfSigned(t.testdir()), minVersion: 'TLSv1.2' } });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const res = await new Promise<{ status: number; headers: Record<string, unknown>; protocol: string }>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/v1/auth/session', method: 'GET', rejectUnauthorized: false }, (r) => {
+      const protocol = (r.socket as TLSSocket).getProtocol() ?? '';
+      r.resume();
+      r.on('end', () => resolve({ status: r.statusCode ?? 0, headers: r.headers, protocol }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  t.equal(res.status, 401);
+  t.match(res.headers['strict-transport-security'], /max-age=\d+/);
+  t.equal(res.headers['cache-control'], 'no-store');
+  t.equal(res.headers['www-authenticate'], 'Bearer');
+  t.match(res.protocol, /^TLSv1\.[23]$/);
+});
+
+t.test('without TLS there is no HSTS header (it would be ignored and misleading)', async (t) => {
+  const { app } = await makeApp(t, couch);
+  const res = await app.inject({ method: 'GET', url: '/v1/auth/session' });
+  t.equal(res.headers['strict-transport-security'], undefined);
+  t.equal(res.headers['cache-control'], 'no-store');
+});
