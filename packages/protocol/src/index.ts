@@ -7,3 +7,5 @@ export * from './record.js';
 export { compareVersions, conflictId, mergeRecords, normalizeRecord } from './merge.js';
 export * from './form.js';
 export * from './password-policy.js';
+export * from './wire/common.js';
+export * from './wire/auth.js';

@@ -9,8 +9,6 @@ export { CouchRepository, createCouchRepository, DATABASES } from './couch/index
 export type { CouchRepositoryOptions } from './couch/index.js';
 export { AUDIT_EVENTS, DEVICE_STATUSES, ROLES } from './couch/records.js';
 export type { AuditEventType, DeviceStatus, Role } from './couch/records.js';
-export { LOGIN_SIGNATURE_LABEL, loginSignatureMessage } from './auth/login-message.js';
-export type { LoginSignatureInput } from './auth/login-message.js';
 export { ChallengeBodySchema, ChallengeResponseSchema, LoginBodySchema, LoginResponseSchema } from './auth/schemas.js';
 export { REDACT_PATHS } from './http/logger.js';
 export { parseStrictJson } from './http/strict-json.js';

@@ -6,7 +6,8 @@ import type { Test } from 'tap';
 import { startEmbeddedCouch, type EmbeddedCouch } from '@fieldvault/couch-embedded';
 import { generateDeviceKeyPair, signDevice, toBase64, type DeviceKeyPair } from '@fieldvault/crypto';
 import type { KeyRecord } from '@fieldvault/protocol';
-import { buildApp, loginSignatureMessage, type BuildAppInput } from '../src/index.js';
+import { loginSignatureMessage } from '@fieldvault/protocol';
+import { buildApp, type BuildAppInput } from '../src/index.js';
 
 /** Fast but valid Argon2id parameters for tests (the defaults stay 64 MiB, t=3). */
 export const TEST_ARGON2 = { memoryKiB: 1024, timeCost: 1, parallelism: 1 } as const;

@@ -2,12 +2,11 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Static } from '@sinclair/typebox';
 import { fromBase64, toBase64, verifyDevice } from '@fieldvault/crypto';
-import { FieldvaultError, isFieldvaultError, type KeyRecord } from '@fieldvault/protocol';
+import { FieldvaultError, isFieldvaultError, loginSignatureMessage, type KeyRecord } from '@fieldvault/protocol';
 import type { DeviceRecord, UserRecord } from '../couch/records.js';
 import { checkOfferedKey, decideDeviceKey, type KeyDecision, type OfferedKey } from '../devices/device-keys.js';
 import { iso, responses } from '../http/schemas.js';
 import { hashSecret, newToken } from '../http/tokens.js';
-import { loginSignatureMessage } from './login-message.js';
 import { ChallengeBodySchema, ChallengeResponseSchema, LoginBodySchema, LoginResponseSchema } from './schemas.js';
 
 /** Usernames remembered per device (oldest dropped first). */

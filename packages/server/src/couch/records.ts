@@ -1,4 +1,5 @@
 import type { KeyRecord } from '@fieldvault/protocol';
+import { ROLES, type Role } from '@fieldvault/protocol';
 
 /**
  * The server's stored entities, as the rest of the server sees them. The repository maps them to
@@ -6,8 +7,7 @@ import type { KeyRecord } from '@fieldvault/protocol';
  * Times are milliseconds since the epoch.
  */
 
-export const ROLES = ['field_worker', 'supervisor', 'admin'] as const;
-export type Role = (typeof ROLES)[number];
+export { ROLES, type Role };
 
 export interface UserRecord {
   readonly username: string;

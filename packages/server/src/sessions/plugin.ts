@@ -6,6 +6,7 @@ import { FieldvaultError } from '@fieldvault/protocol';
 import { ROLES, type Role, type SessionRecord } from '../couch/records.js';
 import { EmptyObjectSchema, TOKEN_PATTERN, iso, responses } from '../http/schemas.js';
 import { hashSecret, newToken } from '../http/tokens.js';
+import { UserSummarySchema } from '@fieldvault/protocol';
 
 /** Who is calling, established from a valid bearer token. */
 export interface AuthContext {
@@ -33,10 +34,8 @@ declare module 'fastify' {
   }
 }
 
-export const UserSummarySchema = Type.Object(
-  { username: Type.String(), role: Type.Union(ROLES.map((r) => Type.Literal(r))) },
-  { additionalProperties: false },
-);
+
+export { UserSummarySchema };
 
 export const SessionInfoSchema = Type.Object(
   { user: UserSummarySchema, imei: Type.String(), expiresAt: Type.String() },

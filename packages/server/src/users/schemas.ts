@@ -2,11 +2,13 @@ import { Type } from '@sinclair/typebox';
 import { UsernameSchema } from '@fieldvault/protocol';
 import { ROLES, type UserRecord } from '../couch/records.js';
 import { TokenSchema, iso, isoOrNull } from '../http/schemas.js';
+import { PasswordInputSchema } from '@fieldvault/protocol';
 
 export const RoleSchema = Type.Union(ROLES.map((r) => Type.Literal(r)));
 
 /** A password as typed: bounded in UTF-16 units here, the policy counts code points after NFKC. */
-export const PasswordInputSchema = Type.String({ minLength: 1, maxLength: 1024 });
+
+export { PasswordInputSchema };
 
 export const UserViewSchema = Type.Object(
   {

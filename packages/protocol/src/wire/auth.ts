@@ -1,0 +1,103 @@
+/**
+ * The authentication API on the wire: `POST /v1/auth/challenge` and `POST /v1/auth/login`, and the
+ * exact bytes a device signs. Shared by the server (route schemas) and the SDK (request building
+ * and response validation). See docs/protocol.md.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { ImeiSchema, UsernameSchema } from '../ids.js';
+import { KeyRecordSchema } from '../key-record.js';
+import { Base64Key32Schema, Base64Sig64Schema, PasswordInputSchema, RoleSchema, TokenSchema } from './common.js';
+
+export const UserSummarySchema = Type.Object({ username: Type.String(), role: RoleSchema }, { additionalProperties: false });
+
+export const ChallengeBodySchema = Type.Object({ imei: ImeiSchema }, { additionalProperties: false });
+
+export const ChallengeResponseSchema = Type.Object(
+  {
+    /** Single-use nonce (32 random bytes, base64url) to sign into the login message. */
+    challenge: TokenSchema,
+    expiresAt: Type.String(),
+  },
+  { additionalProperties: false },
+);
+
+export const LoginBodySchema = Type.Object(
+  {
+    username: UsernameSchema,
+    password: PasswordInputSchema,
+    imei: ImeiSchema,
+    /** The device's Ed25519 public key, raw 32 bytes, base64. */
+    devicePublicKey: Base64Key32Schema,
+    challenge: TokenSchema,
+    /** Ed25519 signature (64 bytes, base64) over `loginSignatureMessage(...)`. */
+    signature: Base64Sig64Schema,
+    /** Flow 2/4: the DB key the device already holds (base64, 32 bytes) and its record. */
+    dbKey: Type.Optional(Base64Key32Schema),
+    keyRecord: Type.Optional(KeyRecordSchema),
+  },
+  { additionalProperties: false },
+);
+
+export const LoginResponseSchema = Type.Object(
+  {
+    /** Bearer token (shown once; the server keeps only its SHA-256). */
+    token: TokenSchema,
+    expiresAt: Type.String(),
+    user: UserSummarySchema,
+    key: Type.Object(
+      {
+        record: KeyRecordSchema,
+        /** The winning DB key, base64 of 32 bytes. */
+        dbKey: Base64Key32Schema,
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type ChallengeBody = Static<typeof ChallengeBodySchema>;
+export type ChallengeResponse = Static<typeof ChallengeResponseSchema>;
+export type LoginBody = Static<typeof LoginBodySchema>;
+export type LoginResponse = Static<typeof LoginResponseSchema>;
+
+/** Domain label of the login signature, so a device signature can't be replayed as anything else. */
+export const LOGIN_SIGNATURE_LABEL = 'fieldvault/login/v1';
+
+export interface LoginSignatureInput {
+  /** The nonce from `POST /v1/auth/challenge`, as returned (base64url). */
+  readonly challenge: string;
+  readonly username: string;
+  readonly imei: string;
+  /** Key id of the DB key offered with this login, or '' when none is offered. */
+  readonly keyId: string;
+}
+
+/**
+ * The exact bytes a device signs to log in. Both sides must build them identically, so the
+ * encoding is canonical and unambiguous: the label, then each field name and value, each item as a
+ * 4-byte big-endian length and its UTF-8 bytes (no separator a username could forge).
+ */
+export function loginSignatureMessage(input: LoginSignatureInput): Uint8Array {
+  const enc = new TextEncoder();
+  const items = [
+    LOGIN_SIGNATURE_LABEL,
+    'challenge',
+    input.challenge,
+    'username',
+    input.username,
+    'imei',
+    input.imei,
+    'keyId',
+    input.keyId,
+  ].map((s) => enc.encode(s));
+  const out = new Uint8Array(items.reduce((n, b) => n + 4 + b.byteLength, 0));
+  const view = new DataView(out.buffer);
+  let at = 0;
+  for (const b of items) {
+    view.setUint32(at, b.byteLength);
+    out.set(b, at + 4);
+    at += 4 + b.byteLength;
+  }
+  return out;
+}
