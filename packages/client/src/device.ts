@@ -1,0 +1,784 @@
+import {
+  DB_KEY_LENGTH,
+  dbFileName,
+  defaultKdfParams,
+  deriveKek,
+  generateDbKey,
+  kdfBounds,
+  keyId,
+  unwrapKeyForUser,
+  unwrapSuccessor,
+  wrapKeyForUser,
+  wrapSuccessor,
+  type DbKind,
+  type KdfParams,
+  type WrappedKeyEntry,
+} from '@fieldvault/crypto';
+import {
+  FieldvaultError,
+  IMEI_PATTERN,
+  MAX_PHOTO_BYTES,
+  NODE_ID_PATTERN,
+  USERNAME_PATTERN,
+  assertPasswordAcceptable,
+  assertPasswordPolicy,
+  compareKeyRecords,
+  createClock,
+  defaultChildForm,
+  defaultPasswordPolicy,
+  parseFormDefinition,
+  parseKeyRecord,
+  type FormDefinition,
+  type KeyRecord,
+  type PasswordPolicy,
+} from '@fieldvault/protocol';
+import { createFileDeviceKeyStore, type DeviceKeyStore } from './device-key-store.js';
+import { TEMP_FILE_MARKER, type FileSystem } from './file-system.js';
+import {
+  KeyringFile,
+  entriesOf,
+  successorOf,
+  withEntry,
+  withPending,
+  withSuccession,
+  withoutEntries,
+  withoutPending,
+  type KeyringContent,
+  type PendingMigration,
+} from './keyring.js';
+import { silentLogger, type Logger } from './logger.js';
+import { countRecords, migrateData, type MigrationListener, type MigrationResult } from './migration.js';
+import { Mutex } from './mutex.js';
+import { createNodeFileSystem } from './node-file-system.js';
+import { DEFAULT_PHOTO_MAX_BYTES, PHOTO_DIRECTORY, PhotoStore } from './photo-store.js';
+import { RecordStore } from './record-store.js';
+import { Session, type SessionHost, type SessionState } from './session.js';
+import type { StorageAdapter, StorageHandle } from './storage-adapter.js';
+import type { Transport } from './transport.js';
+import { ensureSchema, readMeta } from './vault-schema.js';
+
+/** Argon2id cost of the password-derived keys this device writes (the salt is always fresh). */
+export interface KdfCost {
+  /** Memory in KiB. */
+  readonly m: number;
+  /** Passes. */
+  readonly t: number;
+  /** Lanes. */
+  readonly p: number;
+}
+
+export interface DeviceOptions {
+  /** The SDK's directory: keyring, device key file and the hidden photo folder live here. */
+  readonly directory: string;
+  /** The device IMEI, 15 digits. Public: an identifier, bound into every wrapped key. */
+  readonly imei: string;
+  /** The encrypted database driver, e.g. `new SqlCipherStorage({ directory: join(directory, 'databases') })`. */
+  readonly storage: StorageAdapter;
+  /** The server connection, for the online login and sync (not used offline). */
+  readonly transport?: Transport;
+  /** Quiet by default. */
+  readonly logger?: Logger;
+  /** Wall clock in ms (tests pass a fake). */
+  readonly now?: () => number;
+  /** Argon2id cost for keys wrapped on this device; default m=64 MiB, t=3, p=1. Must lie within crypto's `kdfBounds`. */
+  readonly kdf?: KdfCost;
+  /** Password rules for offline sign-up and password change; default: the server's default policy. */
+  readonly passwordPolicy?: PasswordPolicy;
+  /** The form records are validated against on write; default `defaultChildForm`. */
+  readonly form?: FormDefinition;
+  /** Largest photo accepted, in bytes; default 10 MiB. */
+  readonly photoMaxBytes?: number;
+  /** File access; default node:fs rooted at `directory`. */
+  readonly fileSystem?: FileSystem;
+  /** Where the device's Ed25519 key pair lives; default a mode-0600 file beside the keyring. */
+  readonly deviceKeyStore?: DeviceKeyStore;
+  /** Called after each migration step (progress reporting; the crash tests kill the process here). */
+  readonly onMigrationStep?: MigrationListener;
+}
+
+/** What `adoptVerifiedKey` is given by the online login. */
+export interface AdoptKeyInput {
+  readonly username: string;
+  /** The password the server just accepted; the key is wrapped under it. */
+  readonly password: string;
+  /** The server's id (its node id): names the temporary database if one is needed. */
+  readonly serverId: string;
+  /** The winning key record the server returned. */
+  readonly keyRecord: KeyRecord;
+  /** The 32-byte key of that record. */
+  readonly key: Uint8Array;
+}
+
+/** A user with keys on this device, and which kinds of database they can open. */
+export interface DeviceUser {
+  readonly username: string;
+  readonly kinds: readonly DbKind[];
+}
+
+interface ResolvedOptions {
+  readonly imei: string;
+  readonly storage: StorageAdapter;
+  readonly transport: Transport | undefined;
+  readonly logger: Logger;
+  readonly now: () => number;
+  readonly kdf: KdfCost | undefined;
+  readonly passwordPolicy: PasswordPolicy;
+  readonly form: FormDefinition;
+  readonly photoMaxBytes: number;
+  readonly onMigrationStep: MigrationListener | undefined;
+}
+
+/** One of a user's keyring entries, unwrapped, and where its key succession leads. */
+interface UnlockedEntry {
+  readonly entry: WrappedKeyEntry;
+  /** The key at the end of the succession chain (the entry's own key when it has none). */
+  readonly keyId: string;
+  readonly key: Uint8Array;
+}
+
+interface Unlocked {
+  readonly entries: UnlockedEntry[];
+  /** Every key reached, by key id (entries' own keys and every step of their chains). */
+  readonly keys: Map<string, Uint8Array>;
+}
+
+interface Target {
+  readonly kind: DbKind;
+  readonly keyId: string;
+  readonly key: Uint8Array;
+  readonly record: KeyRecord | undefined;
+}
+
+function inputInvalid(field: string, why: string): FieldvaultError {
+  return new FieldvaultError('INPUT_INVALID', { detail: `${field}: ${why}`, details: { field } });
+}
+
+function checkUsername(username: unknown): string {
+  if (typeof username !== 'string' || !USERNAME_PATTERN.test(username)) {
+    throw inputInvalid('username', 'lowercase letters, digits, ".", "_" and "-", 1–64 characters');
+  }
+  return username;
+}
+
+function checkPassword(password: unknown, field = 'password'): string {
+  if (typeof password !== 'string') throw inputInvalid(field, 'must be a string');
+  return password;
+}
+
+function wipeKeys(keys: Iterable<Uint8Array>): void {
+  for (const k of keys) k.fill(0);
+}
+
+function resolveOptions(options: DeviceOptions): ResolvedOptions & { directory: string } {
+  if (typeof options !== 'object' || options === null) throw inputInvalid('options', 'must be an object');
+  const problems: string[] = [];
+  const { directory, imei, storage, kdf, photoMaxBytes, now, logger } = options;
+  if (typeof directory !== 'string' || directory === '') problems.push('directory: a non-empty path');
+  if (typeof imei !== 'string' || !IMEI_PATTERN.test(imei)) problems.push('imei: 15 digits');
+  if (typeof storage !== 'object' || storage === null || typeof storage.open !== 'function') problems.push('storage: a StorageAdapter');
+  if (kdf !== undefined) {
+    for (const name of ['m', 't', 'p'] as const) {
+      const v = kdf[name];
+      const { min, max } = kdfBounds[name];
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) problems.push(`kdf.${name}: an integer in ${min} … ${max}`);
+    }
+  }
+  if (photoMaxBytes !== undefined && (!Number.isInteger(photoMaxBytes) || photoMaxBytes < 1 || photoMaxBytes > MAX_PHOTO_BYTES)) {
+    problems.push(`photoMaxBytes: an integer in 1 … ${MAX_PHOTO_BYTES}`);
+  }
+  if (now !== undefined && typeof now !== 'function') problems.push('now: a function returning ms');
+  if (logger !== undefined && (typeof logger !== 'object' || logger === null || typeof logger.warn !== 'function')) problems.push('logger: a pino-compatible logger');
+  if (problems.length > 0) {
+    throw new FieldvaultError('INPUT_INVALID', { detail: problems.join('; '), details: { field: problems[0]?.split(':')[0] ?? 'options' } });
+  }
+  return {
+    directory,
+    imei,
+    storage,
+    transport: options.transport,
+    logger: logger ?? silentLogger,
+    now: now ?? Date.now,
+    kdf,
+    passwordPolicy: options.passwordPolicy === undefined ? defaultPasswordPolicy : assertPasswordPolicy(options.passwordPolicy),
+    form: options.form === undefined ? defaultChildForm : parseFormDefinition(options.form),
+    photoMaxBytes: photoMaxBytes ?? DEFAULT_PHOTO_MAX_BYTES,
+    onMigrationStep: options.onMigrationStep,
+  };
+}
+
+/**
+ * Opens the SDK on a device directory: validates the options, creates the directory (0700) and the
+ * photo folder, and removes temporary files a crash may have left. Does not read the keyring yet,
+ * so that a device with a damaged keyring can still be wiped.
+ * @throws INPUT_INVALID listing every malformed option.
+ * @throws RECORD_FORM_INVALID when `form` is malformed; CONFIG_INVALID when `passwordPolicy` is out of bounds.
+ * @throws VAULT_STORAGE_FAILED when the directory cannot be created.
+ */
+export async function createDevice(options: DeviceOptions): Promise<Device> {
+  const resolved = resolveOptions(options);
+  const fs = options.fileSystem ?? createNodeFileSystem(resolved.directory);
+  await fs.mkdir('.');
+  await fs.mkdir(PHOTO_DIRECTORY);
+  for (const dir of ['.', PHOTO_DIRECTORY]) {
+    for (const name of await fs.list(dir)) {
+      if (name.includes(TEMP_FILE_MARKER)) await fs.remove(dir === '.' ? name : `${dir}/${name}`);
+    }
+  }
+  return new Device(resolved, fs, options.deviceKeyStore ?? createFileDeviceKeyStore(fs));
+}
+
+/**
+ * A shared field phone: its keyring, its databases (one verified, one unverified per unverified
+ * user, temporary ones per server), its device key, and at most one open session.
+ *
+ * Unverified databases are per user: a key generated on the phone cannot be handed to a second
+ * user offline without storing it in the clear (RapidFTR kept it in plain shared preferences),
+ * so each unverified user gets their own, and unverified users cannot even decrypt each other's
+ * records. The visibility rule (only records one created) is still applied in every read path.
+ */
+export class Device implements SessionHost {
+  /** The device IMEI. */
+  readonly imei: string;
+  readonly #o: ResolvedOptions;
+  readonly #fs: FileSystem;
+  readonly #keyring: KeyringFile;
+  readonly #deviceKeys: DeviceKeyStore;
+  readonly #mutex = new Mutex();
+  #session: Session | undefined;
+
+  /** @internal Use `createDevice`. */
+  constructor(options: ResolvedOptions, fs: FileSystem, deviceKeys: DeviceKeyStore) {
+    this.imei = options.imei;
+    this.#o = options;
+    this.#fs = fs;
+    this.#keyring = new KeyringFile(fs, options.imei);
+    this.#deviceKeys = deviceKeys;
+  }
+
+  /** The server connection given at creation (the online slice uses it). */
+  get transport(): Transport | undefined {
+    return this.#o.transport;
+  }
+
+  /** The open session, if a user is logged in. */
+  get session(): Session | undefined {
+    return this.#session;
+  }
+
+  // ---------------------------------------------------------------- keys and keyring helpers
+
+  #kdfParams(): KdfParams {
+    const params = defaultKdfParams();
+    return this.#o.kdf === undefined ? params : { ...params, ...this.#o.kdf };
+  }
+
+  #wrap(username: string, password: string, key: Uint8Array, kind: DbKind, keyTimestamp: string | undefined): Promise<WrappedKeyEntry> {
+    return wrapKeyForUser({
+      password,
+      key,
+      username,
+      imei: this.imei,
+      kind,
+      kdf: this.#kdfParams(),
+      ...(keyTimestamp === undefined ? {} : { keyTimestamp }),
+    });
+  }
+
+  /** Follows the key succession from `keyId` to the newest key, recording every key reached. */
+  #follow(k: KeyringContent, keyId: string, key: Uint8Array, keys: Map<string, Uint8Array>): { keyId: string; key: Uint8Array } {
+    let current = { keyId, key };
+    const seen = new Set([keyId]);
+    for (let s = successorOf(k, keyId); s !== undefined && !seen.has(s.toKeyId); s = successorOf(k, current.keyId)) {
+      const next = keys.get(s.toKeyId) ?? unwrapSuccessor(current.key, s);
+      keys.set(s.toKeyId, next);
+      seen.add(s.toKeyId);
+      current = { keyId: s.toKeyId, key: next };
+    }
+    return current;
+  }
+
+  /**
+   * Unwraps every keyring entry of `username` that `password` opens and follows each key's
+   * succession. A user with no entries costs one key derivation all the same, so the time taken
+   * does not tell whether the user exists.
+   */
+  async #unlock(k: KeyringContent, username: string, password: string, equalizeTiming = true): Promise<Unlocked> {
+    const keys = new Map<string, Uint8Array>();
+    const entries: UnlockedEntry[] = [];
+    const mine = entriesOf(k, username);
+    if (mine.length === 0) {
+      if (equalizeTiming) (await deriveKek(password, this.#kdfParams())).fill(0);
+      return { entries, keys };
+    }
+    for (const entry of mine) {
+      let key: Uint8Array;
+      try {
+        key = await unwrapKeyForUser(password, entry, { imei: this.imei });
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 'VAULT_WRONG_PASSWORD') throw err;
+        continue;
+      }
+      keys.set(entry.keyId, key);
+      const final = this.#follow(k, entry.keyId, key, keys);
+      entries.push({ entry, keyId: final.keyId, key: final.key });
+    }
+    if (entries.length > 0 && entries.length < mine.length) {
+      this.#o.logger.warn({ username, entries: mine.length, opened: entries.length }, 'some keyring entries did not open with this password');
+    }
+    return { entries, keys };
+  }
+
+  /** The kind of database a key is for now: the device's verified key, a server's temporary key, or the entry's own kind. */
+  #kindOf(k: KeyringContent, u: UnlockedEntry): DbKind {
+    if (k.verified !== null && u.keyId === k.verified.keyId) return 'verified';
+    return u.entry.kind === 'verified' ? 'verified' : u.entry.kind;
+  }
+
+  #recordFor(k: KeyringContent, kind: DbKind, id: string): KeyRecord | undefined {
+    if (kind === 'verified') return k.verified?.keyId === id ? k.verified : undefined;
+    if (kind.startsWith('temporary:')) {
+      const r = k.temporary[kind.slice('temporary:'.length)];
+      return r?.keyId === id ? r : undefined;
+    }
+    return undefined;
+  }
+
+  /** Which database a login opens: the device's verified one, else a temporary one, else the user's own kind. */
+  #choose(k: KeyringContent, u: Unlocked): Target {
+    // Lower is better: the device's verified key, a server's current temporary key, any other
+    // temporary or verified key, the user's unverified key.
+    const rank = (x: UnlockedEntry): number => {
+      const kind = this.#kindOf(k, x);
+      if (kind === 'verified' && x.keyId === k.verified?.keyId) return 0;
+      if (kind.startsWith('temporary:')) return this.#recordFor(k, kind, x.keyId) === undefined ? 2 : 1;
+      return kind === 'verified' ? 2 : 3;
+    };
+    const best = [...u.entries].sort((a, b) => rank(a) - rank(b))[0];
+    if (best === undefined) throw new FieldvaultError('VAULT_WRONG_PASSWORD');
+    const kind = this.#kindOf(k, best);
+    return { kind, keyId: best.keyId, key: best.key, record: this.#recordFor(k, kind, best.keyId) };
+  }
+
+  /**
+   * The keyring with the user's entries re-wrapped where their key or kind changed (key succession
+   * was followed), or all of them (`all`, for a password change) under `password`.
+   */
+  async #rewrap(k: KeyringContent, username: string, password: string, u: Unlocked, all: boolean): Promise<KeyringContent> {
+    let next = k;
+    for (const x of u.entries) {
+      const kind = this.#kindOf(k, x);
+      if (!all && kind === x.entry.kind && x.keyId === x.entry.keyId) continue;
+      const entry = await this.#wrap(username, password, x.key, kind, this.#recordFor(k, kind, x.keyId)?.issuedAt ?? x.entry.keyTimestamp);
+      next = withEntry(
+        withoutEntries(next, (e) => e === x.entry),
+        entry,
+      );
+    }
+    return next;
+  }
+
+  async #openDb(key: Uint8Array, create: boolean): Promise<StorageHandle> {
+    const db = await this.#o.storage.open(dbFileName(key), key, { create });
+    try {
+      await ensureSchema(db);
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+    return db;
+  }
+
+  async #step(op: 'merge' | 'move', step: 'journal-written' | 'journal-cleared', p: { fromKeyId: string; toKeyId: string }): Promise<void> {
+    await this.#o.onMigrationStep?.({ op, step, fromKeyId: p.fromKeyId, toKeyId: p.toKeyId });
+  }
+
+  /**
+   * Runs one journaled migration to the end and clears its journal entry. `target`, when given,
+   * is an open handle on the target database (an open session's).
+   */
+  async #runMigration(
+    k: KeyringContent,
+    op: PendingMigration,
+    fromKey: Uint8Array,
+    toKey: Uint8Array,
+    target?: StorageHandle,
+  ): Promise<{ keyring: KeyringContent; result: MigrationResult }> {
+    const storage = this.#o.storage;
+    const fromName = dbFileName(fromKey);
+    let result: MigrationResult = { records: 0, photos: 0 };
+    const started = Date.now();
+    if (await storage.exists(fromName)) {
+      const handle = target ?? (await this.#openDb(toKey, true));
+      try {
+        result = await migrateData({ storage, fs: this.#fs, logger: this.#o.logger, onStep: this.#o.onMigrationStep }, handle, {
+          op: op.op,
+          fromKeyId: op.fromKeyId,
+          toKeyId: op.toKeyId,
+          fromKey,
+          toKey,
+          fromName,
+          ...(op.username === undefined ? {} : { username: op.username }),
+        });
+      } finally {
+        if (target === undefined) await handle.close();
+      }
+    }
+    let next = withoutPending(k, op);
+    if (op.op === 'move' && op.username !== undefined) {
+      const mover = op.username;
+      next = withoutEntries(next, (e) => e.username === mover && e.kind === 'unverified' && e.keyId === op.fromKeyId);
+      // The emptied unverified database goes once no other entry can open it.
+      if (!next.entries.some((e) => e.keyId === op.fromKeyId) && (await storage.exists(fromName))) {
+        const source = await this.#openDb(fromKey, false);
+        const left = await countRecords(source).finally(() => source.close());
+        if (left === 0) {
+          await storage.remove(fromName);
+          await this.#o.onMigrationStep?.({ op: op.op, step: 'source-deleted', fromKeyId: op.fromKeyId, toKeyId: op.toKeyId });
+        }
+      }
+    }
+    next = await this.#keyring.save(next);
+    await this.#step(op.op, 'journal-cleared', op);
+    this.#o.logger.info(
+      { op: op.op, fromKeyId: op.fromKeyId, toKeyId: op.toKeyId, records: result.records, photos: result.photos, ms: Date.now() - started },
+      'migration finished',
+    );
+    return { keyring: next, result };
+  }
+
+  /** Finishes every journaled migration whose target key is in `keys` (resume after a crash). */
+  async #resumePending(k: KeyringContent, keys: ReadonlyMap<string, Uint8Array>): Promise<KeyringContent> {
+    let current = k;
+    for (const op of k.pending) {
+      const toKey = keys.get(op.toKeyId);
+      if (toKey === undefined) continue;
+      const fromKey = unwrapSuccessor(toKey, op.sourceKey);
+      try {
+        current = (await this.#runMigration(current, op, fromKey, toKey)).keyring;
+      } finally {
+        fromKey.fill(0);
+      }
+    }
+    return current;
+  }
+
+  #assertNoSession(username?: string): void {
+    if (this.#session !== undefined && this.#session.username !== username) throw new FieldvaultError('VAULT_SESSION_OPEN');
+  }
+
+  async #openSession(k: KeyringContent, username: string, target: Target, u: Unlocked): Promise<Session> {
+    const key = new Uint8Array(target.key);
+    const db = await this.#openDb(key, false);
+    try {
+      const last = await readMeta(db, 'clock');
+      const clock = createClock({ node: this.imei, now: this.#o.now, ...(last === undefined ? {} : { last }) });
+      const records = new RecordStore(db, {
+        username,
+        device: this.imei,
+        onlyOwn: target.kind === 'unverified',
+        clock,
+        form: this.#o.form,
+      });
+      const photos = new PhotoStore(this.#fs, db, records, key, { maxBytes: this.#o.photoMaxBytes, username });
+      const unverified =
+        target.kind === 'unverified' ? undefined : u.entries.find((x) => x.entry.kind === 'unverified' && k.entries.includes(x.entry));
+      const state: SessionState = {
+        db,
+        key,
+        records,
+        photos,
+        unverifiedKey: unverified === undefined ? undefined : new Uint8Array(unverified.key),
+      };
+      const session = new Session(this, { username, kind: target.kind, keyId: target.keyId, keyRecord: target.record, state });
+      this.#session = session;
+      this.#o.logger.info({ username, kind: target.kind, keyId: target.keyId }, 'session opened');
+      return session;
+    } catch (err) {
+      await db.close();
+      key.fill(0);
+      throw err;
+    }
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  /**
+   * Offline sign-up of an unverified user: checks the password against the policy the servers use,
+   * generates a database key on the phone, creates that user's unverified database and wraps the
+   * key for them in the keyring. Log in with `loginOffline` afterwards.
+   * @throws INPUT_INVALID when the username is malformed.
+   * @throws PASSWORD_TOO_SHORT, PASSWORD_TOO_LONG, PASSWORD_TOO_COMMON
+   * @throws VAULT_USER_EXISTS when the username already has keys on this device.
+   * @throws VAULT_KEYRING_CORRUPT, VAULT_STORAGE_FAILED
+   */
+  async signUpOffline(username: string, password: string): Promise<void> {
+    checkUsername(username);
+    assertPasswordAcceptable(checkPassword(password), this.#o.passwordPolicy, { username });
+    return this.#mutex.run(async () => {
+      const k = await this.#keyring.load();
+      if (entriesOf(k, username).length > 0) throw new FieldvaultError('VAULT_USER_EXISTS');
+      const key = generateDbKey();
+      try {
+        // The database exists before the keyring names it, so an entry never points at nothing.
+        await (await this.#openDb(key, true)).close();
+        const entry = await this.#wrap(username, password, key, 'unverified', undefined);
+        await this.#keyring.save(withEntry(k, entry));
+        this.#o.logger.info({ username, keyId: entry.keyId }, 'unverified user signed up');
+      } finally {
+        key.fill(0);
+      }
+    });
+  }
+
+  /**
+   * Offline login: unwraps the user's keyring entries with the password, follows key succession
+   * if the device key changed since (and re-wraps the current key for the user on the spot),
+   * finishes any interrupted migration those keys allow, and opens the database named from the
+   * key. A wrong password changes nothing on disk.
+   * @throws VAULT_WRONG_PASSWORD for a wrong password, an unknown user, or an altered entry (one
+   * code for all).
+   * @throws VAULT_SESSION_OPEN when another user is logged in.
+   * @throws VAULT_NOT_FOUND when the database the key names is missing.
+   * @throws VAULT_DB_KEY_REJECTED, VAULT_KEYRING_CORRUPT, CRYPTO_SUCCESSION_INVALID, VAULT_STORAGE_FAILED
+   */
+  async loginOffline(username: string, password: string): Promise<Session> {
+    checkUsername(username);
+    checkPassword(password);
+    return this.#mutex.run(async () => {
+      this.#assertNoSession();
+      let k = await this.#keyring.load();
+      const u = await this.#unlock(k, username, password);
+      try {
+        if (u.entries.length === 0) throw new FieldvaultError('VAULT_WRONG_PASSWORD');
+        const next = await this.#rewrap(k, username, password, u, false);
+        if (next !== k) k = await this.#keyring.save(next);
+        k = await this.#resumePending(k, u.keys);
+        return await this.#openSession(k, username, this.#choose(k, u), u);
+      } finally {
+        wipeKeys(u.keys.values());
+      }
+    });
+  }
+
+  /**
+   * Re-wraps every key the user holds under a new password (after checking the old one and the
+   * policy). The online slice calls this after the server accepted the change.
+   * @throws VAULT_WRONG_PASSWORD when the old password opens none of the user's entries.
+   * @throws PASSWORD_TOO_SHORT, PASSWORD_TOO_LONG, PASSWORD_TOO_COMMON for the new password.
+   * @throws INPUT_INVALID, VAULT_KEYRING_CORRUPT, VAULT_STORAGE_FAILED
+   */
+  async changePassword(username: string, oldPassword: string, newPassword: string): Promise<void> {
+    checkUsername(username);
+    checkPassword(oldPassword, 'oldPassword');
+    assertPasswordAcceptable(checkPassword(newPassword, 'newPassword'), this.#o.passwordPolicy, { username });
+    return this.#mutex.run(async () => {
+      const k = await this.#keyring.load();
+      const u = await this.#unlock(k, username, oldPassword);
+      try {
+        if (u.entries.length === 0) throw new FieldvaultError('VAULT_WRONG_PASSWORD');
+        await this.#keyring.save(await this.#rewrap(k, username, newPassword, u, true));
+        this.#o.logger.info({ username }, 'password changed');
+      } finally {
+        wipeKeys(u.keys.values());
+      }
+    });
+  }
+
+  /**
+   * The hook of the online login: adopts the key a server returned for this device and opens the
+   * user's session on it.
+   *
+   * - No verified key yet, or the same one: the verified database is created if missing and the
+   *   key is wrapped for the user (flows 1 and 3).
+   * - A different key, and the user can open the device's current one: the newer of the two
+   *   (DESIGN.md §2 order) becomes the verified key; the loser's database is migrated into the
+   *   winner's, the succession loser → winner recorded, the loser deleted (flows 4, rekey).
+   * - A different key the user cannot reconcile (they cannot open the current one): the key is
+   *   kept as the temporary database of `serverId` (flow 4, step 2).
+   * - The user's own temporary databases that lost are merged into the winner; the user's
+   *   unverified records move into it (flow 1).
+   *
+   * Migrations are journaled in the keyring first and resumed on the next login if interrupted.
+   * @throws KEY_RECORD_INVALID when the key record is malformed.
+   * @throws KEY_MISMATCH when the record is for another IMEI or does not name this key.
+   * @throws INPUT_INVALID when the username, server id or key is malformed.
+   * @throws VAULT_SESSION_OPEN when another user is logged in (the same user's session is closed first).
+   * @throws VAULT_KEYRING_CORRUPT, VAULT_DB_KEY_REJECTED, VAULT_STORAGE_FAILED
+   */
+  async adoptVerifiedKey(input: AdoptKeyInput): Promise<Session> {
+    if (typeof input !== 'object' || input === null) throw inputInvalid('input', 'must be an object');
+    const username = checkUsername(input.username);
+    const password = checkPassword(input.password);
+    if (typeof input.serverId !== 'string' || !NODE_ID_PATTERN.test(input.serverId)) throw inputInvalid('serverId', 'a server node id');
+    const record = parseKeyRecord(input.keyRecord);
+    if (!(input.key instanceof Uint8Array) || input.key.byteLength !== DB_KEY_LENGTH) {
+      throw new FieldvaultError('CRYPTO_KEY_INVALID', { detail: `key must be ${DB_KEY_LENGTH} bytes` });
+    }
+    if (record.imei !== this.imei) throw new FieldvaultError('KEY_MISMATCH', { detail: 'the key record is for another device' });
+    if (keyId(input.key) !== record.keyId) throw new FieldvaultError('KEY_MISMATCH', { detail: 'the key does not match its record' });
+    const serverId = input.serverId;
+    return this.#mutex.run(async () => {
+      this.#assertNoSession(username);
+      await this.#session?.logout();
+      const k = await this.#keyring.load();
+      // The server already authenticated the user: no need to hide whether they have entries here.
+      const u = await this.#unlock(k, username, password, false);
+      const keys = u.keys;
+      keys.set(record.keyId, new Uint8Array(input.key));
+      try {
+        return await this.#adopt(k, u, username, password, serverId, record);
+      } finally {
+        wipeKeys(keys.values());
+      }
+    });
+  }
+
+  async #adopt(k: KeyringContent, u: Unlocked, username: string, password: string, serverId: string, offered: KeyRecord): Promise<Session> {
+    const keys = u.keys;
+    const keyOf = (id: string): Uint8Array => keys.get(id) as Uint8Array;
+    const current = k.verified;
+    let kind: DbKind = 'verified';
+    let winner = offered;
+    const losers = new Set<string>();
+    if (current !== null && current.keyId !== offered.keyId) {
+      if (keys.has(current.keyId)) {
+        if (compareKeyRecords(offered, current) > 0) losers.add(current.keyId);
+        else {
+          winner = current;
+          losers.add(offered.keyId);
+        }
+      } else {
+        kind = `temporary:${serverId}`;
+        const previous = k.temporary[serverId];
+        if (previous !== undefined && previous.keyId !== offered.keyId && keys.has(previous.keyId)) losers.add(previous.keyId);
+      }
+    }
+    for (const x of u.entries) if (x.entry.kind !== 'unverified' && x.keyId !== winner.keyId) losers.add(x.keyId);
+    losers.delete(winner.keyId);
+    const winnerKey = keyOf(winner.keyId);
+
+    // The winner's database exists before the keyring names it.
+    await (await this.#openDb(winnerKey, true)).close();
+
+    const startedAt = new Date(this.#o.now()).toISOString();
+    let next: KeyringContent = k;
+    const temporary = Object.fromEntries(
+      Object.entries(k.temporary).filter(([, r]) => !losers.has(r.keyId) && (kind !== 'verified' || r.keyId !== winner.keyId)),
+    );
+    next = kind === 'verified' ? { ...next, verified: winner, temporary } : { ...next, temporary: { ...temporary, [serverId]: offered } };
+    const journaled: PendingMigration[] = [];
+    for (const id of losers) {
+      const loserKey = keyOf(id);
+      // Every user who could open the loser offline follows this to the winner.
+      next = withSuccession(next, wrapSuccessor(loserKey, winnerKey));
+      if (await this.#o.storage.exists(dbFileName(loserKey))) {
+        journaled.push({ op: 'merge', fromKeyId: id, toKeyId: winner.keyId, sourceKey: wrapSuccessor(winnerKey, loserKey), startedAt });
+      }
+    }
+    const unverified = u.entries.find((x) => x.entry.kind === 'unverified');
+    if (unverified !== undefined && (await this.#o.storage.exists(dbFileName(unverified.key)))) {
+      journaled.push({
+        op: 'move',
+        username,
+        fromKeyId: unverified.keyId,
+        toKeyId: winner.keyId,
+        sourceKey: wrapSuccessor(winnerKey, unverified.key),
+        startedAt,
+      });
+    }
+    for (const op of journaled) next = withPending(next, op);
+    const entry = await this.#wrap(username, password, winnerKey, kind, winner.issuedAt);
+    next = withEntry(
+      withoutEntries(next, (e) => e.username === username && e.kind !== 'unverified' && (losers.has(e.keyId) || e.kind === kind)),
+      entry,
+    );
+    // The user's entries that followed a succession to a loser are superseded by `entry` too.
+    const superseded = new Set(u.entries.filter((x) => losers.has(x.keyId) && x.entry.kind !== 'unverified').map((x) => x.entry));
+    next = withoutEntries(next, (e) => superseded.has(e));
+    let saved = await this.#keyring.save(next);
+    for (const op of journaled) await this.#step(op.op, 'journal-written', op);
+    this.#o.logger.info({ username, kind, keyId: winner.keyId, migrations: journaled.length }, 'server key adopted');
+
+    saved = await this.#resumePending(saved, new Map([[winner.keyId, winnerKey]]));
+    return this.#openSession(saved, username, { kind, keyId: winner.keyId, key: winnerKey, record: winner }, u);
+  }
+
+  /** @internal Session callback: see `Session.moveUnverifiedRecords`. */
+  moveUnverifiedRecords(session: Session, state: SessionState): Promise<MigrationResult> {
+    return this.#mutex.run(async () => {
+      const fromKey = state.unverifiedKey;
+      if (fromKey === undefined || !session.active) return { records: 0, photos: 0 };
+      const op: PendingMigration = {
+        op: 'move',
+        username: session.username,
+        fromKeyId: keyId(fromKey),
+        toKeyId: session.keyId,
+        sourceKey: wrapSuccessor(state.key, fromKey),
+        startedAt: new Date(this.#o.now()).toISOString(),
+      };
+      const k = await this.#keyring.save(withPending(await this.#keyring.load(), op));
+      await this.#step('move', 'journal-written', op);
+      const { result } = await this.#runMigration(k, op, fromKey, state.key, state.db);
+      fromKey.fill(0);
+      (state as { unverifiedKey: Uint8Array | undefined }).unverifiedKey = undefined;
+      return result;
+    });
+  }
+
+  /** @internal Session callback. */
+  sessionClosed(session: Session): void {
+    if (this.#session === session) this.#session = undefined;
+  }
+
+  /** Logs the open session out (closes its database, drops its keys). No-op when none is open. */
+  async logout(): Promise<void> {
+    await this.#session?.logout();
+  }
+
+  /**
+   * The users with keys on this device and the kinds of database each can open (for a login screen).
+   * @throws VAULT_KEYRING_CORRUPT
+   */
+  async users(): Promise<DeviceUser[]> {
+    const k = await this.#keyring.load();
+    const byUser = new Map<string, DbKind[]>();
+    for (const e of k.entries) byUser.set(e.username, [...(byUser.get(e.username) ?? []), e.kind]);
+    return [...byUser.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([username, kinds]) => ({ username, kinds: kinds.sort() }));
+  }
+
+  /**
+   * The device's current verified key record (what the online login sends with the key in flow 2),
+   * or `undefined` before the first online login.
+   * @throws VAULT_KEYRING_CORRUPT
+   */
+  async verifiedKeyRecord(): Promise<KeyRecord | undefined> {
+    return (await this.#keyring.load()).verified ?? undefined;
+  }
+
+  /** The device's Ed25519 public key (created on first use). @throws VAULT_DEVICE_KEY_INVALID */
+  publicKey(): Promise<Uint8Array> {
+    return this.#deviceKeys.publicKey();
+  }
+
+  /** Signs `message` with the device key (the online login's challenge). @throws VAULT_DEVICE_KEY_INVALID */
+  sign(message: Uint8Array): Promise<Uint8Array> {
+    return this.#deviceKeys.sign(message);
+  }
+
+  /**
+   * Deletes everything the SDK holds on this device: the open session, every database (with its
+   * side files), every photo file, the keyring and the device key pair (blacklist, retire).
+   * Works on a device whose keyring is damaged.
+   * @throws VAULT_STORAGE_FAILED
+   */
+  async wipe(): Promise<void> {
+    return this.#mutex.run(async () => {
+      await this.#session?.logout().catch(() => undefined);
+      for (const name of await this.#o.storage.list()) await this.#o.storage.remove(name);
+      for (const name of await this.#fs.list(PHOTO_DIRECTORY)) await this.#fs.remove(`${PHOTO_DIRECTORY}/${name}`);
+      await this.#keyring.remove();
+      await this.#deviceKeys.destroy();
+      this.#o.logger.warn({ imei: this.imei }, 'device wiped');
+    });
+  }
+}

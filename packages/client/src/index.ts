@@ -1,0 +1,26 @@
+/**
+ * @fieldvault/client — the SDK core: a `Device` (keyring, verified/unverified/temporary encrypted
+ * databases, offline sign-up and login, key succession, crash-safe migration), the records and
+ * photos of a `Session`, and the seams a platform fills in: `StorageAdapter` (an encrypted SQLite
+ * driver, e.g. @fieldvault/storage-sqlcipher), `FileSystem`, `DeviceKeyStore`, `Transport`, `Logger`.
+ */
+export type { SqlExecutor, SqlRow, SqlValue, StorageAdapter, StorageHandle, OpenOptions } from './storage-adapter.js';
+export type { FileSystem } from './file-system.js';
+export { createNodeFileSystem } from './node-file-system.js';
+export type { DeviceKeyStore } from './device-key-store.js';
+export { DEVICE_KEY_FILE, createFileDeviceKeyStore } from './device-key-store.js';
+export type { Logger } from './logger.js';
+export { silentLogger } from './logger.js';
+export type { Transport } from './transport.js';
+export type { KeyringContent, PendingMigration } from './keyring.js';
+export { KEYRING_FILE, KEYRING_FORMAT, KEYRING_VERSION, parseKeyring, serializeKeyring } from './keyring.js';
+export { SCHEMA_VERSION, ensureSchema } from './vault-schema.js';
+export type { RecordQuery, ListOptions, RecordFlag, RecordStoreOptions } from './record-store.js';
+export { RECORD_FLAGS, MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE, RecordStore, searchText } from './record-store.js';
+export type { StoredPhoto, PhotoContent, PhotoInput } from './photo-store.js';
+export { PHOTO_DIRECTORY, DEFAULT_PHOTO_MAX_BYTES, photoPath } from './photo-store.js';
+export { detectPhotoType, stripImageMetadata } from './image-metadata.js';
+export type { MigrationStep, MigrationEvent, MigrationListener, MigrationResult } from './migration.js';
+export { Session } from './session.js';
+export type { DeviceOptions, AdoptKeyInput, DeviceUser, KdfCost } from './device.js';
+export { Device, createDevice } from './device.js';

@@ -1,0 +1,202 @@
+import { mergeRecords } from '@fieldvault/protocol';
+import type { FileSystem } from './file-system.js';
+import type { Logger } from './logger.js';
+import { photoPath, reencryptPhoto } from './photo-store.js';
+import { putRecord, recordFromDoc } from './record-store.js';
+import type { SqlValue, StorageAdapter, StorageHandle } from './storage-adapter.js';
+import { RECORD_COLUMNS, nextLocalSeq, readMeta, writeMeta } from './vault-schema.js';
+
+/*
+ * The data steps of a migration (DESIGN.md §3). The device journals the migration in the keyring
+ * first (with the source key wrapped under the target key), then runs these steps, then clears
+ * the journal. Every step is idempotent, so a run killed at any point is simply run again:
+ *
+ *   1. photos-copied            each source photo is decrypted (fully verified) and re-encrypted
+ *                               under the target key into its target file name (temp + rename).
+ *   2. records-copied           ONE transaction on the target with the source ATTACHed under its
+ *                               own key: records present in both are merged with the protocol's
+ *                               CRDT merge (idempotent), all others copied with one
+ *                               INSERT … SELECT; photo rows likewise; a marker row is written.
+ *   3. source-photos-deleted    the source's photo files of the migrated records are deleted.
+ *   4. source-records-deleted   (move only) the moved user's rows are deleted from the source.
+ *   5. source-deleted           (merge only) the source database file is deleted.
+ *
+ * Until step 2 commits, the source is intact and the target may hold only re-encrypted photo
+ * files (harmless, rewritten on resume). After it, the target has everything; steps 3–5 only
+ * delete, and a resumed run finds missing source files and skips them. Records are keyed by
+ * their UUID, so nothing is ever inserted twice.
+ */
+
+export type MigrationStep =
+  | 'journal-written'
+  | 'photos-copied'
+  | 'records-copy-uncommitted'
+  | 'records-copied'
+  | 'source-photos-deleted'
+  | 'source-records-deleted'
+  | 'source-deleted'
+  | 'journal-cleared';
+
+export interface MigrationEvent {
+  readonly op: 'merge' | 'move';
+  readonly step: MigrationStep;
+  readonly fromKeyId: string;
+  readonly toKeyId: string;
+}
+
+/** Called after each migration step (progress, and the kill points of the crash tests). */
+export type MigrationListener = (event: MigrationEvent) => void | Promise<void>;
+
+export interface MigrationResult {
+  /** Source records copied or merged into the target. */
+  readonly records: number;
+  /** Photo files re-encrypted under the target key. */
+  readonly photos: number;
+}
+
+export interface MigrationData {
+  readonly op: 'merge' | 'move';
+  readonly fromKeyId: string;
+  readonly toKeyId: string;
+  readonly fromKey: Uint8Array;
+  readonly toKey: Uint8Array;
+  readonly fromName: string;
+  /** For `move`: only this user's records. */
+  readonly username?: string;
+}
+
+export interface MigrationContext {
+  readonly storage: StorageAdapter;
+  readonly fs: FileSystem;
+  readonly logger: Logger;
+  readonly onStep: MigrationListener | undefined;
+}
+
+const ALIAS = 'migration_source';
+
+interface PhotoRow {
+  readonly photo_id: string;
+  readonly record_id: string;
+}
+
+/**
+ * Runs steps 1–5 of a migration into the open `target` handle (which stays open). The source must
+ * exist (the caller checks); a source created but never given a schema counts as empty. A moved
+ * user's emptied source database is left for the caller to delete (other users may still use it).
+ * @throws VAULT_DB_KEY_REJECTED, VAULT_DB_CORRUPT, VAULT_STORAGE_FAILED from storage; the
+ * migration stays journaled and is resumed next time.
+ */
+export async function migrateData(ctx: MigrationContext, target: StorageHandle, m: MigrationData): Promise<MigrationResult> {
+  const event = async (step: MigrationStep): Promise<void> => {
+    ctx.logger.debug({ op: m.op, step, fromKeyId: m.fromKeyId, toKeyId: m.toKeyId }, 'migration step');
+    await ctx.onStep?.({ op: m.op, step, fromKeyId: m.fromKeyId, toKeyId: m.toKeyId });
+  };
+  const byUser = m.op === 'move' && m.username !== undefined;
+  const userFilter = (alias: string): { sql: string; params: SqlValue[] } =>
+    byUser ? { sql: ` AND ${alias}.created_by = ?`, params: [m.username as string] } : { sql: '', params: [] };
+
+  await target.attach(ALIAS, m.fromName, m.fromKey);
+  let result: MigrationResult = { records: 0, photos: 0 };
+  try {
+    const version = await target.query<{ user_version: number }>(`PRAGMA ${ALIAS}.user_version`);
+    const hasSchema = Number(version[0]?.user_version ?? 0) > 0;
+    const photos: PhotoRow[] = [];
+    if (hasSchema) {
+      const f = userFilter('r');
+      photos.push(
+        ...(await target.query<PhotoRow & Record<string, SqlValue>>(
+          `SELECT p.photo_id, p.record_id FROM ${ALIAS}.photo_files p JOIN ${ALIAS}.records r ON r.id = p.record_id WHERE 1 = 1${f.sql}`,
+          f.params,
+        )),
+      );
+    }
+
+    // Step 1: photos, before the records, so a committed photo row always has its file.
+    const skipped: string[] = [];
+    let copied = 0;
+    for (const p of photos) {
+      try {
+        if (await reencryptPhoto(ctx.fs, m.fromKey, m.toKey, p.photo_id)) copied += 1;
+        else if (!(await ctx.fs.exists(photoPath(m.toKey, p.photo_id)))) skipped.push(p.photo_id);
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 'CRYPTO_FILE_TAMPERED') throw err;
+        // Already unreadable: it cannot be rescued by copying, and must not block the records.
+        // Its ref stays on the record, so a sync can fetch it again.
+        ctx.logger.warn({ photoId: p.photo_id, code: 'CRYPTO_FILE_TAMPERED' }, 'photo skipped in migration');
+        skipped.push(p.photo_id);
+      }
+    }
+    await event('photos-copied');
+
+    // Step 2: all records in one transaction, inside SQLite.
+    let records = 0;
+    if (hasSchema) {
+      await target.transaction(async (tx) => {
+        const f = userFilter('s');
+        const both = await tx.query<{ source: string; target: string }>(
+          `SELECT s.doc AS source, m.doc AS target FROM ${ALIAS}.records s JOIN main.records m ON m.id = s.id WHERE 1 = 1${f.sql}`,
+          f.params,
+        );
+        for (const row of both) {
+          const merged = mergeRecords(recordFromDoc(row.target), recordFromDoc(row.source));
+          if (JSON.stringify(merged) !== row.target) await putRecord(tx, merged);
+        }
+        const seq = await nextLocalSeq(tx);
+        const columns = RECORD_COLUMNS.map((c) => (c === 'local_seq' ? '? AS local_seq' : `s.${c}`)).join(', ');
+        const inserted = await tx.execute(
+          `INSERT INTO main.records (${RECORD_COLUMNS.join(', ')}) SELECT ${columns} FROM ${ALIAS}.records s
+           WHERE NOT EXISTS (SELECT 1 FROM main.records m WHERE m.id = s.id)${f.sql}`,
+          [seq, ...f.params],
+        );
+        records = both.length + inserted;
+        const fp = userFilter('r');
+        await tx.execute(
+          `INSERT OR IGNORE INTO main.photo_files (photo_id, record_id, sha256, size, type)
+           SELECT p.photo_id, p.record_id, p.sha256, p.size, p.type FROM ${ALIAS}.photo_files p JOIN ${ALIAS}.records r ON r.id = p.record_id
+           WHERE p.photo_id NOT IN (SELECT value FROM json_each(?))${fp.sql}`,
+          [JSON.stringify(skipped), ...fp.params],
+        );
+        // The device clock must stay ahead of every copied timestamp.
+        const sourceClock = (await tx.query<{ value: string }>(`SELECT value FROM ${ALIAS}.meta WHERE key = 'clock'`))[0]?.value;
+        const targetClock = await readMeta(tx, 'clock');
+        if (sourceClock !== undefined && (targetClock === undefined || sourceClock > targetClock)) await writeMeta(tx, 'clock', sourceClock);
+        await tx.execute('INSERT OR REPLACE INTO main.merged_sources (key_id, op, merged_at) VALUES (?, ?, ?)', [
+          m.fromKeyId,
+          byUser ? `move:${m.username as string}` : 'merge',
+          new Date().toISOString(),
+        ]);
+        await event('records-copy-uncommitted');
+      });
+    }
+    await event('records-copied');
+    result = { records, photos: copied };
+
+    // Step 3: the source's photo files (all of a merged database's; the moved user's on a move).
+    for (const p of photos) await ctx.fs.remove(photoPath(m.fromKey, p.photo_id));
+    await event('source-photos-deleted');
+
+    // Step 4 (move): the moved rows leave the source.
+    if (byUser && hasSchema) {
+      await target.transaction(async (tx) => {
+        const f = userFilter('r');
+        await tx.execute(`DELETE FROM ${ALIAS}.photo_files WHERE record_id IN (SELECT r.id FROM ${ALIAS}.records r WHERE 1 = 1${f.sql})`, f.params);
+        await tx.execute(`DELETE FROM ${ALIAS}.records WHERE created_by = ?`, [m.username as string]);
+      });
+      await event('source-records-deleted');
+    }
+  } finally {
+    await target.detach(ALIAS);
+  }
+  // Step 5 (merge): the source database goes, with its side files.
+  if (!byUser) {
+    await ctx.storage.remove(m.fromName);
+    await event('source-deleted');
+  }
+  return result;
+}
+
+/** Number of records left in a database (to decide whether an emptied source can be deleted). */
+export async function countRecords(db: StorageHandle): Promise<number> {
+  const rows = await db.query<{ n: number }>('SELECT count(*) AS n FROM records');
+  return Number(rows[0]?.n ?? 0);
+}

@@ -1,0 +1,262 @@
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createDecryptStream, createEncryptStream, decryptToBuffer, encryptBuffer, photoFileName } from '@fieldvault/crypto';
+import {
+  FieldvaultError,
+  MAX_PHOTO_BYTES,
+  UUID_V4_PATTERN,
+  addPhoto,
+  removePhoto,
+  type ChildRecord,
+  type PhotoRef,
+  type PhotoType,
+} from '@fieldvault/protocol';
+import { createSha256, sha256Hex } from './digest.js';
+import type { FileSystem } from './file-system.js';
+import { detectPhotoType, stripImageMetadata } from './image-metadata.js';
+import type { RecordStore } from './record-store.js';
+import type { SqlExecutor } from './storage-adapter.js';
+
+/** The hidden folder (inside the device directory) that holds encrypted photo files. */
+export const PHOTO_DIRECTORY = '.photos';
+/** Default largest photo accepted (before metadata removal): 10 MiB. */
+export const DEFAULT_PHOTO_MAX_BYTES = 10 * 1024 * 1024;
+
+/**
+ * Where the photo `photoId` of the database under `dbKey` lives: a name derived from the key and
+ * the id (crypto's `photoFileName`), never the record or photo id itself.
+ */
+export function photoPath(dbKey: Uint8Array, photoId: string): string {
+  return `${PHOTO_DIRECTORY}/${photoFileName(dbKey, photoId)}`;
+}
+
+/** A photo as added to a record. */
+export interface StoredPhoto {
+  readonly photoId: string;
+  readonly sha256: string;
+  readonly size: number;
+  readonly type: PhotoType;
+  /** The record with the photo attached. */
+  readonly record: ChildRecord;
+}
+
+/** A photo read back and fully verified. */
+export interface PhotoContent {
+  readonly bytes: Uint8Array;
+  readonly type: PhotoType;
+  readonly sha256: string;
+}
+
+/** What a photo file write accepts: the bytes, or a stream of them. */
+export type PhotoInput = Uint8Array | AsyncIterable<Uint8Array>;
+
+function tooLarge(max: number): FieldvaultError {
+  return new FieldvaultError('PHOTO_TOO_LARGE', { detail: `at most ${max} bytes`, details: { maxBytes: max } });
+}
+
+function notFound(): FieldvaultError {
+  return new FieldvaultError('PHOTO_NOT_FOUND');
+}
+
+/** Reads the input into memory, refusing it as soon as it passes `max` bytes. */
+async function readCapped(data: PhotoInput, max: number): Promise<Uint8Array> {
+  if (data instanceof Uint8Array) {
+    if (data.byteLength > max) throw tooLarge(max);
+    return data;
+  }
+  if (data === null || typeof data !== 'object' || typeof (data as AsyncIterable<unknown>)[Symbol.asyncIterator] !== 'function') {
+    throw new FieldvaultError('INPUT_INVALID', { detail: 'photo: bytes or an async iterable of bytes', details: { field: 'photo' } });
+  }
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of data) {
+    if (!(chunk instanceof Uint8Array)) throw new FieldvaultError('INPUT_INVALID', { detail: 'photo: chunks must be bytes', details: { field: 'photo' } });
+    total += chunk.byteLength;
+    if (total > max) throw tooLarge(max);
+    parts.push(chunk);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+/** The photo code for a file that fails to decrypt: our own files are always the current format, so any format error is tampering. */
+function asTampered(err: unknown): unknown {
+  if ((err as { code?: unknown } | null)?.code === 'CRYPTO_FORMAT_UNSUPPORTED') {
+    return new FieldvaultError('CRYPTO_FILE_TAMPERED', { detail: 'the photo file header was altered', cause: err });
+  }
+  return err;
+}
+
+function contentMismatch(): FieldvaultError {
+  return new FieldvaultError('CRYPTO_FILE_TAMPERED', { detail: 'the photo does not match the digest on its record' });
+}
+
+/** A Readable over `source` whose errors reach `into`, piped into it. */
+function pipeInto(source: AsyncIterable<Uint8Array>, into: Transform): Transform {
+  const readable = Readable.from(source, { objectMode: false });
+  readable.on('error', (err) => into.destroy(err));
+  return readable.pipe(into);
+}
+
+/**
+ * Re-encrypts one photo file from one database key to another (migration). The new file appears
+ * only after the old one decrypted completely, so a tampered or cut source never yields a new
+ * file. Returns false when the source file is missing.
+ * @throws CRYPTO_FILE_TAMPERED when the source file fails authentication.
+ */
+export async function reencryptPhoto(fs: FileSystem, fromKey: Uint8Array, toKey: Uint8Array, photoId: string): Promise<boolean> {
+  const source = await fs.openRead(photoPath(fromKey, photoId));
+  if (source === undefined) return false;
+  const decrypt = createDecryptStream(fromKey);
+  const encrypt = createEncryptStream(toKey);
+  try {
+    await pipeline(Readable.from(source, { objectMode: false }), decrypt, encrypt, async (sealed: AsyncIterable<Uint8Array>) => {
+      await fs.writeFileAtomic(photoPath(toKey, photoId), sealed);
+    });
+  } catch (err) {
+    throw asTampered(err);
+  }
+  return true;
+}
+
+export interface PhotoStoreOptions {
+  /** Largest accepted input in bytes. */
+  readonly maxBytes: number;
+  readonly username: string;
+}
+
+/**
+ * Photos of the records of one database: encrypted on write into the hidden photo folder
+ * (chunked AEAD under a per-file key from the database key), metadata stripped first, verified
+ * on read. Every call checks that the record is visible to the session first.
+ */
+export class PhotoStore {
+  readonly #fs: FileSystem;
+  readonly #db: SqlExecutor;
+  readonly #records: RecordStore;
+  readonly #key: Uint8Array;
+  readonly #o: PhotoStoreOptions;
+
+  constructor(fs: FileSystem, db: SqlExecutor, records: RecordStore, dbKey: Uint8Array, options: PhotoStoreOptions) {
+    this.#fs = fs;
+    this.#db = db;
+    this.#records = records;
+    this.#key = dbKey;
+    this.#o = options;
+  }
+
+  /**
+   * Adds a photo to a visible record: checks its type and size, strips location metadata, encrypts
+   * it to its file, then records it on the record (one transaction). A crash between the two steps
+   * leaves at most an unreferenced encrypted file.
+   * @throws VAULT_RECORD_NOT_FOUND when the record is not visible.
+   * @throws PHOTO_TOO_LARGE when the input is larger than the configured cap.
+   * @throws PHOTO_TYPE_UNSUPPORTED when it is not a well-formed JPEG, PNG or WebP.
+   * @throws RECORD_TOO_LARGE when the record already has the maximum number of photos.
+   */
+  async add(recordId: string, data: PhotoInput): Promise<StoredPhoto> {
+    await this.#records.get(recordId);
+    const raw = await readCapped(data, this.#o.maxBytes);
+    const type = detectPhotoType(raw);
+    if (type === undefined) throw new FieldvaultError('PHOTO_TYPE_UNSUPPORTED');
+    const clean = stripImageMetadata(raw, type);
+    if (clean.byteLength === 0 || clean.byteLength > MAX_PHOTO_BYTES) throw tooLarge(this.#o.maxBytes);
+    const sha256 = sha256Hex(clean);
+    const photoId = globalThis.crypto.randomUUID();
+    await this.#fs.mkdir(PHOTO_DIRECTORY);
+    await this.#fs.writeFileAtomic(photoPath(this.#key, photoId), encryptBuffer(this.#key, clean));
+    const record = await this.#records.mutate(recordId, async (current, tx) => {
+      const next = addPhoto(current, photoId, { sha256, size: clean.byteLength, type, by: this.#o.username, ts: this.#records.nextTimestamp() });
+      await tx.execute('INSERT INTO photo_files (photo_id, record_id, sha256, size, type) VALUES (?, ?, ?, ?, ?)', [
+        photoId,
+        recordId,
+        sha256,
+        clean.byteLength,
+        type,
+      ]);
+      return next;
+    });
+    return { photoId, sha256, size: clean.byteLength, type, record };
+  }
+
+  async #locate(tx: SqlExecutor, recordId: string, photoId: string): Promise<{ ref: PhotoRef; path: string }> {
+    const record = await this.#records.load(tx, recordId);
+    if (typeof photoId !== 'string' || !UUID_V4_PATTERN.test(photoId)) throw notFound();
+    const ref = Object.hasOwn(record.photos, photoId) ? record.photos[photoId] : undefined;
+    if (ref === undefined || ref.removedAt !== undefined) throw notFound();
+    const rows = await tx.query('SELECT photo_id FROM photo_files WHERE photo_id = ? AND record_id = ?', [photoId, recordId]);
+    if (rows.length === 0) throw notFound();
+    return { ref, path: photoPath(this.#key, photoId) };
+  }
+
+  /**
+   * A photo of a visible record, decrypted and fully verified (every chunk, the end of the file,
+   * and the digest on the record) before it is returned.
+   * @throws VAULT_RECORD_NOT_FOUND, PHOTO_NOT_FOUND when the record or photo is not visible or not on this device.
+   * @throws CRYPTO_FILE_TAMPERED when the file was altered, cut short, or swapped for another photo.
+   */
+  async read(recordId: string, photoId: string): Promise<PhotoContent> {
+    const { ref, path } = await this.#locate(this.#db, recordId, photoId);
+    const source = await this.#fs.openRead(path);
+    if (source === undefined) throw notFound();
+    let bytes: Uint8Array;
+    try {
+      bytes = await decryptToBuffer(this.#key, source);
+    } catch (err) {
+      throw asTampered(err);
+    }
+    if (bytes.byteLength !== ref.size || sha256Hex(bytes) !== ref.sha256) throw contentMismatch();
+    return { bytes, type: ref.type, sha256: ref.sha256 };
+  }
+
+  /**
+   * A photo of a visible record as a stream of decrypted chunks. Each 64 KiB chunk is yielded only
+   * after its own tag verified, so no forged byte is ever yielded; but a file cut off after a whole
+   * chunk, or swapped for another photo, is only detected at the end: **treat the bytes as
+   * untrusted until the iteration finishes without throwing** (or use `read`).
+   * @throws (during iteration) CRYPTO_FILE_TAMPERED; before the first chunk, VAULT_RECORD_NOT_FOUND
+   * or PHOTO_NOT_FOUND.
+   */
+  async *stream(recordId: string, photoId: string): AsyncGenerator<Uint8Array, void, undefined> {
+    const { ref, path } = await this.#locate(this.#db, recordId, photoId);
+    const source = await this.#fs.openRead(path);
+    if (source === undefined) throw notFound();
+    const decrypted = pipeInto(source, createDecryptStream(this.#key));
+    const hash = createSha256();
+    let size = 0;
+    try {
+      for await (const chunk of decrypted as AsyncIterable<Uint8Array>) {
+        hash.update(chunk);
+        size += chunk.byteLength;
+        yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      }
+    } catch (err) {
+      throw asTampered(err);
+    } finally {
+      decrypted.destroy();
+    }
+    if (size !== ref.size || hash.hex() !== ref.sha256) throw contentMismatch();
+  }
+
+  /**
+   * Removes a photo from a visible record (a tombstone on the record, so merge never brings it
+   * back) and deletes its file.
+   * @throws VAULT_RECORD_NOT_FOUND, PHOTO_NOT_FOUND when the record or photo is not visible.
+   */
+  async remove(recordId: string, photoId: string): Promise<ChildRecord> {
+    const record = await this.#records.mutate(recordId, async (current, tx) => {
+      const ref = typeof photoId === 'string' && Object.hasOwn(current.photos, photoId) ? current.photos[photoId] : undefined;
+      if (ref === undefined || ref.removedAt !== undefined) throw notFound();
+      await tx.execute('DELETE FROM photo_files WHERE photo_id = ?', [photoId]);
+      return removePhoto(current, photoId, { by: this.#o.username, ts: this.#records.nextTimestamp() });
+    });
+    // After the commit: a crash here leaves an unreferenced encrypted file, never a dangling reference.
+    await this.#fs.remove(photoPath(this.#key, photoId));
+    return record;
+  }
+}

@@ -1,0 +1,112 @@
+import { FieldvaultError } from '@fieldvault/protocol';
+import type { SqlExecutor, StorageHandle } from './storage-adapter.js';
+
+/*
+ * Schema of every device database (verified, unverified, temporary), version 1, kept in
+ * `PRAGMA user_version`.
+ *
+ * - `records`: one row per record. `doc` is the canonical ChildRecord JSON (the source of truth);
+ *   the other columns are derived from it on every write, for search and visibility:
+ *   `name_search`/`location_search` are NFKC + lower-cased current values, `age` and the flags
+ *   are the current values, `deleted`/`needs_review` the derived states. `local_seq` grows on
+ *   every local write (the seam for per-server push checkpoints).
+ * - `photo_files`: photos whose encrypted file is on this device (under this database's key).
+ * - `meta`: small key/value settings (`clock`: the newest HLC issued; `local_seq`: the counter).
+ * - `merged_sources`: key ids of databases merged into this one (a migration marker, for support).
+ */
+export const SCHEMA_VERSION = 1;
+
+const CREATE_V1 = [
+  `CREATE TABLE records (
+    id TEXT PRIMARY KEY NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    deleted INTEGER NOT NULL,
+    needs_review INTEGER NOT NULL,
+    name_search TEXT,
+    location_search TEXT,
+    age REAL,
+    flagged INTEGER NOT NULL,
+    reunited INTEGER NOT NULL,
+    investigated INTEGER NOT NULL,
+    duplicate INTEGER NOT NULL,
+    verified INTEGER NOT NULL,
+    local_seq INTEGER NOT NULL,
+    doc TEXT NOT NULL
+  ) STRICT`,
+  'CREATE INDEX records_by_creator ON records (created_by, created_at)',
+  'CREATE INDEX records_by_created ON records (created_at)',
+  'CREATE INDEX records_by_seq ON records (local_seq)',
+  `CREATE TABLE photo_files (
+    photo_id TEXT PRIMARY KEY NOT NULL,
+    record_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    type TEXT NOT NULL
+  ) STRICT`,
+  'CREATE INDEX photo_files_by_record ON photo_files (record_id)',
+  'CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) STRICT',
+  'CREATE TABLE merged_sources (key_id TEXT PRIMARY KEY NOT NULL, op TEXT NOT NULL, merged_at TEXT NOT NULL) STRICT',
+];
+
+/** The columns of `records`, in insert order (shared by writes and the bulk copy of migrations). */
+export const RECORD_COLUMNS = [
+  'id',
+  'created_by',
+  'created_at',
+  'updated_at',
+  'deleted',
+  'needs_review',
+  'name_search',
+  'location_search',
+  'age',
+  'flagged',
+  'reunited',
+  'investigated',
+  'duplicate',
+  'verified',
+  'local_seq',
+  'doc',
+] as const;
+
+async function userVersion(db: SqlExecutor): Promise<number> {
+  const rows = await db.query<{ user_version: number }>('PRAGMA user_version');
+  return Number(rows[0]?.user_version ?? 0);
+}
+
+/**
+ * Creates the schema in a new database, or checks the version of an existing one.
+ * @throws VAULT_FORMAT_UNSUPPORTED when the database was written by a newer schema.
+ */
+export async function ensureSchema(db: StorageHandle): Promise<void> {
+  const version = await userVersion(db);
+  if (version === SCHEMA_VERSION) return;
+  if (version > SCHEMA_VERSION) {
+    throw new FieldvaultError('VAULT_FORMAT_UNSUPPORTED', { detail: `database schema version ${version}` });
+  }
+  await db.transaction(async (tx) => {
+    // Re-checked inside the write lock: another handle may have created it meanwhile.
+    if ((await userVersion(tx)) !== 0) return;
+    for (const sql of CREATE_V1) await tx.execute(sql);
+    await tx.execute(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+  });
+}
+
+/** Reads a `meta` value. */
+export async function readMeta(db: SqlExecutor, key: string): Promise<string | undefined> {
+  const rows = await db.query<{ value: string }>('SELECT value FROM meta WHERE key = ?', [key]);
+  return rows[0]?.value;
+}
+
+/** Writes a `meta` value. */
+export async function writeMeta(db: SqlExecutor, key: string, value: string): Promise<void> {
+  await db.execute('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [key, value]);
+}
+
+/** The next value of the database's local write counter (call inside a write transaction). */
+export async function nextLocalSeq(db: SqlExecutor): Promise<number> {
+  const next = Number((await readMeta(db, 'local_seq')) ?? '0') + 1;
+  await writeMeta(db, 'local_seq', String(next));
+  return next;
+}

@@ -1,0 +1,371 @@
+import { existsSync, mkdirSync, openSync, closeSync, fsyncSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3-multiple-ciphers';
+import type { OpenOptions, SqlExecutor, SqlRow, SqlValue, StorageAdapter, StorageHandle } from '@fieldvault/client';
+import { FieldvaultError } from '@fieldvault/protocol';
+
+/*
+ * SQLCipher 4 files through better-sqlite3-multiple-ciphers (SQLite3 Multiple Ciphers).
+ *
+ * Opening: `cipher='sqlcipher'` and `legacy=4` are set BEFORE the key, or the library silently
+ * uses its own ChaCha20 default; the key is the raw 32 bytes as `x'<64 hex>'` (no SQLCipher KDF:
+ * the key is already random and full strength). Then one read (`PRAGMA user_version` and a
+ * `sqlite_master` scan) so that a wrong key fails at open with VAULT_DB_KEY_REJECTED. The cipher
+ * settings are connection defaults, so databases ATTACHed with `KEY` use the same format.
+ *
+ * Crash safety: WAL journal with `synchronous=FULL` (every commit is fsynced before it returns;
+ * readers never block the writer). The migration protocol does not rely on atomic commits across
+ * attached files (which WAL does not give): it is journaled step by step in the keyring.
+ * `temp_store=MEMORY` keeps sort and temp-table spills out of (unencrypted) temporary files.
+ *
+ * A wrong key never leads to a new database over an existing file: an existing file is opened with
+ * `fileMustExist`, nothing is written before the key check, and a failed check closes the handle
+ * without touching the file.
+ */
+
+export interface SqlCipherStorageOptions {
+  /** Directory of the database files (`<name>.db`, with `-wal`/`-shm` beside them while open). */
+  readonly directory: string;
+  /** Page cache per connection in KiB; default 8192 (8 MiB). */
+  readonly cacheSizeKiB?: number;
+  /** How long a statement waits for a lock held by another connection, in ms; default 5000. */
+  readonly busyTimeoutMs?: number;
+}
+
+type Db = InstanceType<typeof Database>;
+
+const SIDE_FILES = ['-wal', '-shm', '-journal'];
+
+function errCode(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : '';
+}
+
+/** Maps a driver error to the catalogue. SQL errors are bugs in the core: INTERNAL_ERROR, with the SQLite code only. */
+function mapError(err: unknown, phase: 'open' | 'use'): FieldvaultError {
+  if (err instanceof FieldvaultError) return err;
+  const code = errCode(err);
+  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' || code.startsWith('SQLITE_CORRUPT_')) {
+    return phase === 'open'
+      ? new FieldvaultError('VAULT_DB_KEY_REJECTED', { cause: err })
+      : new FieldvaultError('VAULT_DB_CORRUPT', { detail: code, cause: err });
+  }
+  if (
+    code === 'SQLITE_FULL' ||
+    code === 'SQLITE_CANTOPEN' ||
+    code === 'SQLITE_PERM' ||
+    code === 'SQLITE_BUSY' ||
+    code === 'SQLITE_LOCKED' ||
+    code.startsWith('SQLITE_IOERR') ||
+    code.startsWith('SQLITE_READONLY') ||
+    code.startsWith('SQLITE_BUSY') ||
+    ['ENOSPC', 'EACCES', 'EROFS', 'EIO', 'EPERM'].includes(code)
+  ) {
+    return new FieldvaultError('VAULT_STORAGE_FAILED', { detail: code, cause: err });
+  }
+  return new FieldvaultError('INTERNAL_ERROR', { detail: code === '' ? 'storage driver error' : code, cause: err });
+}
+
+function keyLiteral(key: Uint8Array): string {
+  return `x'${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex')}'`;
+}
+
+function toDriver(params: readonly SqlValue[]): unknown[] {
+  return params.map((p) => (p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p.buffer, p.byteOffset, p.byteLength) : p));
+}
+
+function fsyncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** One serialised statement runner over a better-sqlite3 connection. */
+class Runner implements SqlExecutor {
+  readonly #db: Db;
+  readonly #statements = new Map<string, Database.Statement>();
+
+  constructor(db: Db) {
+    this.#db = db;
+  }
+
+  #prepare(sql: string): Database.Statement {
+    let stmt = this.#statements.get(sql);
+    if (stmt === undefined) {
+      stmt = this.#db.prepare(sql);
+      // A small cache: the core issues a few dozen distinct statements.
+      if (this.#statements.size >= 200) this.#statements.clear();
+      this.#statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  executeSync(sql: string, params: readonly SqlValue[] = []): number {
+    try {
+      return this.#prepare(sql).run(...toDriver(params)).changes;
+    } catch (err) {
+      throw mapError(err, 'use');
+    }
+  }
+
+  querySync<R extends SqlRow>(sql: string, params: readonly SqlValue[] = []): R[] {
+    try {
+      return this.#prepare(sql).all(...toDriver(params)) as R[];
+    } catch (err) {
+      throw mapError(err, 'use');
+    }
+  }
+
+  clear(): void {
+    this.#statements.clear();
+  }
+
+  async execute(sql: string, params?: readonly SqlValue[]): Promise<number> {
+    return this.executeSync(sql, params);
+  }
+
+  async query<R extends SqlRow = SqlRow>(sql: string, params?: readonly SqlValue[]): Promise<R[]> {
+    return this.querySync<R>(sql, params);
+  }
+}
+
+const ALIAS_PATTERN = /^[a-z_][a-z0-9_]{0,63}$/;
+
+class SqlCipherHandle implements StorageHandle {
+  readonly name: string;
+  readonly #db: Db;
+  readonly #runner: Runner;
+  readonly #storage: SqlCipherStorage;
+  // Serialises every call on this connection: a transaction spans awaits, and nothing from
+  // outside may run inside it.
+  #tail: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(storage: SqlCipherStorage, name: string, db: Db) {
+    this.#storage = storage;
+    this.name = name;
+    this.#db = db;
+    this.#runner = new Runner(db);
+  }
+
+  #exclusive<T>(fn: () => Promise<T> | T): Promise<T> {
+    const run = this.#tail.then(() => {
+      if (this.#closed) throw new FieldvaultError('VAULT_LOCKED', { detail: 'the database handle is closed' });
+      return fn();
+    });
+    this.#tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  execute(sql: string, params?: readonly SqlValue[]): Promise<number> {
+    return this.#exclusive(() => this.#runner.executeSync(sql, params));
+  }
+
+  query<R extends SqlRow = SqlRow>(sql: string, params?: readonly SqlValue[]): Promise<R[]> {
+    return this.#exclusive(() => this.#runner.querySync<R>(sql, params));
+  }
+
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.#exclusive(async () => {
+      let live = true;
+      const guard = (): void => {
+        if (!live) throw new FieldvaultError('INTERNAL_ERROR', { detail: 'a statement ran on a finished transaction' });
+      };
+      const tx: SqlExecutor = {
+        execute: async (sql, params) => {
+          guard();
+          return this.#runner.executeSync(sql, params);
+        },
+        query: async (sql, params) => {
+          guard();
+          return this.#runner.querySync(sql, params);
+        },
+      };
+      this.#runner.executeSync('BEGIN IMMEDIATE');
+      try {
+        const result = await fn(tx);
+        this.#runner.executeSync('COMMIT');
+        return result;
+      } catch (err) {
+        if (this.#db.inTransaction) {
+          try {
+            this.#db.exec('ROLLBACK');
+          } catch {
+            // The original error is the one worth reporting.
+          }
+        }
+        throw err;
+      } finally {
+        live = false;
+      }
+    });
+  }
+
+  attach(alias: string, name: string, key: Uint8Array): Promise<void> {
+    return this.#exclusive(() => {
+      if (!ALIAS_PATTERN.test(alias)) throw new FieldvaultError('INTERNAL_ERROR', { detail: 'invalid attach alias' });
+      const path = this.#storage.pathOf(name);
+      // ATTACH creates a missing file; a missing source is an error, never a new empty database.
+      if (!existsSync(path)) throw new FieldvaultError('VAULT_NOT_FOUND', { detail: 'attached database' });
+      try {
+        this.#db.prepare(`ATTACH DATABASE ? AS ${alias} KEY ?`).run(path, keyLiteral(key));
+      } catch (err) {
+        throw mapError(err, 'open');
+      }
+      try {
+        this.#db.prepare(`SELECT count(*) FROM ${alias}.sqlite_master`).get();
+        this.#db.pragma(`${alias}.synchronous = FULL`);
+      } catch (err) {
+        try {
+          this.#db.exec(`DETACH DATABASE ${alias}`);
+        } catch {
+          // Reported below.
+        }
+        throw mapError(err, 'open');
+      }
+      this.#runner.clear();
+    });
+  }
+
+  detach(alias: string): Promise<void> {
+    return this.#exclusive(() => {
+      if (!ALIAS_PATTERN.test(alias)) throw new FieldvaultError('INTERNAL_ERROR', { detail: 'invalid attach alias' });
+      // Statements compiled against the attached schema must go before DETACH.
+      this.#runner.clear();
+      try {
+        this.#db.exec(`DETACH DATABASE ${alias}`);
+      } catch (err) {
+        throw mapError(err, 'use');
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return this.#exclusive(() => {
+      this.#closed = true;
+      this.#runner.clear();
+      try {
+        this.#db.close();
+      } finally {
+        this.#storage.handleClosed(this);
+      }
+    }).catch((err: unknown) => {
+      if ((err as { code?: unknown }).code === 'VAULT_LOCKED') return;
+      throw err;
+    });
+  }
+}
+
+/**
+ * The `StorageAdapter` for Node: SQLCipher 4 databases (raw 32-byte keys, HMAC-SHA512 per page)
+ * as `<directory>/<name>.db`. The only importer of better-sqlite3-multiple-ciphers in the workspace.
+ */
+export class SqlCipherStorage implements StorageAdapter {
+  readonly directory: string;
+  readonly #cacheSizeKiB: number;
+  readonly #busyTimeoutMs: number;
+  readonly #open = new Map<string, Set<SqlCipherHandle>>();
+
+  constructor(options: SqlCipherStorageOptions) {
+    if (typeof options?.directory !== 'string' || options.directory === '') {
+      throw new FieldvaultError('INPUT_INVALID', { detail: 'directory: a non-empty path', details: { field: 'directory' } });
+    }
+    this.directory = options.directory;
+    this.#cacheSizeKiB = options.cacheSizeKiB ?? 8192;
+    this.#busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+  }
+
+  /** @internal The file of database `name`. Names come from the core (hex) and are trusted. */
+  pathOf(name: string): string {
+    return join(this.directory, `${name}.db`);
+  }
+
+  /** @internal */
+  handleClosed(handle: SqlCipherHandle): void {
+    const set = this.#open.get(handle.name);
+    set?.delete(handle);
+    if (set?.size === 0) this.#open.delete(handle.name);
+  }
+
+  async exists(name: string): Promise<boolean> {
+    return existsSync(this.pathOf(name));
+  }
+
+  /**
+   * Opens or creates an encrypted database and checks its key with a first read.
+   * @throws VAULT_NOT_FOUND when the file is missing and `create` is false.
+   * @throws VAULT_DB_KEY_REJECTED when the key does not open the file (the file is left untouched).
+   * @throws VAULT_STORAGE_FAILED when the file or directory cannot be created or read.
+   */
+  async open(name: string, key: Uint8Array, options: OpenOptions): Promise<StorageHandle> {
+    const path = this.pathOf(name);
+    const existed = existsSync(path);
+    if (!existed && !options.create) throw new FieldvaultError('VAULT_NOT_FOUND', { detail: 'database' });
+    let db: Db;
+    try {
+      if (!existed) mkdirSync(this.directory, { recursive: true, mode: 0o700 });
+      db = new Database(path, { fileMustExist: existed, timeout: this.#busyTimeoutMs });
+    } catch (err) {
+      throw mapError(err, 'open');
+    }
+    try {
+      db.pragma(`cipher = 'sqlcipher'`);
+      db.pragma('legacy = 4');
+      db.pragma(`key = "${keyLiteral(key)}"`);
+      db.pragma('user_version');
+      db.prepare('SELECT count(*) FROM sqlite_master').get();
+    } catch (err) {
+      db.close();
+      throw mapError(err, 'open');
+    }
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('temp_store = MEMORY');
+      db.pragma(`cache_size = -${this.#cacheSizeKiB}`);
+      db.pragma('foreign_keys = ON');
+    } catch (err) {
+      db.close();
+      throw mapError(err, 'use');
+    }
+    if (!existed) fsyncDirectory(this.directory);
+    const handle = new SqlCipherHandle(this, name, db);
+    const set = this.#open.get(name) ?? new Set();
+    set.add(handle);
+    this.#open.set(name, set);
+    return handle;
+  }
+
+  /**
+   * Deletes a database and its side files (WAL and shared memory first, so a new database of the
+   * same name can never pick up a stale WAL), then flushes the directory.
+   * @throws INTERNAL_ERROR when the database is still open through this adapter.
+   * @throws VAULT_STORAGE_FAILED when a file cannot be deleted.
+   */
+  async remove(name: string): Promise<void> {
+    if (this.#open.has(name)) throw new FieldvaultError('INTERNAL_ERROR', { detail: 'remove of an open database' });
+    const path = this.pathOf(name);
+    try {
+      for (const suffix of SIDE_FILES) rmSync(`${path}${suffix}`, { force: true });
+      rmSync(path, { force: true });
+      if (existsSync(this.directory) && statSync(this.directory).isDirectory()) fsyncDirectory(this.directory);
+    } catch (err) {
+      throw mapError(err, 'use');
+    }
+  }
+
+  async list(): Promise<string[]> {
+    if (!existsSync(this.directory)) return [];
+    return readdirSync(this.directory)
+      .filter((f) => f.endsWith('.db'))
+      .map((f) => f.slice(0, -'.db'.length))
+      .sort();
+  }
+}

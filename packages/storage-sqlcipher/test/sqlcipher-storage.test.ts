@@ -1,0 +1,202 @@
+import { createDecipheriv, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { SqlCipherStorage } from '../src/index.js';
+import { rejection, snapshot } from './helpers.js';
+
+const NAME = 'a'.repeat(64);
+const CANARY = 'CANARY-5f1d0c7e-plaintext-must-not-appear';
+
+async function withTable(dir: string, key: Uint8Array, name = NAME): Promise<SqlCipherStorage> {
+  const storage = new SqlCipherStorage({ directory: dir });
+  const db = await storage.open(name, key, { create: true });
+  await db.execute('CREATE TABLE t (x TEXT)');
+  await db.execute('INSERT INTO t VALUES (?)', [CANARY]);
+  await db.close();
+  return storage;
+}
+
+t.test('a database file holds no plaintext: no SQLite header, no canary', async (t) => {
+  const dir = t.testdir();
+  await withTable(dir, randomBytes(32));
+  const bytes = readFileSync(join(dir, `${NAME}.db`));
+  t.not(bytes.subarray(0, 16).toString('latin1'), 'SQLite format 3\0');
+  t.notOk(bytes.includes(Buffer.from(CANARY)), 'canary absent from the file');
+});
+
+t.test('files are SQLCipher 4: page 1 decrypts with AES-256-CBC under the raw key and its HMAC-SHA512 verifies', async (t) => {
+  const dir = t.testdir();
+  const key = randomBytes(32);
+  await withTable(dir, key);
+  const page = readFileSync(join(dir, `${NAME}.db`)).subarray(0, 4096);
+  // SQLCipher 4 defaults: 4096-byte pages, 80 reserved bytes (16 IV + 64 HMAC), salt in bytes 0–15,
+  // HMAC key = PBKDF2-HMAC-SHA512(key, salt ^ 0x3a, 2 iterations), page number little-endian.
+  const iv = page.subarray(4096 - 80, 4096 - 64);
+  const decipher = createDecipheriv('aes-256-cbc', key, iv).setAutoPadding(false);
+  const plain = Buffer.concat([decipher.update(page.subarray(16, 4096 - 80)), decipher.final()]);
+  t.same([...plain.subarray(0, 8)], [0x10, 0x00, 2, 2, 80, 64, 32, 32], 'SQLite header fields 16–23: 4096-byte pages, WAL, 80 reserved');
+  const hmacKey = pbkdf2Sync(key, Buffer.from(page.subarray(0, 16).map((b) => b ^ 0x3a)), 2, 32, 'sha512');
+  const pageNo = Buffer.alloc(4);
+  pageNo.writeUInt32LE(1);
+  const mac = createHmac('sha512', hmacKey).update(page.subarray(16, 4096 - 64)).update(pageNo).digest();
+  t.ok(mac.equals(page.subarray(4096 - 64)), 'HMAC verifies');
+});
+
+t.test('a database reopens with its key and keeps its rows', async (t) => {
+  const dir = t.testdir();
+  const key = randomBytes(32);
+  const storage = await withTable(dir, key);
+  const db = await storage.open(NAME, key, { create: false });
+  t.same(await db.query('SELECT x FROM t'), [{ x: CANARY }]);
+  await db.close();
+});
+
+t.test('a wrong key fails at open with VAULT_DB_KEY_REJECTED, creates no file and leaves the old one byte-identical', async (t) => {
+  const dir = t.testdir();
+  const storage = await withTable(dir, randomBytes(32));
+  const before = snapshot(dir);
+  for (const create of [false, true]) {
+    const err = await rejection(storage.open(NAME, randomBytes(32), { create }));
+    t.equal(err.code, 'VAULT_DB_KEY_REJECTED');
+  }
+  t.same(snapshot(dir), before);
+});
+
+t.test('opening a missing database without create fails with VAULT_NOT_FOUND and creates nothing', async (t) => {
+  const dir = t.testdir();
+  const storage = new SqlCipherStorage({ directory: dir });
+  t.equal((await rejection(storage.open(NAME, randomBytes(32), { create: false }))).code, 'VAULT_NOT_FOUND');
+  t.same(readdirSync(dir), []);
+  t.equal(await storage.exists(NAME), false);
+});
+
+t.test('a page altered on disk fails with VAULT_DB_CORRUPT on read and the file is not rewritten', async (t) => {
+  const dir = t.testdir();
+  const key = randomBytes(32);
+  const storage = new SqlCipherStorage({ directory: dir });
+  const db = await storage.open(NAME, key, { create: true });
+  await db.execute('CREATE TABLE t (x TEXT)');
+  await db.transaction(async (tx) => {
+    for (let i = 0; i < 400; i++) await tx.execute('INSERT INTO t VALUES (?)', [`${CANARY}-${i}-${'x'.repeat(100)}`]);
+  });
+  await db.close();
+  const path = join(dir, `${NAME}.db`);
+  const bytes = readFileSync(path);
+  t.ok(bytes.length >= 4096 * 4, 'several pages');
+  bytes[4096 * 3 + 100] = (bytes[4096 * 3 + 100] ?? 0) ^ 0x01;
+  writeFileSync(path, bytes);
+  const before = snapshot(dir);
+  const reopened = await storage.open(NAME, key, { create: false });
+  t.equal((await rejection(reopened.query('SELECT count(*) AS n, max(x) AS m FROM t'))).code, 'VAULT_DB_CORRUPT');
+  await reopened.close();
+  t.same(snapshot(dir)[`${NAME}.db`], before[`${NAME}.db`]);
+});
+
+t.test('page 1 altered on disk fails at open with VAULT_DB_KEY_REJECTED', async (t) => {
+  const dir = t.testdir();
+  const key = randomBytes(32);
+  const storage = await withTable(dir, key);
+  const path = join(dir, `${NAME}.db`);
+  const bytes = readFileSync(path);
+  bytes[200] = (bytes[200] ?? 0) ^ 0x80;
+  writeFileSync(path, bytes);
+  t.equal((await rejection(storage.open(NAME, key, { create: false }))).code, 'VAULT_DB_KEY_REJECTED');
+});
+
+t.test('attach copies rows between two files with different keys in one transaction', async (t) => {
+  const dir = t.testdir();
+  const k1 = randomBytes(32);
+  const k2 = randomBytes(32);
+  const storage = await withTable(dir, k1, 'b'.repeat(64));
+  const target = await storage.open(NAME, k2, { create: true });
+  await target.execute('CREATE TABLE t (x TEXT)');
+  await target.attach('src', 'b'.repeat(64), k1);
+  const n = await target.transaction((tx) => tx.execute('INSERT INTO main.t SELECT x FROM src.t'));
+  await target.detach('src');
+  t.equal(n, 1);
+  t.same(await target.query('SELECT x FROM t'), [{ x: CANARY }]);
+  await target.close();
+});
+
+t.test('attach with a wrong key fails with VAULT_DB_KEY_REJECTED and leaves nothing attached', async (t) => {
+  const dir = t.testdir();
+  const storage = await withTable(dir, randomBytes(32), 'b'.repeat(64));
+  const target = await storage.open(NAME, randomBytes(32), { create: true });
+  t.equal((await rejection(target.attach('src', 'b'.repeat(64), randomBytes(32)))).code, 'VAULT_DB_KEY_REJECTED');
+  t.same(await target.query("SELECT name FROM pragma_database_list WHERE name = 'src'"), []);
+  await target.close();
+});
+
+t.test('attach of a missing database fails with VAULT_NOT_FOUND and does not create it', async (t) => {
+  const dir = t.testdir();
+  const storage = new SqlCipherStorage({ directory: dir });
+  const target = await storage.open(NAME, randomBytes(32), { create: true });
+  t.equal((await rejection(target.attach('src', 'c'.repeat(64), randomBytes(32)))).code, 'VAULT_NOT_FOUND');
+  t.notOk(existsSync(join(dir, `${'c'.repeat(64)}.db`)));
+  await target.close();
+});
+
+t.test('a transaction that throws is rolled back and its error passes through', async (t) => {
+  const storage = new SqlCipherStorage({ directory: t.testdir() });
+  const db = await storage.open(NAME, randomBytes(32), { create: true });
+  await db.execute('CREATE TABLE t (x TEXT)');
+  const boom = new Error('boom');
+  t.equal(
+    await rejection(
+      db.transaction(async (tx) => {
+        await tx.execute("INSERT INTO t VALUES ('lost')");
+        throw boom;
+      }),
+    ),
+    boom,
+  );
+  t.same(await db.query('SELECT count(*) AS n FROM t'), [{ n: 0 }]);
+  await db.close();
+});
+
+t.test('a statement issued on the handle during a transaction waits until the transaction ends', async (t) => {
+  const storage = new SqlCipherStorage({ directory: t.testdir() });
+  const db = await storage.open(NAME, randomBytes(32), { create: true });
+  await db.execute('CREATE TABLE t (x TEXT)');
+  let outside: Promise<unknown> | undefined;
+  await rejection(
+    db.transaction(async (tx) => {
+      await tx.execute("INSERT INTO t VALUES ('inside')");
+      outside = db.execute("INSERT INTO t VALUES ('outside')");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      throw new Error('roll back');
+    }),
+  );
+  await outside;
+  t.same(await db.query('SELECT x FROM t'), [{ x: 'outside' }], 'the outside write was not swallowed by the rollback');
+  await db.close();
+});
+
+t.test('a closed handle fails with VAULT_LOCKED', async (t) => {
+  const storage = new SqlCipherStorage({ directory: t.testdir() });
+  const db = await storage.open(NAME, randomBytes(32), { create: true });
+  await db.close();
+  await db.close();
+  t.equal((await rejection(db.query('SELECT 1'))).code, 'VAULT_LOCKED');
+});
+
+t.test('remove deletes the database with its side files, list names what is there', async (t) => {
+  const dir = t.testdir();
+  const storage = await withTable(dir, randomBytes(32));
+  await withTable(dir, randomBytes(32), 'd'.repeat(64));
+  t.same(await storage.list(), ['a'.repeat(64), 'd'.repeat(64)]);
+  writeFileSync(join(dir, `${NAME}.db-wal`), 'stale');
+  await storage.remove(NAME);
+  t.same(readdirSync(dir).sort(), [`${'d'.repeat(64)}.db`]);
+  t.same(await storage.list(), ['d'.repeat(64)]);
+});
+
+t.test('removing an open database is refused', async (t) => {
+  const storage = new SqlCipherStorage({ directory: t.testdir() });
+  const db = await storage.open(NAME, randomBytes(32), { create: true });
+  t.equal((await rejection(storage.remove(NAME))).code, 'INTERNAL_ERROR');
+  await db.close();
+  await storage.remove(NAME);
+  t.equal(await storage.exists(NAME), false);
+});
