@@ -3,9 +3,11 @@ import {
   dbFileName,
   defaultKdfParams,
   deriveKek,
+  fromBase64,
   generateDbKey,
   kdfBounds,
   keyId,
+  toBase64,
   unwrapKeyForUser,
   unwrapSuccessor,
   wrapKeyForUser,
@@ -15,21 +17,28 @@ import {
   type WrappedKeyEntry,
 } from '@fieldvault/crypto';
 import {
+  ChallengeResponseSchema,
   FieldvaultError,
   IMEI_PATTERN,
+  LoginResponseSchema,
   MAX_PHOTO_BYTES,
   NODE_ID_PATTERN,
   USERNAME_PATTERN,
   assertPasswordAcceptable,
   assertPasswordPolicy,
+  checkSchema,
   compareKeyRecords,
   createClock,
   defaultChildForm,
   defaultPasswordPolicy,
+  isFieldvaultError,
+  loginSignatureMessage,
   parseFormDefinition,
   parseKeyRecord,
   type FormDefinition,
   type KeyRecord,
+  type LoginBody,
+  type LoginResponse,
   type PasswordPolicy,
 } from '@fieldvault/protocol';
 import { createFileDeviceKeyStore, type DeviceKeyStore } from './device-key-store.js';
@@ -52,6 +61,7 @@ import { Mutex } from './mutex.js';
 import { createNodeFileSystem } from './node-file-system.js';
 import { DEFAULT_PHOTO_MAX_BYTES, PHOTO_DIRECTORY, PhotoStore } from './photo-store.js';
 import { RecordStore } from './record-store.js';
+import { setServerLogin, takeServerLogins } from './server-logins.js';
 import { Session, type SessionHost, type SessionState } from './session.js';
 import type { StorageAdapter, StorageHandle } from './storage-adapter.js';
 import type { Transport } from './transport.js';
@@ -107,6 +117,12 @@ export interface AdoptKeyInput {
   readonly keyRecord: KeyRecord;
   /** The 32-byte key of that record. */
   readonly key: Uint8Array;
+}
+
+/** Options of `Device.loginOnline`. */
+export interface OnlineLoginOptions {
+  /** The server to log in to; default the device's `transport` option. */
+  readonly transport?: Transport;
 }
 
 /** A user with keys on this device, and which kinds of database they can open. */
@@ -255,7 +271,7 @@ export class Device implements SessionHost {
     this.#deviceKeys = deviceKeys;
   }
 
-  /** The server connection given at creation (the online slice uses it). */
+  /** The server connection given at creation (the default transport of `loginOnline`). */
   get transport(): Transport | undefined {
     return this.#o.transport;
   }
@@ -619,6 +635,7 @@ export class Device implements SessionHost {
     const serverId = input.serverId;
     return this.#mutex.run(async () => {
       this.#assertNoSession(username);
+      const carried = this.#session === undefined ? [] : takeServerLogins(this.#session);
       await this.#session?.logout();
       const k = await this.#keyring.load();
       // The server already authenticated the user: no need to hide whether they have entries here.
@@ -626,10 +643,163 @@ export class Device implements SessionHost {
       const keys = u.keys;
       keys.set(record.keyId, new Uint8Array(input.key));
       try {
-        return await this.#adopt(k, u, username, password, serverId, record);
+        const session = await this.#adopt(k, u, username, password, serverId, record);
+        for (const login of carried) setServerLogin(session, login);
+        return session;
       } finally {
         wipeKeys(keys.values());
       }
+    });
+  }
+
+  /**
+   * Online login to one server (DESIGN.md §3, flows 1–4): asks the server for a challenge, offers
+   * the database key this user can open (the device's verified key, else their temporary key,
+   * with its key record — flow 2; an unverified user offers none), signs the login with the device
+   * key, and adopts the key the server returns (`adoptVerifiedKey`): the verified database is
+   * created on the first key, a key this user cannot reconcile gets a temporary database for this
+   * server, a losing database is migrated into the winner and the succession recorded, and an
+   * unverified user's own records move into the database they now see (flow 1).
+   *
+   * The server decides: the password policy and the credentials are checked there (an unverified
+   * user logs in with their server password; a local password that differs only means no key is
+   * offered). Nothing is written on the phone before the server has accepted the login, so a wrong
+   * password, a refused or untrusted server, or a malformed answer leaves every file unchanged.
+   * The server's session token is kept in memory only, on the returned session (`serverLogins`),
+   * and forgotten at logout. The device is locked for other calls while the server answers.
+   *
+   * **Blacklisted device**: when the server answers DEVICE_BLACKLISTED, every database, photo,
+   * the keyring and the device key are wiped (`wipe`) before the error is thrown.
+   * @throws INPUT_INVALID when the username is malformed, no transport is given, or its server id is malformed.
+   * @throws VAULT_SESSION_OPEN when another user is logged in (the same user's session is replaced).
+   * @throws AUTH_INVALID_CREDENTIALS, AUTH_ACCOUNT_LOCKED, RATE_LIMITED, USER_DISABLED,
+   * DEVICE_BINDING_MISMATCH, DEVICE_RETIRED, DEVICE_SIGNATURE_INVALID, HLC_TOO_FAR_AHEAD… as
+   * reported by the server; nothing changed on the phone.
+   * @throws DEVICE_BLACKLISTED after wiping the device (`details.wiped` says whether the wipe completed).
+   * @throws TRANSPORT_UNREACHABLE, TRANSPORT_TLS_UNTRUSTED, TRANSPORT_BAD_RESPONSE (also for an answer
+   * whose key does not match its record, this device or this user); nothing changed on the phone.
+   * @throws VAULT_KEYRING_CORRUPT, VAULT_DB_KEY_REJECTED, VAULT_STORAGE_FAILED, VAULT_DEVICE_KEY_INVALID
+   */
+  async loginOnline(username: string, password: string, options: OnlineLoginOptions = {}): Promise<Session> {
+    checkUsername(username);
+    checkPassword(password);
+    const transport = options.transport ?? this.#o.transport;
+    if (transport === undefined || typeof transport.login !== 'function' || typeof transport.challenge !== 'function') {
+      throw inputInvalid('transport', 'pass { transport } (e.g. createHttpTransport(…)) or give the device one');
+    }
+    const serverId = transport.serverId;
+    if (typeof serverId !== 'string' || !NODE_ID_PATTERN.test(serverId)) throw inputInvalid('transport.serverId', 'a server node id');
+    return this.#mutex.run(async () => {
+      this.#assertNoSession(username);
+      const k = await this.#keyring.load();
+      const u = await this.#unlock(k, username, password, false);
+      try {
+        if (u.entries.length === 0 && entriesOf(k, username).length > 0) {
+          this.#o.logger.warn({ username, serverId }, 'the password opens none of this user\'s keys here; logging in online without offering a key');
+        }
+        const offer = this.#offer(k, u, serverId);
+        const ask = async <T>(call: () => Promise<T>): Promise<T> => {
+          try {
+            return await call();
+          } catch (err) {
+            if (isFieldvaultError(err) && err.code === 'DEVICE_BLACKLISTED') throw await this.#wipeBlacklisted(serverId, err);
+            throw err;
+          }
+        };
+        const answer = await ask(() => transport.challenge({ imei: this.imei }));
+        const { challenge } = checkSchema(ChallengeResponseSchema, answer, 'TRANSPORT_BAD_RESPONSE');
+        const signature = await this.#deviceKeys.sign(
+          loginSignatureMessage({ challenge, username, imei: this.imei, keyId: offer?.record.keyId ?? '' }),
+        );
+        const body: LoginBody = {
+          username,
+          password,
+          imei: this.imei,
+          devicePublicKey: toBase64(await this.#deviceKeys.publicKey()),
+          challenge,
+          signature: toBase64(signature),
+          ...(offer === undefined ? {} : { dbKey: toBase64(offer.key), keyRecord: offer.record }),
+        };
+        const response: LoginResponse = await ask(() => transport.login(body));
+        const { record, key } = this.#checkLoginResponse(response, username);
+        if (u.keys.has(record.keyId)) key.fill(0);
+        else u.keys.set(record.keyId, key);
+
+        // The same user's open session is replaced; its server logins carry over to the new one.
+        const carried = this.#session === undefined ? [] : takeServerLogins(this.#session);
+        await this.#session?.logout();
+        const session = await this.#adopt(k, u, username, password, serverId, record);
+        for (const login of carried) setServerLogin(session, login);
+        setServerLogin(session, { serverId, role: response.user.role, expiresAt: response.expiresAt, token: response.token });
+        this.#o.logger.info(
+          { username, serverId, kind: session.kind, keyId: session.keyId, offeredKeyId: offer?.record.keyId ?? null },
+          'logged in online',
+        );
+        return session;
+      } finally {
+        wipeKeys(u.keys.values());
+      }
+    });
+  }
+
+  /**
+   * The key this user offers a server at login (flow 2): the one they would open, with its key
+   * record — the device's verified key first, then their temporary key for this server, then
+   * another server's. None for an unverified user (a phone-made key never leaves the phone).
+   */
+  #offer(k: KeyringContent, u: Unlocked, serverId: string): { record: KeyRecord; key: Uint8Array } | undefined {
+    const rank = (kind: DbKind): number => (kind === 'verified' ? 0 : kind === `temporary:${serverId}` ? 1 : 2);
+    let best: { record: KeyRecord; key: Uint8Array; rank: number } | undefined;
+    for (const x of u.entries) {
+      const kind = this.#kindOf(k, x);
+      const record = kind === 'unverified' ? undefined : this.#recordFor(k, kind, x.keyId);
+      if (record === undefined) continue;
+      const candidate = { record, key: x.key, rank: rank(kind) };
+      if (best === undefined || candidate.rank < best.rank || (candidate.rank === best.rank && compareKeyRecords(record, best.record) > 0)) best = candidate;
+    }
+    return best === undefined ? undefined : { record: best.record, key: best.key };
+  }
+
+  /**
+   * Checks a login answer beyond its schema: it is for this user and this device, and its key is
+   * the one its record names. A server (or anything posing as one) cannot make the phone store a
+   * key under a record that does not describe it.
+   * @throws TRANSPORT_BAD_RESPONSE
+   */
+  #checkLoginResponse(response: unknown, username: string): { record: KeyRecord; key: Uint8Array } {
+    const r = checkSchema(LoginResponseSchema, response, 'TRANSPORT_BAD_RESPONSE');
+    const bad = (detail: string, cause?: unknown): FieldvaultError =>
+      new FieldvaultError('TRANSPORT_BAD_RESPONSE', { detail, ...(cause === undefined ? {} : { cause }) });
+    if (r.user.username !== username) throw bad('the answer is for another user');
+    let record: KeyRecord;
+    try {
+      record = parseKeyRecord(r.key.record);
+    } catch (cause) {
+      throw bad('malformed key record', cause);
+    }
+    if (record.imei !== this.imei) throw bad('the key record is for another device');
+    const key = fromBase64(r.key.dbKey);
+    if (key.byteLength !== DB_KEY_LENGTH || keyId(key) !== record.keyId) {
+      key.fill(0);
+      throw bad('the key does not match its key record');
+    }
+    return { record, key };
+  }
+
+  /** DEVICE_BLACKLISTED from a server: wipe everything, then report it. */
+  async #wipeBlacklisted(serverId: string, reported: FieldvaultError): Promise<FieldvaultError> {
+    this.#o.logger.warn({ imei: this.imei, serverId }, 'the server reports this device as blacklisted: wiping it');
+    let wiped = true;
+    try {
+      await this.#wipeLocked();
+    } catch (err) {
+      wiped = false;
+      this.#o.logger.error({ imei: this.imei, code: isFieldvaultError(err) ? err.code : 'INTERNAL_ERROR' }, 'wipe after blacklisting failed');
+    }
+    return new FieldvaultError('DEVICE_BLACKLISTED', {
+      detail: wiped ? 'this device was wiped' : 'wiping this device failed; call wipe() again',
+      details: { serverId, wiped },
+      cause: reported,
     });
   }
 
@@ -772,13 +942,15 @@ export class Device implements SessionHost {
    * @throws VAULT_STORAGE_FAILED
    */
   async wipe(): Promise<void> {
-    return this.#mutex.run(async () => {
-      await this.#session?.logout().catch(() => undefined);
-      for (const name of await this.#o.storage.list()) await this.#o.storage.remove(name);
-      for (const name of await this.#fs.list(PHOTO_DIRECTORY)) await this.#fs.remove(`${PHOTO_DIRECTORY}/${name}`);
-      await this.#keyring.remove();
-      await this.#deviceKeys.destroy();
-      this.#o.logger.warn({ imei: this.imei }, 'device wiped');
-    });
+    return this.#mutex.run(() => this.#wipeLocked());
+  }
+
+  async #wipeLocked(): Promise<void> {
+    await this.#session?.logout().catch(() => undefined);
+    for (const name of await this.#o.storage.list()) await this.#o.storage.remove(name);
+    for (const name of await this.#fs.list(PHOTO_DIRECTORY)) await this.#fs.remove(`${PHOTO_DIRECTORY}/${name}`);
+    await this.#keyring.remove();
+    await this.#deviceKeys.destroy();
+    this.#o.logger.warn({ imei: this.imei }, 'device wiped');
   }
 }

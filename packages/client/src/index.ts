@@ -1,8 +1,9 @@
 /**
  * @fieldvault/client — the SDK core: a `Device` (keyring, verified/unverified/temporary encrypted
  * databases, offline sign-up and login, key succession, crash-safe migration), the records and
- * photos of a `Session`, and the seams a platform fills in: `StorageAdapter` (an encrypted SQLite
- * driver, e.g. @fieldvault/storage-sqlcipher), `FileSystem`, `DeviceKeyStore`, `Transport`, `Logger`.
+ * photos of a `Session`, the online login (`Device.loginOnline` over `createHttpTransport`), and
+ * the seams a platform fills in: `StorageAdapter` (an encrypted SQLite driver, e.g.
+ * @fieldvault/storage-sqlcipher), `FileSystem`, `DeviceKeyStore`, `Transport`, `Logger`.
  */
 export type { SqlExecutor, SqlRow, SqlValue, StorageAdapter, StorageHandle, OpenOptions } from './storage-adapter.js';
 export type { FileSystem } from './file-system.js';
@@ -12,6 +13,9 @@ export { DEVICE_KEY_FILE, createFileDeviceKeyStore } from './device-key-store.js
 export type { Logger } from './logger.js';
 export { silentLogger } from './logger.js';
 export type { Transport } from './transport.js';
+export type { HttpTransport, HttpTransportOptions, HttpTransportTls } from './http-transport.js';
+export { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT_MS, createHttpTransport } from './http-transport.js';
+export type { ServerLogin } from './server-logins.js';
 export type { KeyringContent, PendingMigration } from './keyring.js';
 export { KEYRING_FILE, KEYRING_FORMAT, KEYRING_VERSION, parseKeyring, serializeKeyring } from './keyring.js';
 export { SCHEMA_VERSION, ensureSchema } from './vault-schema.js';
@@ -22,5 +26,5 @@ export { PHOTO_DIRECTORY, DEFAULT_PHOTO_MAX_BYTES, photoPath } from './photo-sto
 export { detectPhotoType, stripImageMetadata } from './image-metadata.js';
 export type { MigrationStep, MigrationEvent, MigrationListener, MigrationResult } from './migration.js';
 export { Session } from './session.js';
-export type { DeviceOptions, AdoptKeyInput, DeviceUser, KdfCost } from './device.js';
+export type { DeviceOptions, AdoptKeyInput, DeviceUser, KdfCost, OnlineLoginOptions } from './device.js';
 export { Device, createDevice } from './device.js';

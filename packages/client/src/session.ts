@@ -3,6 +3,7 @@ import { FieldvaultError, type ChildRecord, type FieldValue, type KeyRecord } fr
 import type { MigrationResult } from './migration.js';
 import type { PhotoContent, PhotoInput, PhotoStore, StoredPhoto } from './photo-store.js';
 import type { ListOptions, RecordQuery, RecordStore } from './record-store.js';
+import { dropServerLogins, serverLoginsOf, type ServerLogin } from './server-logins.js';
 import type { StorageHandle } from './storage-adapter.js';
 
 /** What a session holds while it is open; all of it is dropped at logout. */
@@ -52,6 +53,15 @@ export class Session {
   /** False once logged out. */
   get active(): boolean {
     return this.#state !== undefined;
+  }
+
+  /**
+   * The servers this user logged in to online during this session (`Device.loginOnline`), with
+   * their role and expiry. The servers' session tokens stay inside the SDK, in memory only, and
+   * are forgotten at logout.
+   */
+  get serverLogins(): ServerLogin[] {
+    return this.#state === undefined ? [] : serverLoginsOf(this);
   }
 
   #open(): SessionState {
@@ -157,6 +167,7 @@ export class Session {
     const state = this.#state;
     if (state === undefined) return;
     this.#state = undefined;
+    dropServerLogins(this);
     try {
       await state.db.close();
     } finally {

@@ -1,19 +1,23 @@
 import type { ChallengeBody, ChallengeResponse, LoginBody, LoginResponse } from '@fieldvault/protocol';
 
 /*
- * The seam between the SDK and a server. The offline SDK never calls it; the online login and the
- * sync engine (a later slice) do, through whatever transport the app passes (HTTPS with fetch in
- * the field app, `app.inject` in tests). Request and response shapes are the protocol's wire
- * schemas for `POST /v1/auth/challenge` and `POST /v1/auth/login`; binary values travel as base64.
+ * The seam between the SDK and a server. The offline SDK never calls it; `Device.loginOnline` (and
+ * the sync engine, a later slice) do, through the transport the app passes: `createHttpTransport`
+ * (HTTPS with a verified certificate), or another implementation of this interface on a platform
+ * without node:https. Request and response shapes are the protocol's wire schemas for
+ * `POST /v1/auth/challenge` and `POST /v1/auth/login`; binary values travel as base64.
  *
- * The online login will: `challenge({ imei })`, sign `loginSignatureMessage(…)` with
- * `Device.sign`, send the key the user can unwrap (flow 2) with its record, and hand the
- * response's `key` to `Device.adoptVerifiedKey`.
+ * `loginOnline`: `challenge({ imei })`, signs `loginSignatureMessage(…)` with the device key,
+ * `login(…)` with the key the user can unwrap (flow 2) and its record, checks the answer again
+ * (schema, key matches record, record is for this device, answer is for this user) and adopts
+ * the returned key (`Device.adoptVerifiedKey`).
  */
 
 /**
- * One server connection. Implementations validate responses against the protocol's schemas
- * (server responses are a trust boundary) and throw catalogued errors (the server's `code`).
+ * One server connection. Implementations verify the server (TLS), validate responses against the
+ * protocol's schemas (server responses are a trust boundary) and throw catalogued errors: the
+ * server's `code` for its error answers, TRANSPORT_UNREACHABLE, TRANSPORT_TLS_UNTRUSTED and
+ * TRANSPORT_BAD_RESPONSE for the connection itself.
  */
 export interface Transport {
   /** A stable id of the server (its node id): names temporary databases and sync checkpoints. */

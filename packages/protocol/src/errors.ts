@@ -22,12 +22,14 @@ export const errorAreas = {
   HLC: 'Hybrid logical clock timestamps',
   KEY: 'Device database keys and key records',
   RECORD: 'Records and merge',
+  SYNC: 'Sync between phones and a server (push, pull, checkpoints)',
   CRYPTO: 'Cryptography (keys, KDF, files, envelopes)',
   VAULT: 'The encrypted device vault (keyring, databases)',
-  PHOTO: 'Photos stored on the device',
+  PHOTO: 'Photos (on the device and on the server)',
   DEVICE: 'Device binding and device state',
   AUTH: 'Logins, first-admin setup and password resets',
   SESSION: 'Session tokens',
+  TRANSPORT: 'The connection from the SDK to a server (TLS, responses)',
   USER: 'User accounts and roles (admin API)',
   PASSWORD: 'Password policy (NIST SP 800-63B-4)',
   RATE: 'Rate limits',
@@ -133,6 +135,33 @@ export const errorCatalogue = {
     status: 400,
     message: 'A form definition is malformed.',
     hint: 'Check the form definition against FormDefinitionSchema in docs/protocol.md: unique field names, options for select fields, min not above max.',
+  },
+  RECORD_NOT_FOUND: {
+    status: 404,
+    message: 'There is no record with this id on this server.',
+    hint: 'Check the id; push the record before uploading its photos.',
+  },
+  RECORD_FORBIDDEN: {
+    status: 403,
+    message: 'Your role does not allow this change to this record.',
+    hint: 'Field workers create records as themselves and edit records they can read; resolving conflicts and deleting or restoring records created by someone else needs a supervisor or an admin.',
+  },
+  RECORD_CREATOR_MISMATCH: {
+    status: 403,
+    message: 'A new record names another user as its creator, or a pushed record changes who created it.',
+    hint: 'Sync new records while logged in as the user who created them (a supervisor may sync them for others); never change createdBy, createdAt or device of an existing record.',
+  },
+  RECORD_FIELD_FORBIDDEN: {
+    status: 400,
+    message: 'A record carries a field that only the server sets (pushedBy, receivedAt, seq) or a CouchDB field such as _id or _rev.',
+    hint: 'Send records exactly in the record schema (docs/protocol.md); the server adds its own metadata.',
+  },
+
+  // Sync
+  SYNC_CHECKPOINT_INVALID: {
+    status: 400,
+    message: 'The sync checkpoint or search cursor was not issued by this server for this query, or was altered.',
+    hint: 'Pull again from the start (without "since"), or search again without a cursor; merging makes a repeated pull safe. Keep checkpoints per server.',
   },
 
   // Crypto
@@ -247,8 +276,18 @@ export const errorCatalogue = {
   },
   PHOTO_NOT_FOUND: {
     status: 404,
-    message: 'The record has no such photo, or its file is not on this device.',
+    message: 'The record has no such photo, or its file is not stored here.',
     hint: 'Check the photo id on the record; sync to download photos added on other devices.',
+  },
+  PHOTO_DIGEST_MISMATCH: {
+    status: 422,
+    message: 'The uploaded photo does not match the size or SHA-256 digest on its record.',
+    hint: 'Upload the photo file exactly as its record references it; the partial upload was discarded, so start again at offset 0.',
+  },
+  PHOTO_OFFSET_MISMATCH: {
+    status: 409,
+    message: "The upload does not continue where the server's copy of the photo ends.",
+    hint: 'Ask GET /v1/photos/<photoId>/upload for the received offset and send the rest from there.',
   },
 
   // Devices
@@ -315,6 +354,23 @@ export const errorCatalogue = {
     status: 401,
     message: 'The session token is missing, malformed, expired or revoked.',
     hint: 'Log in again to get a new session token.',
+  },
+
+  // Transport (raised by the SDK on the phone, never sent by a server)
+  TRANSPORT_UNREACHABLE: {
+    status: 503,
+    message: 'The server could not be reached, or did not answer in time.',
+    hint: 'Check the network connection and the server URL, then retry; logging in offline still works meanwhile.',
+  },
+  TRANSPORT_TLS_UNTRUSTED: {
+    status: 502,
+    message: "The server's TLS certificate is not trusted: it does not chain to the configured CA, does not name the host, or does not match the pinned fingerprint.",
+    hint: 'Nothing was sent. Check the server URL and the CA file or certificate fingerprint configured for this server (the server prints its fingerprint at start); if they are right, someone may be intercepting the connection.',
+  },
+  TRANSPORT_BAD_RESPONSE: {
+    status: 502,
+    message: "The server's answer is not a valid fieldvault response: malformed, cut short, too large or of an unexpected shape.",
+    hint: 'Nothing from it was saved. Check that the URL points at a fieldvault server (not a proxy or a captive portal) and that app and server versions match, then retry.',
   },
 
   // Users
@@ -468,7 +524,7 @@ const statusNames: Readonly<Record<number, string>> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict',
   410: 'Gone', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Entity',
   423: 'Locked',
-  429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
+  429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable',
 };
 
 /**

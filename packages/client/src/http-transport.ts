@@ -1,0 +1,394 @@
+import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import {
+  ChallengeResponseSchema,
+  ErrorBodySchema,
+  FieldvaultError,
+  LoginResponseSchema,
+  NODE_ID_PATTERN,
+  checkSchema,
+  isErrorCode,
+  isFieldvaultError,
+  type ChallengeBody,
+  type ChallengeResponse,
+  type ErrorCode,
+  type LoginBody,
+  type LoginResponse,
+} from '@fieldvault/protocol';
+import { silentLogger, type Logger } from './logger.js';
+import type { Transport } from './transport.js';
+
+/*
+ * The HTTPS transport: `POST` JSON to a fieldvault server over TLS that is verified before a single
+ * byte of the request (which carries the password and the offered DB key) is written.
+ *
+ * Trust, per server: a CA (`tls.ca`, e.g. a private CA or the server's self-signed certificate
+ * itself), a certificate pin (`tls.pinSha256`, the SHA-256 fingerprint apps/server prints), both,
+ * or neither (the system CA store, for a server with a public certificate). Never "accept any
+ * certificate". The TLS connection is made here (`createConnection`), checked, and only then
+ * handed to node:http; TLS sessions are never resumed, so every connection is checked in full.
+ */
+
+/** How the SDK trusts one server's TLS certificate. */
+export interface HttpTransportTls {
+  /**
+   * PEM certificate(s) trusted as roots for this server, instead of the system store: a private
+   * CA, or a self-signed server certificate itself. Chain, validity dates and host name are checked.
+   */
+  readonly ca?: string;
+  /**
+   * SHA-256 fingerprint(s) of the server's **certificate** (of its DER encoding — not an SPKI pin),
+   * as apps/server prints it at start (`52:D6:E2:…`); hex, colons optional, any case. The server
+   * must present a certificate with one of them (several allow a rotation). Without `ca`, the pin
+   * alone decides (self-signed deployments: chain and host name are not checked, the exact
+   * certificate is); with `ca`, both must hold.
+   */
+  readonly pinSha256?: string | readonly string[];
+}
+
+export interface HttpTransportOptions {
+  /** The server's origin, optionally with a path prefix: `https://fieldvault.example.org`, `https://10.0.0.5:8443/fv`. */
+  readonly baseUrl: string;
+  /**
+   * The server's id: names its temporary database and (later) its sync checkpoints on the phone,
+   * so it must stay the same for the same server. Use the id the server prints at start
+   * (`fieldvault server <id> listening on …`). Default: derived from the base URL's host and port.
+   */
+  readonly serverId?: string;
+  /** TLS trust for this server; default the system CA store. */
+  readonly tls?: HttpTransportTls;
+  /** Deadline of one request, from connecting to the last byte of the answer; default 15 000 ms. */
+  readonly timeoutMs?: number;
+  /** Largest answer accepted; default 1 MiB (the largest auth answer is well under 1 KiB). */
+  readonly maxResponseBytes?: number;
+  /**
+   * Allow an `http:` base URL whose host is a loopback address (`localhost`, 127.0.0.0/8, `::1`).
+   * For tests and local development against a server without TLS only; any other `http:` URL is
+   * refused whatever this says.
+   */
+  readonly allowInsecureLoopback?: boolean;
+  /** Quiet by default. */
+  readonly logger?: Logger;
+}
+
+/** A `Transport` over HTTPS (see `createHttpTransport`). */
+export interface HttpTransport extends Transport {
+  /** The normalised base URL, without a trailing slash. */
+  readonly baseUrl: string;
+}
+
+export const DEFAULT_TIMEOUT_MS = 15_000;
+export const DEFAULT_MAX_RESPONSE_BYTES = 1_048_576;
+
+const LOOPBACK_HOSTS = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
+/** Failures of the network itself (not of TLS) while the handshake is under way. */
+const NETWORK_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+function invalid(field: string, why: string): FieldvaultError {
+  return new FieldvaultError('INPUT_INVALID', { detail: `${field}: ${why}`, details: { field } });
+}
+
+function badResponse(detail: string, details: Record<string, string | number | boolean> = {}, cause?: unknown): FieldvaultError {
+  return new FieldvaultError('TRANSPORT_BAD_RESPONSE', { detail, details, ...(cause === undefined ? {} : { cause }) });
+}
+
+function unreachable(detail: string, cause?: unknown): FieldvaultError {
+  return new FieldvaultError('TRANSPORT_UNREACHABLE', { detail, ...(cause === undefined ? {} : { cause }) });
+}
+
+function untrusted(detail: string, cause?: unknown): FieldvaultError {
+  return new FieldvaultError('TRANSPORT_TLS_UNTRUSTED', { detail, ...(cause === undefined ? {} : { cause }) });
+}
+
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** `AB:CD:…`, `abcd…` → `abcd…` (64 hex), or undefined when it is not a SHA-256 fingerprint. */
+function normalisePin(pin: string): string | undefined {
+  const hex = pin.replaceAll(':', '').toLowerCase();
+  return /^[0-9a-f]{64}$/.test(hex) ? hex : undefined;
+}
+
+/** The server id used when none is given: the base URL's host and port as a node id. */
+function serverIdFromUrl(url: URL): string {
+  const port = url.port === '' ? (url.protocol === 'https:' ? '443' : '80') : url.port;
+  const host = url.hostname.toLowerCase().replace(/[^a-z0-9.-]/g, '-').replace(/^[^a-z0-9]+/, '');
+  return `${host}-${port}`.slice(0, 64);
+}
+
+interface Resolved {
+  readonly url: URL;
+  readonly serverId: string;
+  readonly ca: string | undefined;
+  readonly pins: ReadonlySet<string> | undefined;
+  readonly timeoutMs: number;
+  readonly maxResponseBytes: number;
+  readonly logger: Logger;
+}
+
+function resolve(options: HttpTransportOptions): Resolved {
+  if (typeof options !== 'object' || options === null) throw invalid('options', 'must be an object');
+  let url: URL;
+  try {
+    url = new URL(options.baseUrl);
+  } catch {
+    throw invalid('baseUrl', 'must be an absolute https: URL');
+  }
+  if (url.username !== '' || url.password !== '') throw invalid('baseUrl', 'must not carry credentials');
+  if (url.search !== '' || url.hash !== '') throw invalid('baseUrl', 'must not have a query or a fragment');
+  if (url.protocol === 'http:') {
+    if (options.allowInsecureLoopback !== true || !LOOPBACK_HOSTS.test(url.hostname)) {
+      throw invalid('baseUrl', 'must be https: (plain http: is allowed only to a loopback address, with allowInsecureLoopback)');
+    }
+    if (options.tls !== undefined) throw invalid('tls', 'has no meaning for an http: URL');
+  } else if (url.protocol !== 'https:') {
+    throw invalid('baseUrl', 'must be an https: URL');
+  }
+  const { tls, timeoutMs = DEFAULT_TIMEOUT_MS, maxResponseBytes = DEFAULT_MAX_RESPONSE_BYTES } = options;
+  let ca: string | undefined;
+  let pins: Set<string> | undefined;
+  if (tls !== undefined) {
+    if (typeof tls !== 'object' || tls === null) throw invalid('tls', 'must be an object');
+    if (tls.ca !== undefined) {
+      if (typeof tls.ca !== 'string' || !tls.ca.includes('-----BEGIN CERTIFICATE-----')) throw invalid('tls.ca', 'must be PEM certificate text');
+      ca = tls.ca;
+    }
+    if (tls.pinSha256 !== undefined) {
+      const list: readonly unknown[] = typeof tls.pinSha256 === 'string' ? [tls.pinSha256] : Array.isArray(tls.pinSha256) ? tls.pinSha256 : [];
+      pins = new Set();
+      for (const p of list) {
+        const hex = typeof p === 'string' ? normalisePin(p) : undefined;
+        if (hex === undefined) throw invalid('tls.pinSha256', 'must be SHA-256 certificate fingerprints (64 hex digits, colons optional)');
+        pins.add(hex);
+      }
+      if (pins.size === 0) throw invalid('tls.pinSha256', 'must hold at least one fingerprint');
+    }
+  }
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 100 || timeoutMs > 600_000) throw invalid('timeoutMs', 'an integer in 100 … 600000');
+  if (!Number.isInteger(maxResponseBytes) || maxResponseBytes < 1024 || maxResponseBytes > 67_108_864) {
+    throw invalid('maxResponseBytes', 'an integer in 1024 … 67108864');
+  }
+  const serverId = options.serverId ?? serverIdFromUrl(url);
+  if (typeof serverId !== 'string' || !NODE_ID_PATTERN.test(serverId)) throw invalid('serverId', 'lowercase letters, digits, ".", "_" and "-", 1–64 characters');
+  const logger = options.logger ?? silentLogger;
+  return { url, serverId, ca, pins, timeoutMs, maxResponseBytes, logger };
+}
+
+/**
+ * Opens the TLS connection to the server and hands it to node:http only once it is trusted, so a
+ * refused server never receives the request. Errors are catalogued: TRANSPORT_TLS_UNTRUSTED for a
+ * certificate (or handshake) problem, TRANSPORT_UNREACHABLE for the network.
+ */
+function verifiedConnection(r: Resolved, track: (socket: TLSSocket) => void): NonNullable<RequestOptions['createConnection']> {
+  return (_options, oncreate) => {
+    const host = r.url.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(r.url.port === '' ? 443 : r.url.port);
+    const pinOnly = r.pins !== undefined && r.ca === undefined;
+    let tcpConnected = false;
+    let done = false;
+    const socket: TLSSocket = tlsConnect({
+      host,
+      port,
+      ...(isIP(host) === 0 ? { servername: host } : {}),
+      ...(r.ca === undefined ? {} : { ca: r.ca }),
+      // Chain and host name are verified by OpenSSL unless the pin alone establishes trust; then
+      // the pin is checked below before anything is written.
+      rejectUnauthorized: !pinOnly,
+      minVersion: 'TLSv1.2',
+      ALPNProtocols: ['http/1.1'],
+    });
+    track(socket);
+    const finish = (err: FieldvaultError | null): void => {
+      if (done) return;
+      done = true;
+      // `onError` stays attached (a no-op from now on): node:http adds its own listener on the next
+      // tick, and an error in between must not become an uncaught exception.
+      if (err !== null) {
+        socket.destroy();
+        oncreate(err, socket);
+      } else {
+        oncreate(null, socket);
+      }
+    };
+    const onError = (err: Error): void => {
+      const code = codeOf(err);
+      if (!tcpConnected || (code !== undefined && NETWORK_CODES.has(code))) finish(unreachable(`${host}:${port}: ${code ?? 'connection failed'}`, err));
+      else finish(untrusted(code ?? 'TLS handshake failed', err));
+    };
+    socket.once('connect', () => {
+      tcpConnected = true;
+    });
+    socket.on('error', onError);
+    socket.once('secureConnect', () => {
+      if (!pinOnly && !socket.authorized) {
+        finish(untrusted(String(socket.authorizationError ?? 'certificate not verified')));
+        return;
+      }
+      if (r.pins !== undefined) {
+        const fingerprint = normalisePin(socket.getPeerX509Certificate()?.fingerprint256 ?? '');
+        if (fingerprint === undefined || !r.pins.has(fingerprint)) {
+          finish(untrusted('the certificate does not match the pinned fingerprint'));
+          return;
+        }
+      }
+      finish(null);
+    });
+    // Asynchronous: node:http waits for `oncreate`, so no byte is written before the checks above.
+    return undefined;
+  };
+}
+
+interface RawResponse {
+  readonly status: number;
+  readonly contentType: string;
+  readonly retryAfter: string | undefined;
+  readonly body: Uint8Array;
+}
+
+/** Server codes that the SDK raises itself and never takes from a server. */
+function acceptableServerCode(code: string): code is ErrorCode {
+  return isErrorCode(code) && !code.startsWith('TRANSPORT_');
+}
+
+function parseJson(raw: RawResponse): unknown {
+  if (!/^application\/json(\s*;|$)/i.test(raw.contentType)) throw badResponse('not JSON', { status: raw.status });
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw.body));
+  } catch (cause) {
+    throw badResponse('malformed JSON', { status: raw.status }, cause);
+  }
+}
+
+/** The catalogued error a server's error answer stands for, or TRANSPORT_BAD_RESPONSE. */
+function serverError(raw: RawResponse): FieldvaultError {
+  let body: unknown;
+  try {
+    body = parseJson(raw);
+  } catch (err) {
+    return err as FieldvaultError;
+  }
+  const parsed = body as { code?: unknown };
+  if (typeof parsed !== 'object' || parsed === null || typeof parsed.code !== 'string') return badResponse('an error without a code', { status: raw.status });
+  try {
+    checkSchema(ErrorBodySchema, body, 'TRANSPORT_BAD_RESPONSE');
+  } catch {
+    return badResponse('an error of unknown shape or code', { status: raw.status });
+  }
+  if (!acceptableServerCode(parsed.code)) return badResponse('an error code only the SDK may raise', { status: raw.status });
+  const details: Record<string, string | number> = { status: raw.status };
+  const retry = raw.retryAfter === undefined ? NaN : Number(raw.retryAfter);
+  if (Number.isInteger(retry) && retry >= 0) details['retryAfterSeconds'] = retry;
+  return new FieldvaultError(parsed.code, { detail: 'reported by the server', details });
+}
+
+/**
+ * An HTTPS `Transport` to one fieldvault server. Every answer is checked against the protocol's
+ * schemas before it is returned; an error answer becomes a `FieldvaultError` with the server's
+ * catalogued `code` (`details.status`, and `details.retryAfterSeconds` when the server sent
+ * Retry-After). The transport keeps no state between calls (no cookies, no tokens, no TLS sessions).
+ *
+ * Its methods throw:
+ * - TRANSPORT_UNREACHABLE when the server cannot be reached or does not answer within `timeoutMs`;
+ * - TRANSPORT_TLS_UNTRUSTED when the certificate is not trusted (nothing was sent);
+ * - TRANSPORT_BAD_RESPONSE when the answer is malformed, cut short, too large or of the wrong shape;
+ * - the server's code (AUTH_INVALID_CREDENTIALS, DEVICE_BLACKLISTED, RATE_LIMITED, …) for its errors.
+ * @throws INPUT_INVALID when an option is malformed (an `http:` URL without `allowInsecureLoopback`
+ * or to a host that is not loopback, a pin that is not 64 hex digits, …).
+ */
+export function createHttpTransport(options: HttpTransportOptions): HttpTransport {
+  const r = resolve(options);
+  const base = r.url.href.replace(/\/+$/, '');
+  const secure = r.url.protocol === 'https:';
+  function send(path: string, payload: unknown): Promise<RawResponse> {
+    const body = Buffer.from(JSON.stringify(payload), 'utf8');
+    const target = new URL(`${base}${path}`);
+    return new Promise<RawResponse>((resolvePromise, reject) => {
+      let socket: TLSSocket | undefined;
+      let settled = false;
+      let responding = false;
+      const settle = (err: FieldvaultError | null, value?: RawResponse): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err !== null) {
+          req.destroy();
+          socket?.destroy();
+          reject(err);
+        } else resolvePromise(value as RawResponse);
+      };
+      const onResponse = (res: IncomingMessage): void => {
+        responding = true;
+        const declared = Number(res.headers['content-length']);
+        if (Number.isFinite(declared) && declared > r.maxResponseBytes) {
+          settle(badResponse('too large', { status: res.statusCode ?? 0, limit: r.maxResponseBytes }));
+          return;
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.byteLength;
+          if (size > r.maxResponseBytes) settle(badResponse('too large', { status: res.statusCode ?? 0, limit: r.maxResponseBytes }));
+          else chunks.push(chunk);
+        });
+        res.on('error', (cause) => settle(badResponse('cut short', { status: res.statusCode ?? 0 }, cause)));
+        res.on('end', () => {
+          if (!res.complete) {
+            settle(badResponse('cut short', { status: res.statusCode ?? 0 }));
+            return;
+          }
+          const retryAfter = res.headers['retry-after'];
+          settle(null, {
+            status: res.statusCode ?? 0,
+            contentType: String(res.headers['content-type'] ?? ''),
+            retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined,
+            body: new Uint8Array(Buffer.concat(chunks)),
+          });
+        });
+      };
+      const requestOptions: RequestOptions = {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-length': String(body.byteLength),
+          accept: 'application/json',
+        },
+        // A fresh, verified connection per request: no pooled socket, no resumed TLS session.
+        ...(secure ? { createConnection: verifiedConnection(r, (s) => (socket = s)) } : { agent: false }),
+      };
+      const req = (secure ? httpsRequest : httpRequest)(target, requestOptions, onResponse);
+      const timer = setTimeout(() => settle(unreachable(`no answer within ${r.timeoutMs} ms`)), r.timeoutMs);
+      req.on('error', (err: Error) => {
+        const code = codeOf(err);
+        if (isFieldvaultError(err)) settle(err);
+        // llhttp's codes: the peer answered with something that is not HTTP/1.1.
+        else if (code?.startsWith('HPE_') === true) settle(badResponse('not an HTTP response', {}, err));
+        else if (responding) settle(badResponse('cut short', {}, err));
+        else settle(unreachable(code ?? 'connection failed', err));
+      });
+      req.end(body);
+    });
+  }
+
+  async function post<T>(path: string, payload: unknown, check: (value: unknown) => T): Promise<T> {
+    const started = Date.now();
+    const raw = await send(path, payload).catch((err: unknown) => {
+      r.logger.warn({ serverId: r.serverId, path, code: codeOf(err) }, 'request failed');
+      throw err;
+    });
+    r.logger.debug({ serverId: r.serverId, path, status: raw.status, bytes: raw.body.byteLength, ms: Date.now() - started }, 'response');
+    if (raw.status < 200 || raw.status > 299) throw serverError(raw);
+    return check(parseJson(raw));
+  }
+
+  return Object.freeze({
+    serverId: r.serverId,
+    baseUrl: base,
+    challenge: (request: ChallengeBody): Promise<ChallengeResponse> =>
+      post('/v1/auth/challenge', request, (v) => checkSchema(ChallengeResponseSchema, v, 'TRANSPORT_BAD_RESPONSE')),
+    login: (request: LoginBody): Promise<LoginResponse> => post('/v1/auth/login', request, (v) => checkSchema(LoginResponseSchema, v, 'TRANSPORT_BAD_RESPONSE')),
+  });
+}
