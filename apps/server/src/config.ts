@@ -27,6 +27,11 @@ export interface AppConfig {
   readonly sessionTtlSeconds: number;
   readonly maxSkewMs: number;
   readonly logLevel: LogLevel;
+  /** Requests per minute per client IP, all routes / login-like routes. */
+  readonly rateLimitPerMinute: number;
+  readonly authRateLimitPerMinute: number;
+  /** Trust X-Forwarded-For from a reverse proxy (client IPs for rate limits and audit). */
+  readonly trustProxy: boolean;
 }
 
 interface Setting {
@@ -50,6 +55,9 @@ export const settings: readonly Setting[] = [
   { env: 'FIELDVAULT_SESSION_TTL', help: 'session lifetime in seconds (default 43200 = 12 h)' },
   { env: 'FIELDVAULT_MAX_SKEW_MS', help: 'allowed clock skew of key timestamps in ms (default 300000)' },
   { env: 'FIELDVAULT_LOG_LEVEL', help: 'fatal|error|warn|info|debug|trace|silent (default info)' },
+  { env: 'FIELDVAULT_RATE_LIMIT', help: 'requests per minute per client IP on every route (default 600)' },
+  { env: 'FIELDVAULT_AUTH_RATE_LIMIT', help: 'login/challenge/password requests per minute per client IP (default 60; raise it when many phones share one address)' },
+  { env: 'FIELDVAULT_TRUST_PROXY', help: '"true" behind a reverse proxy you run, so X-Forwarded-For gives client IPs (default false)' },
 ];
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -118,6 +126,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   const logLevel = (str('FIELDVAULT_LOG_LEVEL') ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`FIELDVAULT_LOG_LEVEL must be one of ${LOG_LEVELS.join('|')}`);
 
+  const trustRaw = str('FIELDVAULT_TRUST_PROXY') ?? 'false';
+  if (trustRaw !== 'true' && trustRaw !== 'false') problems.push('FIELDVAULT_TRUST_PROXY must be "true" or "false"');
+
   const config: AppConfig = {
     dataDir,
     host: str('FIELDVAULT_HOST') ?? '127.0.0.1',
@@ -133,6 +144,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     sessionTtlSeconds: int('FIELDVAULT_SESSION_TTL', 43_200, 60, 30 * 86_400),
     maxSkewMs: int('FIELDVAULT_MAX_SKEW_MS', 300_000, 1_000, 3_600_000),
     logLevel,
+    rateLimitPerMinute: int('FIELDVAULT_RATE_LIMIT', 600, 1, 1_000_000),
+    authRateLimitPerMinute: int('FIELDVAULT_AUTH_RATE_LIMIT', 60, 1, 1_000_000),
+    trustProxy: trustRaw === 'true',
   };
   if (problems.length > 0) {
     throw new FieldvaultError('CONFIG_INVALID', { detail: problems.join('; ') });

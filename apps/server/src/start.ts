@@ -77,6 +77,8 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
       session: { ttlSeconds: config.sessionTtlSeconds },
       setupToken,
       logLevel: config.logLevel,
+      rateLimit: { max: config.rateLimitPerMinute, authMax: config.authRateLimitPerMinute, timeWindowMs: 60_000 },
+      trustProxy: config.trustProxy,
       https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' },
       ...(options.logStream === undefined ? {} : { logStream: options.logStream }),
     });

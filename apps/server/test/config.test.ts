@@ -33,3 +33,12 @@ t.test('an invalid COUCHDB_URL is reported without echoing its credentials', asy
 t.test('HTTP redirect can be switched off', async (t) => {
   t.equal(loadConfig({ FIELDVAULT_HTTP_PORT: 'off' }).httpPort, null);
 });
+
+t.test('rate limits and proxy trust are configurable for phones sharing one address', async (t) => {
+  const c = loadConfig({ FIELDVAULT_AUTH_RATE_LIMIT: '600', FIELDVAULT_RATE_LIMIT: '6000', FIELDVAULT_TRUST_PROXY: 'true' });
+  t.equal(c.authRateLimitPerMinute, 600);
+  t.equal(c.rateLimitPerMinute, 6000);
+  t.equal(c.trustProxy, true);
+  const err = t.throws(() => loadConfig({ FIELDVAULT_TRUST_PROXY: 'yes' })) as { code?: string };
+  t.equal(err.code, 'CONFIG_INVALID');
+});
