@@ -9,3 +9,4 @@ export * from './form.js';
 export * from './password-policy.js';
 export * from './wire/common.js';
 export * from './wire/auth.js';
+export * from './wire/sync.js';

@@ -7,12 +7,16 @@ import { authPlugin } from './auth/plugin.js';
 import { resolveConfig, type BuildAppInput } from './config.js';
 import { couchPlugin } from './couch/plugin.js';
 import { devicesPlugin } from './devices/plugin.js';
+import { formsPlugin } from './forms/plugin.js';
 import './http/context.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { loggerOptions } from './http/logger.js';
 import { parseStrictJson } from './http/strict-json.js';
 import { installValidators } from './http/validation.js';
+import { photosPlugin } from './photos/plugin.js';
+import { recordsPlugin } from './records/plugin.js';
 import { sessionsPlugin } from './sessions/plugin.js';
+import { syncPlugin } from './sync/plugin.js';
 import { credentialsPlugin } from './users/credentials.js';
 import { usersPlugin } from './users/plugin.js';
 
@@ -90,6 +94,10 @@ export async function buildApp(input: BuildAppInput): Promise<FastifyInstance> {
   await app.register(usersPlugin);
   await app.register(authPlugin);
   await app.register(devicesPlugin);
+  await app.register(formsPlugin);
+  await app.register(syncPlugin);
+  await app.register(photosPlugin);
+  await app.register(recordsPlugin);
 
   if (config.sweepIntervalSeconds > 0) {
     let timer: NodeJS.Timeout | undefined;

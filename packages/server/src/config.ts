@@ -2,10 +2,14 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import {
   FieldvaultError,
+  FormDefinitionSchema,
+  MAX_HISTORY_CEILING,
   NODE_ID_PATTERN,
+  PUSH_MAX_RECORDS_CEILING,
   PASSWORD_MAX_LENGTH_CEILING,
   PASSWORD_MAX_LENGTH_FLOOR,
   PASSWORD_MIN_LENGTH_FLOOR,
+  parseFormDefinition,
 } from '@fieldvault/protocol';
 
 /** Database names are `<dbPrefix><name>`; CouchDB allows `[a-z][a-z0-9_$()+/-]*`, we allow less. */
@@ -80,6 +84,40 @@ export const ServerConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    /** Record sync (DESIGN.md §4): push batch limits, pull page budget, record history limit. */
+    sync: Type.Object(
+      {
+        /** Most records in one push; more is refused as a whole with INPUT_TOO_LARGE. */
+        pushMaxRecords: Type.Integer({ minimum: 1, maximum: PUSH_MAX_RECORDS_CEILING, default: 500 }),
+        /** Largest push body in bytes (it replaces `bodyLimit` on that route). */
+        pushMaxBytes: Type.Integer({ minimum: 1_024, maximum: 67_108_864, default: 4_194_304 }),
+        /** Soft size budget of one pull page in bytes: a page stops once it is reached (at least one record). */
+        pullMaxBytes: Type.Integer({ minimum: 1_024, maximum: 67_108_864, default: 4_194_304 }),
+        /** Most versions a record's history may hold (RECORD_TOO_LARGE above). */
+        maxHistory: Type.Integer({ minimum: 1, maximum: MAX_HISTORY_CEILING, default: 2_000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    /** Photo upload and download. */
+    photos: Type.Object(
+      {
+        /** Largest photo accepted, in bytes (PHOTO_TOO_LARGE above). Uploads are assembled in memory. */
+        maxBytes: Type.Integer({ minimum: 1_024, maximum: 67_108_864, default: 10_485_760 }),
+        /** How long an unfinished upload is kept for resuming before the sweep removes it. */
+        uploadTtlSeconds: Type.Integer({ minimum: 60, maximum: 2_592_000, default: 604_800 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    /** Server-side record search. */
+    search: Type.Object(
+      {
+        /** Most index rows one search request reads; a page may end early with a cursor to go on. */
+        maxScan: Type.Integer({ minimum: 100, maximum: 100_000, default: 2_000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    /** The child form this server publishes and validates records against; default: protocol's `defaultChildForm`. */
+    childForm: Type.Optional(FormDefinitionSchema),
     /** Largest accepted request body in bytes. */
     bodyLimit: Type.Integer({ minimum: 1_024, maximum: 67_108_864, default: 1_048_576 }),
     /** One-time token that allows `POST /v1/setup/admin` to create the first admin. */
@@ -159,6 +197,13 @@ export function resolveConfig(input: ServerConfigInput): ServerConfig {
     const c = candidate as Static<typeof ServerConfigSchema>;
     if (c.password.minLength > c.password.maxLength) problems.push('password.minLength: must not exceed password.maxLength');
     if (c.throttle.lockSeconds > c.throttle.maxLockSeconds) problems.push('throttle.lockSeconds: must not exceed throttle.maxLockSeconds');
+    if (c.childForm !== undefined) {
+      try {
+        parseFormDefinition(c.childForm);
+      } catch (err) {
+        problems.push(`childForm: ${(err as Error).message}`);
+      }
+    }
   }
   if (problems.length > 0) {
     throw new FieldvaultError('CONFIG_INVALID', { detail: [...new Set(problems)].join('; ') });

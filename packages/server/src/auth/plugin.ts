@@ -117,6 +117,7 @@ export const authPlugin: FastifyPluginAsync = async (app) => {
         epoch: cur?.epoch ?? 0,
         statusChangedAt: cur?.statusChangedAt ?? null,
         statusChangedBy: cur?.statusChangedBy ?? null,
+        lastSyncAt: cur?.lastSyncAt ?? null,
       };
     });
     if (device === undefined || decision === undefined) throw new FieldvaultError('INTERNAL_ERROR');

@@ -1,7 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import nano from 'nano';
-import { FieldvaultError } from '@fieldvault/protocol';
-import { DESIGN_NAME, DESIGN_VERSION, auditViews, devicesViews, sessionsViews, usersViews, type DesignViews } from './design-docs.js';
+import { FieldvaultError, isFieldvaultError } from '@fieldvault/protocol';
+import {
+  DESIGN_NAME,
+  DESIGN_VERSION,
+  auditViews,
+  devicesViews,
+  photosViews,
+  recordsViews,
+  sessionsViews,
+  usersViews,
+  type DesignViews,
+} from './design-docs.js';
 import type {
   AuditEntry,
   AuditQuery,
@@ -9,11 +19,18 @@ import type {
   ChallengeRecord,
   DeviceRecord,
   DeviceStatus,
+  IndexRow,
   Page,
+  PhotoRecord,
+  RecordChange,
+  RecordEnvelope,
+  RecordMutation,
+  RecordWriteOutcome,
   ResetRecord,
   SessionRecord,
   SessionRevocation,
   ThrottleRecord,
+  UploadRecord,
   UserRecord,
 } from './records.js';
 import { statusOf, storeError } from './store-errors.js';
@@ -37,7 +54,15 @@ const PAGE_SCAN_LIMIT = 2_000;
 const HIGH = {}; // sorts after every string and number in CouchDB's view collation
 const SETUP_ID = 'meta:setup';
 
-export const DATABASES = ['users', 'devices', 'sessions', 'audit'] as const;
+export const DATABASES = ['users', 'devices', 'sessions', 'audit', 'records', 'photos'] as const;
+
+/** CouchDB document ids: a fixed prefix and the (pattern-checked) UUID, so no id can be `_design/…` or `_local/…`. */
+const RECORD_PREFIX = 'rec:';
+const recordDocId = (id: string): string => `${RECORD_PREFIX}${id}`;
+const photoDocId = (id: string): string => `photo:${id}`;
+const uploadDocId = (id: string): string => `upload:${id}`;
+const PHOTO_ATTACHMENT = 'photo';
+const UPLOAD_ATTACHMENT = 'partial';
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -82,6 +107,8 @@ export class CouchRepository {
   private readonly devices: Db;
   private readonly sessions: Db;
   private readonly audit: Db;
+  private readonly records: Db;
+  private readonly photos: Db;
   private readonly names: Readonly<Record<(typeof DATABASES)[number], string>>;
 
   constructor(options: CouchRepositoryOptions) {
@@ -91,11 +118,15 @@ export class CouchRepository {
       devices: `${options.dbPrefix}devices`,
       sessions: `${options.dbPrefix}sessions`,
       audit: `${options.dbPrefix}audit`,
+      records: `${options.dbPrefix}records`,
+      photos: `${options.dbPrefix}photos`,
     };
     this.users = this.server.use<Doc>(this.names.users);
     this.devices = this.server.use<Doc>(this.names.devices);
     this.sessions = this.server.use<Doc>(this.names.sessions);
     this.audit = this.server.use<Doc>(this.names.audit);
+    this.records = this.server.use<Doc>(this.names.records);
+    this.photos = this.server.use<Doc>(this.names.photos);
   }
 
   /** Database names in use, e.g. for operators' `_security` setup. */
@@ -120,6 +151,8 @@ export class CouchRepository {
     await this.ensureDesign(this.devices, devicesViews);
     await this.ensureDesign(this.sessions, sessionsViews);
     await this.ensureDesign(this.audit, auditViews);
+    await this.ensureDesign(this.records, recordsViews);
+    await this.ensureDesign(this.photos, photosViews);
   }
 
   /** Deletes this repository's databases (tests, and an admin's explicit reset). */
@@ -437,15 +470,236 @@ export class CouchRepository {
     await this.remove(this.sessions, `throttle:${key}`, 'throttle.delete');
   }
 
-  /** Removes expired sessions, challenges, reset tokens and throttles; returns how many. */
+  /** Removes expired sessions, challenges, reset tokens, throttles and unfinished photo uploads; returns how many. */
   async sweepExpired(now: number): Promise<number> {
     let total = 0;
-    for (;;) {
-      const rows = await this.viewRows(this.sessions, 'by_expiry', { endkey: now, limit: 500 }, 'sweep');
-      const deleted = await this.bulkDelete(this.sessions, rows, 'sweep');
-      total += deleted;
-      if (rows.length < 500 || deleted === 0) return total;
+    for (const [db, view] of [[this.sessions, 'by_expiry'], [this.photos, 'uploads_by_expiry']] as const) {
+      for (;;) {
+        const rows = await this.viewRows(db, view, { endkey: now, limit: 500 }, 'sweep');
+        const deleted = await this.bulkDelete(db, rows, 'sweep');
+        total += deleted;
+        if (rows.length < 500 || deleted === 0) break;
+      }
     }
+    return total;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Records (one document per record: `rec:<uuid>` holding a RecordEnvelope)
+
+  private envelopeOf(doc: Doc | null | undefined): RecordEnvelope | undefined {
+    if (doc === null || doc === undefined || doc['type'] !== 'record') return undefined;
+    const record = doc['record'];
+    if (typeof record !== 'object' || record === null) return undefined;
+    return strip<RecordEnvelope>(doc);
+  }
+
+  /** The stored record `id` (a UUID), or undefined. */
+  async getRecord(id: string): Promise<RecordEnvelope | undefined> {
+    return this.envelopeOf(await this.getDoc(this.records, recordDocId(id), 'record.get'));
+  }
+
+  /** Live documents by id, one `_all_docs?keys=` request; missing and deleted ids are absent. */
+  private async fetchDocs(db: Db, ids: readonly string[], op: string): Promise<Map<string, Doc>> {
+    const out = new Map<string, Doc>();
+    if (ids.length === 0) return out;
+    try {
+      const res = await db.fetch({ keys: [...ids] });
+      for (const row of res.rows) {
+        if ('doc' in row && row.doc !== undefined && row.doc !== null) out.set(row.id, row.doc);
+      }
+      return out;
+    } catch (err) {
+      throw storeError(err, op);
+    }
+  }
+
+  /**
+   * Read-modify-write of many records at once with optimistic concurrency: one `_all_docs`
+   * read and one `_bulk_docs` write per round; the records whose write hit a `_rev` conflict
+   * (another push of the same record landed in between) are read and mutated again, so
+   * concurrent pushes of one record from two phones both end up merged. `mutate` decides per
+   * record (see {@link RecordMutation}); a FieldvaultError it throws refuses that record alone.
+   * A document under a record id that is not a record is never overwritten.
+   * @throws STORE_UNAVAILABLE when the store cannot be reached (the whole batch: nothing is known).
+   */
+  async modifyRecords(ids: readonly string[], mutate: RecordMutation): Promise<Map<string, RecordWriteOutcome>> {
+    const out = new Map<string, RecordWriteOutcome>();
+    let pending = [...new Set(ids)];
+    for (let attempt = 0; pending.length > 0 && attempt < MAX_WRITE_ATTEMPTS; attempt += 1) {
+      if (attempt > 0) await sleep(Math.floor(Math.random() * 5 * attempt));
+      const docs = await this.fetchDocs(this.records, pending.map(recordDocId), 'record.fetch');
+      const writes: Doc[] = [];
+      const writeIds: string[] = [];
+      for (const id of pending) {
+        const doc = docs.get(recordDocId(id));
+        const current = this.envelopeOf(doc);
+        if (doc !== undefined && current === undefined) {
+          out.set(id, { status: 'error', error: new FieldvaultError('INTERNAL_ERROR', { details: { op: 'record.not_a_record' } }) });
+          continue;
+        }
+        let next: RecordEnvelope | undefined;
+        try {
+          next = mutate(id, current);
+        } catch (err) {
+          if (!isFieldvaultError(err)) throw err;
+          out.set(id, { status: 'error', error: err });
+          continue;
+        }
+        if (next === undefined) {
+          out.set(id, { status: 'unchanged', envelope: current });
+          continue;
+        }
+        const write: Doc = { ...next, type: 'record', _id: recordDocId(id) };
+        if (doc?._rev !== undefined) write._rev = doc._rev;
+        writes.push(write);
+        writeIds.push(id);
+        out.set(id, { status: 'written', envelope: next });
+      }
+      if (writes.length === 0) return out;
+      let res: nano.DocumentBulkResponse[];
+      try {
+        res = await this.records.bulk({ docs: writes });
+      } catch (err) {
+        throw storeError(err, 'record.write');
+      }
+      const conflicted: string[] = [];
+      writeIds.forEach((id, i) => {
+        const r = res[i];
+        if (r === undefined || r.error === undefined) return;
+        if (r.error === 'conflict') conflicted.push(id);
+        else out.set(id, { status: 'error', error: new FieldvaultError('INTERNAL_ERROR', { details: { op: 'record.write' } }) });
+      });
+      pending = conflicted;
+    }
+    for (const id of pending) out.set(id, { status: 'error', error: new FieldvaultError('STORE_CONFLICT', { details: { op: 'record.write' } }) });
+    return out;
+  }
+
+  /**
+   * Up to `limit` rows of the records changes feed after `since` (normal feed, current document
+   * of each change). `seq` values are passed through untouched (opaque). Rows that are not a
+   * record (design documents, deletions of whole documents) come back without an envelope so
+   * the caller can still move its checkpoint past them.
+   */
+  async recordChanges(since: unknown, limit: number): Promise<{ changes: RecordChange[]; lastSeq: unknown }> {
+    try {
+      const params: nano.DatabaseChangesParams = { limit, include_docs: true };
+      if (since !== undefined) params.since = since as string;
+      const res = await this.records.changes(params);
+      const rows = res.results as Array<nano.DatabaseChangesResultItem & { doc?: Doc | null }>;
+      const changes = rows.map((row) => ({
+        seq: row.seq as unknown,
+        envelope: row.deleted === true || row.id.startsWith('_') ? undefined : this.envelopeOf(row.doc),
+      }));
+      return { changes, lastSeq: res.last_seq as unknown };
+    } catch (err) {
+      throw storeError(err, 'record.changes');
+    }
+  }
+
+  /**
+   * Rows of the record search index in `[startkey, endkey]`, with their records, at most `limit`.
+   * When `after` is given the scan starts at that key and leaves it out (keys are unique).
+   */
+  async scanRecordIndex(startkey: readonly unknown[], endkey: readonly unknown[], after: readonly unknown[] | undefined, limit: number): Promise<IndexRow[]> {
+    const rows = await this.viewRows(
+      this.records,
+      'search',
+      { startkey: after ?? startkey, endkey, include_docs: true, limit: after === undefined ? limit : limit + 1 },
+      'record.search',
+    );
+    const afterJson = after === undefined ? undefined : JSON.stringify(after);
+    return rows
+      .filter((r) => afterJson === undefined || JSON.stringify(r.key) !== afterJson)
+      .slice(0, limit)
+      .map((r) => ({ key: r.key as unknown as unknown[], value: r.value, envelope: this.envelopeOf(r.doc) }));
+  }
+
+  /** Every record in id order, `limit` at a time, starting after record id `after`; keys are `[id]`. */
+  async scanAllRecords(after: string | undefined, limit: number): Promise<IndexRow[]> {
+    const startkey = after === undefined ? RECORD_PREFIX : recordDocId(after);
+    try {
+      const res = await this.records.list({ startkey, endkey: `${RECORD_PREFIX}\ufff0`, include_docs: true, limit: limit + 1 });
+      return res.rows
+        .filter((r) => after === undefined || r.id !== startkey)
+        .slice(0, limit)
+        .map((r) => ({ key: [r.id.slice(RECORD_PREFIX.length)], value: null, envelope: this.envelopeOf(r.doc) }));
+    } catch (err) {
+      throw storeError(err, 'record.list');
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Photos (`photo:<uuid>` with the bytes as attachment; `upload:<uuid>` while an upload is unfinished)
+
+  async getPhoto(photoId: string): Promise<PhotoRecord | undefined> {
+    const doc = await this.getDoc(this.photos, photoDocId(photoId), 'photo.get');
+    if (doc === undefined || doc['type'] !== 'photo') return undefined;
+    const { _attachments: _a, ...rest } = strip<PhotoRecord & { _attachments?: unknown }>(doc);
+    return rest;
+  }
+
+  /**
+   * Stores a verified photo and its bytes in one write (an inline attachment, so a photo
+   * document never exists without its bytes). False when the id is taken already.
+   */
+  async createPhoto(photo: PhotoRecord, bytes: Uint8Array): Promise<boolean> {
+    const attachments = { [PHOTO_ATTACHMENT]: { content_type: photo.contentType, data: Buffer.from(bytes).toString('base64') } };
+    try {
+      await this.photos.insert({ ...photo, type: 'photo', _id: photoDocId(photo.photoId), _attachments: attachments });
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 409) return false;
+      throw storeError(err, 'photo.create');
+    }
+  }
+
+  /** The bytes of a stored photo as a stream (errors on the stream if the store fails mid-way). */
+  photoStream(photoId: string): NodeJS.ReadableStream {
+    return this.photos.attachment.getAsStream(photoDocId(photoId), PHOTO_ATTACHMENT);
+  }
+
+  /** An unfinished upload with the bytes received so far; `version` is for {@link saveUpload}. */
+  async getUpload(photoId: string): Promise<{ upload: UploadRecord; data: Uint8Array; version: string } | undefined> {
+    let doc: Doc;
+    try {
+      doc = await this.photos.get(uploadDocId(photoId), { attachments: true });
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw storeError(err, 'upload.get');
+    }
+    if (doc['type'] !== 'upload' || doc._rev === undefined) return undefined;
+    const attachments = doc['_attachments'] as Record<string, { data?: unknown }> | undefined;
+    const data = attachments?.[UPLOAD_ATTACHMENT]?.data;
+    const { _attachments: _a, ...upload } = strip<UploadRecord & { _attachments?: unknown }>(doc);
+    return { upload, data: typeof data === 'string' ? new Uint8Array(Buffer.from(data, 'base64')) : new Uint8Array(0), version: doc._rev };
+  }
+
+  /**
+   * Writes an unfinished upload with all its bytes so far, only if it is still at `version`
+   * (null: it must not exist). False when another request changed it first.
+   */
+  async saveUpload(upload: UploadRecord, data: Uint8Array, version: string | null): Promise<boolean> {
+    const doc: Doc = {
+      ...upload,
+      type: 'upload',
+      _id: uploadDocId(upload.photoId),
+      _attachments: { [UPLOAD_ATTACHMENT]: { content_type: 'application/octet-stream', data: Buffer.from(data).toString('base64') } },
+    };
+    if (version !== null) doc._rev = version;
+    try {
+      await this.photos.insert(doc);
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 409) return false;
+      throw storeError(err, 'upload.save');
+    }
+  }
+
+  /** Drops an unfinished upload (after it completed, or to start over). */
+  async deleteUpload(photoId: string): Promise<void> {
+    await this.remove(this.photos, uploadDocId(photoId), 'upload.delete');
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -54,3 +54,58 @@ export const auditViews: DesignViews = {
     map: "function (doc) { if (doc.type === 'audit') { emit([doc.event, doc.at, doc._id], null); } }",
   },
 };
+
+/** Longest word kept in the search index (and of a search word). */
+export const SEARCH_TOKEN_MAX_LENGTH = 64;
+/** Most distinct words of one field kept in the search index. */
+export const SEARCH_TOKENS_MAX = 32;
+/** What splits a text into words: white space and ASCII punctuation (same regex in the view and the server). */
+export const SEARCH_TOKEN_SPLIT = /[\s!-/:-@[-`{-~]+/;
+
+/**
+ * The record search index: one view, keys tagged by what they index, the document id last so
+ * every key is unique and a page can start right after the previous one:
+ * - `['n', word, id]` / `['l', word, id]`: each distinct lowercase word of `name` / `location`;
+ *   the value is the sorted list of all its words (the server picks one row per record per query);
+ * - `['a', age, id]`: a numeric `age`;
+ * - `['f', flag, id]`: a boolean field that is `true` (flagged, reunited, …);
+ * - `['c', createdBy, id]`.
+ * The server re-checks every criterion on the record itself; the index only narrows the scan.
+ */
+export const recordsViews: DesignViews = {
+  search: {
+    map: String.raw`function (doc) {
+  if (doc.type !== 'record' || !doc.record || !doc.record.fields) { return; }
+  var fields = doc.record.fields;
+  var has = Object.prototype.hasOwnProperty;
+  function value(name) { return has.call(fields, name) && fields[name] ? fields[name].value : null; }
+  function words(v) {
+    if (typeof v !== 'string') { return []; }
+    var parts = v.toLowerCase().split(${SEARCH_TOKEN_SPLIT.toString()});
+    var seen = {}, out = [];
+    for (var i = 0; i < parts.length; i++) {
+      var w = parts[i].substring(0, ${SEARCH_TOKEN_MAX_LENGTH});
+      if (w.length > 0 && !has.call(seen, w)) { seen[w] = true; out.push(w); }
+    }
+    out.sort();
+    return out.slice(0, ${SEARCH_TOKENS_MAX});
+  }
+  var name = words(value('name'));
+  for (var n = 0; n < name.length; n++) { emit(['n', name[n], doc._id], name); }
+  var loc = words(value('location'));
+  for (var l = 0; l < loc.length; l++) { emit(['l', loc[l], doc._id], loc); }
+  var age = value('age');
+  if (typeof age === 'number' && isFinite(age)) { emit(['a', age, doc._id], null); }
+  for (var f in fields) {
+    if (has.call(fields, f) && f !== '_deleted' && fields[f] && fields[f].value === true) { emit(['f', f, doc._id], null); }
+  }
+  if (typeof doc.record.createdBy === 'string') { emit(['c', doc.record.createdBy, doc._id], null); }
+}`,
+  },
+};
+
+export const photosViews: DesignViews = {
+  uploads_by_expiry: {
+    map: "function (doc) { if (doc.type === 'upload' && typeof doc.expiresAt === 'number') { emit(doc.expiresAt, doc._rev); } }",
+  },
+};

@@ -1,4 +1,4 @@
-import type { KeyRecord } from '@fieldvault/protocol';
+import type { ChildRecord, FieldvaultError, KeyRecord, PhotoType } from '@fieldvault/protocol';
 import { ROLES, type Role } from '@fieldvault/protocol';
 
 /**
@@ -53,6 +53,8 @@ export interface DeviceRecord {
   readonly epoch: number;
   readonly statusChangedAt: number | null;
   readonly statusChangedBy: string | null;
+  /** Last push or pull from this device (throttled: updated at most every few seconds). */
+  readonly lastSyncAt?: number | null;
 }
 
 export type SessionRevocation = 'device_blacklisted';
@@ -119,6 +121,8 @@ export const AUDIT_EVENTS = [
   'user.updated',
   'user.password_reset',
   'user.password_set',
+  'sync.push',
+  'sync.pull',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENTS)[number];
 
@@ -161,3 +165,72 @@ export interface Page<T> {
   /** Pass back to get the next page; null on the last page. */
   readonly nextCursor: string | null;
 }
+
+/**
+ * A child record as the server keeps it: the record itself (exactly the protocol's record, no
+ * server data mixed in) wrapped with what the server stamped from the sessions that pushed it.
+ */
+export interface RecordEnvelope {
+  readonly record: ChildRecord;
+  /** Who pushed the last change (from the session, never from the record). */
+  readonly pushedBy: string;
+  /** When the last change arrived. */
+  readonly receivedAt: number;
+  /** Device (IMEI of the session) that pushed the last change. */
+  readonly pushedFrom: string;
+  /** Who pushed the record first, and when. */
+  readonly firstPushedBy: string;
+  readonly firstReceivedAt: number;
+}
+
+/** A stored photo (its bytes are an attachment of the same document). */
+export interface PhotoRecord {
+  readonly photoId: string;
+  readonly recordId: string;
+  readonly sha256: string;
+  readonly size: number;
+  readonly contentType: PhotoType;
+  readonly uploadedBy: string;
+  readonly uploadedAt: number;
+}
+
+/** An unfinished photo upload: the bytes `[0, received)` so far are its attachment. */
+export interface UploadRecord {
+  readonly photoId: string;
+  readonly recordId: string;
+  readonly sha256: string;
+  readonly size: number;
+  readonly contentType: PhotoType;
+  readonly received: number;
+  readonly startedBy: string;
+  readonly updatedAt: number;
+  /** When the sweep may drop it. */
+  readonly expiresAt: number;
+}
+
+/** One row of the records changes feed: its opaque `seq`, and the record when it is one. */
+export interface RecordChange {
+  /** CouchDB's sequence of this change, opaque (a number in the stand-in, a string in CouchDB 3). */
+  readonly seq: unknown;
+  readonly envelope: RecordEnvelope | undefined;
+}
+
+/** One row of the records search index: its key (for paging), its value, and the record. */
+export interface IndexRow {
+  readonly key: readonly unknown[];
+  readonly value: unknown;
+  readonly envelope: RecordEnvelope | undefined;
+}
+
+/** The outcome of {@link RecordMutation} for one record. */
+export type RecordWriteOutcome =
+  | { readonly status: 'written'; readonly envelope: RecordEnvelope }
+  | { readonly status: 'unchanged'; readonly envelope: RecordEnvelope | undefined }
+  | { readonly status: 'error'; readonly error: FieldvaultError };
+
+/**
+ * Computes the next state of one record from the stored one (undefined: not stored yet). Return
+ * undefined to write nothing; throw a FieldvaultError to refuse this record alone. Runs again on
+ * a `_rev` conflict, so it must have no side effects.
+ */
+export type RecordMutation = (id: string, current: RecordEnvelope | undefined) => RecordEnvelope | undefined;

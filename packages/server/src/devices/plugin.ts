@@ -18,6 +18,8 @@ export const DeviceViewSchema = Type.Object(
     boundAt: Type.Union([Type.String(), Type.Null()]),
     firstSeenAt: Type.String(),
     lastSeenAt: Type.String(),
+    /** Last push or pull (updated at most every 10 s), null before the first sync. */
+    lastSyncAt: Type.Union([Type.String(), Type.Null()]),
     usersSeen: Type.Array(Type.String()),
     key: Type.Union([KeyRecordSchema, Type.Null()]),
     statusChangedAt: Type.Union([Type.String(), Type.Null()]),
@@ -50,6 +52,7 @@ export function deviceView(d: DeviceRecord): DeviceView {
     boundAt: isoOrNull(d.boundAt),
     firstSeenAt: iso(d.firstSeenAt),
     lastSeenAt: iso(d.lastSeenAt),
+    lastSyncAt: isoOrNull(d.lastSyncAt ?? null),
     usersSeen: [...d.usersSeen],
     key: d.key === null ? null : { ...d.key.record },
     statusChangedAt: isoOrNull(d.statusChangedAt),

@@ -1,0 +1,185 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import {
+  FieldvaultError,
+  PullQuerySchema,
+  PullResponseSchema,
+  PushBodySchema,
+  PushResponseSchema,
+  isFieldvaultError,
+  mergeRecords,
+  type ChildRecord,
+  type PushResult,
+  type SyncDeviceStatus,
+} from '@fieldvault/protocol';
+import type { RecordEnvelope } from '../couch/records.js';
+import { responses } from '../http/schemas.js';
+import { canRead } from '../records/access.js';
+import type { AuthContext } from '../sessions/plugin.js';
+import { createOpaqueTokenCodec } from './opaque-token.js';
+import { errorResult, isFlagged, mergePushed, outcomeResult, parsePushItem, pushItemId, type PushContext } from './push.js';
+
+/** Device `lastSeenAt` / `lastSyncAt` are written at most this often (one device write per sync, not per page). */
+export const DEVICE_TOUCH_INTERVAL_MS = 10_000;
+
+const CHECKPOINT_VERSION = 1;
+
+/**
+ * Record sync (DESIGN.md §4): `POST /v1/sync/push` and `GET /v1/sync/pull`.
+ *
+ * Push merges each record into the server's copy with the protocol's CRDT merge, per record:
+ * one bad record fails alone with its code. Pull pages through CouchDB's changes feed from an
+ * opaque, signed checkpoint. Both update the device's last-seen/last-sync times, write one audit
+ * event with counts (never record content), and report `deviceStatus` so a retired device wipes
+ * after its final sync.
+ */
+export const syncPlugin: FastifyPluginAsync = async (app) => {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+  const config = app.fieldvaultConfig;
+  const limits = { maxHistory: config.sync.maxHistory };
+  const checkpoints = createOpaqueTokenCodec(config.kek, 'checkpoint', `${config.serverId}\u0000${config.couch.dbPrefix}`);
+
+  /**
+   * Marks the device seen and synced (throttled) and returns its status. A device blacklisted
+   * since the session was checked is refused here, before anything is read or written.
+   * @throws DEVICE_BLACKLISTED
+   */
+  async function touchDevice(auth: AuthContext): Promise<SyncDeviceStatus> {
+    const now = app.now();
+    const device = await app.repo.modifyDevice(auth.imei, (cur) => {
+      if (cur === undefined || cur.status === 'blacklisted') return undefined;
+      if (now - cur.lastSeenAt < DEVICE_TOUCH_INTERVAL_MS && now - (cur.lastSyncAt ?? 0) < DEVICE_TOUCH_INTERVAL_MS) return undefined;
+      return { ...cur, lastSeenAt: Math.max(cur.lastSeenAt, now), lastSyncAt: now };
+    });
+    if (device === undefined || device.status === 'blacklisted') throw new FieldvaultError('DEVICE_BLACKLISTED');
+    return device.status;
+  }
+
+  function encodeCheckpoint(seq: unknown): string {
+    return checkpoints.encode({ v: CHECKPOINT_VERSION, s: seq });
+  }
+
+  /** @throws SYNC_CHECKPOINT_INVALID */
+  function decodeCheckpoint(token: string): unknown {
+    const payload = checkpoints.decode(token) as { v?: unknown; s?: unknown } | null;
+    if (typeof payload !== 'object' || payload === null || payload.v !== CHECKPOINT_VERSION || !('s' in payload)) {
+      throw new FieldvaultError('SYNC_CHECKPOINT_INVALID', { details: { field: 'since' } });
+    }
+    const seq = payload.s;
+    if (typeof seq !== 'string' && typeof seq !== 'number') throw new FieldvaultError('SYNC_CHECKPOINT_INVALID', { details: { field: 'since' } });
+    return seq;
+  }
+
+  r.post(
+    '/v1/sync/push',
+    {
+      onRequest: app.requireAuth(),
+      bodyLimit: config.sync.pushMaxBytes,
+      schema: { body: PushBodySchema, response: responses({ 200: PushResponseSchema }) },
+    },
+    async (request) => {
+      const auth = request.auth as AuthContext;
+      const items = request.body.records;
+      const max = config.sync.pushMaxRecords;
+      if (items.length > max) {
+        throw new FieldvaultError('INPUT_TOO_LARGE', { detail: `records: at most ${max} per push`, details: { field: 'records', maxRecords: max } });
+      }
+      const deviceStatus = await touchDevice(auth);
+
+      // Validate every item on its own; copies of one id in a batch are merged (merge is a join).
+      const results: Array<PushResult | undefined> = new Array<PushResult | undefined>(items.length).fill(undefined);
+      const byId = new Map<string, { record: ChildRecord; indexes: number[] }>();
+      items.forEach((raw, i) => {
+        try {
+          const record = parsePushItem(raw, limits);
+          const seen = byId.get(record.id);
+          if (seen === undefined) byId.set(record.id, { record, indexes: [i] });
+          else byId.set(record.id, { record: mergeRecords(seen.record, record), indexes: [...seen.indexes, i] });
+        } catch (err) {
+          results[i] = errorResult(pushItemId(raw), err);
+        }
+      });
+
+      const ctx: PushContext = { auth, form: app.childForm, limits, now: app.now(), maxSkewMs: config.maxSkewMs };
+      const outcomes = await app.repo.modifyRecords([...byId.keys()], (id, current): RecordEnvelope | undefined => {
+        const incoming = (byId.get(id) as { record: ChildRecord }).record;
+        try {
+          return mergePushed(ctx, current, incoming);
+        } catch (err) {
+          if (isFieldvaultError(err)) throw err;
+          // A bug or an unreadable stored record must not fail the rest of the batch.
+          request.log.error({ recordId: id, errName: (err as Error).name, stack: String((err as Error).stack) }, 'push of one record failed');
+          throw new FieldvaultError('INTERNAL_ERROR', { details: { op: 'sync.push' } });
+        }
+      });
+
+      let changed = 0;
+      let flagged = 0;
+      for (const [id, { indexes }] of byId) {
+        const outcome = outcomes.get(id);
+        if (outcome?.status === 'written') changed += 1;
+        if (isFlagged(outcome)) flagged += 1;
+        for (const i of indexes) results[i] = outcomeResult(id, outcome);
+      }
+      const final = results.map((res) => res ?? errorResult(null, new FieldvaultError('INTERNAL_ERROR')));
+      const failed = final.filter((res) => res.status === 'error');
+      const codes: Record<string, number> = {};
+      for (const f of failed) if (f.code !== undefined) codes[f.code] = (codes[f.code] ?? 0) + 1;
+      await app.audit(request, {
+        event: 'sync.push',
+        username: auth.username,
+        imei: auth.imei,
+        details: {
+          records: items.length,
+          ok: final.length - failed.length,
+          changed,
+          failed: failed.length,
+          conflicts: flagged,
+          failedCodes: Object.entries(codes).map(([c, n]) => `${c}:${n}`).join(',') || null,
+        },
+      });
+      request.log.info({ records: items.length, changed, failed: failed.length }, 'sync push');
+      return { results: final, deviceStatus };
+    },
+  );
+
+  r.get(
+    '/v1/sync/pull',
+    { onRequest: app.requireAuth(), schema: { querystring: PullQuerySchema, response: responses({ 200: PullResponseSchema }) } },
+    async (request) => {
+      const auth = request.auth as AuthContext;
+      const { limit } = request.query;
+      const since = request.query.since === undefined ? undefined : decodeCheckpoint(request.query.since);
+      const deviceStatus = await touchDevice(auth);
+
+      // One row more than asked tells whether there is more without trusting `pending`.
+      const { changes, lastSeq } = await app.repo.recordChanges(since, limit + 1);
+      const budget = config.sync.pullMaxBytes;
+      const records: ChildRecord[] = [];
+      let bytes = 0;
+      let position: unknown = since;
+      let consumed = 0;
+      for (const change of changes.slice(0, limit)) {
+        const record = change.envelope?.record;
+        if (record !== undefined && canRead(auth, record)) {
+          const size = JSON.stringify(record).length;
+          if (records.length > 0 && bytes + size > budget) break;
+          records.push(record);
+          bytes += size;
+        }
+        position = change.seq;
+        consumed += 1;
+      }
+      const more = consumed < changes.length;
+      const checkpoint = encodeCheckpoint(position ?? lastSeq ?? 0);
+      await app.audit(request, {
+        event: 'sync.pull',
+        username: auth.username,
+        imei: auth.imei,
+        details: { records: records.length, bytes, more, fromStart: since === undefined },
+      });
+      request.log.info({ records: records.length, bytes, more }, 'sync pull');
+      return { records, checkpoint, more, deviceStatus };
+    },
+  );
+};

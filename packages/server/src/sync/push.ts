@@ -1,0 +1,146 @@
+import {
+  FieldvaultError,
+  UUID_V4_PATTERN,
+  assertMatchesForm,
+  checkRecordLimits,
+  isFieldvaultError,
+  mergeRecords,
+  needsReview,
+  openConflicts,
+  parseRecord,
+  visibleFields,
+  type ChildRecord,
+  type FormDefinition,
+  type PushResult,
+  type RecordLimits,
+} from '@fieldvault/protocol';
+import type { RecordEnvelope, RecordWriteOutcome } from '../couch/records.js';
+import { assertMayWrite } from '../records/access.js';
+import type { AuthContext } from '../sessions/plugin.js';
+
+/**
+ * Keys a client may never send on a record: server metadata (kept in the envelope around the
+ * record) and anything CouchDB would read as its own (`_id`, `_rev`, `_attachments`, …). The
+ * record schema refuses them too; this names the reason.
+ */
+const SERVER_FIELDS = new Set(['pushedBy', 'receivedAt', 'seq', 'pushedFrom', 'firstPushedBy', 'firstReceivedAt']);
+
+/** The item's id when it is a well-formed record id (never echo anything else a client sent). */
+export function pushItemId(raw: unknown): string | null {
+  if (typeof raw !== 'object' || raw === null) return null;
+  const id = (raw as { id?: unknown }).id;
+  return typeof id === 'string' && UUID_V4_PATTERN.test(id) ? id : null;
+}
+
+/**
+ * Validates one pushed item on its own.
+ * @throws RECORD_FIELD_FORBIDDEN for server-only or CouchDB fields.
+ * @throws RECORD_INVALID / RECORD_TOO_LARGE from `parseRecord` (ids must be UUID v4, so no
+ *   `_design/…` or `_local/…` id gets through).
+ */
+export function parsePushItem(raw: unknown, limits: RecordLimits): ChildRecord {
+  if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
+    for (const key of Object.keys(raw)) {
+      if (SERVER_FIELDS.has(key) || key.startsWith('_')) {
+        throw new FieldvaultError('RECORD_FIELD_FORBIDDEN', { detail: `${key}: set by the server only`, details: { field: key } });
+      }
+    }
+  }
+  return parseRecord(raw, limits);
+}
+
+/** Canonical JSON (sorted keys) so equality does not depend on the key order CouchDB returns. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const obj = value as Record<string, unknown>;
+    return `{${Object.keys(obj)
+      .sort()
+      .filter((k) => obj[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonical(obj[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function sameRecord(a: ChildRecord, b: ChildRecord): boolean {
+  return canonical(a) === canonical(b);
+}
+
+/** Every HLC timestamp the record carries. */
+function* timestamps(record: ChildRecord): Iterable<string> {
+  yield record.createdAt;
+  for (const v of record.history) yield v.ts;
+  for (const p of Object.values(record.photos)) {
+    yield p.addedAt;
+    if (p.removedAt !== undefined) yield p.removedAt;
+  }
+}
+
+/**
+ * A phone whose clock runs far ahead would win every later edit (newest wins): its versions are
+ * refused, as for key records (DESIGN.md §2), until its clock is corrected.
+ */
+function assertNotAhead(record: ChildRecord, limitMs: number): void {
+  for (const ts of timestamps(record)) {
+    const wall = Number(ts.slice(0, 13));
+    if (wall > limitMs) {
+      throw new FieldvaultError('HLC_TOO_FAR_AHEAD', { detail: 'a version of this record is dated in the future', details: { aheadMs: wall - (limitMs) } });
+    }
+  }
+}
+
+export interface PushContext {
+  readonly auth: AuthContext;
+  readonly form: FormDefinition;
+  readonly limits: RecordLimits;
+  /** Server wall clock (ms). */
+  readonly now: number;
+  /** How far ahead of `now` a pushed timestamp may be. */
+  readonly maxSkewMs: number;
+}
+
+/**
+ * The new envelope for one pushed record merged into what the server holds, or undefined when
+ * the merge changes nothing (idempotence: no new CouchDB revision). Pure: it runs again when a
+ * concurrent push of the same record wins the `_rev` race.
+ *
+ * @throws RECORD_CREATOR_MISMATCH, RECORD_FORBIDDEN (rights), HLC_TOO_FAR_AHEAD,
+ *   RECORD_TOO_LARGE (merged record over the limits), RECORD_INVALID (form).
+ */
+export function mergePushed(ctx: PushContext, current: RecordEnvelope | undefined, incoming: ChildRecord): RecordEnvelope | undefined {
+  const merged = current === undefined ? incoming : mergeRecords(current.record, incoming);
+  if (current !== undefined && sameRecord(merged, current.record)) return undefined;
+  assertMayWrite(ctx.auth, current?.record, merged);
+  assertNotAhead(incoming, ctx.now + ctx.maxSkewMs);
+  checkRecordLimits(merged, ctx.limits);
+  assertMatchesForm(visibleFields(merged), ctx.form);
+  return {
+    record: merged,
+    pushedBy: ctx.auth.username,
+    pushedFrom: ctx.auth.imei,
+    receivedAt: ctx.now,
+    firstPushedBy: current?.firstPushedBy ?? ctx.auth.username,
+    firstReceivedAt: current?.firstReceivedAt ?? ctx.now,
+  };
+}
+
+/** The wire result of an error for one item. */
+export function errorResult(id: string | null, err: unknown): PushResult {
+  const e = isFieldvaultError(err) ? err : new FieldvaultError('INTERNAL_ERROR');
+  const field = e.details?.['field'];
+  return { id, status: 'error', code: e.code, ...(typeof field === 'string' ? { field: field.slice(0, 200) } : {}) };
+}
+
+/** The wire result of a stored record. */
+export function outcomeResult(id: string, outcome: RecordWriteOutcome | undefined): PushResult {
+  if (outcome === undefined) return errorResult(id, new FieldvaultError('INTERNAL_ERROR'));
+  if (outcome.status === 'error') return errorResult(id, outcome.error);
+  const record = outcome.envelope?.record;
+  return { id, status: 'ok', changed: outcome.status === 'written', conflicts: record === undefined ? 0 : openConflicts(record).length };
+}
+
+/** True when a stored record has a concurrent edit waiting for review. */
+export function isFlagged(outcome: RecordWriteOutcome | undefined): boolean {
+  return outcome !== undefined && outcome.status !== 'error' && outcome.envelope !== undefined && needsReview(outcome.envelope.record);
+}

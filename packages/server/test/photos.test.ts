@@ -1,0 +1,261 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { connect } from 'node:net';
+import { Readable } from 'node:stream';
+import t from 'tap';
+import { addPhoto, removePhoto, type ChildRecord, type PhotoType, type PhotoUploadStatus } from '@fieldvault/protocol';
+import { bearer, json, makeApp, setupAdmin, startStore } from './helpers.js';
+import { newRecord, phoneFor, push, type Phone } from './sync-helpers.js';
+
+// Issue 5 item 3: photos upload/download, streamed, resumable, size-capped, type-checked.
+const couch = await startStore(t);
+
+const MAGIC: Record<PhotoType, number[]> = {
+  'image/jpeg': [0xff, 0xd8, 0xff, 0xe0],
+  'image/png': [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a],
+  'image/webp': [0x52, 0x49, 0x46, 0x46, 0, 0, 0, 0, 0x57, 0x45, 0x42, 0x50],
+};
+
+/** Bytes that start like an image of `type` (the server checks magic bytes and the digest). */
+function image(type: PhotoType, size: number): Buffer {
+  const bytes = randomBytes(size);
+  Buffer.from(MAGIC[type]).copy(bytes);
+  return bytes;
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** A record on the server with one photo ref; returns the record and the photo id. */
+async function recordWithPhoto(
+  app: Parameters<typeof push>[0],
+  phone: Phone,
+  bytes: Buffer,
+  type: PhotoType = 'image/jpeg',
+  ref: Partial<{ sha256: string; size: number }> = {},
+): Promise<{ record: ChildRecord; photoId: string }> {
+  const photoId = randomUUID();
+  const record = addPhoto(newRecord(phone, { name: 'With photo' }), photoId, {
+    sha256: ref.sha256 ?? sha256(bytes),
+    size: ref.size ?? bytes.byteLength,
+    type,
+    by: phone.username,
+    ts: phone.clock.now(),
+  });
+  const res = await push(app, phone.token, [record]);
+  if (res.results[0]?.status !== 'ok') throw new Error(`push failed: ${JSON.stringify(res.results[0])}`);
+  return { record, photoId };
+}
+
+function upload(app: Parameters<typeof push>[0], token: string, photoId: string, recordId: string, body: Buffer, offset?: number) {
+  const qs = `record=${recordId}${offset === undefined ? '' : `&offset=${offset}`}`;
+  return app.inject({
+    method: 'PUT',
+    url: `/v1/photos/${photoId}?${qs}`,
+    headers: { ...bearer(token), 'content-type': 'application/octet-stream' },
+    payload: body,
+  });
+}
+
+async function uploadStatus(app: Parameters<typeof push>[0], token: string, photoId: string, recordId: string): Promise<PhotoUploadStatus> {
+  const res = await app.inject({ method: 'GET', url: `/v1/photos/${photoId}/upload?record=${recordId}`, headers: bearer(token) });
+  if (res.statusCode !== 200) throw new Error(`status failed: ${res.statusCode} ${res.body}`);
+  return res.json() as PhotoUploadStatus;
+}
+
+t.test('a photo uploads and streams back byte for byte to another user', async (t) => {
+  const { app, clock } = await makeApp(t, couch);
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const sam = await phoneFor(app, admin, clock, 'sam', 'supervisor');
+  const bytes = image('image/png', 200_000);
+  const { record, photoId } = await recordWithPhoto(app, amina, bytes, 'image/png');
+  const put = await upload(app, amina.token, photoId, record.id, bytes);
+  t.equal(put.statusCode, 200);
+  t.same(put.json(), { photoId, recordId: record.id, size: bytes.byteLength, sha256: sha256(bytes), received: bytes.byteLength, complete: true });
+  const again = await upload(app, amina.token, photoId, record.id, bytes);
+  t.same(again.json(), put.json(), 'uploading it again is a no-op');
+
+  const got = await app.inject({ method: 'GET', url: `/v1/photos/${photoId}`, headers: bearer(sam.token) });
+  t.equal(got.statusCode, 200);
+  t.equal(got.headers['content-type'], 'image/png');
+  t.equal(got.headers['etag'], `"${sha256(bytes)}"`);
+  t.ok(got.rawPayload.equals(bytes), 'same bytes');
+  t.same((await uploadStatus(app, amina.token, photoId, record.id)).complete, true);
+});
+
+t.test('bytes that are not the image type on the record are refused', async (t) => {
+  const { app, clock } = await makeApp(t, couch);
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const text = Buffer.from('#!/bin/sh\necho this is not an image at all\n');
+  const asJpeg = await recordWithPhoto(app, amina, text, 'image/jpeg');
+  const res = await upload(app, amina.token, asJpeg.photoId, asJpeg.record.id, text);
+  t.equal(res.statusCode, 415);
+  t.equal(json(res)['code'], 'PHOTO_TYPE_UNSUPPORTED');
+  const png = image('image/png', 4_000);
+  const pngAsJpeg = await recordWithPhoto(app, amina, png, 'image/jpeg');
+  t.equal(json(await upload(app, amina.token, pngAsJpeg.photoId, pngAsJpeg.record.id, png))['code'], 'PHOTO_TYPE_UNSUPPORTED', 'a PNG is not the JPEG the record says');
+  const wrongHeader = await app.inject({
+    method: 'PUT',
+    url: `/v1/photos/${asJpeg.photoId}?record=${asJpeg.record.id}`,
+    headers: { ...bearer(amina.token), 'content-type': 'text/plain' },
+    payload: 'hello',
+  });
+  t.equal(json(wrongHeader)['code'], 'INPUT_UNSUPPORTED_MEDIA_TYPE');
+  const asJson = await app.inject({
+    method: 'PUT',
+    url: `/v1/photos/${asJpeg.photoId}?record=${asJpeg.record.id}`,
+    headers: bearer(amina.token),
+    payload: { photo: 'base64?' },
+  });
+  t.equal(json(asJson)['code'], 'INPUT_UNSUPPORTED_MEDIA_TYPE');
+});
+
+t.test('a photo over the size cap is refused before its bytes are read', async (t) => {
+  const { app, clock } = await makeApp(t, couch, { photos: { maxBytes: 2_048 } });
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bytes = image('image/jpeg', 4_096);
+  const { record, photoId } = await recordWithPhoto(app, amina, bytes);
+  const res = await upload(app, amina.token, photoId, record.id, bytes);
+  t.equal(res.statusCode, 413);
+  t.equal(json(res)['code'], 'PHOTO_TOO_LARGE');
+  const small = image('image/jpeg', 1_000);
+  const other = await recordWithPhoto(app, amina, small);
+  const tooMany = await upload(app, amina.token, other.photoId, other.record.id, Buffer.concat([small, small]));
+  t.equal(json(tooMany)['code'], 'PHOTO_DIGEST_MISMATCH', 'more bytes than the ref says');
+});
+
+t.test('bytes that do not match the SHA-256 on the record are refused and discarded', async (t) => {
+  const { app, clock } = await makeApp(t, couch);
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bytes = image('image/jpeg', 10_000);
+  const { record, photoId } = await recordWithPhoto(app, amina, bytes, 'image/jpeg', { sha256: sha256(image('image/jpeg', 10_000)) });
+  const first = await upload(app, amina.token, photoId, record.id, bytes.subarray(0, 4_000));
+  t.equal((first.json() as PhotoUploadStatus).received, 4_000);
+  const rest = await upload(app, amina.token, photoId, record.id, bytes.subarray(4_000), 4_000);
+  t.equal(rest.statusCode, 422);
+  t.equal(json(rest)['code'], 'PHOTO_DIGEST_MISMATCH');
+  t.equal((await uploadStatus(app, amina.token, photoId, record.id)).received, 0, 'the partial upload was discarded');
+  const get = await app.inject({ method: 'GET', url: `/v1/photos/${photoId}`, headers: bearer(amina.token) });
+  t.equal(json(get)['code'], 'PHOTO_NOT_FOUND');
+});
+
+t.test('an upload resumes from the received offset', async (t) => {
+  const { app, clock } = await makeApp(t, couch);
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bytes = image('image/webp', 300_000);
+  const { record, photoId } = await recordWithPhoto(app, amina, bytes, 'image/webp');
+  const part = await upload(app, amina.token, photoId, record.id, bytes.subarray(0, 100_000));
+  t.same(part.json(), { photoId, recordId: record.id, size: 300_000, sha256: sha256(bytes), received: 100_000, complete: false });
+  t.equal((await uploadStatus(app, amina.token, photoId, record.id)).received, 100_000);
+  const wrong = await upload(app, amina.token, photoId, record.id, bytes.subarray(50_000), 50_000);
+  t.equal(wrong.statusCode, 409);
+  t.equal(json(wrong)['code'], 'PHOTO_OFFSET_MISMATCH');
+  const fromZero = await upload(app, amina.token, photoId, record.id, bytes);
+  t.equal(json(fromZero)['code'], 'PHOTO_OFFSET_MISMATCH', 'starting over needs the server offset too');
+  const more = await upload(app, amina.token, photoId, record.id, bytes.subarray(100_000, 200_000), 100_000);
+  t.equal((more.json() as PhotoUploadStatus).received, 200_000);
+  const done = await upload(app, amina.token, photoId, record.id, bytes.subarray(200_000), 200_000);
+  t.equal((done.json() as PhotoUploadStatus).complete, true);
+  const got = await app.inject({ method: 'GET', url: `/v1/photos/${photoId}`, headers: bearer(amina.token) });
+  t.ok(got.rawPayload.equals(bytes));
+});
+
+t.test('an unfinished upload is swept once it expires', async (t) => {
+  const { app, clock } = await makeApp(t, couch, { photos: { uploadTtlSeconds: 3_600 } });
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bytes = image('image/jpeg', 5_000);
+  const { record, photoId } = await recordWithPhoto(app, amina, bytes);
+  await upload(app, amina.token, photoId, record.id, bytes.subarray(0, 2_000));
+  t.equal(await app.repo.sweepExpired(clock.now() + 1_000), 0, 'not yet');
+  t.equal((await uploadStatus(app, amina.token, photoId, record.id)).received, 2_000);
+  t.equal(await app.repo.sweepExpired(clock.now() + 3_600_001), 1);
+  t.equal((await uploadStatus(app, amina.token, photoId, record.id)).received, 0, 'start again from 0');
+});
+
+t.test('bytes that arrived before a broken connection are kept for the resume', async (t) => {
+  const { app, clock } = await makeApp(t, couch);
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bytes = image('image/jpeg', 256 * 1024);
+  const { record, photoId } = await recordWithPhoto(app, amina, bytes);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as { port: number };
+  const half = 100 * 1024;
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.write(
+        `PUT /v1/photos/${photoId}?record=${record.id} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${amina.token}\r\n` +
+          `content-type: application/octet-stream\r\ncontent-length: ${bytes.byteLength}\r\n\r\n`,
+      );
+      socket.write(bytes.subarray(0, half), () => setTimeout(() => socket.destroy(), 200));
+    });
+    socket.on('close', () => resolve());
+    socket.on('error', reject);
+  });
+  let status: PhotoUploadStatus | undefined;
+  for (let i = 0; i < 50; i += 1) {
+    status = await uploadStatus(app, amina.token, photoId, record.id);
+    if (status.received > 0) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.equal(status?.received, half, 'what arrived was kept');
+  const rest = await upload(app, amina.token, photoId, record.id, bytes.subarray(half), half);
+  t.equal((rest.json() as PhotoUploadStatus).complete, true);
+  const got = await app.inject({ method: 'GET', url: `/v1/photos/${photoId}`, headers: bearer(amina.token) });
+  t.ok(got.rawPayload.equals(bytes), 'the resumed photo is whole');
+});
+
+t.test('a streamed body longer than the photo is refused with a readable error, not a reset', async (t) => {
+  const { app, clock } = await makeApp(t, couch);
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bytes = image('image/jpeg', 64 * 1024);
+  const { record, photoId } = await recordWithPhoto(app, amina, bytes);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as { port: number };
+  const url = `http://127.0.0.1:${port}/v1/photos/${photoId}?record=${record.id}`;
+  const headers = { authorization: `Bearer ${amina.token}`, 'content-type': 'application/octet-stream' };
+  // No Content-Length (chunked): the server only learns the size while reading.
+  const tooLong = Readable.toWeb(Readable.from([bytes, bytes])) as ReadableStream<Uint8Array>;
+  const res = await fetch(url, { method: 'PUT', headers, body: tooLong, duplex: 'half' } as RequestInit);
+  t.equal(res.status, 422);
+  t.equal(((await res.json()) as { code: string }).code, 'PHOTO_DIGEST_MISMATCH');
+  const ok = await fetch(url, { method: 'PUT', headers, body: Readable.toWeb(Readable.from([bytes.subarray(0, 1000), bytes.subarray(1000)])) as ReadableStream<Uint8Array>, duplex: 'half' } as RequestInit);
+  t.same(((await ok.json()) as PhotoUploadStatus).complete, true, 'a chunked upload of the right length completes');
+});
+
+t.test('photos outside what the caller may touch are refused', async (t) => {
+  const { app, clock } = await makeApp(t, couch);
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bilal = await phoneFor(app, admin, clock, 'bilal');
+  const bytes = image('image/jpeg', 2_000);
+  const { record, photoId } = await recordWithPhoto(app, amina, bytes);
+  const other = await recordWithPhoto(app, amina, image('image/jpeg', 1_000));
+
+  t.equal((await app.inject({ method: 'PUT', url: `/v1/photos/${photoId}?record=${record.id}`, payload: bytes, headers: { 'content-type': 'application/octet-stream' } })).statusCode, 401);
+  t.equal((await app.inject({ method: 'GET', url: `/v1/photos/${photoId}` })).statusCode, 401);
+  t.equal((await app.inject({ method: 'GET', url: `/v1/photos/${photoId}/upload?record=${record.id}` })).statusCode, 401);
+
+  t.equal(json(await upload(app, amina.token, photoId, other.record.id, bytes))['code'], 'PHOTO_NOT_FOUND', 'the record does not reference this photo');
+  t.equal(json(await upload(app, amina.token, photoId, randomUUID(), bytes))['code'], 'RECORD_NOT_FOUND', 'the record is not on the server');
+  const badId = await app.inject({ method: 'GET', url: '/v1/photos/..%2F_design%2Ffieldvault', headers: bearer(amina.token) });
+  t.equal(json(badId)['code'], 'INPUT_ID_INVALID');
+  t.equal(json(await app.inject({ method: 'GET', url: `/v1/photos/${randomUUID()}`, headers: bearer(amina.token) }))['code'], 'PHOTO_NOT_FOUND');
+
+  await upload(app, amina.token, photoId, record.id, bytes);
+  t.equal((await app.inject({ method: 'GET', url: `/v1/photos/${photoId}`, headers: bearer(bilal.token) })).statusCode, 200, 'readable by every verified user');
+  const removed = removePhoto(record, photoId, { by: 'amina', ts: amina.clock.now() });
+  await push(app, amina.token, [removed]);
+  t.equal(json(await app.inject({ method: 'GET', url: `/v1/photos/${photoId}`, headers: bearer(bilal.token) }))['code'], 'PHOTO_NOT_FOUND', 'a removed photo is gone');
+
+  await app.inject({ method: 'POST', url: `/v1/devices/${bilal.device.imei}/blacklist`, headers: bearer(admin), payload: {} });
+  const blacklisted = await app.inject({ method: 'GET', url: `/v1/photos/${other.photoId}/upload?record=${other.record.id}`, headers: bearer(bilal.token) });
+  t.equal(json(blacklisted)['code'], 'DEVICE_BLACKLISTED');
+});

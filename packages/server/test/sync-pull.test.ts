@@ -1,0 +1,117 @@
+import { randomBytes } from 'node:crypto';
+import t from 'tap';
+import { Value } from '@sinclair/typebox/value';
+import { PullResponseSchema, addPhoto, isDeleted, type ChildRecord } from '@fieldvault/protocol';
+import { bearer, json, makeApp, setupAdmin, startStore } from './helpers.js';
+import { edit, newRecord, phoneFor, pull, pullAll, push } from './sync-helpers.js';
+
+// Issue 5 item 2: GET /v1/sync/pull — pages from an opaque checkpoint over CouchDB's changes feed.
+const couch = await startStore(t);
+
+t.test('pull pages from a checkpoint: every record once, tombstones included, nothing twice', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bilal = await phoneFor(app, admin, clock, 'bilal');
+  const records = Array.from({ length: 25 }, (_, i) => newRecord(amina, { name: `Child ${i}`, age: i % 15 }));
+  await push(app, amina.token, records);
+
+  const seen: string[] = [];
+  let since: string | undefined;
+  let pages = 0;
+  for (;;) {
+    const page = await pull(app, bilal.token, since, 10);
+    t.ok(Value.Check(PullResponseSchema, page), 'the page matches the shared schema');
+    pages += 1;
+    seen.push(...page.records.map((r) => r.id));
+    since = page.checkpoint;
+    if (!page.more) break;
+  }
+  t.equal(pages, 3);
+  t.equal(seen.length, 25, 'no duplicates across pages');
+  t.same([...new Set(seen)].sort(), records.map((r) => r.id).sort(), 'every record');
+
+  const caughtUp = await pull(app, bilal.token, since, 10);
+  t.same([caughtUp.records, caughtUp.more], [[], false], 'nothing new');
+  t.equal(caughtUp.checkpoint, since, 'the checkpoint stays put');
+
+  clock.advance(1_000);
+  const deleted = edit(amina, records[3]!, '_deleted', true);
+  const renamed = edit(amina, records[7]!, 'name', 'Renamed');
+  await push(app, amina.token, [deleted, renamed]);
+  const delta = await pull(app, bilal.token, since, 10);
+  t.same(delta.records.map((r) => r.id).sort(), [deleted.id, renamed.id].sort(), 'only what changed since the checkpoint');
+  const tombstone = delta.records.find((r) => r.id === deleted.id) as ChildRecord;
+  t.ok(isDeleted(tombstone), 'a deletion is a record with _deleted true');
+  t.equal(tombstone.fields['name']?.value, 'Child 3', 'the tombstone keeps its history and values');
+  t.equal(delta.more, false);
+});
+
+t.test('a pulled record is exactly the stored record, every value type intact', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bilal = await phoneFor(app, admin, clock, 'bilal');
+  let record = newRecord(amina, {
+    name: 'Ünïcode “name” \u2028 <b>',
+    age: 7.5,
+    sex: 'other',
+    caregiver: null,
+    protection_concerns: ['separated', 'refugee'],
+    flagged: false,
+    reunited: true,
+  });
+  record = addPhoto(record, '3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d', { sha256: 'a'.repeat(64), size: 12, type: 'image/png', by: 'amina', ts: amina.clock.now() });
+  record = edit(amina, record, 'age', 8);
+  await push(app, amina.token, [record]);
+  const [pulled] = (await pull(app, bilal.token)).records as [ChildRecord];
+  t.strictSame(pulled, record);
+});
+
+t.test('a page stops at the byte budget and the rest follows', async (t) => {
+  const ta = await makeApp(t, couch, { sync: { pullMaxBytes: 4_096 } });
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const records = Array.from({ length: 6 }, (_, i) => newRecord(amina, { name: `Long ${i}`, notes: 'n'.repeat(1_500) }));
+  await push(app, amina.token, records);
+  const first = await pull(app, amina.token, undefined, 100);
+  t.ok(first.records.length >= 1 && first.records.length < 6, `a short page (${first.records.length})`);
+  t.equal(first.more, true);
+  const all = await pullAll(app, amina.token, 100);
+  t.equal(new Set(all.records.map((r) => r.id)).size, 6);
+  t.equal(all.records.length, 6);
+});
+
+t.test('a tampered, foreign or malformed checkpoint is refused with SYNC_CHECKPOINT_INVALID', async (t) => {
+  const ta = await makeApp(t, couch);
+  const other = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const { token: otherAdmin } = await setupAdmin(other.app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  await push(app, amina.token, [newRecord(amina, { name: 'One' }), newRecord(amina, { name: 'Two' })]);
+  const page = await pull(app, amina.token, undefined, 1);
+  const [body, mac] = page.checkpoint.split('.') as [string, string];
+  const payload = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as { v: number; s: unknown };
+  const forgedBody = Buffer.from(JSON.stringify({ ...payload, s: 0 })).toString('base64url');
+  const foreign = (await pull(other.app, otherAdmin)).checkpoint;
+  const cases: Array<[string, string]> = [
+    ['altered sequence', `${forgedBody}.${mac}`],
+    ['altered mac', `${body}.${Buffer.from(randomBytes(16)).toString('base64url')}`],
+    ['no mac', body],
+    ['another server', foreign],
+    ['not even base64url', '%7B%7D'],
+  ];
+  for (const [name, since] of cases) {
+    const res = await app.inject({ method: 'GET', url: `/v1/sync/pull?since=${since}`, headers: bearer(amina.token) });
+    t.equal(res.statusCode, 400, name);
+    t.ok(['SYNC_CHECKPOINT_INVALID', 'INPUT_INVALID'].includes(json(res)['code'] as string), `${name}: ${String(json(res)['code'])}`);
+  }
+  const forged = await app.inject({ method: 'GET', url: `/v1/sync/pull?since=${forgedBody}.${mac}`, headers: bearer(amina.token) });
+  t.equal(json(forged)['code'], 'SYNC_CHECKPOINT_INVALID');
+  const limit = await app.inject({ method: 'GET', url: '/v1/sync/pull?limit=1001', headers: bearer(amina.token) });
+  t.equal(json(limit)['code'], 'INPUT_INVALID', 'limit is capped at 1000');
+});

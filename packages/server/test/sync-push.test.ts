@@ -1,0 +1,302 @@
+import { randomUUID } from 'node:crypto';
+import t from 'tap';
+import { conflictId, createClock, isDeleted, needsReview, openConflicts, resolveConflict, type ChildRecord } from '@fieldvault/protocol';
+import { bearer, json, makeApp, setupAdmin, startStore } from './helpers.js';
+import { edit, newRecord, phoneFor, pull, pullAll, push, pushRaw, recordDoc } from './sync-helpers.js';
+
+// Issue 5 item 1: POST /v1/sync/push — per-record results, idempotent, merged, rights from the session.
+const couch = await startStore(t);
+
+t.test('new records are stored with pushedBy and receivedAt from the session', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const a = newRecord(amina, { name: 'Amina Yusuf', age: 7 });
+  const b = newRecord(amina, { name: 'Omar Yusuf', age: 9, flagged: true });
+  const res = await push(app, amina.token, [a, b]);
+  t.same(res.results, [
+    { id: a.id, status: 'ok', changed: true, conflicts: 0 },
+    { id: b.id, status: 'ok', changed: true, conflicts: 0 },
+  ]);
+  t.equal(res.deviceStatus, 'active');
+  const doc = await recordDoc(couch.url, ta, a.id);
+  t.equal(doc['pushedBy'], 'amina');
+  t.equal(doc['pushedFrom'], amina.device.imei);
+  t.equal(doc['receivedAt'], clock.now());
+  t.same(doc['record'], a, 'the record itself is stored exactly, server data beside it');
+  const pulled = await pullAll(app, amina.token);
+  t.same(pulled.records.map((r) => r.id).sort(), [a.id, b.id].sort());
+});
+
+t.test('records made offline before the user was verified are accepted as theirs', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  // Flow 1: three days offline (unverified) on this phone, then the first online login.
+  const offlineClock = createClock({ node: amina.device.imei, now: () => clock.now() - 3 * 86_400_000 });
+  const offline = newRecord({ ...amina, clock: offlineClock }, { name: 'Registered offline' });
+  const res = await push(app, amina.token, [offline]);
+  t.equal(res.results[0]?.status, 'ok');
+  const doc = await recordDoc(couch.url, ta, offline.id);
+  t.same([(doc['record'] as ChildRecord).createdBy, doc['pushedBy'], doc['firstPushedBy']], ['amina', 'amina', 'amina']);
+});
+
+t.test('pushing the same batch twice changes nothing (same CouchDB revision)', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const batch = [newRecord(amina, { name: 'A' }), newRecord(amina, { name: 'B' })];
+  await push(app, amina.token, batch);
+  const before = await Promise.all(batch.map((r) => recordDoc(couch.url, ta, r.id)));
+  clock.advance(60_000);
+  const again = await push(app, amina.token, batch);
+  t.same(again.results.map((r) => [r.status, r.changed]), [['ok', false], ['ok', false]]);
+  const after = await Promise.all(batch.map((r) => recordDoc(couch.url, ta, r.id)));
+  t.same(after.map((d) => d._rev), before.map((d) => d._rev), 'no new revision');
+  t.same(after.map((d) => d['receivedAt']), before.map((d) => d['receivedAt']), 'no new receivedAt');
+});
+
+t.test('concurrent edits from two phones merge, keep both values and flag the record', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bilal = await phoneFor(app, admin, clock, 'bilal');
+  const original = newRecord(amina, { name: 'Amina', location: 'Gulu' });
+  await push(app, amina.token, [original]);
+  const [seen] = (await pull(app, bilal.token)).records as [ChildRecord];
+  clock.advance(1_000);
+  const onA = edit(amina, original, 'location', 'Kitgum');
+  clock.advance(1_000);
+  const onB = edit(bilal, seen, 'location', 'Lira');
+  // Both phones push at the same moment: the `_rev` race makes one retry, and both edits merge.
+  const [ra, rb] = await Promise.all([push(app, amina.token, [onA]), push(app, bilal.token, [onB])]);
+  t.equal(ra.results[0]?.status, 'ok');
+  t.equal(rb.results[0]?.status, 'ok');
+  const [merged] = (await pull(app, amina.token)).records as [ChildRecord];
+  t.equal(merged.fields['location']?.value, 'Lira', 'newest edit wins');
+  t.same(merged.history.filter((v) => v.field === 'location').map((v) => v.value).sort(), ['Gulu', 'Kitgum', 'Lira'], 'no value lost');
+  t.ok(needsReview(merged), 'flagged for review');
+  t.same(openConflicts(merged).map((c) => c.field), ['location']);
+  const again = await push(app, amina.token, [onA]);
+  t.same(again.results[0], { id: original.id, status: 'ok', changed: false, conflicts: 1 }, 'the result counts open conflicts');
+});
+
+t.test('many phones pushing the same record at once all merge', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const phones = await Promise.all(['p1', 'p2', 'p3', 'p4', 'p5'].map((u) => phoneFor(app, admin, clock, u)));
+  const base = newRecord(phones[0]!, { name: 'Shared' });
+  await push(app, phones[0]!.token, [base]);
+  const edits = phones.map((p, i) => edit(p, base, `notes`, `note from ${p.username} ${i}`));
+  const results = await Promise.all(phones.map((p, i) => push(app, p.token, [edits[i]!])));
+  t.ok(results.every((r) => r.results[0]?.status === 'ok'));
+  const [merged] = (await pull(app, phones[0]!.token)).records as [ChildRecord];
+  t.equal(merged.history.filter((v) => v.field === 'notes').length, 5, 'every edit is in the history');
+});
+
+t.test('one bad record in a batch fails alone with its code', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const good1 = newRecord(amina, { name: 'Good one' });
+  const good2 = newRecord(amina, { name: 'Good two' });
+  const noName = newRecord(amina, { age: 4 });
+  const badAge = newRecord(amina, { name: 'Old', age: 300 });
+  const unknownField = newRecord(amina, { name: 'X', favourite_colour: 'blue' });
+  const hugeValue = { ...newRecord(amina, { name: 'Y' }) };
+  hugeValue.fields = { ...hugeValue.fields, name: { ...hugeValue.fields['name']!, value: 'x'.repeat(10_001) } };
+  const badId = { ...newRecord(amina, { name: 'Z' }), id: 'nope' };
+  const res = await push(app, amina.token, [good1, noName, 'not a record', badAge, badId, unknownField, hugeValue, good2]);
+  const summary = res.results.map((r) => [r.id, r.status, r.code ?? null, r.field ?? null]);
+  t.same(summary, [
+    [good1.id, 'ok', null, null],
+    [noName.id, 'error', 'RECORD_INVALID', 'name'],
+    [null, 'error', 'RECORD_INVALID', '(root)'],
+    [badAge.id, 'error', 'RECORD_INVALID', 'age'],
+    [null, 'error', 'RECORD_INVALID', 'id'],
+    [unknownField.id, 'error', 'RECORD_INVALID', 'favourite_colour'],
+    [hugeValue.id, 'error', 'RECORD_TOO_LARGE', 'fields.name.value'],
+    [good2.id, 'ok', null, null],
+  ]);
+  const stored = (await pullAll(app, amina.token)).records.map((r) => r.id).sort();
+  t.same(stored, [good1.id, good2.id].sort(), 'only the good records are stored');
+});
+
+t.test('a batch over the record or byte limit is refused as a whole', async (t) => {
+  const ta = await makeApp(t, couch, { sync: { pushMaxRecords: 3, pushMaxBytes: 4_096 } });
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const tooMany = await pushRaw(app, amina.token, [1, 2, 3, 4].map((i) => newRecord(amina, { name: `R${i}` })));
+  t.equal(tooMany.statusCode, 413);
+  t.equal(json(tooMany)['code'], 'INPUT_TOO_LARGE');
+  const tooBig = await pushRaw(app, amina.token, [newRecord(amina, { name: 'Big', notes: 'n'.repeat(5_000) })]);
+  t.equal(tooBig.statusCode, 413);
+  t.equal(json(tooBig)['code'], 'INPUT_TOO_LARGE');
+  t.same((await pullAll(app, amina.token)).records, [], 'nothing stored');
+});
+
+t.test('server fields, CouchDB fields, design/local ids and foreign creators are refused per record', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const sam = await phoneFor(app, admin, clock, 'sam', 'supervisor');
+  const ok = newRecord(amina, { name: 'Fine' });
+  const withPushedBy = { ...newRecord(amina, { name: 'P' }), pushedBy: 'admin' };
+  const withReceivedAt = { ...newRecord(amina, { name: 'R' }), receivedAt: 1 };
+  const withSeq = { ...newRecord(amina, { name: 'S' }), seq: '99' };
+  const withId = { ...newRecord(amina, { name: 'I' }), _id: '_design/fieldvault' };
+  const withRev = { ...newRecord(amina, { name: 'V' }), _rev: '1-abc' };
+  const designId = { ...newRecord(amina, { name: 'D' }), id: '_design/fieldvault' };
+  const localId = { ...newRecord(amina, { name: 'L' }), id: '_local/x' };
+  const foreign = newRecord(amina, { name: 'Someone else' }, { createdBy: 'bilal' });
+  const res = await push(app, amina.token, [ok, withPushedBy, withReceivedAt, withSeq, withId, withRev, designId, localId, foreign]);
+  t.same(
+    res.results.map((r) => [r.status, r.code ?? null, r.field ?? null]),
+    [
+      ['ok', null, null],
+      ['error', 'RECORD_FIELD_FORBIDDEN', 'pushedBy'],
+      ['error', 'RECORD_FIELD_FORBIDDEN', 'receivedAt'],
+      ['error', 'RECORD_FIELD_FORBIDDEN', 'seq'],
+      ['error', 'RECORD_FIELD_FORBIDDEN', '_id'],
+      ['error', 'RECORD_FIELD_FORBIDDEN', '_rev'],
+      ['error', 'RECORD_INVALID', 'id'],
+      ['error', 'RECORD_INVALID', 'id'],
+      ['error', 'RECORD_CREATOR_MISMATCH', 'createdBy'],
+    ],
+  );
+  t.equal(res.results[6]?.id, null, 'a design id is never echoed');
+  const pulled = await pullAll(app, amina.token);
+  t.same(pulled.records.map((r) => r.id), [ok.id], 'the design document never reaches a phone either');
+  const bySupervisor = await push(app, sam.token, [foreign]);
+  t.equal(bySupervisor.results[0]?.status, 'ok', 'a supervisor may sync a record created by someone else');
+});
+
+t.test('field workers edit what they read but only supervisors delete others\' records or resolve conflicts', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bilal = await phoneFor(app, admin, clock, 'bilal');
+  const sam = await phoneFor(app, admin, clock, 'sam', 'supervisor');
+  const aminas = newRecord(amina, { name: 'Child of Amina' });
+  const bilals = newRecord(bilal, { name: 'Child of Bilal' });
+  await push(app, amina.token, [aminas]);
+  await push(app, bilal.token, [bilals]);
+
+  clock.advance(1_000);
+  const renamed = edit(bilal, aminas, 'name', 'Renamed by Bilal');
+  t.same((await push(app, bilal.token, [renamed])).results[0]?.status, 'ok', 'a field worker edits a record they can read');
+
+  const deletedByBilal = edit(bilal, renamed, '_deleted', true);
+  const refused = (await push(app, bilal.token, [deletedByBilal])).results[0];
+  t.same([refused?.code, refused?.field], ['RECORD_FORBIDDEN', '_deleted'], 'but does not delete it');
+  t.equal((await push(app, bilal.token, [edit(bilal, bilals, '_deleted', true)])).results[0]?.status, 'ok', 'their own record they may delete');
+
+  // A conflict, then resolution.
+  clock.advance(1_000);
+  const x = edit(amina, renamed, 'age', 5);
+  const y = edit(bilal, renamed, 'age', 6);
+  await push(app, amina.token, [x]);
+  await push(app, bilal.token, [y]);
+  const [current] = (await pull(app, amina.token)).records.filter((r) => r.id === aminas.id) as [ChildRecord];
+  const conflict = openConflicts(current)[0];
+  t.ok(conflict, 'a conflict to resolve');
+  const resolved = resolveConflict(current, conflictId(conflict!));
+  const byWorker = (await push(app, amina.token, [resolved])).results[0];
+  t.same([byWorker?.code, byWorker?.field], ['RECORD_FORBIDDEN', 'resolved'], 'field workers do not resolve conflicts');
+  t.same((await push(app, sam.token, [resolved])).results[0], { id: aminas.id, status: 'ok', changed: true, conflicts: 0 }, 'supervisors do');
+  const samDeletes = edit(sam, resolved, '_deleted', true);
+  t.equal((await push(app, sam.token, [samDeletes])).results[0]?.status, 'ok', "supervisors delete others' records");
+  const [final] = (await pull(app, amina.token)).records.filter((r) => r.id === aminas.id) as [ChildRecord];
+  t.ok(isDeleted(final));
+});
+
+t.test('nobody takes over a record by forging an older creation', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bilal = await phoneFor(app, admin, clock, 'bilal');
+  const sam = await phoneFor(app, admin, clock, 'sam', 'supervisor');
+  const rec = newRecord(amina, { name: 'Mine' });
+  await push(app, amina.token, [rec]);
+  const forged: ChildRecord = { ...rec, createdBy: 'bilal', createdAt: `${String(clock.now() - 10_000).padStart(13, '0')}-0000-${bilal.device.imei}` };
+  for (const who of [bilal, sam]) {
+    const res = (await push(app, who.token, [forged])).results[0];
+    t.same([res?.code, res?.field], ['RECORD_CREATOR_MISMATCH', 'createdAt'], who.username);
+  }
+  const [stored] = (await pull(app, amina.token)).records as [ChildRecord];
+  t.equal(stored.createdBy, 'amina');
+});
+
+t.test('versions dated far in the future are refused until the phone clock is fixed', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  clock.advance(3_600_000);
+  const fromTheFuture = newRecord(amina, { name: 'Later' });
+  clock.advance(-3_600_000);
+  const res = await push(app, amina.token, [fromTheFuture]);
+  t.equal(res.results[0]?.code, 'HLC_TOO_FAR_AHEAD');
+});
+
+t.test('copies of one record in one batch are merged, each gets the result', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const v1 = newRecord(amina, { name: 'One' });
+  const v2 = edit(amina, v1, 'age', 3);
+  const res = await push(app, amina.token, [v1, v2]);
+  t.same(res.results.map((r) => [r.id, r.status]), [[v1.id, 'ok'], [v1.id, 'ok']]);
+  const [stored] = (await pull(app, amina.token)).records as [ChildRecord];
+  t.equal(stored.fields['age']?.value, 3);
+});
+
+t.test('a retired device syncs one last time and is told so; a blacklisted one is refused', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bilal = await phoneFor(app, admin, clock, 'bilal');
+  await app.inject({ method: 'POST', url: `/v1/devices/${amina.device.imei}/retire`, headers: bearer(admin), payload: {} });
+  const res = await push(app, amina.token, [newRecord(amina, { name: 'Last' })]);
+  t.equal(res.results[0]?.status, 'ok');
+  t.equal(res.deviceStatus, 'retired');
+  t.equal((await pull(app, amina.token)).deviceStatus, 'retired');
+  await app.inject({ method: 'POST', url: `/v1/devices/${bilal.device.imei}/blacklist`, headers: bearer(admin), payload: {} });
+  const refused = await pushRaw(app, bilal.token, [newRecord(bilal, { name: 'Stolen' })]);
+  t.equal(json(refused)['code'], 'DEVICE_BLACKLISTED');
+  const refusedPull = await app.inject({ method: 'GET', url: '/v1/sync/pull', headers: bearer(bilal.token) });
+  t.equal(json(refusedPull)['code'], 'DEVICE_BLACKLISTED');
+});
+
+t.test('each push and pull is audited with counts only, and the device shows its last sync', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  clock.advance(30_000);
+  const secret = `Secret name ${randomUUID()}`;
+  await push(app, amina.token, [newRecord(amina, { name: secret }), newRecord(amina, { name: 'Other' }), { id: 'bad' }]);
+  await pullAll(app, amina.token);
+  const audit = await app.inject({ method: 'GET', url: `/v1/audit?imei=${amina.device.imei}`, headers: bearer(admin) });
+  const events = json(audit)['events'] as Array<{ event: string; username: string; details: Record<string, unknown> }>;
+  const pushed = events.find((e) => e.event === 'sync.push');
+  t.match(pushed, { username: 'amina', details: { records: 3, ok: 2, changed: 2, failed: 1, conflicts: 0, failedCodes: 'RECORD_INVALID:1' } });
+  const pulled = events.find((e) => e.event === 'sync.pull');
+  t.match(pulled, { username: 'amina', details: { records: 2, more: false } });
+  t.notOk(audit.body.includes(secret), 'no record content in the audit log');
+  const device = json(await app.inject({ method: 'GET', url: `/v1/devices/${amina.device.imei}`, headers: bearer(admin) }))['device'] as Record<string, unknown>;
+  t.equal(device['lastSyncAt'], new Date(clock.now()).toISOString());
+  t.equal(device['lastSeenAt'], new Date(clock.now()).toISOString());
+});
