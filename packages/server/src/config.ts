@@ -49,6 +49,13 @@ export const ServerConfigSchema = Type.Object(
         memoryKiB: Type.Integer({ minimum: 1024, maximum: 4_194_304, default: 65_536 }),
         timeCost: Type.Integer({ minimum: 1, maximum: 20, default: 3 }),
         parallelism: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
+        /**
+         * Where hashing runs: `process` (one child process under `nice`, so a login storm cannot
+         * starve the event loop and the store of CPU) or `threadpool` (this process's libuv threads).
+         */
+        isolation: Type.Union([Type.Literal('process'), Type.Literal('threadpool')], { default: 'process' }),
+        /** `nice` increment of the hashing process (`isolation: 'process'` only). */
+        niceness: Type.Integer({ minimum: 0, maximum: 19, default: 10 }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -8,7 +8,7 @@ t.test('defaults are filled in and strong', async (t) => {
   const c = resolveConfig({ couch: { url: 'http://127.0.0.1:5984' }, kek, serverId: 'server-a' });
   t.equal(c.couch.dbPrefix, 'fieldvault_');
   t.same(c.password, { minLength: 15, maxLength: 256 });
-  t.same(c.argon2, { memoryKiB: 65536, timeCost: 3, parallelism: 1 });
+  t.same(c.argon2, { memoryKiB: 65536, timeCost: 3, parallelism: 1, isolation: 'process', niceness: 10 });
   t.equal(c.maxSkewMs, 300_000);
   t.equal(c.throttle.maxFailures, 10);
   t.equal(c.session.ttlSeconds, 43_200);
@@ -42,4 +42,12 @@ t.test('every problem is listed at once, by setting name, without values', async
 t.test('unknown settings and inconsistent bounds are refused', async (t) => {
   t.throws(() => resolveConfig({ couch: { url: 'http://h' }, kek, serverId: 's', extra: 1 } as never), { code: 'CONFIG_INVALID' });
   t.throws(() => resolveConfig({ couch: { url: 'http://h' }, kek, serverId: 's', password: { minLength: 100, maxLength: 64 } }), { code: 'CONFIG_INVALID' });
+});
+
+t.test('argon2 isolation and niceness are checked', async (t) => {
+  const base = { couch: { url: 'http://127.0.0.1:5984' }, kek, serverId: 'server-a' };
+  t.throws(() => resolveConfig({ ...base, argon2: { niceness: 20 } }), { code: 'CONFIG_INVALID' });
+  t.throws(() => resolveConfig({ ...base, argon2: { niceness: -1 } }), { code: 'CONFIG_INVALID' });
+  t.throws(() => resolveConfig({ ...base, argon2: { isolation: 'worker' as 'process' } }), { code: 'CONFIG_INVALID' });
+  t.equal(resolveConfig({ ...base, argon2: { isolation: 'threadpool', niceness: 19 } }).argon2.niceness, 19);
 });

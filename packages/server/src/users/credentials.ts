@@ -4,6 +4,7 @@ import { ARGON2_RECOMMENDED_FLOOR } from '../config.js';
 import type { ThrottleRecord, UserRecord } from '../couch/records.js';
 import { hashSecret } from '../http/tokens.js';
 import { createPasswordHasher, type PasswordHasher } from './password-hasher.js';
+import { createProcessPasswordHasher } from './process-password-hasher.js';
 
 /**
  * NIST SP 800-63B-4 §3.2.2: at most 100 consecutive failed attempts on one account. Past this the
@@ -39,7 +40,14 @@ function throttleKey(username: string): string {
 export const credentialsPlugin = fp(
   async (app) => {
     const config = app.fieldvaultConfig;
-    const hasher = createPasswordHasher(config.argon2);
+    let hasher: PasswordHasher;
+    if (config.argon2.isolation === 'process') {
+      const isolated = createProcessPasswordHasher(config.argon2, { niceness: config.argon2.niceness, logger: app.log });
+      app.addHook('onClose', () => isolated.close());
+      hasher = isolated;
+    } else {
+      hasher = createPasswordHasher(config.argon2);
+    }
     if (config.argon2.memoryKiB < ARGON2_RECOMMENDED_FLOOR.memoryKiB || config.argon2.timeCost < ARGON2_RECOMMENDED_FLOOR.timeCost) {
       app.log.warn({ argon2: config.argon2 }, 'Argon2id parameters are below the recommended minimum (19 MiB, t=2): use them only in tests');
     }
