@@ -354,9 +354,9 @@ async function main(): Promise<void> {
       `cores busy — storm: server ${c('storm', 'server')}, store ${c('storm', 'store')}; baseline: server ${c('baseline', 'server')}; ` +
       `other programs ${c('storm', 'others')} (storm) / ${c('baseline', 'others')} (baseline)`;
     const p99Note =
-      `server event-loop delay p99 ${formatNumber(idleDelay)} ms idle → ${formatNumber(stormDelay)} ms in the storm; Argon2 runs on ` +
-      `${ready.threadpool.split(' ')[0] ?? '4'} libuv threads at the same CPU priority as the event loop and the store, on ${availableParallelism()} cores, ` +
-      `so each hop of a request waits for a core (other programs: ${c('stormProbed', 'others')} cores)`;
+      `server event-loop delay p99 ${formatNumber(idleDelay)} ms idle → ${formatNumber(stormDelay)} ms in the storm on ${availableParallelism()} cores; ` +
+      `logins hash in the server's niced hashing child process (argon2.isolation 'process'), which the CPU meter counts under ` +
+      `"other programs" (${c('stormProbed', 'others')} cores), so each hop of a request may still wait for a core`;
     // On a shared machine other programs take cores in some phases and not others: say so.
     const others = Math.max(...Object.values(cores).map((phase) => phase.others ?? 0));
     const noisy = others > 0.25 ? `other programs took up to ${formatNumber(others)} cores during some phases, so this run is noisy` : undefined;
