@@ -504,6 +504,9 @@ export class Device implements SessionHost {
         records,
         photos,
         unverifiedKey: unverified === undefined ? undefined : new Uint8Array(unverified.key),
+        logger: this.#o.logger,
+        now: this.#o.now,
+        photoMaxBytes: this.#o.photoMaxBytes,
       };
       const session = new Session(this, { username, kind: target.kind, keyId: target.keyId, keyRecord: target.record, state });
       this.#session = session;
@@ -645,6 +648,7 @@ export class Device implements SessionHost {
       try {
         const session = await this.#adopt(k, u, username, password, serverId, record);
         for (const login of carried) setServerLogin(session, login);
+        if (carried.length > 0) await session.rememberServerRoles();
         return session;
       } finally {
         wipeKeys(keys.values());
@@ -731,6 +735,7 @@ export class Device implements SessionHost {
         const session = await this.#adopt(k, u, username, password, serverId, record);
         for (const login of carried) setServerLogin(session, login);
         setServerLogin(session, { serverId, role: response.user.role, expiresAt: response.expiresAt, token: response.token });
+        await session.rememberServerRoles();
         this.#o.logger.info(
           { username, serverId, kind: session.kind, keyId: session.keyId, offeredKeyId: offer?.record.keyId ?? null },
           'logged in online',
@@ -900,6 +905,17 @@ export class Device implements SessionHost {
     if (this.#session === session) this.#session = undefined;
   }
 
+  /** @internal Session callback: a server answered a sync request with DEVICE_BLACKLISTED. */
+  deviceBlacklisted(serverId: string, reported: FieldvaultError): Promise<FieldvaultError> {
+    return this.#mutex.run(() => this.#wipeBlacklisted(serverId, reported));
+  }
+
+  /** @internal Session callback: the final sync of a retired device is done (see `Session.sync`). */
+  async deviceRetired(serverId: string): Promise<void> {
+    this.#o.logger.warn({ imei: this.imei, serverId }, 'the server reports this device as retired and its final sync is complete: wiping it');
+    await this.wipe();
+  }
+
   /** Logs the open session out (closes its database, drops its keys). No-op when none is open. */
   async logout(): Promise<void> {
     await this.#session?.logout();
@@ -937,8 +953,9 @@ export class Device implements SessionHost {
 
   /**
    * Deletes everything the SDK holds on this device: the open session, every database (with its
-   * side files), every photo file, the keyring and the device key pair (blacklist, retire).
-   * Works on a device whose keyring is damaged.
+   * side files), every photo file, the keyring and the device key pair. The SDK calls it itself
+   * when a server reports the device blacklisted (login or sync), and after the final sync of a
+   * retired device (`Session.sync`). Works on a device whose keyring is damaged.
    * @throws VAULT_STORAGE_FAILED
    */
   async wipe(): Promise<void> {

@@ -6,19 +6,51 @@ import {
   ChallengeResponseSchema,
   ErrorBodySchema,
   FieldvaultError,
+  FormDefinitionSchema,
   LoginResponseSchema,
+  MAX_HISTORY_CEILING,
   NODE_ID_PATTERN,
+  PHOTO_TYPES,
+  PULL_MAX_LIMIT,
+  PhotoUploadStatusSchema,
+  PullResponseSchema,
+  PushResponseSchema,
+  RecordSearchQuerySchema,
+  RecordSearchResponseSchema,
+  TOKEN_PATTERN,
+  UUID_V4_PATTERN,
   checkSchema,
   isErrorCode,
   isFieldvaultError,
+  isSdkOnlyCode,
+  parseFormDefinition,
+  parseRecord,
   type ChallengeBody,
   type ChallengeResponse,
+  type ChildRecord,
   type ErrorCode,
+  type FormDefinition,
   type LoginBody,
   type LoginResponse,
+  type PhotoUploadStatus,
+  type PullResponse,
+  type PushRequest,
+  type PushResponse,
+  type RecordSearchQuery,
+  type RecordSearchResponse,
 } from '@fieldvault/protocol';
+import { sha256Hex } from './digest.js';
+import { detectPhotoType } from './image-metadata.js';
 import { silentLogger, type Logger } from './logger.js';
-import type { Transport } from './transport.js';
+import type {
+  DownloadedPhoto,
+  PhotoDownload,
+  PhotoUpload,
+  PhotoUploadOptions,
+  PullRequest,
+  Transport,
+  TransportCallOptions,
+} from './transport.js';
 
 /*
  * The HTTPS transport: `POST` JSON to a fieldvault server over TLS that is verified before a single
@@ -29,6 +61,7 @@ import type { Transport } from './transport.js';
  * or neither (the system CA store, for a server with a public certificate). Never "accept any
  * certificate". The TLS connection is made here (`createConnection`), checked, and only then
  * handed to node:http; TLS sessions are never resumed, so every connection is checked in full.
+ * Every request, sync included, gets a fresh connection verified this way (no keep-alive pool).
  */
 
 /** How the SDK trusts one server's TLS certificate. */
@@ -59,10 +92,16 @@ export interface HttpTransportOptions {
   readonly serverId?: string;
   /** TLS trust for this server; default the system CA store. */
   readonly tls?: HttpTransportTls;
-  /** Deadline of one request, from connecting to the last byte of the answer; default 15 000 ms. */
+  /**
+   * Login requests: deadline from connecting to the last byte of the answer. Sync requests (push,
+   * pull, photos, search): the longest time without progress (connecting, a chunk sent or
+   * received), so a large photo on a slow link is not cut while it moves. Default 15 000 ms.
+   */
   readonly timeoutMs?: number;
-  /** Largest answer accepted; default 1 MiB (the largest auth answer is well under 1 KiB). */
+  /** Largest login answer accepted; default 1 MiB (the largest auth answer is well under 1 KiB). */
   readonly maxResponseBytes?: number;
+  /** Largest push, pull or search answer accepted; default 64 MiB (photos are capped by their ref's size). */
+  readonly maxSyncResponseBytes?: number;
   /**
    * Allow an `http:` base URL whose host is a loopback address (`localhost`, 127.0.0.0/8, `::1`).
    * For tests and local development against a server without TLS only; any other `http:` URL is
@@ -81,6 +120,9 @@ export interface HttpTransport extends Transport {
 
 export const DEFAULT_TIMEOUT_MS = 15_000;
 export const DEFAULT_MAX_RESPONSE_BYTES = 1_048_576;
+export const DEFAULT_MAX_SYNC_RESPONSE_BYTES = 67_108_864;
+/** Size of the pieces a request body is written in (progress for the idle timeout, backpressure). */
+const WRITE_CHUNK_BYTES = 65_536;
 
 const LOOPBACK_HOSTS = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
 /** Failures of the network itself (not of TLS) while the handshake is under way. */
@@ -127,6 +169,7 @@ interface Resolved {
   readonly pins: ReadonlySet<string> | undefined;
   readonly timeoutMs: number;
   readonly maxResponseBytes: number;
+  readonly maxSyncResponseBytes: number;
   readonly logger: Logger;
 }
 
@@ -148,7 +191,7 @@ function resolve(options: HttpTransportOptions): Resolved {
   } else if (url.protocol !== 'https:') {
     throw invalid('baseUrl', 'must be an https: URL');
   }
-  const { tls, timeoutMs = DEFAULT_TIMEOUT_MS, maxResponseBytes = DEFAULT_MAX_RESPONSE_BYTES } = options;
+  const { tls, timeoutMs = DEFAULT_TIMEOUT_MS, maxResponseBytes = DEFAULT_MAX_RESPONSE_BYTES, maxSyncResponseBytes = DEFAULT_MAX_SYNC_RESPONSE_BYTES } = options;
   let ca: string | undefined;
   let pins: Set<string> | undefined;
   if (tls !== undefined) {
@@ -172,10 +215,13 @@ function resolve(options: HttpTransportOptions): Resolved {
   if (!Number.isInteger(maxResponseBytes) || maxResponseBytes < 1024 || maxResponseBytes > 67_108_864) {
     throw invalid('maxResponseBytes', 'an integer in 1024 … 67108864');
   }
+  if (!Number.isInteger(maxSyncResponseBytes) || maxSyncResponseBytes < 1024 || maxSyncResponseBytes > 1_073_741_824) {
+    throw invalid('maxSyncResponseBytes', 'an integer in 1024 … 1073741824');
+  }
   const serverId = options.serverId ?? serverIdFromUrl(url);
   if (typeof serverId !== 'string' || !NODE_ID_PATTERN.test(serverId)) throw invalid('serverId', 'lowercase letters, digits, ".", "_" and "-", 1–64 characters');
   const logger = options.logger ?? silentLogger;
-  return { url, serverId, ca, pins, timeoutMs, maxResponseBytes, logger };
+  return { url, serverId, ca, pins, timeoutMs, maxResponseBytes, maxSyncResponseBytes, logger };
 }
 
 /**
@@ -249,9 +295,27 @@ interface RawResponse {
   readonly body: Uint8Array;
 }
 
-/** Server codes that the SDK raises itself and never takes from a server. */
+/** One HTTP exchange. */
+interface Call {
+  readonly method: 'GET' | 'POST' | 'PUT';
+  /** Path and query, appended to the base URL. */
+  readonly path: string;
+  readonly token?: string;
+  readonly body?: { readonly contentType: string; readonly bytes: Uint8Array };
+  readonly accept: string;
+  readonly maxResponseBytes: number;
+  /** `deadline`: all within `timeoutMs` (logins, unchanged); `idle`: `timeoutMs` without progress (sync). */
+  readonly timeout: 'deadline' | 'idle';
+  readonly signal?: AbortSignal | undefined;
+}
+
+function cancelled(): FieldvaultError {
+  return new FieldvaultError('SYNC_CANCELLED', { detail: 'the request was aborted' });
+}
+
+/** A catalogued code a server may send (not one the SDK raises itself). */
 function acceptableServerCode(code: string): code is ErrorCode {
-  return isErrorCode(code) && !code.startsWith('TRANSPORT_');
+  return isErrorCode(code) && !isSdkOnlyCode(code);
 }
 
 function parseJson(raw: RawResponse): unknown {
@@ -285,16 +349,50 @@ function serverError(raw: RawResponse): FieldvaultError {
   return new FieldvaultError(parsed.code, { detail: 'reported by the server', details });
 }
 
+
+function checkToken(token: unknown): string {
+  // Also keeps anything that could break the header line out of the request.
+  if (typeof token !== 'string' || !TOKEN_PATTERN.test(token)) throw invalid('token', 'a session token as issued by the server');
+  return token;
+}
+
+function checkUuid(value: unknown, field: string): string {
+  if (typeof value !== 'string' || !UUID_V4_PATTERN.test(value)) throw invalid(field, 'a lowercase UUID v4');
+  return value;
+}
+
+/** Validates each record of a page; one bad record makes the whole answer a bad response. */
+function parseRecords(records: readonly unknown[]): ChildRecord[] {
+  return records.map((r, i) => {
+    try {
+      return parseRecord(r, { maxHistory: MAX_HISTORY_CEILING });
+    } catch (cause) {
+      throw badResponse(`record ${i} is malformed`, { index: i }, cause);
+    }
+  });
+}
+
+/** `?a=1&b=x` from defined values (booleans and numbers as text). */
+function queryString(values: Readonly<Record<string, string | number | boolean | undefined>>): string {
+  const qs = new URLSearchParams();
+  for (const [k, v] of Object.entries(values)) if (v !== undefined) qs.set(k, String(v));
+  const text = qs.toString();
+  return text === '' ? '' : `?${text}`;
+}
+
 /**
  * An HTTPS `Transport` to one fieldvault server. Every answer is checked against the protocol's
- * schemas before it is returned; an error answer becomes a `FieldvaultError` with the server's
- * catalogued `code` (`details.status`, and `details.retryAfterSeconds` when the server sent
- * Retry-After). The transport keeps no state between calls (no cookies, no tokens, no TLS sessions).
+ * schemas before it is returned (pulled and found records also through `parseRecord`, photos
+ * against their ref); an error answer becomes a `FieldvaultError` with the server's catalogued
+ * `code` (`details.status`, and `details.retryAfterSeconds` when the server sent Retry-After). The
+ * transport keeps no state between calls (no cookies, no tokens, no TLS sessions, no pooled
+ * connections): every request opens a new connection, verified before anything is written.
  *
  * Its methods throw:
- * - TRANSPORT_UNREACHABLE when the server cannot be reached or does not answer within `timeoutMs`;
+ * - TRANSPORT_UNREACHABLE when the server cannot be reached or does not answer in time (`timeoutMs`);
  * - TRANSPORT_TLS_UNTRUSTED when the certificate is not trusted (nothing was sent);
  * - TRANSPORT_BAD_RESPONSE when the answer is malformed, cut short, too large or of the wrong shape;
+ * - SYNC_CANCELLED when the call's `signal` fired;
  * - the server's code (AUTH_INVALID_CREDENTIALS, DEVICE_BLACKLISTED, RATE_LIMITED, …) for its errors.
  * @throws INPUT_INVALID when an option is malformed (an `http:` URL without `allowInsecureLoopback`
  * or to a host that is not loopback, a pin that is not 64 hex digits, …).
@@ -303,17 +401,29 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
   const r = resolve(options);
   const base = r.url.href.replace(/\/+$/, '');
   const secure = r.url.protocol === 'https:';
-  function send(path: string, payload: unknown): Promise<RawResponse> {
-    const body = Buffer.from(JSON.stringify(payload), 'utf8');
-    const target = new URL(`${base}${path}`);
+
+  function send(call: Call): Promise<RawResponse> {
+    const target = new URL(`${base}${call.path}`);
+    const body = call.body?.bytes;
     return new Promise<RawResponse>((resolvePromise, reject) => {
+      if (call.signal?.aborted === true) {
+        reject(cancelled());
+        return;
+      }
       let socket: TLSSocket | undefined;
       let settled = false;
       let responding = false;
+      let lastProgress = Date.now();
+      const progress = (): void => {
+        lastProgress = Date.now();
+      };
+      const onAbort = (): void => settle(cancelled());
       const settle = (err: FieldvaultError | null, value?: RawResponse): void => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
+        clearTimeout(deadline);
+        clearInterval(idle);
+        call.signal?.removeEventListener('abort', onAbort);
         if (err !== null) {
           req.destroy();
           socket?.destroy();
@@ -322,16 +432,18 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
       };
       const onResponse = (res: IncomingMessage): void => {
         responding = true;
+        progress();
         const declared = Number(res.headers['content-length']);
-        if (Number.isFinite(declared) && declared > r.maxResponseBytes) {
-          settle(badResponse('too large', { status: res.statusCode ?? 0, limit: r.maxResponseBytes }));
+        if (Number.isFinite(declared) && declared > call.maxResponseBytes) {
+          settle(badResponse('too large', { status: res.statusCode ?? 0, limit: call.maxResponseBytes }));
           return;
         }
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (chunk: Buffer) => {
+          progress();
           size += chunk.byteLength;
-          if (size > r.maxResponseBytes) settle(badResponse('too large', { status: res.statusCode ?? 0, limit: r.maxResponseBytes }));
+          if (size > call.maxResponseBytes) settle(badResponse('too large', { status: res.statusCode ?? 0, limit: call.maxResponseBytes }));
           else chunks.push(chunk);
         });
         res.on('error', (cause) => settle(badResponse('cut short', { status: res.statusCode ?? 0 }, cause)));
@@ -349,18 +461,28 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
           });
         });
       };
+      const headers: Record<string, string> = { accept: call.accept };
+      if (call.token !== undefined) headers['authorization'] = `Bearer ${call.token}`;
+      if (call.body !== undefined) {
+        headers['content-type'] = call.body.contentType;
+        headers['content-length'] = String(call.body.bytes.byteLength);
+      }
       const requestOptions: RequestOptions = {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'content-length': String(body.byteLength),
-          accept: 'application/json',
-        },
+        method: call.method,
+        headers,
         // A fresh, verified connection per request: no pooled socket, no resumed TLS session.
         ...(secure ? { createConnection: verifiedConnection(r, (s) => (socket = s)) } : { agent: false }),
       };
       const req = (secure ? httpsRequest : httpRequest)(target, requestOptions, onResponse);
-      const timer = setTimeout(() => settle(unreachable(`no answer within ${r.timeoutMs} ms`)), r.timeoutMs);
+      const deadline =
+        call.timeout === 'deadline' ? setTimeout(() => settle(unreachable(`no answer within ${r.timeoutMs} ms`)), r.timeoutMs) : undefined;
+      const idle =
+        call.timeout === 'idle'
+          ? setInterval(() => {
+              if (Date.now() - lastProgress > r.timeoutMs) settle(unreachable(`no progress for ${r.timeoutMs} ms`));
+            }, Math.max(25, Math.min(1_000, r.timeoutMs >> 2)))
+          : undefined;
+      call.signal?.addEventListener('abort', onAbort, { once: true });
       req.on('error', (err: Error) => {
         const code = codeOf(err);
         if (isFieldvaultError(err)) settle(err);
@@ -369,19 +491,168 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
         else if (responding) settle(badResponse('cut short', {}, err));
         else settle(unreachable(code ?? 'connection failed', err));
       });
-      req.end(body);
+      req.on('socket', progress);
+      if (body === undefined) {
+        req.end();
+        return;
+      }
+      // The body goes in pieces with backpressure, so the idle timeout sees it moving.
+      let offset = 0;
+      const writeMore = (): void => {
+        while (!settled && offset < body.byteLength) {
+          const piece = body.subarray(offset, Math.min(body.byteLength, offset + WRITE_CHUNK_BYTES));
+          offset += piece.byteLength;
+          if (!req.write(piece)) {
+            req.once('drain', () => {
+              progress();
+              writeMore();
+            });
+            return;
+          }
+        }
+        if (!settled) req.end();
+      };
+      writeMore();
     });
   }
 
-  async function post<T>(path: string, payload: unknown, check: (value: unknown) => T): Promise<T> {
+  async function exchange(call: Call): Promise<RawResponse> {
     const started = Date.now();
-    const raw = await send(path, payload).catch((err: unknown) => {
-      r.logger.warn({ serverId: r.serverId, path, code: codeOf(err) }, 'request failed');
+    const path = call.path.split('?')[0] ?? '';
+    const raw = await send(call).catch((err: unknown) => {
+      r.logger.warn({ serverId: r.serverId, method: call.method, path, code: codeOf(err) }, 'request failed');
       throw err;
     });
-    r.logger.debug({ serverId: r.serverId, path, status: raw.status, bytes: raw.body.byteLength, ms: Date.now() - started }, 'response');
+    r.logger.debug({ serverId: r.serverId, method: call.method, path, status: raw.status, bytes: raw.body.byteLength, ms: Date.now() - started }, 'response');
     if (raw.status < 200 || raw.status > 299) throw serverError(raw);
-    return check(parseJson(raw));
+    return raw;
+  }
+
+  /** A JSON exchange whose answer is checked by `check`. */
+  async function json<T>(call: Omit<Call, 'accept'>, check: (value: unknown) => T): Promise<T> {
+    return check(parseJson(await exchange({ ...call, accept: 'application/json' })));
+  }
+
+  function jsonBody(payload: unknown): { contentType: string; bytes: Uint8Array } {
+    return { contentType: 'application/json', bytes: Buffer.from(JSON.stringify(payload), 'utf8') };
+  }
+
+  function post<T>(path: string, payload: unknown, check: (value: unknown) => T): Promise<T> {
+    return json({ method: 'POST', path, body: jsonBody(payload), maxResponseBytes: r.maxResponseBytes, timeout: 'deadline' }, check);
+  }
+
+  const sync = (o: TransportCallOptions | undefined): { maxResponseBytes: number; timeout: 'idle'; signal: AbortSignal | undefined } => ({
+    maxResponseBytes: r.maxSyncResponseBytes,
+    timeout: 'idle',
+    signal: o?.signal,
+  });
+
+  async function push(token: string, request: PushRequest, o?: TransportCallOptions): Promise<PushResponse> {
+    const records = request.records;
+    const res = await json(
+      { method: 'POST', path: '/v1/sync/push', token: checkToken(token), body: jsonBody({ records }), ...sync(o) },
+      (v) => checkSchema(PushResponseSchema, v, 'TRANSPORT_BAD_RESPONSE'),
+    );
+    // One result per record, in order: a server cannot acknowledge records it was not sent.
+    if (res.results.length !== records.length) throw badResponse('the results do not match the records sent', { sent: records.length, results: res.results.length });
+    res.results.forEach((result, i) => {
+      if (result.id !== records[i]?.id) throw badResponse('a result names another record', { index: i });
+      if ((result.status === 'error') !== (result.code !== undefined)) throw badResponse('a result without its code', { index: i });
+    });
+    return res;
+  }
+
+  async function pull(token: string, request: PullRequest, o?: TransportCallOptions): Promise<PullResponse> {
+    const { since, limit } = request;
+    if (!Number.isInteger(limit) || limit < 1 || limit > PULL_MAX_LIMIT) throw invalid('limit', `an integer in 1 … ${PULL_MAX_LIMIT}`);
+    if (since !== undefined && (typeof since !== 'string' || since.length === 0)) throw invalid('since', 'a checkpoint as the server returned it');
+    const page = await json({ method: 'GET', path: `/v1/sync/pull${queryString({ since, limit })}`, token: checkToken(token), ...sync(o) }, (v) =>
+      checkSchema(PullResponseSchema, v, 'TRANSPORT_BAD_RESPONSE'),
+    );
+    if (page.records.length > limit) throw badResponse('more records than asked for', { limit, records: page.records.length });
+    return { ...page, records: parseRecords(page.records) };
+  }
+
+  /** Checks an upload status is about this photo as the phone describes it. */
+  function checkStatus(value: unknown, photo: PhotoUpload): PhotoUploadStatus {
+    const status = checkSchema(PhotoUploadStatusSchema, value, 'TRANSPORT_BAD_RESPONSE');
+    if (status.photoId !== photo.photoId || status.recordId !== photo.recordId) throw badResponse('the upload status is for another photo');
+    if (status.size !== photo.bytes.byteLength || status.sha256 !== photo.sha256) {
+      // The server's record describes this photo id differently: nothing to upload that would fit.
+      throw new FieldvaultError('PHOTO_DIGEST_MISMATCH', { detail: "the server's record describes another photo under this id" });
+    }
+    if (status.received > status.size || (status.complete && status.received !== status.size)) throw badResponse('an impossible upload offset');
+    return status;
+  }
+
+  async function uploadPhoto(token: string, photo: PhotoUpload, o?: PhotoUploadOptions): Promise<PhotoUploadStatus> {
+    checkToken(token);
+    const photoId = checkUuid(photo.photoId, 'photoId');
+    const recordId = checkUuid(photo.recordId, 'recordId');
+    if (!(photo.bytes instanceof Uint8Array) || photo.bytes.byteLength === 0) throw invalid('bytes', 'the photo bytes');
+    if (!(PHOTO_TYPES as readonly string[]).includes(photo.type)) throw invalid('type', PHOTO_TYPES.join(', '));
+    const statusPath = `/v1/photos/${photoId}/upload${queryString({ record: recordId })}`;
+    // A few rounds at most: each PUT either completes or reports where the server's copy ends.
+    for (let round = 0; round < 4; round++) {
+      const status = await json({ method: 'GET', path: statusPath, token, ...sync(o) }, (v) => checkStatus(v, photo));
+      if (status.complete) return status;
+      o?.onResume?.(status.received);
+      try {
+        const after = await json(
+          {
+            method: 'PUT',
+            path: `/v1/photos/${photoId}${queryString({ record: recordId, offset: status.received })}`,
+            token,
+            body: { contentType: photo.type, bytes: photo.bytes.subarray(status.received) },
+            ...sync(o),
+          },
+          (v) => checkStatus(v, photo),
+        );
+        if (after.complete) return after;
+      } catch (err) {
+        // Another upload of the same photo moved on meanwhile: ask again where it stands.
+        if (!isFieldvaultError(err) || err.code !== 'PHOTO_OFFSET_MISMATCH') throw err;
+      }
+    }
+    throw badResponse('the server does not complete the upload');
+  }
+
+  async function downloadPhoto(token: string, expected: PhotoDownload, o?: TransportCallOptions): Promise<DownloadedPhoto> {
+    checkToken(token);
+    const photoId = checkUuid(expected.photoId, 'photoId');
+    if (!Number.isInteger(expected.size) || expected.size < 1) throw invalid('size', 'a positive integer');
+    const raw = await exchange({
+      method: 'GET',
+      path: `/v1/photos/${photoId}`,
+      token,
+      accept: PHOTO_TYPES.join(', '),
+      maxResponseBytes: expected.size,
+      timeout: 'idle',
+      signal: o?.signal,
+    });
+    const type = raw.contentType.split(';')[0]?.trim().toLowerCase();
+    if (type !== expected.type) throw badResponse('the photo has another content type than its record says');
+    if (raw.body.byteLength !== expected.size || sha256Hex(raw.body) !== expected.sha256) throw badResponse('the photo does not match the size and SHA-256 on its record');
+    if (detectPhotoType(raw.body) !== expected.type) throw badResponse('the bytes are not the image type the record says');
+    return { bytes: raw.body, type: expected.type };
+  }
+
+  async function search(token: string, query: RecordSearchQuery, o?: TransportCallOptions): Promise<RecordSearchResponse> {
+    const q = checkSchema(RecordSearchQuerySchema, query, 'INPUT_INVALID');
+    const page = await json({ method: 'GET', path: `/v1/records/search${queryString(q)}`, token: checkToken(token), ...sync(o) }, (v) =>
+      checkSchema(RecordSearchResponseSchema, v, 'TRANSPORT_BAD_RESPONSE'),
+    );
+    return { ...page, records: parseRecords(page.records) };
+  }
+
+  async function form(token: string, o?: TransportCallOptions): Promise<FormDefinition> {
+    return json({ method: 'GET', path: '/v1/forms/child', token: checkToken(token), ...sync(o) }, (v) => {
+      try {
+        return parseFormDefinition(checkSchema(FormDefinitionSchema, v, 'TRANSPORT_BAD_RESPONSE'));
+      } catch (cause) {
+        throw badResponse('a malformed form definition', {}, cause);
+      }
+    });
   }
 
   return Object.freeze({
@@ -390,5 +661,11 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
     challenge: (request: ChallengeBody): Promise<ChallengeResponse> =>
       post('/v1/auth/challenge', request, (v) => checkSchema(ChallengeResponseSchema, v, 'TRANSPORT_BAD_RESPONSE')),
     login: (request: LoginBody): Promise<LoginResponse> => post('/v1/auth/login', request, (v) => checkSchema(LoginResponseSchema, v, 'TRANSPORT_BAD_RESPONSE')),
+    push,
+    pull,
+    uploadPhoto,
+    downloadPhoto,
+    search,
+    form,
   });
 }

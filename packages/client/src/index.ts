@@ -1,7 +1,8 @@
 /**
  * @fieldvault/client — the SDK core: a `Device` (keyring, verified/unverified/temporary encrypted
  * databases, offline sign-up and login, key succession, crash-safe migration), the records and
- * photos of a `Session`, the online login (`Device.loginOnline` over `createHttpTransport`), and
+ * photos of a `Session`, the online login (`Device.loginOnline` over `createHttpTransport`), sync
+ * with servers (`Session.sync`, per-server acknowledgements and checkpoints), and
  * the seams a platform fills in: `StorageAdapter` (an encrypted SQLite driver, e.g.
  * @fieldvault/storage-sqlcipher), `FileSystem`, `DeviceKeyStore`, `Transport`, `Logger`.
  */
@@ -12,9 +13,22 @@ export type { DeviceKeyStore } from './device-key-store.js';
 export { DEVICE_KEY_FILE, createFileDeviceKeyStore } from './device-key-store.js';
 export type { Logger } from './logger.js';
 export { silentLogger } from './logger.js';
-export type { Transport } from './transport.js';
+export type {
+  Transport,
+  TransportCallOptions,
+  PullRequest,
+  PhotoUpload,
+  PhotoUploadOptions,
+  PhotoDownload,
+  DownloadedPhoto,
+} from './transport.js';
 export type { HttpTransport, HttpTransportOptions, HttpTransportTls } from './http-transport.js';
-export { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT_MS, createHttpTransport } from './http-transport.js';
+export { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_TIMEOUT_MS, createHttpTransport } from './http-transport.js';
+export type { SyncOptions, SyncProgress, SyncSummary, SyncBatchOptions } from './sync-engine.js';
+export { DEFAULT_PUSH_BYTES, DEFAULT_PUSH_RECORDS } from './sync-engine.js';
+export type { RetryOptions } from './retry.js';
+export { DEFAULT_RETRY } from './retry.js';
+export type { PendingCounts } from './sync-state.js';
 export type { ServerLogin } from './server-logins.js';
 export type { KeyringContent, PendingMigration } from './keyring.js';
 export { KEYRING_FILE, KEYRING_FORMAT, KEYRING_VERSION, parseKeyring, serializeKeyring } from './keyring.js';
@@ -25,6 +39,7 @@ export type { StoredPhoto, PhotoContent, PhotoInput } from './photo-store.js';
 export { PHOTO_DIRECTORY, DEFAULT_PHOTO_MAX_BYTES, photoPath } from './photo-store.js';
 export { detectPhotoType, stripImageMetadata } from './image-metadata.js';
 export type { MigrationStep, MigrationEvent, MigrationListener, MigrationResult } from './migration.js';
+export type { KnownServer } from './session.js';
 export { Session } from './session.js';
 export type { DeviceOptions, AdoptKeyInput, DeviceUser, KdfCost, OnlineLoginOptions } from './device.js';
 export { Device, createDevice } from './device.js';

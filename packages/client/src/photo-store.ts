@@ -14,7 +14,7 @@ import {
 import { createSha256, sha256Hex } from './digest.js';
 import type { FileSystem } from './file-system.js';
 import { detectPhotoType, stripImageMetadata } from './image-metadata.js';
-import type { RecordStore } from './record-store.js';
+import { recordFromDoc, type RecordStore } from './record-store.js';
 import type { SqlExecutor } from './storage-adapter.js';
 
 /** The hidden folder (inside the device directory) that holds encrypted photo files. */
@@ -184,8 +184,8 @@ export class PhotoStore {
     return { photoId, sha256, size: clean.byteLength, type, record };
   }
 
-  async #locate(tx: SqlExecutor, recordId: string, photoId: string): Promise<{ ref: PhotoRef; path: string }> {
-    const record = await this.#records.load(tx, recordId);
+  async #locate(tx: SqlExecutor, recordId: string, photoId: string, includeDeleted = false): Promise<{ ref: PhotoRef; path: string }> {
+    const record = await this.#records.load(tx, recordId, includeDeleted);
     if (typeof photoId !== 'string' || !UUID_V4_PATTERN.test(photoId)) throw notFound();
     const ref = Object.hasOwn(record.photos, photoId) ? record.photos[photoId] : undefined;
     if (ref === undefined || ref.removedAt !== undefined) throw notFound();
@@ -200,8 +200,8 @@ export class PhotoStore {
    * @throws VAULT_RECORD_NOT_FOUND, PHOTO_NOT_FOUND when the record or photo is not visible or not on this device.
    * @throws CRYPTO_FILE_TAMPERED when the file was altered, cut short, or swapped for another photo.
    */
-  async read(recordId: string, photoId: string): Promise<PhotoContent> {
-    const { ref, path } = await this.#locate(this.#db, recordId, photoId);
+  async read(recordId: string, photoId: string, options: { readonly includeDeleted?: boolean } = {}): Promise<PhotoContent> {
+    const { ref, path } = await this.#locate(this.#db, recordId, photoId, options.includeDeleted === true);
     const source = await this.#fs.openRead(path);
     if (source === undefined) throw notFound();
     let bytes: Uint8Array;
@@ -258,5 +258,44 @@ export class PhotoStore {
     // After the commit: a crash here leaves an unreferenced encrypted file, never a dangling reference.
     await this.#fs.remove(photoPath(this.#key, photoId));
     return record;
+  }
+
+  /**
+   * Keeps a photo downloaded from a server (sync): the bytes were checked against the ref by the
+   * transport (size, SHA-256, type) and are checked again here, then encrypted into the photo
+   * folder and recorded in one transaction — only while the record still references the photo
+   * (not removed). Not metadata-stripped again: the uploading phone did, and the digest must hold.
+   * Returns false when the record no longer wants the photo (nothing is kept).
+   * @throws PHOTO_DIGEST_MISMATCH when the bytes do not match the ref.
+   */
+  async storeDownloaded(recordId: string, photoId: string, ref: PhotoRef, bytes: Uint8Array): Promise<boolean> {
+    if (bytes.byteLength !== ref.size || sha256Hex(bytes) !== ref.sha256 || detectPhotoType(bytes) !== ref.type) {
+      throw new FieldvaultError('PHOTO_DIGEST_MISMATCH', { detail: 'the downloaded photo does not match its record' });
+    }
+    const path = photoPath(this.#key, photoId);
+    await this.#fs.mkdir(PHOTO_DIRECTORY);
+    await this.#fs.writeFileAtomic(path, encryptBuffer(this.#key, bytes));
+    const kept = await this.#records.transaction(async (tx) => {
+      const rows = await tx.query<{ doc: string }>('SELECT doc FROM records WHERE id = ?', [recordId]);
+      const record = rows[0] === undefined ? undefined : recordFromDoc(rows[0].doc);
+      const current = record !== undefined && Object.hasOwn(record.photos, photoId) ? record.photos[photoId] : undefined;
+      if (current === undefined || current.removedAt !== undefined || current.sha256 !== ref.sha256) return false;
+      await tx.execute('INSERT OR IGNORE INTO photo_files (photo_id, record_id, sha256, size, type) VALUES (?, ?, ?, ?, ?)', [
+        photoId,
+        recordId,
+        ref.sha256,
+        ref.size,
+        ref.type,
+      ]);
+      return true;
+    });
+    // After the decision: a crash before it leaves at most an unreferenced encrypted file.
+    if (!kept) await this.#fs.remove(path);
+    return kept;
+  }
+
+  /** Deletes the encrypted file of a photo whose row is gone (a removal pulled from a server). */
+  async deleteFile(photoId: string): Promise<void> {
+    await this.#fs.remove(photoPath(this.#key, photoId));
   }
 }

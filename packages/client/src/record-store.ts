@@ -8,6 +8,7 @@ import {
   createRecord,
   isDeleted,
   needsReview,
+  resolveConflict,
   validateAgainstForm,
   visibleFields,
   type ChildRecord,
@@ -140,10 +141,25 @@ const UPSERT_SQL = `INSERT INTO records (${RECORD_COLUMNS.join(', ')}) VALUES ($
     .map((c) => `${c} = excluded.${c}`)
     .join(', ')}`;
 
-/** Writes a record row (insert or replace), bumping the local write counter. Call inside a transaction. */
-export async function putRecord(tx: SqlExecutor, record: ChildRecord): Promise<void> {
+/**
+ * Writes a record row (insert or replace), bumping the local write counter, and returns the row's
+ * new `local_seq`. Call inside a transaction.
+ */
+export async function putRecord(tx: SqlExecutor, record: ChildRecord): Promise<number> {
   const seq = await nextLocalSeq(tx);
   await tx.execute(UPSERT_SQL, recordRow(record, seq));
+  return seq;
+}
+
+/** Every HLC timestamp a record carries (creation, versions, photo additions and removals). */
+export function* recordTimestamps(record: ChildRecord): Iterable<string> {
+  yield record.createdAt;
+  for (const v of record.history) yield v.ts;
+  for (const v of Object.values(record.fields)) yield v.ts;
+  for (const p of Object.values(record.photos)) {
+    yield p.addedAt;
+    if (p.removedAt !== undefined) yield p.removedAt;
+  }
 }
 
 /** Parses a stored `doc`. The database is ours and authenticated by SQLCipher, so the JSON is trusted. */
@@ -180,6 +196,26 @@ export class RecordStore {
     // A version from another device may be ahead of our clock (within the allowed skew): receive
     // it so the edit is newer, as applyEdit requires.
     return after !== undefined && !(after < ts) ? this.#o.clock.receive(after) : ts;
+  }
+
+  /**
+   * Takes in a timestamp received from a server (the newest of a pulled page) so that every later
+   * local edit is newer than it (applyEdit's RECORD_EDIT_STALE rule). Persist with `saveClock`.
+   * @throws HLC_TOO_FAR_AHEAD when it is further ahead of this device's clock than the allowed skew.
+   * @throws HLC_INVALID when it is malformed.
+   */
+  observe(ts: string): void {
+    this.#o.clock.receive(ts);
+  }
+
+  /** Runs `fn` in one write transaction on this store's database. */
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.#db.transaction(fn);
+  }
+
+  /** Persists the device clock inside a transaction (with the writes that advanced it). */
+  async saveClock(tx: SqlExecutor): Promise<void> {
+    await writeMeta(tx, 'clock', this.#o.clock.last());
   }
 
   /** `AND created_by = ?` for unverified users, with its parameter. */
@@ -283,11 +319,20 @@ export class RecordStore {
 
   /**
    * Marks a visible record deleted (a versioned `_deleted` field: it syncs and merges like any
-   * edit, and the record stays in the history).
+   * edit, and the record stays in the history). A record someone else created is deleted only
+   * when `mayDeleteOthers` (the server's rule: supervisors and admins), so a refused deletion
+   * never reaches a server and fails there at every sync.
    * @throws VAULT_RECORD_NOT_FOUND when no such record is visible (or it is already deleted).
+   * @throws RECORD_FORBIDDEN when the record was created by another user and `mayDeleteOthers` is false.
    */
-  async remove(id: string): Promise<ChildRecord> {
+  async remove(id: string, mayDeleteOthers = true): Promise<ChildRecord> {
     return this.mutate(id, (current) => {
+      if (current.createdBy !== this.#o.username && !mayDeleteOthers) {
+        throw new FieldvaultError('RECORD_FORBIDDEN', {
+          detail: "_deleted: only supervisors delete others' records",
+          details: { field: DELETED_FIELD },
+        });
+      }
       const prev = current.fields[DELETED_FIELD];
       return applyEdit(
         current,
@@ -295,6 +340,16 @@ export class RecordStore {
         this.#o.limits,
       );
     });
+  }
+
+  /**
+   * Marks conflict `conflictId` of a visible record resolved (see protocol `resolveConflict`).
+   * @throws VAULT_RECORD_NOT_FOUND when no such record is visible.
+   * @throws RECORD_CONFLICT_NOT_FOUND when the record has no such conflict.
+   */
+  async resolve(id: string, conflictId: string): Promise<ChildRecord> {
+    if (typeof conflictId !== 'string') throw inputInvalid('conflictId', 'a conflict id from the record');
+    return this.mutate(id, (current) => resolveConflict(current, conflictId));
   }
 
   /**

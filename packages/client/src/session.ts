@@ -1,10 +1,27 @@
 import type { DbKind } from '@fieldvault/crypto';
-import { FieldvaultError, type ChildRecord, type FieldValue, type KeyRecord } from '@fieldvault/protocol';
+import {
+  FieldvaultError,
+  NODE_ID_PATTERN,
+  ROLES,
+  isFieldvaultError,
+  type ChildRecord,
+  type FieldValue,
+  type FormDefinition,
+  type KeyRecord,
+  type RecordSearchQuery,
+  type RecordSearchResponse,
+  type Role,
+} from '@fieldvault/protocol';
+import type { Logger } from './logger.js';
 import type { MigrationResult } from './migration.js';
+import { Mutex } from './mutex.js';
 import type { PhotoContent, PhotoInput, PhotoStore, StoredPhoto } from './photo-store.js';
 import type { ListOptions, RecordQuery, RecordStore } from './record-store.js';
-import { dropServerLogins, serverLoginsOf, type ServerLogin } from './server-logins.js';
+import { bearerTokenOf, dropServerLogins, serverLoginsOf, type ServerLogin } from './server-logins.js';
 import type { StorageHandle } from './storage-adapter.js';
+import { checkSyncOptions, runSync, type SyncOptions, type SyncSummary } from './sync-engine.js';
+import { ServerSyncState, knownServerIds, saveServerRole, serverRolesOf, type PendingCounts } from './sync-state.js';
+import type { Transport } from './transport.js';
 
 /** What a session holds while it is open; all of it is dropped at logout. */
 export interface SessionState {
@@ -15,13 +32,37 @@ export interface SessionState {
   readonly photos: PhotoStore;
   /** The user's unverified key, when they have one (for `moveUnverifiedRecords`). */
   readonly unverifiedKey: Uint8Array | undefined;
+  readonly logger: Logger;
+  /** Wall clock in ms. */
+  readonly now: () => number;
+  /** Largest photo this device keeps (downloads above it are refused). */
+  readonly photoMaxBytes: number;
 }
 
 /** The device side of a session: what it calls back into. */
 export interface SessionHost {
   moveUnverifiedRecords(session: Session, state: SessionState): Promise<MigrationResult>;
   sessionClosed(session: Session): void;
+  /** A server reported DEVICE_BLACKLISTED: wipe the device and return the error to throw. */
+  deviceBlacklisted(serverId: string, reported: FieldvaultError): Promise<FieldvaultError>;
+  /** A retired device finished its final sync: wipe it. */
+  deviceRetired(serverId: string): Promise<void>;
 }
+
+/** A server this session's database syncs with, for a status screen. */
+export interface KnownServer {
+  readonly serverId: string;
+  /** True when this session holds an online login (a token) for it: it can sync now. */
+  readonly loggedIn: boolean;
+  /** The user's role there: from this session's login, else as remembered from their last online login. */
+  readonly role: Role | null;
+  /** When the last sync with it finished (ISO 8601), or null. */
+  readonly lastSyncAt: string | null;
+  /** What it has not acknowledged yet. */
+  readonly pending: PendingCounts;
+}
+
+const REVIEWERS: readonly Role[] = ['supervisor', 'admin'];
 
 /**
  * One logged-in user on the device: the records and photos of the one database they see.
@@ -39,6 +80,7 @@ export class Session {
   readonly keyRecord: KeyRecord | undefined;
   #state: SessionState | undefined;
   readonly #host: SessionHost;
+  readonly #syncing = new Mutex();
 
   /** @internal Sessions are made by `Device`. */
   constructor(host: SessionHost, init: { username: string; kind: DbKind; keyId: string; keyRecord: KeyRecord | undefined; state: SessionState }) {
@@ -86,11 +128,44 @@ export class Session {
   }
 
   /**
-   * Marks a visible record deleted (a versioned edit that syncs like any other).
+   * Marks a visible record deleted (a versioned edit that syncs like any other). As on the
+   * server, deleting a record someone else created needs a supervisor or admin: the user's roles
+   * known on this phone (this session's online logins, else the ones remembered from their last
+   * online login to each server) must all be supervisor or admin — otherwise a server would
+   * refuse the deletion at every sync.
+   * @throws RECORD_FORBIDDEN when the record was created by another user and the user is not known as a reviewer everywhere.
    * @throws VAULT_RECORD_NOT_FOUND, VAULT_LOCKED
    */
   async deleteRecord(id: string): Promise<ChildRecord> {
-    return this.#open().records.remove(id);
+    const state = this.#open();
+    return state.records.remove(id, await this.#isReviewer(state));
+  }
+
+  /**
+   * Marks a conflict of a visible record resolved (its current value stays; to keep the losing
+   * value, `updateRecord` it first). Only supervisors and admins resolve conflicts, on the
+   * server and therefore here (see `deleteRecord` for how the role is known).
+   * @throws RECORD_FORBIDDEN when the user is not known as a supervisor or admin on every server.
+   * @throws RECORD_CONFLICT_NOT_FOUND, VAULT_RECORD_NOT_FOUND, INPUT_INVALID, VAULT_LOCKED
+   */
+  async resolveConflict(recordId: string, conflictId: string): Promise<ChildRecord> {
+    const state = this.#open();
+    if (!(await this.#isReviewer(state))) {
+      throw new FieldvaultError('RECORD_FORBIDDEN', { detail: 'resolved: only supervisors resolve conflicts', details: { field: 'resolved' } });
+    }
+    return state.records.resolve(recordId, conflictId);
+  }
+
+  /** The user's roles known on this phone, by server: this session's logins over the remembered ones. */
+  async #roles(state: SessionState): Promise<Map<string, Role>> {
+    const roles = this.kind === 'unverified' ? new Map<string, Role>() : await serverRolesOf(state.db, this.username);
+    for (const login of serverLoginsOf(this)) roles.set(login.serverId, login.role);
+    return roles;
+  }
+
+  async #isReviewer(state: SessionState): Promise<boolean> {
+    const roles = [...(await this.#roles(state)).values()];
+    return roles.length > 0 && roles.every((r) => REVIEWERS.includes(r));
   }
 
   /**
@@ -160,6 +235,164 @@ export class Session {
     const state = this.#open();
     if (this.kind === 'unverified') throw new FieldvaultError('VAULT_FORBIDDEN', { detail: 'the session is unverified' });
     return this.#host.moveUnverifiedRecords(this, state);
+  }
+
+  // ---------------------------------------------------------------------------------- sync
+
+  /** The token of this session's online login to `transport`'s server. @throws SYNC_LOGIN_REQUIRED, INPUT_INVALID */
+  #tokenFor(transport: Transport): string {
+    const serverId = (transport as Partial<Transport> | undefined)?.serverId;
+    if (typeof serverId !== 'string' || !NODE_ID_PATTERN.test(serverId)) {
+      throw new FieldvaultError('INPUT_INVALID', { detail: 'transport.serverId: a server node id', details: { field: 'transport' } });
+    }
+    if (this.kind === 'unverified') {
+      throw new FieldvaultError('SYNC_LOGIN_REQUIRED', { detail: 'the session is unverified', details: { serverId } });
+    }
+    const token = bearerTokenOf(this, serverId);
+    if (token === undefined) {
+      throw new FieldvaultError('SYNC_LOGIN_REQUIRED', { detail: `no online login to ${serverId} in this session`, details: { serverId } });
+    }
+    return token;
+  }
+
+  /** DEVICE_BLACKLISTED from a server wipes the device (as at login); other errors pass through. */
+  async #reported<T>(serverId: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (isFieldvaultError(err) && err.code === 'DEVICE_BLACKLISTED') throw await this.#host.deviceBlacklisted(serverId, err);
+      throw err;
+    }
+  }
+
+  /**
+   * Syncs the database this session sees (verified, or this server's temporary one) with one
+   * server (DESIGN.md §4): pushes what that server has not acknowledged, pulls from that server's
+   * checkpoint, then uploads the photos it lacks and downloads the ones the phone lacks.
+   * Acknowledgements and checkpoints are kept per server, so a phone syncs with A and B
+   * independently and relays records between them. A checkpoint moves only with the local commit
+   * of its page, so a sync killed or cancelled at any point is simply run again. Records the
+   * server refuses are reported in `failed` (with its code) and tried again at the next sync,
+   * without blocking the others. Requests are retried with exponential backoff on network, store
+   * and rate-limit failures. Syncs of one session run one after the other.
+   *
+   * The session must have logged in online to this server (`Device.loginOnline`): that is what
+   * verifies a user (flow 1: key issue, then their unverified records move into the verified
+   * database, ready to push).
+   *
+   * **Retired device**: when the server reports `deviceStatus: 'retired'` and this sync left
+   * nothing behind (no refused record or photo, nothing pending for this server), the SDK wipes
+   * the device — every database, photo, the keyring and the device key, as `Device.wipe()` — and
+   * the summary says `wiped: true`; the session is then logged out. Until then the device keeps
+   * its data so that a later sync can finish the job.
+   *
+   * **Blacklisted device**: DEVICE_BLACKLISTED from the server wipes the device, as at login.
+   * @throws SYNC_LOGIN_REQUIRED when the session is unverified or has no online login to this server.
+   * @throws INPUT_INVALID when an option is malformed.
+   * @throws SYNC_CANCELLED when `signal` fired (everything committed before stays).
+   * @throws TRANSPORT_UNREACHABLE, STORE_UNAVAILABLE, RATE_LIMITED after the retries;
+   * TRANSPORT_BAD_RESPONSE, TRANSPORT_TLS_UNTRUSTED (nothing of that answer was written);
+   * SESSION_INVALID (log in online again); SYNC_CHECKPOINT_INVALID; HLC_TOO_FAR_AHEAD (a pulled
+   * version is dated beyond the allowed skew of this device's clock: correct the clock);
+   * DEVICE_BLACKLISTED (after wiping); VAULT_LOCKED, VAULT_STORAGE_FAILED
+   */
+  async sync(options: SyncOptions): Promise<SyncSummary> {
+    checkSyncOptions(options);
+    this.#open();
+    const token = this.#tokenFor(options.transport);
+    const serverId = options.transport.serverId;
+    return this.#syncing.run(async () => {
+      const state = this.#open();
+      const summary = await this.#reported(serverId, () =>
+        runSync({ db: state.db, records: state.records, photos: state.photos, token, logger: state.logger, now: state.now, photoMaxBytes: state.photoMaxBytes }, options),
+      );
+      if (summary.deviceStatus !== 'retired') return summary;
+      const pending = await new ServerSyncState(state.db, serverId).pendingCounts();
+      const clean = summary.failed.length === 0 && pending.records === 0 && pending.photos === 0;
+      if (!clean) {
+        state.logger.warn({ serverId, failed: summary.failed.length, pendingRecords: pending.records, pendingPhotos: pending.photos }, 'retired device: data left to sync; not wiped yet');
+        return summary;
+      }
+      await this.#host.deviceRetired(serverId);
+      return { ...summary, wiped: true };
+    });
+  }
+
+  /**
+   * What `serverId` has not acknowledged from this session's database: records changed here (or
+   * received from another server) since it last stored them, and photos on this phone it is not
+   * known to hold.
+   * @throws INPUT_INVALID, VAULT_LOCKED
+   */
+  async pendingCounts(serverId: string): Promise<PendingCounts> {
+    const state = this.#open();
+    if (typeof serverId !== 'string' || !NODE_ID_PATTERN.test(serverId)) {
+      throw new FieldvaultError('INPUT_INVALID', { detail: 'serverId: a server node id', details: { field: 'serverId' } });
+    }
+    return new ServerSyncState(state.db, serverId).pendingCounts();
+  }
+
+  /**
+   * The servers this session's database has synced with, or that the user logged in to online
+   * (this session, or remembered from earlier logins), with what each has not acknowledged.
+   * @throws VAULT_LOCKED
+   */
+  async knownServers(): Promise<KnownServer[]> {
+    const state = this.#open();
+    const logins = new Map(serverLoginsOf(this).map((l) => [l.serverId, l]));
+    const roles = await this.#roles(state);
+    const ids = new Set([...(this.kind === 'unverified' ? [] : await knownServerIds(state.db)), ...logins.keys()]);
+    const out: KnownServer[] = [];
+    for (const serverId of [...ids].sort()) {
+      const sync = new ServerSyncState(state.db, serverId);
+      out.push({
+        serverId,
+        loggedIn: logins.has(serverId),
+        role: roles.get(serverId) ?? null,
+        lastSyncAt: this.kind === 'unverified' ? null : await sync.lastSyncAt(),
+        pending: this.kind === 'unverified' ? { records: 0, photos: 0 } : await sync.pendingCounts(),
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Server-side search (`GET /v1/records/search`) for a verified user logged in online to this
+   * server: by name or location words (prefix, any case), sex, age range, flags, creator,
+   * `needsReview`; paged with `cursor` / `nextCursor`. Nothing is stored on the phone.
+   * @throws SYNC_LOGIN_REQUIRED, INPUT_INVALID (a malformed criterion), SYNC_CHECKPOINT_INVALID (a
+   * cursor from another search), TRANSPORT_*, SESSION_INVALID, DEVICE_BLACKLISTED (after wiping), VAULT_LOCKED
+   */
+  async searchServer(transport: Transport, query: Partial<RecordSearchQuery> = {}): Promise<RecordSearchResponse> {
+    this.#open();
+    const token = this.#tokenFor(transport);
+    if (typeof transport.search !== 'function') throw new FieldvaultError('INPUT_INVALID', { detail: 'transport: no search', details: { field: 'transport' } });
+    const full: RecordSearchQuery = { includeDeleted: false, limit: 20, ...query };
+    return this.#reported(transport.serverId, () => transport.search(token, full));
+  }
+
+  /**
+   * The child form the server publishes (`GET /v1/forms/child`), validated.
+   * @throws SYNC_LOGIN_REQUIRED, TRANSPORT_*, SESSION_INVALID, DEVICE_BLACKLISTED (after wiping), VAULT_LOCKED
+   */
+  async serverForm(transport: Transport): Promise<FormDefinition> {
+    this.#open();
+    const token = this.#tokenFor(transport);
+    if (typeof transport.form !== 'function') throw new FieldvaultError('INPUT_INVALID', { detail: 'transport: no form', details: { field: 'transport' } });
+    return this.#reported(transport.serverId, () => transport.form(token));
+  }
+
+  /**
+   * @internal Remembers the role of every server login of this session in its database (called
+   * by the online login), so the edit rights apply offline too.
+   */
+  async rememberServerRoles(): Promise<void> {
+    const state = this.#open();
+    if (this.kind === 'unverified') return;
+    const at = new Date(state.now()).toISOString();
+    await state.db.transaction(async (tx) => {
+      for (const login of serverLoginsOf(this)) if (ROLES.includes(login.role)) await saveServerRole(tx, login.serverId, this.username, login.role, at);
+    });
   }
 
   /** Closes the database and drops the keys from memory. Logging out twice is a no-op. */

@@ -2,19 +2,31 @@ import { FieldvaultError } from '@fieldvault/protocol';
 import type { SqlExecutor, StorageHandle } from './storage-adapter.js';
 
 /*
- * Schema of every device database (verified, unverified, temporary), version 1, kept in
+ * Schema of every device database (verified, unverified, temporary), kept in
  * `PRAGMA user_version`.
  *
+ * Version 1:
  * - `records`: one row per record. `doc` is the canonical ChildRecord JSON (the source of truth);
  *   the other columns are derived from it on every write, for search and visibility:
  *   `name_search`/`location_search` are NFKC + lower-cased current values, `age` and the flags
  *   are the current values, `deleted`/`needs_review` the derived states. `local_seq` grows on
- *   every local write (the seam for per-server push checkpoints).
+ *   every write of the row (local edits, merges of pulled records, migrations).
  * - `photo_files`: photos whose encrypted file is on this device (under this database's key).
  * - `meta`: small key/value settings (`clock`: the newest HLC issued; `local_seq`: the counter).
  * - `merged_sources`: key ids of databases merged into this one (a migration marker, for support).
+ *
+ * Version 2 adds the sync state, kept **per server** (a phone syncs with A and B independently):
+ * - `server_acks`: the `local_seq` of a record that the server acknowledged (pushed and stored,
+ *   or pulled from it unchanged). A record is pending for a server when it has no row there or
+ *   its `local_seq` moved past the acknowledged one.
+ * - `photo_acks`: photos a server is known to hold (uploaded, or downloaded from it).
+ * - `checkpoints`: the server's opaque pull checkpoint, written in the same transaction as the
+ *   pulled page it follows, and the time of the last complete sync.
+ * - `server_roles`: the role each user had on each server at their last online login, so the
+ *   SDK can apply the server's edit rights while offline.
+ * A version-1 database is migrated in place (one transaction) when it is opened.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const CREATE_V1 = [
   `CREATE TABLE records (
@@ -50,6 +62,33 @@ const CREATE_V1 = [
   'CREATE TABLE merged_sources (key_id TEXT PRIMARY KEY NOT NULL, op TEXT NOT NULL, merged_at TEXT NOT NULL) STRICT',
 ];
 
+const CREATE_V2 = [
+  `CREATE TABLE server_acks (
+    server_id TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    local_seq_acked INTEGER NOT NULL,
+    PRIMARY KEY (server_id, record_id)
+  ) STRICT, WITHOUT ROWID`,
+  `CREATE TABLE photo_acks (
+    server_id TEXT NOT NULL,
+    photo_id TEXT NOT NULL,
+    PRIMARY KEY (server_id, photo_id)
+  ) STRICT, WITHOUT ROWID`,
+  `CREATE TABLE checkpoints (
+    server_id TEXT PRIMARY KEY NOT NULL,
+    checkpoint TEXT,
+    updated_at TEXT NOT NULL,
+    last_sync_at TEXT
+  ) STRICT`,
+  `CREATE TABLE server_roles (
+    server_id TEXT NOT NULL,
+    username TEXT NOT NULL,
+    role TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    PRIMARY KEY (server_id, username)
+  ) STRICT`,
+];
+
 /** The columns of `records`, in insert order (shared by writes and the bulk copy of migrations). */
 export const RECORD_COLUMNS = [
   'id',
@@ -76,7 +115,8 @@ async function userVersion(db: SqlExecutor): Promise<number> {
 }
 
 /**
- * Creates the schema in a new database, or checks the version of an existing one.
+ * Creates the schema in a new database, migrates an older one in place (one transaction: a crash
+ * leaves the old version or the new one), or checks the version of a current one.
  * @throws VAULT_FORMAT_UNSUPPORTED when the database was written by a newer schema.
  */
 export async function ensureSchema(db: StorageHandle): Promise<void> {
@@ -86,9 +126,11 @@ export async function ensureSchema(db: StorageHandle): Promise<void> {
     throw new FieldvaultError('VAULT_FORMAT_UNSUPPORTED', { detail: `database schema version ${version}` });
   }
   await db.transaction(async (tx) => {
-    // Re-checked inside the write lock: another handle may have created it meanwhile.
-    if ((await userVersion(tx)) !== 0) return;
-    for (const sql of CREATE_V1) await tx.execute(sql);
+    // Re-checked inside the write lock: another handle may have upgraded it meanwhile.
+    const current = await userVersion(tx);
+    if (current >= SCHEMA_VERSION) return;
+    if (current < 1) for (const sql of CREATE_V1) await tx.execute(sql);
+    if (current < 2) for (const sql of CREATE_V2) await tx.execute(sql);
     await tx.execute(`PRAGMA user_version = ${SCHEMA_VERSION}`);
   });
 }

@@ -144,12 +144,12 @@ export const errorCatalogue = {
   RECORD_FORBIDDEN: {
     status: 403,
     message: 'Your role does not allow this change to this record.',
-    hint: 'Field workers create records as themselves and edit records they can read; resolving conflicts and deleting or restoring records created by someone else needs a supervisor or an admin.',
+    hint: 'Field workers edit the records they can read and may relay records created by others; resolving conflicts and deleting or restoring records created by someone else needs a supervisor or an admin.',
   },
   RECORD_CREATOR_MISMATCH: {
     status: 403,
-    message: 'A new record names another user as its creator, or a pushed record changes who created it.',
-    hint: 'Sync new records while logged in as the user who created them (a supervisor may sync them for others); never change createdBy, createdAt or device of an existing record.',
+    message: 'A pushed record changes who created it: its createdBy, createdAt or device differs from the copy the server holds.',
+    hint: 'Never change createdBy, createdAt or device of an existing record; push the record as it was received, with edits as new field versions.',
   },
   RECORD_FIELD_FORBIDDEN: {
     status: 400,
@@ -162,6 +162,16 @@ export const errorCatalogue = {
     status: 400,
     message: 'The sync checkpoint or search cursor was not issued by this server for this query, or was altered.',
     hint: 'Pull again from the start (without "since"), or search again without a cursor; merging makes a repeated pull safe. Keep checkpoints per server.',
+  },
+  SYNC_LOGIN_REQUIRED: {
+    status: 401,
+    message: 'This session cannot sync with this server: it is unverified, or it has not logged in online to this server.',
+    hint: 'Log in online to this server first (loginOnline): that verifies the user, receives the device key and moves their unverified records into the verified database; then sync.',
+  },
+  SYNC_CANCELLED: {
+    status: 499,
+    message: 'The sync was cancelled before it finished.',
+    hint: 'Nothing is lost: every page committed before the cancellation is kept, and the next sync continues from there.',
   },
 
   // Crypto
@@ -512,6 +522,17 @@ export function isErrorCode(value: string): value is ErrorCode {
   return Object.hasOwn(errorCatalogue, value);
 }
 
+/** Codes only the SDK raises, about the phone's own side; a server never sends them. */
+const SDK_ONLY_CODES: ReadonlySet<string> = new Set(['SYNC_LOGIN_REQUIRED', 'SYNC_CANCELLED']);
+
+/**
+ * True for codes the SDK raises itself and never takes from a server (`TRANSPORT_*`,
+ * SYNC_LOGIN_REQUIRED, SYNC_CANCELLED): an answer carrying one is a bad response.
+ */
+export function isSdkOnlyCode(code: string): boolean {
+  return code.startsWith('TRANSPORT_') || SDK_ONLY_CODES.has(code);
+}
+
 /** Wire shape of every error response. */
 export interface ErrorBody {
   readonly statusCode: number;
@@ -523,7 +544,7 @@ export interface ErrorBody {
 const statusNames: Readonly<Record<number, string>> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict',
   410: 'Gone', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Entity',
-  423: 'Locked',
+  423: 'Locked', 499: 'Client Closed Request',
   429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable',
 };
 

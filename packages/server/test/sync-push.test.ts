@@ -142,12 +142,11 @@ t.test('a batch over the record or byte limit is refused as a whole', async (t) 
   t.same((await pullAll(app, amina.token)).records, [], 'nothing stored');
 });
 
-t.test('server fields, CouchDB fields, design/local ids and foreign creators are refused per record', async (t) => {
+t.test('server fields, CouchDB fields and design/local ids are refused per record', async (t) => {
   const ta = await makeApp(t, couch);
   const { app, clock } = ta;
   const { token: admin } = await setupAdmin(app);
   const amina = await phoneFor(app, admin, clock, 'amina');
-  const sam = await phoneFor(app, admin, clock, 'sam', 'supervisor');
   const ok = newRecord(amina, { name: 'Fine' });
   const withPushedBy = { ...newRecord(amina, { name: 'P' }), pushedBy: 'admin' };
   const withReceivedAt = { ...newRecord(amina, { name: 'R' }), receivedAt: 1 };
@@ -156,8 +155,7 @@ t.test('server fields, CouchDB fields, design/local ids and foreign creators are
   const withRev = { ...newRecord(amina, { name: 'V' }), _rev: '1-abc' };
   const designId = { ...newRecord(amina, { name: 'D' }), id: '_design/fieldvault' };
   const localId = { ...newRecord(amina, { name: 'L' }), id: '_local/x' };
-  const foreign = newRecord(amina, { name: 'Someone else' }, { createdBy: 'bilal' });
-  const res = await push(app, amina.token, [ok, withPushedBy, withReceivedAt, withSeq, withId, withRev, designId, localId, foreign]);
+  const res = await push(app, amina.token, [ok, withPushedBy, withReceivedAt, withSeq, withId, withRev, designId, localId]);
   t.same(
     res.results.map((r) => [r.status, r.code ?? null, r.field ?? null]),
     [
@@ -169,14 +167,44 @@ t.test('server fields, CouchDB fields, design/local ids and foreign creators are
       ['error', 'RECORD_FIELD_FORBIDDEN', '_rev'],
       ['error', 'RECORD_INVALID', 'id'],
       ['error', 'RECORD_INVALID', 'id'],
-      ['error', 'RECORD_CREATOR_MISMATCH', 'createdBy'],
     ],
   );
   t.equal(res.results[6]?.id, null, 'a design id is never echoed');
   const pulled = await pullAll(app, amina.token);
   t.same(pulled.records.map((r) => r.id), [ok.id], 'the design document never reaches a phone either');
-  const bySupervisor = await push(app, sam.token, [foreign]);
-  t.equal(bySupervisor.results[0]?.status, 'ok', 'a supervisor may sync a record created by someone else');
+});
+
+t.test('a field worker relays a new record created by another user (issue 5: records from A reach B through the phone), attributed to the pusher', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bilal = await phoneFor(app, admin, clock, 'bilal');
+  // Created by bilal on his phone (or by a user another server knows), carried here by amina's phone.
+  const bilals = newRecord(bilal, { name: 'Registered by Bilal' });
+  const byOther = newRecord(amina, { name: 'Created by a user of another server' }, { createdBy: 'zainab' });
+  const res = await push(app, amina.token, [bilals, byOther]);
+  t.same(res.results.map((r) => [r.id, r.status]), [[bilals.id, 'ok'], [byOther.id, 'ok']]);
+  for (const rec of [bilals, byOther]) {
+    const doc = await recordDoc(couch.url, ta, rec.id);
+    t.same(doc['record'], rec, 'stored exactly as created, authorship claim unchanged');
+    t.same([doc['firstPushedBy'], doc['pushedBy'], doc['pushedFrom']], ['amina', 'amina', amina.device.imei], 'who brought it in is stamped from the session');
+  }
+  // The creator syncs it later: nothing changes, and the first pusher stays on record.
+  t.same((await push(app, bilal.token, [bilals])).results[0], { id: bilals.id, status: 'ok', changed: false, conflicts: 0 });
+  t.equal((await recordDoc(couch.url, ta, bilals.id))['firstPushedBy'], 'amina');
+});
+
+t.test('a field worker cannot bring in a record of someone else that is already deleted or resolved', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bilal = await phoneFor(app, admin, clock, 'bilal');
+  const deleted = edit(bilal, newRecord(bilal, { name: 'Deleted elsewhere' }), '_deleted', true);
+  const refused = (await push(app, amina.token, [deleted])).results[0];
+  t.same([refused?.status, refused?.code, refused?.field], ['error', 'RECORD_FORBIDDEN', '_deleted']);
+  t.equal((await push(app, bilal.token, [deleted])).results[0]?.status, 'ok', 'its creator may');
 });
 
 t.test('field workers edit what they read but only supervisors delete others\' records or resolve conflicts', async (t) => {

@@ -35,8 +35,7 @@ for (const s of [A, B]) {
 function recording(transport: Transport): Transport & { tokens: string[] } {
   const tokens: string[] = [];
   return {
-    serverId: transport.serverId,
-    challenge: (body) => transport.challenge(body),
+    ...transport,
     login: async (body: LoginBody) => {
       const res = await transport.login(body);
       tokens.push(res.token);

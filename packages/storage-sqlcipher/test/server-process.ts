@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHttpTransport, type HttpTransport, type HttpTransportOptions } from '@fieldvault/client';
 import { generateDeviceKeyPair, signDevice, toBase64 } from '@fieldvault/crypto';
-import { loginSignatureMessage, type KeyRecord } from '@fieldvault/protocol';
+import { loginSignatureMessage, type ChildRecord, type KeyRecord } from '@fieldvault/protocol';
 
 const MAIN = fileURLToPath(new URL('../../../apps/server/dist/main.js', import.meta.url));
 
@@ -18,6 +18,9 @@ export const ADMIN_PASSWORD = 'correct horse battery staple rooftop';
 export interface ServerProcess {
   readonly serverId: string;
   readonly url: string;
+  /** The HTTPS port (a restart listens on the same one). */
+  readonly port: number;
+  readonly pid: number;
   /** SHA-256 certificate fingerprint as the server prints it (`AB:CD:…`). */
   readonly fingerprint: string;
   /** The self-signed certificate (PEM), usable as the CA of this server. */
@@ -28,15 +31,29 @@ export interface ServerProcess {
   transport(extra?: Partial<HttpTransportOptions>): HttpTransport;
   /** An admin API call with the admin's session; returns status and JSON body. */
   admin(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }>;
-  /** Creates a field worker with this password (invitation redeemed as the user would). */
-  createUser(username: string, password: string): Promise<void>;
+  /** Creates a user with this password and role (default field worker; invitation redeemed as the user would). */
+  createUser(username: string, password: string, role?: 'field_worker' | 'supervisor' | 'admin'): Promise<void>;
   /** The key record this server holds for an IMEI (`null` before one was issued). */
   deviceKey(imei: string): Promise<KeyRecord | null>;
   /** The server's device view (status, key, usersSeen…), or undefined when it never saw the IMEI. */
   device(imei: string): Promise<Record<string, unknown> | undefined>;
+  /** Every record the server holds, read through the sync API with the admin's session (from the start). */
+  records(): Promise<ChildRecord[]>;
   /** A plain HTTPS call trusting this server's certificate (no session). */
   call(method: 'GET' | 'POST', path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }>;
+  /** Stops the server cleanly (SIGINT). */
   stop(): Promise<void>;
+  /** kill -9 of the server process; resolves once it is gone. */
+  kill(): Promise<void>;
+  /** Starts the server again on the same data directory and port (after `kill` or `stop`). */
+  restart(): Promise<ServerProcess>;
+}
+
+export interface ServerProcessOptions {
+  /** Extra FIELDVAULT_* settings (rate limits…). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** HTTPS port; default a random free one. */
+  readonly port?: number;
 }
 
 function request(
@@ -50,7 +67,7 @@ function request(
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = httpsRequest(
       url,
-      { method, ca, headers: { ...headers, ...(payload === undefined ? {} : { 'content-type': 'application/json' }) } },
+      { method, ca, agent: false, headers: { ...headers, ...(payload === undefined ? {} : { 'content-type': 'application/json' }) } },
       (res) => {
         let text = '';
         res.on('data', (d: Buffer) => (text += d.toString()));
@@ -62,20 +79,25 @@ function request(
   });
 }
 
-/**
- * Starts `apps/server` on `dataDir` (HTTPS on a random loopback port, no HTTP redirect), creates
- * the first admin with the printed setup token and logs the admin in from its own device key.
- */
-export async function startServerProcess(dataDir: string, serverId: string): Promise<ServerProcess> {
+interface Launched {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  readonly url: string;
+  readonly fingerprint: string;
+  readonly token: string | null;
+}
+
+async function launch(dataDir: string, serverId: string, options: ServerProcessOptions): Promise<Launched> {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: build apps/server first (npm test does)`);
   const child: ChildProcess = spawn(process.execPath, [MAIN], {
     env: {
       PATH: process.env['PATH'] ?? '',
       FIELDVAULT_DATA_DIR: dataDir,
-      FIELDVAULT_PORT: '0',
+      FIELDVAULT_PORT: String(options.port ?? 0),
       FIELDVAULT_HTTP_PORT: 'off',
       FIELDVAULT_SERVER_ID: serverId,
       FIELDVAULT_LOG_LEVEL: 'warn',
+      ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -83,12 +105,12 @@ export async function startServerProcess(dataDir: string, serverId: string): Pro
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const started = await new Promise<{ url: string; fingerprint: string; token: string }>((resolve, reject) => {
+  const started = await new Promise<{ url: string; fingerprint: string; token: string | null }>((resolve, reject) => {
     const timer = setInterval(() => {
       const url = /listening on (https:\/\/\S+)/.exec(out)?.[1];
       const fingerprint = /SHA-256 fingerprint ([0-9A-F:]{95})/.exec(out)?.[1];
-      const token = /setup token:\s+(\S+)/.exec(out)?.[1];
-      if (url !== undefined && fingerprint !== undefined && token !== undefined && /Ctrl-C/.test(out)) {
+      const token = /setup token:\s+(\S+)/.exec(out)?.[1] ?? null;
+      if (url !== undefined && fingerprint !== undefined && /Ctrl-C/.test(out)) {
         clearInterval(timer);
         resolve({ url, fingerprint, token });
       }
@@ -98,41 +120,70 @@ export async function startServerProcess(dataDir: string, serverId: string): Pro
       reject(new Error(`server exited with ${String(code)}: ${out}`));
     });
   });
+  return { child, exited, ...started };
+}
+
+/**
+ * Starts `apps/server` on `dataDir` (HTTPS on a loopback port, no HTTP redirect), creates the
+ * first admin with the printed setup token (first start only) and logs the admin in from its own
+ * device key.
+ */
+export async function startServerProcess(
+  dataDir: string,
+  serverId: string,
+  options: ServerProcessOptions = {},
+  adminKeys = generateDeviceKeyPair(),
+): Promise<ServerProcess> {
+  let launched: Launched | undefined;
+  // After a kill -9 the store of the dead server may still hold its data directory for a moment.
+  for (let attempt = 1; launched === undefined; attempt++) {
+    try {
+      launched = await launch(dataDir, serverId, options);
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  const { child, exited, url, fingerprint, token: setupToken } = launched;
+  const port = Number(new URL(url).port);
   const certFile = join(dataDir, 'tls', 'dev-cert.pem');
   const certPem = readFileSync(certFile, 'utf8');
-  const call: ServerProcess['call'] = (method, path, body, headers = {}) => request(`${started.url}${path}`, certPem, method, body, headers);
+  const call: ServerProcess['call'] = (method, path, body, headers = {}) => request(`${url}${path}`, certPem, method, body, headers);
   const transport = (extra: Partial<HttpTransportOptions> = {}): HttpTransport =>
-    createHttpTransport({ baseUrl: started.url, serverId, tls: { pinSha256: started.fingerprint }, timeoutMs: 10_000, ...extra });
+    createHttpTransport({ baseUrl: url, serverId, tls: { pinSha256: fingerprint }, timeoutMs: 10_000, ...extra });
 
-  const setup = await call('POST', '/v1/setup/admin', { setupToken: started.token, username: 'admin', password: ADMIN_PASSWORD });
-  if (setup.status !== 201) throw new Error(`setup failed: ${JSON.stringify(setup.body)}`);
+  if (setupToken !== null) {
+    const setup = await call('POST', '/v1/setup/admin', { setupToken, username: 'admin', password: ADMIN_PASSWORD });
+    if (setup.status !== 201) throw new Error(`setup failed: ${JSON.stringify(setup.body)}`);
+  }
   // The admin logs in from their own device (its own IMEI and key pair), like any user.
   const adminImei = '100000000000001';
-  const keys = generateDeviceKeyPair();
   const t = transport();
   const { challenge } = await t.challenge({ imei: adminImei });
   const { token } = await t.login({
     username: 'admin',
     password: ADMIN_PASSWORD,
     imei: adminImei,
-    devicePublicKey: toBase64(keys.publicKey),
+    devicePublicKey: toBase64(adminKeys.publicKey),
     challenge,
-    signature: toBase64(signDevice(keys.privateKey, loginSignatureMessage({ challenge, username: 'admin', imei: adminImei, keyId: '' }))),
+    signature: toBase64(signDevice(adminKeys.privateKey, loginSignatureMessage({ challenge, username: 'admin', imei: adminImei, keyId: '' }))),
   });
   const admin: ServerProcess['admin'] = (method, path, body) => call(method, path, body, { authorization: `Bearer ${token}` });
 
   return {
     serverId,
-    url: started.url,
-    fingerprint: started.fingerprint,
+    url,
+    port,
+    pid: child.pid ?? 0,
+    fingerprint,
     certPem,
     certFile,
     keyFile: join(dataDir, 'tls', 'dev-key.pem'),
     transport,
     admin,
     call,
-    async createUser(username, password) {
-      const made = await admin('POST', '/v1/users', { username, role: 'field_worker' });
+    async createUser(username, password, role = 'field_worker') {
+      const made = await admin('POST', '/v1/users', { username, role });
       if (made.status !== 201) throw new Error(`create user failed: ${JSON.stringify(made.body)}`);
       const invitation = made.body['invitation'] as { token: string };
       const set = await call('POST', '/v1/auth/password', { resetToken: invitation.token, password });
@@ -149,9 +200,28 @@ export async function startServerProcess(dataDir: string, serverId: string): Pro
       if (res.status === 404) return null;
       return ((res.body['device'] as { key: KeyRecord | null }).key ?? null) as KeyRecord | null;
     },
+    async records() {
+      const out: ChildRecord[] = [];
+      let since: string | undefined;
+      for (;;) {
+        const qs = new URLSearchParams({ limit: '1000', ...(since === undefined ? {} : { since }) });
+        const res = await admin('GET', `/v1/sync/pull?${qs.toString()}`);
+        if (res.status !== 200) throw new Error(`pull failed: ${JSON.stringify(res.body)}`);
+        out.push(...(res.body['records'] as ChildRecord[]));
+        since = res.body['checkpoint'] as string;
+        if (res.body['more'] !== true) return out;
+      }
+    },
     async stop() {
-      if (child.exitCode === null) child.kill('SIGINT');
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
       await exited;
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+    restart() {
+      return startServerProcess(dataDir, serverId, { ...options, port }, adminKeys);
     },
   };
 }

@@ -12,14 +12,17 @@ import type { AuthContext } from '../sessions/plugin.js';
  * ask `canRead`, so narrowing it (per team, per region) later changes one function.
  *
  * Write (a push that changes something; a push that changes nothing needs no right):
- * - new record: a field worker may only create records whose `createdBy` is themselves
- *   (RECORD_CREATOR_MISMATCH); supervisors and admins may also sync records created by others
- *   (a shared phone synced by its supervisor);
+ * - new record: any authenticated user may push it, whoever its `createdBy` names. A shared phone
+ *   relays the records of all its verified users, and records it pulled from another server, to
+ *   every server it syncs with (DESIGN.md §3 flows 2 and 4: "records from A reach B through the
+ *   phone"). The claim stays attributable: the server stamps `firstPushedBy`, `pushedBy` and
+ *   `pushedFrom` (user and IMEI) from the session, never from the record;
  * - existing record: anyone who can read it may edit its fields and photos — the verified
  *   database on a phone is shared, so a field worker edits what they see;
  * - but only supervisors and admins resolve conflicts (new `resolved` entries) and delete or
  *   restore (`_deleted`) records created by someone else (RECORD_FORBIDDEN); a field worker may
- *   delete or restore their own records;
+ *   delete or restore their own records. This holds for new records too: a field worker cannot
+ *   bring in a record of someone else that is already deleted or resolved;
  * - nobody changes who created a record (`createdBy`, `createdAt`, `device`): merge keeps the
  *   oldest creation, so a forged older one would take a record over (RECORD_CREATOR_MISMATCH).
  */
@@ -47,18 +50,13 @@ function forbidden(field: string, why: string): FieldvaultError {
 /**
  * Checks that `auth` may turn `stored` (undefined: not on this server yet) into `merged`.
  *
- * @throws RECORD_CREATOR_MISMATCH when a field worker creates a record for someone else, or the
- *   creation fields of an existing record would change.
+ * @throws RECORD_CREATOR_MISMATCH when the creation fields of an existing record would change.
  * @throws RECORD_FORBIDDEN when the record is not readable, or a field worker resolves a
  *   conflict or deletes/restores a record someone else created.
  */
 export function assertMayWrite(auth: AuthContext, stored: ChildRecord | undefined, merged: ChildRecord): void {
   const reviewer = REVIEWERS.includes(auth.role);
-  if (stored === undefined) {
-    if (!reviewer && merged.createdBy !== auth.username) {
-      throw new FieldvaultError('RECORD_CREATOR_MISMATCH', { detail: 'createdBy: a field worker creates records as themselves', details: { field: 'createdBy' } });
-    }
-  } else {
+  if (stored !== undefined) {
     if (!canRead(auth, stored)) throw forbidden('id', 'not readable');
     if (merged.createdBy !== stored.createdBy || merged.createdAt !== stored.createdAt || merged.device !== stored.device) {
       throw new FieldvaultError('RECORD_CREATOR_MISMATCH', { detail: 'createdAt: the creation of a record never changes', details: { field: 'createdAt' } });

@@ -1,0 +1,382 @@
+import { writeFileSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import { DEFAULT_PHOTO_MAX_BYTES, RECORD_FLAGS, detectPhotoType, stripImageMetadata, type RecordFlag, type RecordQuery, type Session } from '@fieldvault/client';
+import { FieldvaultError, SEARCH_MAX_LIMIT, conflictId, openConflicts, type ChildRecord, type RecordSearchQuery } from '@fieldvault/protocol';
+import { readArgFile, serverOf, withSession, type Context } from '../context.js';
+import { CliError } from '../errors.js';
+import { addFieldOptions, fieldValuesFrom } from '../fields.js';
+import { bytes } from '../output.js';
+import { conflictsOf, findRecord, historyOf, recordDetails, recordTable, shortId, summaryOf } from '../records-view.js';
+
+type Run = (ctx: Context, ...args: unknown[]) => Promise<void>;
+type Action = (run: Run) => (...args: unknown[]) => Promise<void>;
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+function nonNegativeInt(flag: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new CliError('FIELD_USAGE', `${flag}: a whole number`);
+    return n;
+  };
+}
+
+function numberArg(flag: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new CliError('FIELD_USAGE', `${flag}: a number`);
+    return n;
+  };
+}
+
+interface LoadedPhoto {
+  readonly file: string;
+  readonly data: Uint8Array;
+}
+
+/**
+ * Reads and checks photo files before anything is written, so that a wrong file does not leave a
+ * record saved without its photos. The SDK checks again when it stores them.
+ * @throws FIELD_FILE_UNREADABLE, PHOTO_TOO_LARGE, PHOTO_TYPE_UNSUPPORTED
+ */
+function loadPhotos(files: readonly string[]): LoadedPhoto[] {
+  return files.map((file) => {
+    const data = new Uint8Array(readArgFile(file));
+    if (data.byteLength > DEFAULT_PHOTO_MAX_BYTES) {
+      throw new FieldvaultError('PHOTO_TOO_LARGE', { detail: `${file}: at most ${DEFAULT_PHOTO_MAX_BYTES} bytes` });
+    }
+    const type = detectPhotoType(data);
+    if (type === undefined) throw new FieldvaultError('PHOTO_TYPE_UNSUPPORTED', { detail: `${file}: not a JPEG, PNG or WebP image` });
+    stripImageMetadata(data, type); // throws PHOTO_TYPE_UNSUPPORTED for a malformed image
+    return { file, data };
+  });
+}
+
+interface AddedPhoto {
+  readonly photoId: string;
+  readonly file: string;
+  readonly type: string;
+  readonly size: number;
+}
+
+async function addPhotos(ctx: Context, session: Session, recordId: string, photos: readonly LoadedPhoto[]): Promise<{ added: AddedPhoto[]; record: ChildRecord | undefined }> {
+  const added: AddedPhoto[] = [];
+  let record: ChildRecord | undefined;
+  const progress = photos.length > 1 ? ctx.progress() : undefined;
+  const totalBytes = photos.reduce((n, p) => n + p.data.byteLength, 0);
+  let doneBytes = 0;
+  try {
+    for (const p of photos) {
+      progress?.update({ label: 'photos', done: added.length, total: photos.length, bytesDone: doneBytes, bytesTotal: totalBytes });
+      const stored = await session.addPhoto(recordId, p.data);
+      added.push({ photoId: stored.photoId, file: p.file, type: stored.type, size: stored.size });
+      record = stored.record;
+      doneBytes += p.data.byteLength;
+    }
+    progress?.update({ label: 'photos', done: added.length, total: photos.length, bytesDone: doneBytes, bytesTotal: totalBytes });
+  } catch (err) {
+    progress?.stop();
+    ctx.out.note(`record ${recordId} is saved with ${added.length} of ${photos.length} photo(s); add the rest with "fieldvault-field photo add ${shortId(recordId)} FILE".`);
+    throw err;
+  }
+  progress?.stop();
+  return { added, record };
+}
+
+/** A photo of the record by full id or prefix. */
+function photoIdOf(record: ChildRecord, idOrPrefix: string): string {
+  const ids = Object.keys(record.photos).filter((id) => id.startsWith(idOrPrefix.toLowerCase()));
+  if (ids.length === 0 || idOrPrefix.length < 4) throw new FieldvaultError('PHOTO_NOT_FOUND', { detail: idOrPrefix });
+  if (ids.length > 1) throw new CliError('FIELD_USAGE', `"${idOrPrefix}" matches ${ids.length} photos: give more characters`);
+  return ids[0] as string;
+}
+
+function parseFlagQuery(values: readonly string[]): Partial<Record<RecordFlag, boolean>> {
+  const flags: Partial<Record<RecordFlag, boolean>> = {};
+  for (const v of values) {
+    const [name = '', setting = 'yes'] = v.split('=', 2);
+    if (!(RECORD_FLAGS as readonly string[]).includes(name)) throw new CliError('FIELD_USAGE', `--flag: one of ${RECORD_FLAGS.join(', ')}`);
+    if (!['yes', 'no', 'true', 'false'].includes(setting)) throw new CliError('FIELD_USAGE', `--flag ${name}=yes|no`);
+    flags[name as RecordFlag] = setting === 'yes' || setting === 'true';
+  }
+  return flags;
+}
+
+interface SearchOptions {
+  readonly name?: string;
+  readonly location?: string;
+  readonly ageMin?: number;
+  readonly ageMax?: number;
+  readonly flag?: string[];
+  readonly needsReview?: boolean;
+  readonly mine?: boolean;
+  readonly deleted?: boolean;
+  readonly limit?: number;
+  readonly offset?: number;
+  readonly server?: string;
+  readonly cursor?: string;
+}
+
+export function registerRecordCommands(program: Command, action: Action): void {
+  addFieldOptions(
+    program
+      .command('register')
+      .summary('register a new child record (with photos)')
+      .description(
+        'Registers a new child record in the database you see (verified, or your own unverified one before your first online login). ' +
+          'Field values are checked against the child form; --name is required. Photos (JPEG, PNG or WebP, up to 10 MiB) are stripped of location metadata and encrypted.',
+      ),
+  )
+    .option('--photo <file>', 'attach a photo (repeatable)', collect)
+    .addHelpText('after', '\nExample:\n  fieldvault-field register --name "Amina Y." --age 7 --sex female --location "Camp 3" --photo amina.jpg')
+    .action(
+      action(async (ctx, raw) => {
+        const opts = raw as Record<string, unknown> & { photo?: string[] };
+        const values = fieldValuesFrom(opts);
+        if (values['name'] === undefined) throw new CliError('FIELD_USAGE', '--name is required');
+        const photos = loadPhotos(opts.photo ?? []);
+        await withSession(ctx, { offline: true }, async ({ session }) => {
+          let record = await session.createRecord(values);
+          const { added, record: withPhotos } = await addPhotos(ctx, session, record.id, photos);
+          record = withPhotos ?? record;
+          ctx.out.result({ record: summaryOf(record), photos: added, database: session.kind }, () =>
+            [
+              `registered ${record.id} (${session.kind} database)`,
+              ...added.map((p) => `  photo ${shortId(p.photoId)} ${p.type} ${bytes(p.size)} from ${p.file}`),
+            ].join('\n'),
+          );
+        });
+      }),
+    );
+
+  addFieldOptions(
+    program
+      .command('edit')
+      .summary('change fields of a record')
+      .description('Changes fields of a record you can see. The old values stay in its history; a concurrent edit on another phone is merged field by field when you sync.')
+      .argument('<id>', 'record id, or its first characters as "list" shows them'),
+  )
+    .option('--unset <field>', 'clear a field (repeatable)', collect)
+    .addHelpText('after', '\nExample:\n  fieldvault-field edit 3f2a9c1e --location "Camp 4" --caregiver "Aunt Halima" --reunited')
+    .action(
+      action(async (ctx, id, raw) => {
+        const opts = raw as Record<string, unknown> & { unset?: string[] };
+        const changes = fieldValuesFrom(opts, opts.unset ?? []);
+        if (Object.keys(changes).length === 0) throw new CliError('FIELD_USAGE', 'nothing to change: give at least one --field value (see "edit --help")');
+        await withSession(ctx, { offline: true }, async ({ session }) => {
+          const found = await findRecord(session, String(id));
+          const record = await session.updateRecord(found.id, changes);
+          ctx.out.result({ record: summaryOf(record), changed: Object.keys(changes) }, () => `updated ${record.id}: ${Object.keys(changes).join(', ')}`);
+        });
+      }),
+    );
+
+  program
+    .command('show')
+    .summary('show a record with its history and conflicts')
+    .description('Shows every field of a record, its photos, its full history (who changed what, old → new) and a NEEDS REVIEW marker when concurrent edits lost a value.')
+    .argument('<id>', 'record id, or its first characters')
+    .addHelpText('after', '\nExample:\n  fieldvault-field show 3f2a9c1e')
+    .action(
+      action(async (ctx, id) => {
+        await withSession(ctx, { offline: true }, async ({ session }) => {
+          const record = await findRecord(session, String(id), { includeDeleted: true });
+          ctx.out.result(
+            { record: summaryOf(record), conflicts: conflictsOf(record), history: historyOf(record), raw: record },
+            () => recordDetails(record),
+          );
+        });
+      }),
+    );
+
+  program
+    .command('list')
+    .summary('list the records you can see')
+    .description('Lists the records of the database you see, newest first. Unverified users see only the records they created.')
+    .option('--limit <n>', 'records per page (1–1000)', nonNegativeInt('--limit'), 100)
+    .option('--offset <n>', 'records to skip', nonNegativeInt('--offset'), 0)
+    .option('--deleted', 'include deleted records')
+    .addHelpText('after', '\nExample:\n  fieldvault-field list --limit 20')
+    .action(
+      action(async (ctx, raw) => {
+        const opts = raw as { limit: number; offset: number; deleted?: boolean };
+        await withSession(ctx, { offline: true }, async ({ session }) => {
+          const records = await session.listRecords({ limit: opts.limit, offset: opts.offset, includeDeleted: opts.deleted === true });
+          ctx.out.result({ database: session.kind, records: records.map(summaryOf) }, () => recordTable(records));
+        });
+      }),
+    );
+
+  program
+    .command('search')
+    .summary('search records on this device (or on a server)')
+    .description(
+      'Searches the records you can see on this device: every criterion given must match. Name and location match any part, any case. ' +
+        'With --server NAME the server is searched instead (verified users; logs in online).',
+    )
+    .option('--name <text>', 'part of the name')
+    .option('--location <text>', 'part of the location')
+    .option('--age-min <n>', 'smallest age', numberArg('--age-min'))
+    .option('--age-max <n>', 'largest age', numberArg('--age-max'))
+    .option('--flag <name[=no]>', `a flag that must be set (or not: =no): ${RECORD_FLAGS.join(', ')} (repeatable)`, collect)
+    .option('--needs-review', 'only records with an unreviewed concurrent edit')
+    .option('--mine', 'only records you created')
+    .option('--deleted', 'include deleted records')
+    .option('--limit <n>', 'results per page (1–1000 here; 1–100 from a server, default 20 there)', nonNegativeInt('--limit'))
+    .option('--offset <n>', 'results to skip (local search)', nonNegativeInt('--offset'))
+    .addOption(new Option('--server <name>', 'search this server instead of the device'))
+    .option('--cursor <cursor>', 'the next page of a server search (printed with the results)')
+    .addHelpText('after', '\nExamples:\n  fieldvault-field search --name amina --age-min 5 --age-max 10\n  fieldvault-field search --location "camp 3" --flag flagged --server office')
+    .action(
+      action(async (ctx, raw) => {
+        const o = raw as SearchOptions;
+        const flags = parseFlagQuery(o.flag ?? []);
+        if (o.server !== undefined) {
+          await searchOnServer(ctx, o, flags);
+          return;
+        }
+        await withSession(ctx, { offline: true }, async ({ session, username }) => {
+          const query: RecordQuery = {
+            ...(o.name === undefined ? {} : { name: o.name }),
+            ...(o.location === undefined ? {} : { location: o.location }),
+            ...(o.ageMin === undefined ? {} : { ageMin: o.ageMin }),
+            ...(o.ageMax === undefined ? {} : { ageMax: o.ageMax }),
+            ...(Object.keys(flags).length === 0 ? {} : { flags }),
+            ...(o.needsReview === true ? { needsReview: true } : {}),
+            ...(o.mine === true ? { createdBy: username } : {}),
+            includeDeleted: o.deleted === true,
+            limit: o.limit ?? 100,
+            ...(o.offset === undefined ? {} : { offset: o.offset }),
+          };
+          const records = await session.searchRecords(query);
+          ctx.out.result({ where: 'device', database: session.kind, records: records.map(summaryOf) }, () => recordTable(records));
+        });
+      }),
+    );
+
+  program
+    .command('delete')
+    .summary('delete a record')
+    .description('Marks a record deleted. The deletion is an edit like any other: it keeps the history and syncs to the servers.')
+    .argument('<id>', 'record id, or its first characters')
+    .action(
+      action(async (ctx, id) => {
+        await withSession(ctx, { offline: true }, async ({ session }) => {
+          const found = await findRecord(session, String(id));
+          const record = await session.deleteRecord(found.id);
+          ctx.out.result({ record: summaryOf(record) }, () => `deleted ${record.id}`);
+        });
+      }),
+    );
+
+  program
+    .command('resolve')
+    .summary('mark concurrent edits of a record reviewed (supervisors)')
+    .description(
+      'Marks the open conflicts of a record (all, or those of one field) reviewed: the kept value stays. To keep the value that lost instead, ' +
+        '"edit" the field to it first, then resolve. Only supervisors and admins resolve conflicts; the role is the one the server gave at your last online login.',
+    )
+    .argument('<id>', 'record id, or its first characters')
+    .argument('[field]', 'only the conflicts of this field')
+    .addHelpText('after', '\nExample:\n  fieldvault-field resolve 3f2a9c1e location')
+    .action(
+      action(async (ctx, id, field) => {
+        await withSession(ctx, { offline: true }, async ({ session }) => {
+          const found = await findRecord(session, String(id));
+          const name = field === undefined ? undefined : String(field).replaceAll('-', '_');
+          const open = openConflicts(found).filter((c) => name === undefined || c.field === name);
+          if (open.length === 0) throw new FieldvaultError('RECORD_CONFLICT_NOT_FOUND', { detail: name === undefined ? 'the record has no open conflict' : `no open conflict on ${name}` });
+          let record = found;
+          for (const c of open) record = await session.resolveConflict(found.id, conflictId(c));
+          ctx.out.result({ record: summaryOf(record), resolved: open.map((c) => c.field) }, () => `resolved ${open.length} conflict(s) of ${record.id}: ${open.map((c) => c.field).join(', ')}`);
+        });
+      }),
+    );
+
+  const photo = program.command('photo').summary('add, save or remove photos of a record').description('Photos of a record: add more, save one decrypted to a file, or remove one.');
+  photo
+    .command('add')
+    .description('Adds photos (JPEG, PNG or WebP, up to 10 MiB each) to a record; location metadata is stripped before encryption.')
+    .argument('<id>', 'record id, or its first characters')
+    .argument('<files...>', 'image files')
+    .action(
+      action(async (ctx, id, files) => {
+        const photos = loadPhotos(files as string[]);
+        await withSession(ctx, { offline: true }, async ({ session }) => {
+          const found = await findRecord(session, String(id));
+          const { added } = await addPhotos(ctx, session, found.id, photos);
+          ctx.out.result({ record: found.id, photos: added }, () =>
+            added.map((p) => `added photo ${shortId(p.photoId)} ${p.type} ${bytes(p.size)} from ${p.file}`).join('\n'),
+          );
+        });
+      }),
+    );
+  photo
+    .command('save')
+    .description('Decrypts one photo of a record, verifies it in full, and writes it to a file (mode 0600).')
+    .argument('<id>', 'record id, or its first characters')
+    .argument('<photo>', 'photo id, or its first characters (see "show")')
+    .requiredOption('--out <file>', 'where to write the image')
+    .action(
+      action(async (ctx, id, photoArg, raw) => {
+        const { out } = raw as { out: string };
+        await withSession(ctx, { offline: true }, async ({ session }) => {
+          const found = await findRecord(session, String(id), { includeDeleted: true });
+          const photoId = photoIdOf(found, String(photoArg));
+          const content = await session.readPhoto(found.id, photoId);
+          try {
+            writeFileSync(out, content.bytes, { mode: 0o600, flag: 'wx' });
+          } catch (err) {
+            const code = (err as { code?: unknown }).code;
+            throw new CliError('FIELD_FILE_UNREADABLE', `${out}: ${code === 'EEXIST' ? 'already exists (not overwritten)' : String(code)}`);
+          }
+          ctx.out.result({ record: found.id, photoId, type: content.type, sha256: content.sha256, file: out }, () => `saved photo ${shortId(photoId)} (${content.type}) to ${out}`);
+        });
+      }),
+    );
+  photo
+    .command('remove')
+    .description('Removes a photo from a record (the removal syncs; the record keeps a trace of it).')
+    .argument('<id>', 'record id, or its first characters')
+    .argument('<photo>', 'photo id, or its first characters')
+    .action(
+      action(async (ctx, id, photoArg) => {
+        await withSession(ctx, { offline: true }, async ({ session }) => {
+          const found = await findRecord(session, String(id));
+          const photoId = photoIdOf(found, String(photoArg));
+          await session.removePhoto(found.id, photoId);
+          ctx.out.result({ record: found.id, photoId, removed: true }, () => `removed photo ${shortId(photoId)} from ${found.id}`);
+        });
+      }),
+    );
+}
+
+async function searchOnServer(ctx: Context, o: SearchOptions, flags: Partial<Record<RecordFlag, boolean>>): Promise<void> {
+  // The server name is checked before the password is asked.
+  const { name } = serverOf(ctx.home.ensure().config, o.server);
+  if (o.offset !== undefined && o.offset > 0) throw new CliError('FIELD_USAGE', '--offset is for local search; a server pages with --cursor');
+  await withSession(ctx, { offline: false, server: name }, async ({ session, username, server }) => {
+    if (server === undefined) throw new CliError('FIELD_SERVER_UNKNOWN', name);
+    const query: Partial<RecordSearchQuery> = {
+      ...(o.name === undefined ? {} : { name: o.name }),
+      ...(o.location === undefined ? {} : { location: o.location }),
+      ...(o.ageMin === undefined ? {} : { ageMin: o.ageMin }),
+      ...(o.ageMax === undefined ? {} : { ageMax: o.ageMax }),
+      ...flags,
+      ...(o.needsReview === true ? { needsReview: true } : {}),
+      ...(o.mine === true ? { createdBy: username } : {}),
+      includeDeleted: o.deleted === true,
+      limit: Math.min(Math.max(o.limit ?? 20, 1), SEARCH_MAX_LIMIT),
+      ...(o.cursor === undefined ? {} : { cursor: o.cursor }),
+    };
+    const page = await session.searchServer(server.transport, query);
+    ctx.out.result({ where: 'server', server: name, records: page.records.map(summaryOf), nextCursor: page.nextCursor }, () =>
+      [
+        recordTable(page.records),
+        ...(page.nextCursor === null ? [] : ['', `more results: add --cursor ${page.nextCursor}`]),
+      ].join('\n'),
+    );
+  });
+}

@@ -1,0 +1,195 @@
+// Sync through the CLI (issue 5): two phones (two CLI homes, two IMEIs) and a REAL server process.
+// A record registered offline with a photo reaches the other phone with its photo; the same record
+// edited on both phones while apart ends the same on both, with the full history and a conflict
+// marker; a supervisor resolves it; status shows pending counts per server before and after.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { PASSWORD_A, PASSWORD_B, cli, cliWith, json, png, snapshot, startServer, type CliResult, type ServerProcess } from './helpers.js';
+
+const PASSWORD_S = 'granite owls measure the slow river';
+
+interface Summary {
+  id: string;
+  fields: Record<string, unknown>;
+  photos: number;
+  needsReview: boolean;
+}
+
+interface SyncJson {
+  server: string;
+  serverId: string;
+  pushed: number;
+  pulled: number;
+  failed: { id: string; code: string }[];
+  conflicts: number;
+  photos: { uploaded: number; downloaded: number; failed: unknown[] };
+  deviceStatus: string;
+  wiped: boolean;
+}
+
+interface StatusServer {
+  name: string | null;
+  serverId: string;
+  lastSyncAt: string | null;
+  pending: { records: number; photos: number } | null;
+  role: string | null;
+}
+
+const root = mkdtempSync(join(tmpdir(), 'fieldvault-field-sync-'));
+let server: ServerProcess | undefined;
+t.teardown(async () => {
+  await server?.stop();
+  rmSync(root, { recursive: true, force: true });
+});
+const A = await startServer(join(root, 'server-a'), 'server-a');
+server = A;
+await A.createUser('amina', PASSWORD_A);
+await A.createUser('bilal', PASSWORD_B);
+await A.createUser('sam', PASSWORD_S, 'supervisor');
+
+function ok(t: Test, r: CliResult, what: string): CliResult {
+  t.equal(r.code, 0, `${what}: ${r.stderr}`);
+  return r;
+}
+
+async function sync(t: Test, home: string, password: string): Promise<SyncJson> {
+  return json<SyncJson>(ok(t, await cliWith(home, password, ['--json', 'sync']), 'sync'));
+}
+
+async function servers(home: string, password: string): Promise<StatusServer[]> {
+  return json<{ servers: StatusServer[] }>(await cliWith(home, password, ['--json', 'status'])).servers;
+}
+
+t.test('two phones share a record and its photo, and converge after concurrent edits', async (t) => {
+  const phone1 = join(root, 'phone-1');
+  const phone2 = join(root, 'phone-2');
+  const photoFile = join(root, 'child.png');
+  writeFileSync(photoFile, png());
+
+  // Phone 1: amina works offline first.
+  ok(t, await cliWith(phone1, PASSWORD_A, ['--user', 'amina', 'signup']), 'signup');
+  const { record } = json<{ record: Summary }>(
+    ok(t, await cliWith(phone1, PASSWORD_A, ['--json', 'register', '--name', 'Amina Yusuf', '--age', '7', '--location', 'Camp 3', '--photo', photoFile]), 'register'),
+  );
+  ok(t, await cli(phone1, ['servers', 'add', 'office', A.url, '--server-id', A.serverId, '--pin', A.fingerprint]), 'servers add');
+  t.match(await servers(phone1, PASSWORD_A), [{ name: 'office', pending: null, lastSyncAt: null }], 'unverified: nothing to sync with a server yet');
+
+  // A sync before any online login is an online login (flow 1) followed by the sync.
+  const first = await sync(t, phone1, PASSWORD_A);
+  t.match(first, { server: 'office', serverId: 'server-a', failed: [], photos: { uploaded: 1, failed: [] }, deviceStatus: 'active', wiped: false });
+  t.ok(first.pushed >= 1, 'the record was pushed');
+  const after1 = await servers(phone1, PASSWORD_A);
+  t.match(after1, [{ name: 'office', pending: { records: 0, photos: 0 }, role: 'field_worker' }]);
+  t.type(after1[0]?.lastSyncAt, 'string', 'the last sync time is kept per server');
+
+  // Phone 2: bilal logs in (his own phone, its own key) and pulls amina's record with its photo.
+  ok(t, await cli(phone2, ['servers', 'add', 'office', A.url, '--server-id', A.serverId, '--ca', A.certFile]), 'servers add --ca');
+  ok(t, await cliWith(phone2, PASSWORD_B, ['--user', 'bilal', 'login']), 'login');
+  const pulled = await sync(t, phone2, PASSWORD_B);
+  t.match(pulled, { pushed: 0, photos: { downloaded: 1 }, failed: [] });
+  t.ok(pulled.pulled >= 1);
+  const onPhone2 = json<{ record: Summary; raw: { photos: Record<string, unknown> } }>(await cliWith(phone2, PASSWORD_B, ['--json', 'show', record.id]));
+  t.same(onPhone2.record.fields, { name: 'Amina Yusuf', age: 7, location: 'Camp 3' });
+  const photoId = Object.keys(onPhone2.raw.photos)[0] ?? '';
+  const out1 = join(root, 'from-phone-1.png');
+  const out2 = join(root, 'from-phone-2.png');
+  ok(t, await cliWith(phone1, PASSWORD_A, ['photo', 'save', record.id, photoId, '--out', out1]), 'photo save 1');
+  ok(t, await cliWith(phone2, PASSWORD_B, ['photo', 'save', record.id, photoId, '--out', out2]), 'photo save 2');
+  t.ok(readFileSync(out1).equals(readFileSync(out2)), 'the same photo on both phones');
+
+  // Both edit the same field while apart.
+  ok(t, await cliWith(phone2, PASSWORD_B, ['edit', record.id, '--location', 'Camp 4']), 'edit on phone 2');
+  ok(t, await cliWith(phone1, PASSWORD_A, ['edit', record.id, '--location', 'Camp 5', '--caregiver', 'Aunt Halima']), 'edit on phone 1');
+  t.match(await servers(phone2, PASSWORD_B), [{ pending: { records: 1, photos: 0 } }], 'status counts the edit waiting for the server');
+  await sync(t, phone2, PASSWORD_B);
+  const merged = await sync(t, phone1, PASSWORD_A);
+  t.equal(merged.conflicts, 1, 'the sync reports the conflict');
+  await sync(t, phone2, PASSWORD_B);
+
+  const shown1 = json<{ record: Summary; raw: { history: unknown[]; fields: unknown }; conflicts: { field: string; kept: { value: unknown }; lost: { value: unknown } }[] }>(
+    await cliWith(phone1, PASSWORD_A, ['--json', 'show', record.id]),
+  );
+  const shown2 = json<typeof shown1>(await cliWith(phone2, PASSWORD_B, ['--json', 'show', record.id]));
+  t.same(shown1.record.fields, shown2.record.fields, 'both phones hold the same values');
+  t.same(shown1.raw.history, shown2.raw.history, 'and the same full history');
+  t.equal(shown1.record.needsReview, true);
+  t.equal(shown2.record.needsReview, true);
+  t.equal(shown1.conflicts.length, 1);
+  t.equal(shown1.conflicts[0]?.field, 'location');
+  t.same(new Set([shown1.conflicts[0]?.kept.value, shown1.conflicts[0]?.lost.value]), new Set(['Camp 4', 'Camp 5']), 'both values are kept: one current, one in history');
+  const human = await cliWith(phone2, PASSWORD_B, ['show', record.id]);
+  t.match(human.stdout, /review\s+! NEEDS REVIEW: 1 concurrent edit/);
+  t.match(human.stdout, /\(lost a concurrent edit\)/);
+  const review = json<{ records: Summary[] }>(await cliWith(phone2, PASSWORD_B, ['--json', 'search', '--needs-review']));
+  t.same(review.records.map((r) => r.id), [record.id]);
+
+  // Server search (verified users, online).
+  const found = json<{ where: string; records: Summary[]; nextCursor: string | null }>(
+    ok(t, await cliWith(phone2, PASSWORD_B, ['--json', 'search', '--server', 'office', '--name', 'amina']), 'search --server'),
+  );
+  t.equal(found.where, 'server');
+  t.same(found.records.map((r) => r.id), [record.id]);
+  t.equal(found.nextCursor, null);
+
+  // Only a supervisor resolves the conflict; then it clears on both phones.
+  const refused = await cliWith(phone2, PASSWORD_B, ['resolve', record.id]);
+  t.equal(refused.code, 1);
+  t.match(refused.stderr, /error RECORD_FORBIDDEN/);
+  ok(t, await cliWith(phone2, PASSWORD_S, ['--user', 'sam', 'login']), 'supervisor login (flow 3 on phone 2)');
+  const resolved = ok(t, await cliWith(phone2, PASSWORD_S, ['resolve', record.id.slice(0, 8), 'location']), 'resolve');
+  t.match(resolved.stdout, /resolved 1 conflict\(s\) of .*: location/);
+  await sync(t, phone2, PASSWORD_S);
+  await sync(t, phone1, PASSWORD_A);
+  t.equal(json<{ record: Summary }>(await cliWith(phone1, PASSWORD_A, ['--json', 'show', record.id])).record.needsReview, false, 'resolved on phone 1 too');
+});
+
+t.test('a failed sync login changes nothing on the phone', async (t) => {
+  const home = t.testdir();
+  ok(t, await cli(home, ['servers', 'add', 'office', A.url, '--server-id', A.serverId, '--pin', A.fingerprint]), 'servers add');
+  ok(t, await cliWith(home, PASSWORD_A, ['--user', 'amina', 'login']), 'login');
+  ok(t, await cliWith(home, PASSWORD_A, ['register', '--name', 'Waiting child']), 'register');
+  const before = snapshot(home);
+  const wrong = await cliWith(home, 'certainly not the right password', ['sync']);
+  t.equal(wrong.code, 1);
+  t.match(wrong.stderr, /error AUTH_INVALID_CREDENTIALS/);
+  t.same(snapshot(home), before);
+  const none = await cliWith(home, PASSWORD_A, ['sync', 'elsewhere']);
+  t.match(none.stderr, /error FIELD_SERVER_UNKNOWN/);
+  t.match(await servers(home, PASSWORD_A), [{ pending: { records: 1, photos: 0 } }], 'the record is still waiting');
+  const human = ok(t, await cliWith(home, PASSWORD_A, ['sync']), 'sync');
+  t.match(human.stdout, /server\s+office \(server-a\)\npushed\s+1 record\(s\)/);
+  t.match(human.stdout, /failed\s+none/);
+});
+
+t.test('a blacklisted phone is wiped at its next sync, and forgets its user', async (t) => {
+  const home = t.testdir();
+  ok(t, await cli(home, ['servers', 'add', 'office', A.url, '--server-id', A.serverId, '--pin', A.fingerprint]), 'servers add');
+  ok(t, await cliWith(home, PASSWORD_B, ['--user', 'bilal', 'login']), 'login');
+  ok(t, await cliWith(home, PASSWORD_B, ['register', '--name', 'On a stolen phone']), 'register');
+  const { imei } = json<{ imei: string }>(await cli(home, ['--json', 'status', '--locked']));
+  await A.deviceAction(imei, 'blacklist');
+  const r = await cliWith(home, PASSWORD_B, ['sync']);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /error DEVICE_BLACKLISTED/);
+  const after = json<{ currentUser: string | null; users: unknown[]; databaseFiles: number }>(await cli(home, ['--json', 'status', '--locked']));
+  t.same([after.currentUser, after.users, after.databaseFiles], [null, [], 0], 'no user, no key, no database left');
+});
+
+t.test('a retired phone cannot sync from the CLI: every command logs in anew and the server refuses new logins', async (t) => {
+  // The server keeps existing sessions valid for a retired device's final sync, but a CLI keeps no
+  // session between commands (tokens live in memory only), so its sync starts with a login, which
+  // the server refuses. Sync before retiring a CLI phone. The data stays on the phone.
+  const home = t.testdir();
+  ok(t, await cli(home, ['servers', 'add', 'office', A.url, '--server-id', A.serverId, '--pin', A.fingerprint]), 'servers add');
+  ok(t, await cliWith(home, PASSWORD_B, ['--user', 'bilal', 'login']), 'login');
+  ok(t, await cliWith(home, PASSWORD_B, ['register', '--name', 'Kept on a retired phone']), 'register');
+  const { imei } = json<{ imei: string }>(await cli(home, ['--json', 'status', '--locked']));
+  await A.deviceAction(imei, 'retire');
+  const before = snapshot(join(home, 'sdk'));
+  const r = await cliWith(home, PASSWORD_B, ['sync']);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /error DEVICE_RETIRED/);
+  t.same(snapshot(join(home, 'sdk')), before, 'nothing wiped, nothing lost');
+});

@@ -1,0 +1,433 @@
+import {
+  FieldvaultError,
+  PULL_DEFAULT_LIMIT,
+  PULL_MAX_LIMIT,
+  PUSH_MAX_RECORDS_CEILING,
+  isFieldvaultError,
+  mergeRecords,
+  needsReview,
+  type ChildRecord,
+  type PushResult,
+  type SyncDeviceStatus,
+} from '@fieldvault/protocol';
+import type { Logger } from './logger.js';
+import type { PhotoStore } from './photo-store.js';
+import { putRecord, recordFromDoc, recordTimestamps, type RecordStore } from './record-store.js';
+import { DEFAULT_RETRY, throwIfCancelled, withRetry, type RetryOptions } from './retry.js';
+import type { StorageHandle } from './storage-adapter.js';
+import { ServerSyncState, type PendingRow, type PhotoUp } from './sync-state.js';
+import type { Transport } from './transport.js';
+
+/*
+ * The sync engine (DESIGN.md §4): one run against one server, on the database the session sees.
+ *
+ *   push         records this server has not acknowledged (per server: `server_acks`), in
+ *                batches (≤ 500 records, ≤ 4 MiB by default, the server's limits). The ok results
+ *                of a batch are acknowledged in one local transaction after the answer; a record
+ *                refused by the server is reported in `failed` and stays pending (it is tried
+ *                again at the next sync, once per sync: the push walks `local_seq` forward).
+ *   pull         pages from this server's checkpoint. Each page: the device clock takes in the
+ *                page's newest timestamp (so later local edits are newer), then ONE transaction
+ *                merges every record (protocol `mergeRecords`), acknowledges the ones the server
+ *                already holds exactly, and moves the checkpoint. A crash or a cancellation
+ *                leaves the checkpoint at the last committed page.
+ *   photos-up    photos whose file is on the phone and whose record the server has, not yet
+ *                known to the server: decrypted (verified) from the vault and uploaded as plain
+ *                bytes over the verified TLS connection; resumable.
+ *   photos-down  photos that records reference and the phone lacks: downloaded, checked against
+ *                the ref (size, SHA-256, type), encrypted into the vault.
+ *
+ * Requests are retried with exponential backoff on network, store and rate-limit failures
+ * (`retry.ts`). A failure of the connection itself (after the retries), a bad response, an
+ * invalid session or a cancellation ends the run with that error; what was committed stays.
+ */
+
+/** A progress report; within one phase `recordsDone`, `bytesDone` and the totals never go down. */
+export interface SyncProgress {
+  readonly phase: 'push' | 'pull' | 'photos-up' | 'photos-down';
+  /** Records (photos, in the photo phases) done in this phase. */
+  readonly recordsDone: number;
+  /**
+   * Records (photos) this phase will handle. Known at the start for push and the photo phases;
+   * for pull the server does not say how many remain, so it grows with each page and equals
+   * `recordsDone` after every page.
+   */
+  readonly recordsTotal: number;
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+}
+
+/** Batch sizes; the defaults are the server's default limits. */
+export interface SyncBatchOptions {
+  /** Most records per push (default 500). */
+  readonly pushRecords?: number;
+  /** Most bytes per push body (default 4 MiB less 1 KiB). */
+  readonly pushBytes?: number;
+  /** Records asked for per pull page (default 500). */
+  readonly pullRecords?: number;
+}
+
+export interface SyncOptions {
+  /** The server: its `serverId` must be one the session logged in to online. */
+  readonly transport: Transport;
+  /** Progress of each phase (for a progress bar). Exceptions it throws are logged and ignored. */
+  readonly onProgress?: (progress: SyncProgress) => void;
+  /** Cancels the sync (SYNC_CANCELLED); everything committed before stays, the next sync continues. */
+  readonly signal?: AbortSignal;
+  /** Retry of each request on network, store and rate-limit failures; default 5 tries from 500 ms. */
+  readonly retry?: RetryOptions;
+  /** Batch sizes (tests, slow links); default the server's limits. */
+  readonly batch?: SyncBatchOptions;
+}
+
+/** What one sync did. */
+export interface SyncSummary {
+  readonly serverId: string;
+  /** Records the server accepted (stored, or already held). */
+  readonly pushed: number;
+  /** Records received from the server (merged into the phone's database). */
+  readonly pulled: number;
+  /** Records the server refused, with its code; they stay pending and are tried again next sync. */
+  readonly failed: ReadonlyArray<{ readonly id: string; readonly code: string }>;
+  /** Records pushed or pulled in this sync that have a concurrent edit waiting for a supervisor. */
+  readonly conflicts: number;
+  readonly photos: {
+    readonly uploaded: number;
+    readonly downloaded: number;
+    readonly failed: ReadonlyArray<{ readonly photoId: string; readonly code: string }>;
+  };
+  /** The device's state on the server: `retired` means this was the final sync. */
+  readonly deviceStatus: SyncDeviceStatus;
+  /** True when the device was retired and, everything being pushed, the SDK wiped it after this sync. */
+  readonly wiped: boolean;
+}
+
+/** What the engine needs from the session. */
+export interface SyncContext {
+  readonly db: StorageHandle;
+  readonly records: RecordStore;
+  readonly photos: PhotoStore;
+  readonly token: string;
+  readonly logger: Logger;
+  readonly now: () => number;
+  /** Photos larger than this are not downloaded (PHOTO_TOO_LARGE in `photos.failed`). */
+  readonly photoMaxBytes: number;
+}
+
+export const DEFAULT_PUSH_RECORDS = 500;
+export const DEFAULT_PUSH_BYTES = 4 * 1024 * 1024 - 1024;
+
+/** Codes that end the whole sync rather than one record or photo. */
+function endsSync(err: unknown): boolean {
+  if (!isFieldvaultError(err)) return true;
+  const code = err.code;
+  return (
+    code.startsWith('TRANSPORT_') ||
+    code.startsWith('STORE_') ||
+    (code.startsWith('VAULT_') && code !== 'VAULT_RECORD_NOT_FOUND') ||
+    code.startsWith('DEVICE_') ||
+    code === 'SYNC_CANCELLED' ||
+    code === 'SESSION_INVALID' ||
+    code === 'RATE_LIMITED' ||
+    code === 'INTERNAL_ERROR'
+  );
+}
+
+function codeOf(err: unknown): string {
+  return isFieldvaultError(err) ? err.code : 'INTERNAL_ERROR';
+}
+
+function utf8Length(text: string): number {
+  return Buffer.byteLength(text, 'utf8');
+}
+
+/** The newest timestamp of a page. */
+function newestTimestamp(records: readonly ChildRecord[]): string | undefined {
+  let newest: string | undefined;
+  for (const r of records) for (const ts of recordTimestamps(r)) if (newest === undefined || ts > newest) newest = ts;
+  return newest;
+}
+
+/** Splits rows into push bodies of at most `maxBytes` (a record over the limit goes alone; the server answers for it). */
+function byBytes(rows: readonly PendingRow[], maxBytes: number): PendingRow[][] {
+  const out: PendingRow[][] = [];
+  let current: PendingRow[] = [];
+  let size = 16;
+  for (const row of rows) {
+    const n = utf8Length(row.doc) + 1;
+    if (current.length > 0 && size + n > maxBytes) {
+      out.push(current);
+      current = [];
+      size = 16;
+    }
+    current.push(row);
+    size += n;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}
+
+function intIn(value: unknown, min: number, max: number): boolean {
+  return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
+}
+
+/**
+ * Checks sync options at the trust boundary of the public API.
+ * @throws INPUT_INVALID listing every malformed option.
+ */
+export function checkSyncOptions(options: SyncOptions): void {
+  const problems: string[] = [];
+  if (typeof options !== 'object' || options === null) {
+    throw new FieldvaultError('INPUT_INVALID', { detail: 'options: { transport, … }', details: { field: 'options' } });
+  }
+  const t = options.transport as Partial<Transport> | undefined;
+  const methods = ['push', 'pull', 'uploadPhoto', 'downloadPhoto'] as const;
+  if (typeof t !== 'object' || t === null || methods.some((m) => typeof t[m] !== 'function')) {
+    problems.push('transport: a Transport with push, pull, uploadPhoto and downloadPhoto (createHttpTransport)');
+  }
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') problems.push('onProgress: a function');
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) problems.push('signal: an AbortSignal');
+  if (options.retry !== undefined) {
+    if (!intIn(options.retry.attempts, 1, 100)) problems.push('retry.attempts: an integer in 1 … 100');
+    if (!intIn(options.retry.baseDelayMs, 0, 600_000)) problems.push('retry.baseDelayMs: an integer in 0 … 600000');
+  }
+  const b = options.batch;
+  if (b !== undefined) {
+    if (b.pushRecords !== undefined && !intIn(b.pushRecords, 1, PUSH_MAX_RECORDS_CEILING)) problems.push(`batch.pushRecords: an integer in 1 … ${PUSH_MAX_RECORDS_CEILING}`);
+    if (b.pushBytes !== undefined && !intIn(b.pushBytes, 1_024, 67_108_864)) problems.push('batch.pushBytes: an integer in 1024 … 67108864');
+    if (b.pullRecords !== undefined && !intIn(b.pullRecords, 1, PULL_MAX_LIMIT)) problems.push(`batch.pullRecords: an integer in 1 … ${PULL_MAX_LIMIT}`);
+  }
+  if (problems.length > 0) {
+    throw new FieldvaultError('INPUT_INVALID', { detail: problems.join('; '), details: { field: problems[0]?.split(':')[0] ?? 'options' } });
+  }
+}
+
+/**
+ * Runs one sync (push, pull, photos up, photos down) with `options.transport`'s server. The
+ * summary's `wiped` is always false here: retirement is handled by the session.
+ * @throws TRANSPORT_UNREACHABLE, STORE_UNAVAILABLE, RATE_LIMITED after the retries; TRANSPORT_BAD_RESPONSE,
+ * TRANSPORT_TLS_UNTRUSTED, SESSION_INVALID, DEVICE_BLACKLISTED, SYNC_CHECKPOINT_INVALID, HLC_TOO_FAR_AHEAD
+ * (a pulled version dated beyond the allowed skew of this device's clock), SYNC_CANCELLED, VAULT_*.
+ */
+export async function runSync(ctx: SyncContext, options: SyncOptions): Promise<SyncSummary> {
+  const { transport, signal } = options;
+  const serverId = transport.serverId;
+  const retry = options.retry ?? DEFAULT_RETRY;
+  const pushRecords = options.batch?.pushRecords ?? DEFAULT_PUSH_RECORDS;
+  const pushBytes = options.batch?.pushBytes ?? DEFAULT_PUSH_BYTES;
+  const pullRecords = options.batch?.pullRecords ?? PULL_DEFAULT_LIMIT;
+  const state = new ServerSyncState(ctx.db, serverId);
+  const log = ctx.logger;
+  const started = ctx.now();
+  const iso = (): string => new Date(ctx.now()).toISOString();
+
+  let pushed = 0;
+  let pulled = 0;
+  const failed: Array<{ id: string; code: string }> = [];
+  const failedIds = new Set<string>();
+  const conflicted = new Set<string>();
+  const photoFailed: Array<{ photoId: string; code: string }> = [];
+  let uploaded = 0;
+  let downloaded = 0;
+  let deviceStatus: SyncDeviceStatus = 'active';
+
+  const emit = (progress: SyncProgress): void => {
+    try {
+      options.onProgress?.(progress);
+    } catch (err) {
+      log.warn({ serverId, code: codeOf(err) }, 'onProgress threw; ignored');
+    }
+  };
+  const call = <T>(what: string, fn: () => Promise<T>): Promise<T> =>
+    withRetry(fn, retry, signal, ({ attempt, delayMs, code }) => log.info({ serverId, what, attempt, delayMs, code }, 'sync request failed; retrying'));
+
+  // ------------------------------------------------------------------------------------ push
+  throwIfCancelled(signal);
+  const upTo = await state.maxLocalSeq();
+  const totals = await state.pendingTotals(upTo);
+  let done = 0;
+  let bytesDone = 0;
+  emit({ phase: 'push', recordsDone: 0, recordsTotal: totals.records, bytesDone: 0, bytesTotal: totals.bytes });
+
+  const pushBatch = async (batch: readonly PendingRow[]): Promise<void> => {
+    const records = batch.map((row) => recordFromDoc(row.doc));
+    let results: PushResult[];
+    try {
+      const res = await call('push', () => transport.push(ctx.token, { records }, signal === undefined ? {} : { signal }));
+      deviceStatus = res.deviceStatus;
+      results = res.results;
+    } catch (err) {
+      // The server's limits are lower than ours: halve the batch; a record too large alone fails alone.
+      if (!isFieldvaultError(err) || err.code !== 'INPUT_TOO_LARGE') throw err;
+      if (batch.length > 1) {
+        const half = batch.length >> 1;
+        await pushBatch(batch.slice(0, half));
+        await pushBatch(batch.slice(half));
+        return;
+      }
+      results = [{ id: (batch[0] as PendingRow).id, status: 'error', code: 'INPUT_TOO_LARGE' }];
+    }
+    await ctx.db.transaction(async (tx) => {
+      for (const [i, result] of results.entries()) {
+        const row = batch[i] as PendingRow;
+        if (result.status === 'ok') await state.ack(tx, row.id, row.local_seq);
+      }
+    });
+    for (const [i, result] of results.entries()) {
+      const row = batch[i] as PendingRow;
+      if (result.status === 'ok') {
+        pushed += 1;
+        if ((result.conflicts ?? 0) > 0) conflicted.add(row.id);
+      } else {
+        failed.push({ id: row.id, code: result.code ?? 'INTERNAL_ERROR' });
+        failedIds.add(row.id);
+      }
+    }
+    done += batch.length;
+    bytesDone += batch.reduce((n, row) => n + utf8Length(row.doc), 0);
+    emit({ phase: 'push', recordsDone: done, recordsTotal: totals.records, bytesDone, bytesTotal: totals.bytes });
+  };
+
+  for (let after = { seq: 0, id: '' }; ; ) {
+    throwIfCancelled(signal);
+    const rows = await state.pendingPage(after, upTo, pushRecords);
+    const last = rows[rows.length - 1];
+    if (last === undefined) break;
+    after = { seq: last.local_seq, id: last.id };
+    for (const batch of byBytes(rows, pushBytes)) await pushBatch(batch);
+  }
+  if (failed.length > 0) log.warn({ serverId, failed: failed.length, codes: [...new Set(failed.map((f) => f.code))].join(',') }, 'records refused by the server');
+
+  // ------------------------------------------------------------------------------------ pull
+  let since = await state.checkpoint();
+  let pullBytes = 0;
+  emit({ phase: 'pull', recordsDone: 0, recordsTotal: 0, bytesDone: 0, bytesTotal: 0 });
+  for (;;) {
+    throwIfCancelled(signal);
+    const page = await call('pull', () =>
+      transport.pull(ctx.token, since === undefined ? { limit: pullRecords } : { since, limit: pullRecords }, signal === undefined ? {} : { signal }),
+    );
+    deviceStatus = page.deviceStatus;
+    if (page.more && page.checkpoint === since) {
+      // The same position again would be asked for again, forever.
+      throw new FieldvaultError('TRANSPORT_BAD_RESPONSE', { detail: 'the server announces more records but repeats its checkpoint' });
+    }
+    throwIfCancelled(signal);
+    const newest = newestTimestamp(page.records);
+    // Before anything is written: a version too far ahead of this device's clock stops the pull here.
+    if (newest !== undefined) ctx.records.observe(newest);
+    const removedFiles: string[] = [];
+    await ctx.db.transaction(async (tx) => {
+      for (const incoming of page.records) {
+        const rows = await tx.query<{ doc: string; local_seq: number }>('SELECT doc, local_seq FROM records WHERE id = ?', [incoming.id]);
+        const row = rows[0];
+        const merged = row === undefined ? incoming : mergeRecords(recordFromDoc(row.doc), incoming);
+        const mergedJson = JSON.stringify(merged);
+        const seq = row === undefined || mergedJson !== row.doc ? await putRecord(tx, merged) : row.local_seq;
+        // The server holds exactly this: nothing of it is pending for this server.
+        if (mergedJson === JSON.stringify(incoming)) await state.ack(tx, incoming.id, seq);
+        if (needsReview(merged)) conflicted.add(merged.id);
+        for (const [photoId, ref] of Object.entries(merged.photos)) {
+          if (ref.removedAt === undefined) continue;
+          if ((await tx.execute('DELETE FROM photo_files WHERE photo_id = ?', [photoId])) > 0) removedFiles.push(photoId);
+        }
+      }
+      await ctx.records.saveClock(tx);
+      await state.setCheckpoint(tx, page.checkpoint, iso());
+    });
+    // After the commit: a crash before this leaves an unreferenced encrypted file, never a lost row.
+    for (const photoId of removedFiles) await ctx.photos.deleteFile(photoId);
+    since = page.checkpoint;
+    pulled += page.records.length;
+    pullBytes += page.records.reduce((n, r) => n + utf8Length(JSON.stringify(r)), 0);
+    emit({ phase: 'pull', recordsDone: pulled, recordsTotal: pulled, bytesDone: pullBytes, bytesTotal: pullBytes });
+    if (!page.more) break;
+  }
+
+  // ------------------------------------------------------------------------------- photos up
+  throwIfCancelled(signal);
+  const ups: PhotoUp[] = [];
+  for (const p of await state.photosToUpload()) {
+    // A record this server does not hold yet (refused, or never pushed) cannot take its photo.
+    if (!failedIds.has(p.recordId) && (await state.hasRecord(p.recordId))) ups.push(p);
+  }
+  const upBytes = ups.reduce((n, p) => n + p.ref.size, 0);
+  let upDone = 0;
+  let upBytesDone = 0;
+  emit({ phase: 'photos-up', recordsDone: 0, recordsTotal: ups.length, bytesDone: 0, bytesTotal: upBytes });
+  for (const p of ups) {
+    throwIfCancelled(signal);
+    try {
+      const content = await ctx.photos.read(p.recordId, p.photoId, { includeDeleted: true });
+      await call('photo upload', () =>
+        transport.uploadPhoto(
+          ctx.token,
+          { photoId: p.photoId, recordId: p.recordId, bytes: content.bytes, sha256: p.ref.sha256, type: p.ref.type },
+          {
+            ...(signal === undefined ? {} : { signal }),
+            onResume: (offset) => {
+              if (offset > 0) log.info({ serverId, photoId: p.photoId, offset, size: p.ref.size }, 'photo upload resumed');
+            },
+          },
+        ),
+      );
+      await ctx.db.transaction((tx) => state.ackPhoto(tx, p.photoId));
+      uploaded += 1;
+    } catch (err) {
+      if (endsSync(err)) throw err;
+      photoFailed.push({ photoId: p.photoId, code: codeOf(err) });
+      log.warn({ serverId, photoId: p.photoId, code: codeOf(err) }, 'photo upload refused');
+    }
+    upDone += 1;
+    upBytesDone += p.ref.size;
+    emit({ phase: 'photos-up', recordsDone: upDone, recordsTotal: ups.length, bytesDone: upBytesDone, bytesTotal: upBytes });
+  }
+
+  // ----------------------------------------------------------------------------- photos down
+  throwIfCancelled(signal);
+  const downs = await state.photosToDownload();
+  const downBytes = downs.reduce((n, p) => n + p.ref.size, 0);
+  let downDone = 0;
+  let downBytesDone = 0;
+  emit({ phase: 'photos-down', recordsDone: 0, recordsTotal: downs.length, bytesDone: 0, bytesTotal: downBytes });
+  for (const p of downs) {
+    throwIfCancelled(signal);
+    try {
+      if (p.ref.size > ctx.photoMaxBytes) {
+        throw new FieldvaultError('PHOTO_TOO_LARGE', { detail: `at most ${ctx.photoMaxBytes} bytes on this device`, details: { maxBytes: ctx.photoMaxBytes } });
+      }
+      const photo = await call('photo download', () =>
+        transport.downloadPhoto(ctx.token, { photoId: p.photoId, size: p.ref.size, sha256: p.ref.sha256, type: p.ref.type }, signal === undefined ? {} : { signal }),
+      );
+      if (await ctx.photos.storeDownloaded(p.recordId, p.photoId, p.ref, photo.bytes)) {
+        await ctx.db.transaction((tx) => state.ackPhoto(tx, p.photoId));
+        downloaded += 1;
+      }
+    } catch (err) {
+      // A photo the server answers wrongly fails alone: nothing of it was written.
+      const alone = isFieldvaultError(err) && err.code === 'TRANSPORT_BAD_RESPONSE';
+      if (endsSync(err) && !alone) throw err;
+      photoFailed.push({ photoId: p.photoId, code: codeOf(err) });
+      log.warn({ serverId, photoId: p.photoId, code: codeOf(err) }, 'photo download failed');
+    }
+    downDone += 1;
+    downBytesDone += p.ref.size;
+    emit({ phase: 'photos-down', recordsDone: downDone, recordsTotal: downs.length, bytesDone: downBytesDone, bytesTotal: downBytes });
+  }
+
+  await state.markSynced(iso());
+  log.info(
+    { serverId, pushed, pulled, failed: failed.length, conflicts: conflicted.size, uploaded, downloaded, photosFailed: photoFailed.length, deviceStatus, ms: ctx.now() - started },
+    'sync finished',
+  );
+  return {
+    serverId,
+    pushed,
+    pulled,
+    failed,
+    conflicts: conflicted.size,
+    photos: { uploaded, downloaded, failed: photoFailed },
+    deviceStatus,
+    wiped: false,
+  };
+}

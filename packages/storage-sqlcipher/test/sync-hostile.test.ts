@@ -1,0 +1,280 @@
+// Malformed, truncated and hostile sync answers (issue 5, item 8): a local HTTPS server presenting
+// the real server's own certificate (so the pin holds and the session token is the real one)
+// answers push and pull with garbage, fuzzed pages, cut-off bodies and lies. Each must fail the
+// sync with a catalogued code and leave the phone's files byte-identical.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
+import t, { type Test } from 'tap';
+import { createHttpTransport, type Session } from '@fieldvault/client';
+import { createClock, createRecord, type ChildRecord, type PullResponse } from '@fieldvault/protocol';
+import { PASSWORD_A, filesUnder, newDevice, rejection, snapshot } from './helpers.js';
+import { startServerProcess, type ServerProcess } from './server-process.js';
+
+const root = mkdtempSync(join(tmpdir(), 'fieldvault-sync-hostile-'));
+const A: ServerProcess = await startServerProcess(join(root, 'a'), 'server-a', { env: { FIELDVAULT_AUTH_RATE_LIMIT: '100000', FIELDVAULT_RATE_LIMIT: '100000' } });
+t.teardown(async () => {
+  await A.stop();
+  rmSync(root, { recursive: true, force: true });
+});
+await A.createUser('amina', PASSWORD_A);
+const NO_RETRY = { attempts: 1, baseDelayMs: 0 };
+
+interface Answer {
+  readonly status?: number;
+  readonly type?: string;
+  readonly body: string | Buffer;
+  /** Declare the full length but send only this many bytes, then reset. */
+  readonly cutAt?: number;
+  /** Declare this content length instead of the real one. */
+  readonly length?: number;
+}
+
+/** A local HTTPS server with A's certificate; `answer` decides each reply (it sees method, path and request body). */
+async function hostile(t: Test, answer: (method: string, path: string, body: string) => Answer): Promise<string> {
+  const server = createHttpsServer({ cert: A.certPem, key: readFileSync(A.keyFile, 'utf8') }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const a = answer(req.method ?? '', req.url ?? '', Buffer.concat(chunks).toString());
+      const body = typeof a.body === 'string' ? Buffer.from(a.body) : a.body;
+      res.writeHead(a.status ?? 200, { 'content-type': a.type ?? 'application/json', 'content-length': String(a.length ?? body.byteLength) });
+      if (a.cutAt !== undefined) {
+        res.write(body.subarray(0, a.cutAt));
+        setTimeout(() => res.destroy(), 20);
+      } else res.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function transportTo(url: string, extra: { maxSyncResponseBytes?: number; timeoutMs?: number } = {}) {
+  return createHttpTransport({ baseUrl: url, serverId: 'server-a', tls: { pinSha256: A.fingerprint }, timeoutMs: extra.timeoutMs ?? 5_000, ...extra });
+}
+
+/** A logged-in phone; with `pending`, one record waits for A, else everything is synced. */
+async function phoneAt(t: Test, imei: string, pending: boolean): Promise<{ dir: string; session: Session }> {
+  const { dir, device } = await newDevice(t, { imei });
+  const session = await device.loginOnline('amina', PASSWORD_A, { transport: A.transport() });
+  await session.createRecord({ name: 'Already synced' });
+  await session.sync({ transport: A.transport() });
+  if (pending) await session.createRecord({ name: 'Waiting for the server' });
+  return { dir, session };
+}
+
+/** The phone's files, without SQLite's shared-memory index (readers update its read marks; it holds no data). */
+function files(dir: string): Record<string, string> {
+  return Object.fromEntries(Object.entries(snapshot(dir)).filter(([f]) => !f.endsWith('-shm')));
+}
+
+function record(name: string, at = Date.now()): ChildRecord {
+  const clock = createClock({ node: '356938035646999', now: () => at });
+  return createRecord({ id: globalThis.crypto.randomUUID(), createdBy: 'bilal', device: '356938035646999', clockTs: clock.now(), fields: { name } });
+}
+
+function page(records: readonly unknown[], extra: Record<string, unknown> = {}): PullResponse & Record<string, unknown> {
+  return { records: records as ChildRecord[], checkpoint: 'abc.def', more: false, deviceStatus: 'active', ...extra };
+}
+
+const json = (v: unknown): Answer => ({ body: JSON.stringify(v) });
+
+t.test('malformed, truncated or lying push answers fail the sync with TRANSPORT_BAD_RESPONSE and nothing is written', async (t) => {
+  const { dir, session } = await phoneAt(t, '356938035646001', true);
+  const pendingBefore = await session.pendingCounts('server-a');
+  const before = files(dir);
+  const ok = (id: string | null) => ({ id, status: 'ok', changed: true, conflicts: 0 });
+  const cases: Array<[string, (body: { records: ChildRecord[] }) => Answer]> = [
+    ['an HTML page', () => ({ type: 'text/html', body: '<html>captive portal</html>' })],
+    ['malformed JSON', () => ({ body: '{"results": [' })],
+    ['cut short', (b) => ({ body: JSON.stringify({ results: b.records.map((r) => ok(r.id)), deviceStatus: 'active' }), cutAt: 10 })],
+    ['no results', () => json({ results: [], deviceStatus: 'active' })],
+    ['more results than records', (b) => json({ results: [...b.records, ...b.records].map((r) => ok(r.id)), deviceStatus: 'active' })],
+    ['a result for another record', () => json({ results: [ok(globalThis.crypto.randomUUID())], deviceStatus: 'active' })],
+    ['an error result without a code', (b) => json({ results: [{ id: b.records[0]?.id, status: 'error' }], deviceStatus: 'active' })],
+    ['an unknown error code', (b) => json({ results: [{ id: b.records[0]?.id, status: 'error', code: 'NOT_A_CODE' }], deviceStatus: 'active' })],
+    ['an extra property', (b) => json({ results: b.records.map((r) => ok(r.id)), deviceStatus: 'active', wipe: true })],
+    ['an unknown device status', (b) => json({ results: b.records.map((r) => ok(r.id)), deviceStatus: 'blacklisted' })],
+    ['an error carrying a code only the SDK raises', () => ({ status: 503, body: JSON.stringify({ statusCode: 503, code: 'TRANSPORT_UNREACHABLE', error: 'x', message: 'x' }) })],
+    ['an error carrying SYNC_CANCELLED', () => ({ status: 400, body: JSON.stringify({ statusCode: 400, code: 'SYNC_CANCELLED', error: 'x', message: 'x' }) })],
+    ['an error without a code', () => ({ status: 500, body: '{"error":"boom"}' })],
+  ];
+  let current: (body: { records: ChildRecord[] }) => Answer = () => ({ body: '' });
+  let lastBody: { records: ChildRecord[] } = { records: [] };
+  const url = await hostile(t, (method, _path, body) => {
+    if (method === 'POST') lastBody = JSON.parse(body) as { records: ChildRecord[] };
+    return current(lastBody);
+  });
+  for (const [name, answer] of cases) {
+    current = answer;
+    const err = await rejection(session.sync({ transport: transportTo(url), retry: NO_RETRY }));
+    t.equal(err.code, 'TRANSPORT_BAD_RESPONSE', name);
+    t.same(files(dir), before, `${name}: every file byte-identical`);
+  }
+  t.same(await session.pendingCounts('server-a'), pendingBefore, 'the record is still pending');
+  t.equal((await session.sync({ transport: A.transport() })).pushed, 1, 'the real server takes it afterwards');
+});
+
+t.test('malformed, truncated, oversized or lying pull pages fail the sync and leave the phone byte-identical', async (t) => {
+  const { dir, session } = await phoneAt(t, '356938035646002', false);
+  const before = files(dir);
+  const recordsBefore = (await session.listRecords({ limit: 1000 })).map((r) => r.id).sort();
+  const good = record('Valid child');
+  const second = record('Second child');
+  const bigName = 'n'.repeat(9_000);
+  const cases: Array<[string, Answer, string?]> = [
+    ['an HTML page', { type: 'text/html', body: '<html>hello</html>' }],
+    ['JSON of another shape', json({ records: 'none', checkpoint: 'a', more: false, deviceStatus: 'active' })],
+    ['an extra top-level property', json(page([good], { admin: true }))],
+    ['a second record malformed (the first is valid)', json(page([good, { ...second, createdAt: 'yesterday' }]))],
+    ['a record with an extra property', json(page([{ ...good, pushedBy: 'admin' }]))],
+    ['a field stored under another name', json(page([{ ...good, fields: { age: good.fields['name'] } }]))],
+    ['a version whose base is not older', json(page([{ ...good, history: [{ ...good.fields['name'], base: good.fields['name']?.ts }] }]))],
+    ['a photo of size 0', json(page([{ ...good, photos: { [globalThis.crypto.randomUUID()]: { sha256: 'a'.repeat(64), size: 0, type: 'image/jpeg', addedAt: good.createdAt, by: 'bilal' } } }]))],
+    ['a checkpoint that is not a token', json(page([good], { checkpoint: 'has spaces in it' }))],
+    ['"more" that is not a boolean', json(page([good], { more: 'yes' }))],
+    ['a __proto__ key', { body: `{"__proto__":{"polluted":true},${JSON.stringify(page([good])).slice(1)}` }],
+    ['cut short', { body: JSON.stringify(page([good, second])), cutAt: 40 }],
+    ['a body shorter than its JSON (complete HTTP, truncated JSON)', { body: JSON.stringify(page([good])).slice(0, 30) }],
+    ['not UTF-8', { body: Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]) }],
+    ['a page over the size limit', json(page([record(bigName), record(bigName), record(bigName)]))],
+    ['more records than asked for', json(page(Array.from({ length: 4 }, (_, i) => record(`Extra ${i}`))))],
+    ['an error with an unknown code', { status: 500, body: JSON.stringify({ statusCode: 500, code: 'WIPE_NOW', error: 'x', message: 'x' }) }],
+    ['a version dated far in the future', json(page([record('From the future', Date.now() + 3_600_000)])), 'HLC_TOO_FAR_AHEAD'],
+  ];
+  let current: Answer = { body: '' };
+  const url = await hostile(t, () => current);
+  for (const [name, answer, code] of cases) {
+    current = answer;
+    const err = await rejection(session.sync({ transport: transportTo(url, { maxSyncResponseBytes: 16_384 }), retry: NO_RETRY, batch: { pullRecords: 3 } }));
+    t.equal(err.code, code ?? 'TRANSPORT_BAD_RESPONSE', name);
+    t.same(files(dir), before, `${name}: every file byte-identical`);
+  }
+  t.same((await session.listRecords({ limit: 1000 })).map((r) => r.id).sort(), recordsBefore, 'nothing of any answer reached the records');
+});
+
+t.test('a server that announces more pages but repeats its checkpoint is refused instead of pulled forever', async (t) => {
+  const { session } = await phoneAt(t, '356938035646006', false);
+  const first = record('Page one');
+  const url = await hostile(t, () => json(page([first], { more: true, checkpoint: 'same.checkpoint' })));
+  t.equal((await rejection(session.sync({ transport: transportTo(url), retry: NO_RETRY }))).code, 'TRANSPORT_BAD_RESPONSE');
+  t.equal((await session.getRecord(first.id)).id, first.id, 'the first (valid) page was committed, with its checkpoint');
+});
+
+/** A small seeded PRNG (mulberry32), so a failing fuzz case can be replayed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+t.test('fuzzed pull pages (seeded structural mutations and random truncations) are all refused and leave the phone byte-identical', async (t) => {
+  const { dir, session } = await phoneAt(t, '356938035646003', false);
+  const before = files(dir);
+  const seed = 20_240_605;
+  const random = prng(seed);
+  const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)] as T;
+  // Every mutation below makes the page invalid (a value that happens to be valid would be stored, rightly).
+  const wrongTop: Record<string, unknown[]> = {
+    records: [null, 42, 'records', {}, [null]],
+    checkpoint: [null, 42, '', 'has spaces', 'a..b', 'c'.repeat(5_000)],
+    more: [null, 'yes', 0, []],
+    deviceStatus: [null, 'blacklisted', 1, ''],
+  };
+  const anything: unknown[] = [null, 42, -1, 'x', '', true, [], {}, [1, 2], { a: 1 }];
+  type Page = Record<string, unknown> & { records: Array<Record<string, unknown>> };
+  const poisons: Array<[string, (p: Page) => void]> = [
+    ['drop a top-level key', (p) => void delete p[pick(['records', 'checkpoint', 'more', 'deviceStatus'])]],
+    ['wrong top-level value', (p) => {
+      const key = pick(Object.keys(wrongTop));
+      p[key] = pick(wrongTop[key] as unknown[]);
+    }],
+    ['drop a record key', (p) => void delete pick(p.records)[pick(['id', 'type', 'createdBy', 'createdAt', 'device', 'fields', 'history', 'photos', 'conflicts', 'resolved'])]],
+    ['wrong record value', (p) => (pick(p.records)[pick(['id', 'type', 'createdBy', 'createdAt', 'device', 'fields', 'history', 'photos'])] = pick([null, 42, 'Not Valid', true, [1]]))],
+    ['unknown record key', (p) => (pick(p.records)[pick(['_id', '_rev', 'seq', 'receivedAt', 'extra'])] = pick(anything))],
+    ['bad field version', (p) => {
+      const r = pick(p.records) as { fields: Record<string, Record<string, unknown>> };
+      const v = r.fields['name'] as Record<string, unknown>;
+      v[pick(['ts', 'by', 'device', 'field'])] = pick([null, 7, 'Not Valid', '']);
+    }],
+    ['a record that is not an object', (p) => (p.records[Math.floor(random() * p.records.length)] = pick([null, 1, 'record', []]) as unknown as Record<string, unknown>)],
+  ];
+  const valid = (): Page => JSON.parse(JSON.stringify(page([record('Fuzz one'), record('Fuzz two'), record('Fuzz three')]))) as Page;
+  let current: Answer = { body: '' };
+  const url = await hostile(t, () => current);
+  const transport = transportTo(url, { maxSyncResponseBytes: 65_536 });
+  for (let i = 0; i < 40; i++) {
+    let label: string;
+    if (i % 4 === 3) {
+      const text = JSON.stringify(valid());
+      const at = 1 + Math.floor(random() * (text.length - 2));
+      const declared = random() < 0.5;
+      current = declared ? { body: text, cutAt: at } : { body: text.slice(0, at) };
+      label = `truncated at ${at} (${declared ? 'connection reset' : 'short body'})`;
+    } else {
+      const p = valid();
+      const [name, poison] = pick(poisons);
+      poison(p);
+      current = json(p);
+      label = name;
+    }
+    const err = await rejection(session.sync({ transport, retry: NO_RETRY, batch: { pullRecords: 3 } }));
+    t.equal(err.code, 'TRANSPORT_BAD_RESPONSE', `seed ${seed} #${i}: ${label}`);
+    t.same(files(dir), before, `seed ${seed} #${i}: byte-identical`);
+  }
+});
+
+t.test('a server that does not speak HTTP, or stops answering, fails the sync without writing anything', async (t) => {
+  const { dir, session } = await phoneAt(t, '356938035646004', false);
+  const before = files(dir);
+  const garbage = createTlsServer({ cert: A.certPem, key: readFileSync(A.keyFile, 'utf8') }, (socket) => {
+    socket.on('data', () => socket.end('SSH-2.0-OpenSSH_9.6\r\n\r\nnot http at all'));
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => garbage.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => garbage.close(() => resolve())));
+  const notHttp = await rejection(session.sync({ transport: transportTo(`https://127.0.0.1:${(garbage.address() as AddressInfo).port}`), retry: NO_RETRY }));
+  t.equal(notHttp.code, 'TRANSPORT_BAD_RESPONSE');
+
+  // Reads (so it sees the client hang up) but never answers.
+  const silent = createTlsServer({ cert: A.certPem, key: readFileSync(A.keyFile, 'utf8') }, (socket) => {
+    socket.on('error', () => undefined);
+    socket.resume();
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => silent.close(() => resolve())));
+  const started = Date.now();
+  const mute = await rejection(session.sync({ transport: transportTo(`https://127.0.0.1:${(silent.address() as AddressInfo).port}`, { timeoutMs: 400 }), retry: NO_RETRY }));
+  t.equal(mute.code, 'TRANSPORT_UNREACHABLE', 'no progress within the timeout');
+  t.ok(Date.now() - started < 3_000);
+  t.same(files(dir), before);
+});
+
+t.test('a photo answered wrongly fails alone: nothing of it is written and the records are kept', async (t) => {
+  const { dir, session } = await phoneAt(t, '356938035646005', false);
+  const withPhoto = record('Has a photo');
+  const photoId = globalThis.crypto.randomUUID();
+  const jpeg = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xff, 0xd9]);
+  withPhoto.photos[photoId] = { sha256: createHash('sha256').update(jpeg).digest('hex'), size: jpeg.byteLength, type: 'image/jpeg', addedAt: withPhoto.createdAt, by: 'bilal' };
+  const photosBefore = filesUnder(dir).filter((f) => f.startsWith('.photos/'));
+  const wrong = Buffer.from(jpeg);
+  wrong[8] = 0x00; // one byte of the image changed in transit (0x49 in the valid one)
+  const url = await hostile(t, (_method, path) =>
+    path.startsWith('/v1/sync/pull') ? json(page([withPhoto])) : { type: 'image/jpeg', body: wrong },
+  );
+  const summary = await session.sync({ transport: transportTo(url), retry: NO_RETRY });
+  t.match(summary, { pulled: 1, photos: { downloaded: 0, failed: [{ photoId, code: 'TRANSPORT_BAD_RESPONSE' }] } });
+  t.same(filesUnder(dir).filter((f) => f.startsWith('.photos/')), photosBefore, 'no photo file was written');
+  t.equal((await rejection(session.readPhoto(withPhoto.id, photoId))).code, 'PHOTO_NOT_FOUND');
+  t.equal((await session.getRecord(withPhoto.id)).id, withPhoto.id, 'the valid page was kept');
+});
