@@ -318,8 +318,8 @@ export const errorCatalogue = {
   },
   DEVICE_RETIRED: {
     status: 403,
-    message: 'This device is retired and accepts no new logins.',
-    hint: 'Finish a last sync with an existing session, then wipe the device; an admin can enrol a replacement.',
+    message: 'This device is retired and accepts no new users.',
+    hint: 'Users who already used this device can log in once more for a last sync, after which the device wipes itself; an admin can enrol a replacement.',
   },
   DEVICE_NOT_FOUND: {
     status: 404,

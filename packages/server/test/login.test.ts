@@ -194,15 +194,18 @@ t.test('a blacklisted device is refused with DEVICE_BLACKLISTED, even without a 
   t.equal(json(thief)['code'], 'DEVICE_BLACKLISTED', 'the enrolled device is told to wipe without the password');
 });
 
-t.test('a retired device accepts no new login', async (t) => {
+t.test('a retired device lets its known users log in for a last sync and refuses new users', async (t) => {
   const { app } = await makeApp(t, couch);
   const { token: adminToken } = await setupAdmin(app);
   const password = await createUser(app, adminToken, 'alice');
+  const bobPassword = await createUser(app, adminToken, 'bob');
   const device = newDevice();
   const s = await login(app, device, { username: 'alice', password });
   await app.inject({ method: 'POST', url: `/v1/devices/${device.imei}/retire`, headers: bearer(adminToken), payload: {} });
-  const res = await loginRaw(app, device, { username: 'alice', password });
-  t.equal(json(res)['code'], 'DEVICE_RETIRED');
+  const again = await loginRaw(app, device, { username: 'alice', password });
+  t.equal(again.statusCode, 200, 'alice used this phone before: she may log in for the last sync');
+  const res = await loginRaw(app, device, { username: 'bob', password: bobPassword });
+  t.equal(json(res)['code'], 'DEVICE_RETIRED', 'bob never used this phone: refused');
   const session = await app.inject({ method: 'GET', url: '/v1/auth/session', headers: bearer(s.token) });
   t.equal(session.statusCode, 200, 'the existing session stays for a last sync');
 });

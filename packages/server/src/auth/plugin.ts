@@ -67,7 +67,9 @@ export const authPlugin: FastifyPluginAsync = async (app) => {
   function assertDeviceUsable(device: DeviceRecord | undefined, body: LoginBody): void {
     if (device === undefined) return;
     if (device.status === 'blacklisted') throw new FieldvaultError('DEVICE_BLACKLISTED');
-    if (device.status === 'retired') throw new FieldvaultError('DEVICE_RETIRED');
+    // A retired device gets its last sync: users who already used it may log in again (a phone's
+    // session lives in memory only, so a restarted app needs a fresh login); new users may not.
+    if (device.status === 'retired' && !device.usersSeen.includes(body.username)) throw new FieldvaultError('DEVICE_RETIRED');
     if (device.publicKey !== null && device.publicKey !== body.devicePublicKey) throw new FieldvaultError('DEVICE_BINDING_MISMATCH');
   }
 
