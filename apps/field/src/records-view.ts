@@ -9,6 +9,7 @@ import {
   type ChildRecord,
   type FieldValue,
   type FieldVersion,
+  recordUpdatedAt,
 } from '@fieldvault/protocol';
 import { CliError } from './errors.js';
 import { labelOf, orderedFieldNames } from './fields.js';
@@ -19,17 +20,6 @@ import { bytes, isoOf, keyValues, showValue, table, timeOf } from './output.js';
 /** The first 8 characters of an id: enough to tell records apart on one phone; commands accept them. */
 export function shortId(id: string): string {
   return id.slice(0, 8);
-}
-
-/** The newest timestamp anywhere in the record. */
-function updatedAt(r: ChildRecord): string {
-  let newest = r.createdAt;
-  for (const v of Object.values(r.fields)) if (v.ts > newest) newest = v.ts;
-  for (const p of Object.values(r.photos)) {
-    if (p.addedAt > newest) newest = p.addedAt;
-    if (p.removedAt !== undefined && p.removedAt > newest) newest = p.removedAt;
-  }
-  return newest;
 }
 
 function activePhotos(r: ChildRecord): [string, ChildRecord['photos'][string]][] {
@@ -56,7 +46,7 @@ export function summaryOf(r: ChildRecord): RecordSummary {
     deleted: isDeleted(r),
     createdBy: r.createdBy,
     createdAt: isoOf(r.createdAt),
-    updatedAt: isoOf(updatedAt(r)),
+    updatedAt: isoOf(recordUpdatedAt(r)),
   };
 }
 

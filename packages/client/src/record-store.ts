@@ -17,6 +17,7 @@ import {
   type FormProblem,
   type HlcClock,
   type RecordLimits,
+  recordUpdatedAt,
 } from '@fieldvault/protocol';
 import type { SqlExecutor, SqlValue, StorageHandle } from './storage-adapter.js';
 import { RECORD_COLUMNS, nextLocalSeq, writeMeta } from './vault-schema.js';
@@ -100,17 +101,6 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-/** The newest timestamp anywhere in the record. */
-function updatedAt(record: ChildRecord): string {
-  let newest = record.createdAt;
-  for (const v of Object.values(record.fields)) if (v.ts > newest) newest = v.ts;
-  for (const p of Object.values(record.photos)) {
-    if (p.addedAt > newest) newest = p.addedAt;
-    if (p.removedAt !== undefined && p.removedAt > newest) newest = p.removedAt;
-  }
-  return newest;
-}
-
 /** The column values of a record's row (see vault-schema.ts), in `RECORD_COLUMNS` order. */
 export function recordRow(record: ChildRecord, localSeq: number): SqlValue[] {
   const v = visibleFields(record);
@@ -120,7 +110,7 @@ export function recordRow(record: ChildRecord, localSeq: number): SqlValue[] {
     record.id,
     record.createdBy,
     record.createdAt,
-    updatedAt(record),
+    recordUpdatedAt(record),
     isDeleted(record) ? 1 : 0,
     needsReview(record) ? 1 : 0,
     text(v['name']),

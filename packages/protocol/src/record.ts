@@ -399,3 +399,14 @@ export function visibleFields(record: ChildRecord): Record<string, FieldValue> {
   }
   return out;
 }
+
+/** The newest timestamp anywhere in the record (fields, photo additions and removals). */
+export function recordUpdatedAt(record: ChildRecord): string {
+  let newest = record.createdAt;
+  for (const v of Object.values(record.fields)) if (v.ts > newest) newest = v.ts;
+  for (const p of Object.values(record.photos)) {
+    if (p.addedAt > newest) newest = p.addedAt;
+    if (p.removedAt !== undefined && p.removedAt > newest) newest = p.removedAt;
+  }
+  return newest;
+}
