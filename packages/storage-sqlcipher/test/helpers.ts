@@ -1,6 +1,4 @@
-import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import type { Test } from 'tap';
 import { createDevice, type Device, type DeviceOptions } from '@fieldvault/client';
 import { generateDbKey, kdfBounds, keyId } from '@fieldvault/crypto';
@@ -42,26 +40,8 @@ export async function rejection(p: Promise<unknown>): Promise<{ code?: string; m
   throw new Error('expected a rejection');
 }
 
-/** Every file under `dir`, relative, sorted. */
-export function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string): void => {
-    for (const name of readdirSync(d)) {
-      const full = join(d, name);
-      if (statSync(full).isDirectory()) walk(full);
-      else out.push(relative(dir, full));
-    }
-  };
-  walk(dir);
-  return out.sort();
-}
-
-/** Path → SHA-256 of every file under `dir`, to prove nothing changed. */
-export function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const f of filesUnder(dir)) out[f] = createHash('sha256').update(readFileSync(join(dir, f))).digest('hex');
-  return out;
-}
+// Listings and snapshots are shared with the other suites (packages/test-support).
+export { filesUnder, snapshot } from '@fieldvault/test-support';
 
 function u16(n: number): number[] {
   return [(n >> 8) & 0xff, n & 0xff];

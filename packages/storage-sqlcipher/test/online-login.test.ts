@@ -13,7 +13,7 @@ import { formatHlc } from '@fieldvault/protocol';
 import { createHttpTransport, type Transport } from '@fieldvault/client';
 import { generateDbKey, keyId, toBase64 } from '@fieldvault/crypto';
 import { PASSWORD_A, PASSWORD_B, PASSWORD_C, filesUnder, jpegWithGps, newDevice, rejection, snapshot } from './helpers.js';
-import { startServerProcess, type ServerProcess } from './server-process.js';
+import { startServerProcess, type ServerProcess } from '@fieldvault/test-support';
 
 const root = mkdtempSync(join(tmpdir(), 'fieldvault-online-'));
 const servers: ServerProcess[] = [];

@@ -13,7 +13,7 @@ import t, { type Test } from 'tap';
 import { createHttpTransport, type Session } from '@fieldvault/client';
 import { createClock, createRecord, type ChildRecord, type PullResponse } from '@fieldvault/protocol';
 import { PASSWORD_A, filesUnder, newDevice, rejection, snapshot } from './helpers.js';
-import { startServerProcess, type ServerProcess } from './server-process.js';
+import { startServerProcess, type ServerProcess } from '@fieldvault/test-support';
 
 const root = mkdtempSync(join(tmpdir(), 'fieldvault-sync-hostile-'));
 const A: ServerProcess = await startServerProcess(join(root, 'a'), 'server-a', { env: { FIELDVAULT_AUTH_RATE_LIMIT: '100000', FIELDVAULT_RATE_LIMIT: '100000' } });
@@ -79,7 +79,7 @@ function record(name: string, at = Date.now()): ChildRecord {
 }
 
 function page(records: readonly unknown[], extra: Record<string, unknown> = {}): PullResponse & Record<string, unknown> {
-  return { records: records as ChildRecord[], checkpoint: 'abc.def', more: false, deviceStatus: 'active', ...extra };
+  return { records: records as ChildRecord[], checkpoint: 'abc.def', more: false, deviceStatus: 'active', serverTime: Date.now(), ...extra };
 }
 
 const json = (v: unknown): Answer => ({ body: JSON.stringify(v) });
@@ -146,6 +146,8 @@ t.test('malformed, truncated, oversized or lying pull pages fail the sync and le
     ['more records than asked for', json(page(Array.from({ length: 4 }, (_, i) => record(`Extra ${i}`))))],
     ['an error with an unknown code', { status: 500, body: JSON.stringify({ statusCode: 500, code: 'WIPE_NOW', error: 'x', message: 'x' }) }],
     ['a version dated far in the future', json(page([record('From the future', Date.now() + 3_600_000)])), 'HLC_TOO_FAR_AHEAD'],
+    ['a server time that is not a wall time', json(page([good], { serverTime: -1 }))],
+    ['no server time', json({ records: [good], checkpoint: 'abc.def', more: false, deviceStatus: 'active' })],
   ];
   let current: Answer = { body: '' };
   const url = await hostile(t, () => current);
@@ -190,11 +192,12 @@ t.test('fuzzed pull pages (seeded structural mutations and random truncations) a
     checkpoint: [null, 42, '', 'has spaces', 'a..b', 'c'.repeat(5_000)],
     more: [null, 'yes', 0, []],
     deviceStatus: [null, 'blacklisted', 1, ''],
+    serverTime: [null, 'now', -1, 1.5],
   };
   const anything: unknown[] = [null, 42, -1, 'x', '', true, [], {}, [1, 2], { a: 1 }];
   type Page = Record<string, unknown> & { records: Array<Record<string, unknown>> };
   const poisons: Array<[string, (p: Page) => void]> = [
-    ['drop a top-level key', (p) => void delete p[pick(['records', 'checkpoint', 'more', 'deviceStatus'])]],
+    ['drop a top-level key', (p) => void delete p[pick(['records', 'checkpoint', 'more', 'deviceStatus', 'serverTime'])]],
     ['wrong top-level value', (p) => {
       const key = pick(Object.keys(wrongTop));
       p[key] = pick(wrongTop[key] as unknown[]);

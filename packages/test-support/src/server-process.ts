@@ -1,7 +1,8 @@
 // Real fieldvault servers for the online tests: `apps/server/dist/main.js` as a child process on
 // a temporary data directory (embedded store, self-signed TLS), plus a small admin client.
-// Tests spawn it by path (no dependency on the app package): the root `npm test` builds every
-// package before any test runs.
+// Spawned by path (no dependency on the app package, which would make every test package depend
+// on the server's build graph): the root `npm test` builds every package before any test runs.
+// Shared by packages/storage-sqlcipher, apps/field and packages/scenarios (was duplicated).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
@@ -11,16 +12,24 @@ import { createHttpTransport, type HttpTransport, type HttpTransportOptions } fr
 import { generateDeviceKeyPair, signDevice, toBase64 } from '@fieldvault/crypto';
 import { loginSignatureMessage, type ChildRecord, type KeyRecord } from '@fieldvault/protocol';
 
+// dist/server-process.js → <root>/apps/server/dist/main.js
 const MAIN = fileURLToPath(new URL('../../../apps/server/dist/main.js', import.meta.url));
 
 export const ADMIN_PASSWORD = 'correct horse battery staple rooftop';
 
+/** An admin action on a device (`blacklist`: stolen; `retire`: final sync, then wipe; `rekey`: a new key). */
+export type DeviceAction = 'blacklist' | 'retire' | 'reinstate' | 'rekey' | 'unbind';
+
 export interface ServerProcess {
   readonly serverId: string;
+  /** The server's data directory (embedded store, secrets, TLS). */
+  readonly dataDir: string;
   readonly url: string;
   /** The HTTPS port (a restart listens on the same one). */
   readonly port: number;
   readonly pid: number;
+  /** What the server printed so far (stdout and stderr; its log level is warn): for failure reports. */
+  output(): string;
   /** SHA-256 certificate fingerprint as the server prints it (`AB:CD:…`). */
   readonly fingerprint: string;
   /** The self-signed certificate (PEM), usable as the CA of this server. */
@@ -33,6 +42,8 @@ export interface ServerProcess {
   admin(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }>;
   /** Creates a user with this password and role (default field worker; invitation redeemed as the user would). */
   createUser(username: string, password: string, role?: 'field_worker' | 'supervisor' | 'admin'): Promise<void>;
+  /** An admin action on a device; resolves to the server's device view after it. */
+  deviceAction(imei: string, action: DeviceAction, reason?: string): Promise<Record<string, unknown>>;
   /** The key record this server holds for an IMEI (`null` before one was issued). */
   deviceKey(imei: string): Promise<KeyRecord | null>;
   /** The server's device view (status, key, usersSeen…), or undefined when it never saw the IMEI. */
@@ -40,7 +51,7 @@ export interface ServerProcess {
   /** Every record the server holds, read through the sync API with the admin's session (from the start). */
   records(): Promise<ChildRecord[]>;
   /** A plain HTTPS call trusting this server's certificate (no session). */
-  call(method: 'GET' | 'POST', path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }>;
+  call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }>;
   /** Stops the server cleanly (SIGINT). */
   stop(): Promise<void>;
   /** kill -9 of the server process; resolves once it is gone. */
@@ -79,8 +90,38 @@ function request(
   });
 }
 
+/** The child process ids of `pid` (Linux /proc; empty elsewhere or when it is gone). */
+function childPids(pid: number | undefined): number[] {
+  if (pid === undefined) return [];
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter((x) => x !== '')
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Waits (at most ~30 s) until none of `pids` runs; SIGKILLs what is left after that. */
+async function waitGone(pids: readonly number[]): Promise<void> {
+  for (let i = 0; i < 300 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 100));
+  for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL');
+}
+
 interface Launched {
   readonly child: ChildProcess;
+  readonly output: () => string;
   readonly exited: Promise<number | null>;
   readonly url: string;
   readonly fingerprint: string;
@@ -97,6 +138,9 @@ async function launch(dataDir: string, serverId: string, options: ServerProcessO
       FIELDVAULT_HTTP_PORT: 'off',
       FIELDVAULT_SERVER_ID: serverId,
       FIELDVAULT_LOG_LEVEL: 'warn',
+      // The fixture's admin logs in from a device with its password alone; admin TOTP is
+      // covered by packages/server/test/admin-totp.test.ts and apps/admin's tests.
+      FIELDVAULT_ADMIN_TOTP: 'optional',
       ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -120,7 +164,7 @@ async function launch(dataDir: string, serverId: string, options: ServerProcessO
       reject(new Error(`server exited with ${String(code)}: ${out}`));
     });
   });
-  return { child, exited, ...started };
+  return { child, exited, output: () => out, ...started };
 }
 
 /**
@@ -144,7 +188,7 @@ export async function startServerProcess(
       await new Promise((r) => setTimeout(r, 250));
     }
   }
-  const { child, exited, url, fingerprint, token: setupToken } = launched;
+  const { child, exited, output, url, fingerprint, token: setupToken } = launched;
   const port = Number(new URL(url).port);
   const certFile = join(dataDir, 'tls', 'dev-cert.pem');
   const certPem = readFileSync(certFile, 'utf8');
@@ -172,9 +216,11 @@ export async function startServerProcess(
 
   return {
     serverId,
+    dataDir,
     url,
     port,
     pid: child.pid ?? 0,
+    output,
     fingerprint,
     certPem,
     certFile,
@@ -188,6 +234,11 @@ export async function startServerProcess(
       const invitation = made.body['invitation'] as { token: string };
       const set = await call('POST', '/v1/auth/password', { resetToken: invitation.token, password });
       if (set.status !== 200) throw new Error(`set password failed: ${JSON.stringify(set.body)}`);
+    },
+    async deviceAction(imei, action, reason = 'test') {
+      const res = await admin('POST', `/v1/devices/${imei}/${action}`, { reason });
+      if (res.status !== 200) throw new Error(`${action} failed: ${JSON.stringify(res.body)}`);
+      return res.body['device'] as Record<string, unknown>;
     },
     async device(imei) {
       const res = await admin('GET', `/v1/devices/${imei}`);
@@ -212,13 +263,20 @@ export async function startServerProcess(
         if (res.body['more'] !== true) return out;
       }
     },
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
-      await exited;
-    },
     async kill() {
+      // The embedded store (a child of the server) outlives a kill -9 of its parent for a moment,
+      // holding the data directory's lock: wait until it has noticed and exited, so that a
+      // restart does not race it.
+      const store = childPids(child.pid);
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
+      await waitGone(store);
+    },
+    async stop() {
+      const store = childPids(child.pid);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+      await exited;
+      await waitGone(store);
     },
     restart() {
       return startServerProcess(dataDir, serverId, { ...options, port }, adminKeys);
