@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createDevice, createHttpTransport, type Device, type HttpTransport, type Session } from '@fieldvault/client';
-import { isFieldvaultError } from '@fieldvault/protocol';
+import { isFieldvaultError, FieldvaultError } from '@fieldvault/protocol';
 import { SqlCipherStorage } from '@fieldvault/storage-sqlcipher';
 import type { Environment } from './config.js';
-import { CliError } from './errors.js';
 import { Home, type HomeConfig, type ServerEntry } from './home.js';
 import type { Output } from './output.js';
 import type { PasswordSource } from './password.js';
@@ -73,7 +72,7 @@ export async function openDevice(ctx: Context): Promise<OpenDevice> {
 /** `--user`, else the remembered user. @throws FIELD_NO_USER */
 export function userOf(ctx: Context, config: HomeConfig): string {
   const user = ctx.globals.user ?? config.currentUser;
-  if (user === null || user === undefined) throw new CliError('FIELD_NO_USER');
+  if (user === null || user === undefined) throw new FieldvaultError('FIELD_NO_USER');
   return user;
 }
 
@@ -81,12 +80,12 @@ export function userOf(ctx: Context, config: HomeConfig): string {
 export function serverOf(config: HomeConfig, name: string | undefined): { name: string; entry: ServerEntry } {
   if (name !== undefined) {
     const entry = Object.hasOwn(config.servers, name) ? config.servers[name] : undefined;
-    if (entry === undefined) throw new CliError('FIELD_SERVER_UNKNOWN', name);
+    if (entry === undefined) throw new FieldvaultError('FIELD_SERVER_UNKNOWN', { detail: name });
     return { name, entry };
   }
   const names = Object.keys(config.servers);
   const only = names.length === 1 ? names[0] : undefined;
-  if (only === undefined) throw new CliError('FIELD_SERVER_AMBIGUOUS', names.length === 0 ? 'none configured' : `configured: ${names.join(', ')}`);
+  if (only === undefined) throw new FieldvaultError('FIELD_SERVER_AMBIGUOUS', { detail: names.length === 0 ? 'none configured' : `configured: ${names.join(', ')}` });
   return { name: only, entry: config.servers[only] as ServerEntry };
 }
 
@@ -108,7 +107,7 @@ export function readArgFile(path: string): Buffer {
     return readFileSync(path);
   } catch (err) {
     const code = (err as { code?: unknown }).code;
-    throw new CliError('FIELD_FILE_UNREADABLE', `${path}${typeof code === 'string' ? `: ${code}` : ''}`);
+    throw new FieldvaultError('FIELD_FILE_UNREADABLE', { detail: `${path}${typeof code === 'string' ? `: ${code}` : ''}` });
   }
 }
 

@@ -1,6 +1,5 @@
 import { Option, type Command } from 'commander';
-import { defaultChildForm, type FieldValue, type FormDefinition, type FormField } from '@fieldvault/protocol';
-import { CliError } from './errors.js';
+import { defaultChildForm, type FieldValue, type FormDefinition, type FormField, FieldvaultError } from '@fieldvault/protocol';
 
 /*
  * Record fields on the command line, generated from the form the SDK validates against (the
@@ -67,8 +66,8 @@ export function addFieldOptions(command: Command, form: FormDefinition = FORM): 
   return command;
 }
 
-function usage(flag: string, why: string): CliError {
-  return new CliError('FIELD_USAGE', `--${flag}: ${why}`);
+function usage(flag: string, why: string): FieldvaultError {
+  return new FieldvaultError('FIELD_USAGE', { detail: `--${flag}: ${why}` });
 }
 
 function parseBoolean(flag: string, raw: unknown): boolean {
@@ -105,8 +104,8 @@ export function fieldValuesFrom(options: Readonly<Record<string, unknown>>, unse
   }
   for (const name of unset) {
     const field = form.fields.find((f) => f.name === name || optionName(f).flag === name);
-    if (field === undefined) throw new CliError('FIELD_USAGE', `--unset: no field "${name}" (fields: ${form.fields.map((f) => optionName(f).flag).join(', ')})`);
-    if (Object.hasOwn(values, field.name)) throw new CliError('FIELD_USAGE', `--unset ${name} together with --${optionName(field).flag}`);
+    if (field === undefined) throw new FieldvaultError('FIELD_USAGE', { detail: `--unset: no field "${name}" (fields: ${form.fields.map((f) => optionName(f).flag).join(', ')})` });
+    if (Object.hasOwn(values, field.name)) throw new FieldvaultError('FIELD_USAGE', { detail: `--unset ${name} together with --${optionName(field).flag}` });
     values[field.name] = null;
   }
   return values;

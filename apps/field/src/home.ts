@@ -1,8 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { IMEI_PATTERN, NODE_ID_PATTERN, USERNAME_PATTERN } from '@fieldvault/protocol';
-import { CliError } from './errors.js';
+import { IMEI_PATTERN, NODE_ID_PATTERN, USERNAME_PATTERN, FieldvaultError } from '@fieldvault/protocol';
 
 /*
  * The CLI home: the "phone" this command line plays. It holds
@@ -69,8 +68,8 @@ export function generateImei(): string {
   return `${body}${luhnCheckDigit(body)}`;
 }
 
-function corrupt(why: string): CliError {
-  return new CliError('FIELD_HOME_CORRUPT', why);
+function corrupt(why: string): FieldvaultError {
+  return new FieldvaultError('FIELD_HOME_CORRUPT', { detail: why });
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -123,9 +122,9 @@ function isMissing(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === 'ENOENT';
 }
 
-function unwritable(dir: string, err: unknown): CliError {
+function unwritable(dir: string, err: unknown): FieldvaultError {
   const code = (err as { code?: unknown } | null)?.code;
-  return new CliError('FIELD_HOME_UNWRITABLE', `${dir}${typeof code === 'string' ? `: ${code}` : ''}`);
+  return new FieldvaultError('FIELD_HOME_UNWRITABLE', { detail: `${dir}${typeof code === 'string' ? `: ${code}` : ''}` });
 }
 
 function pidAlive(pid: number): boolean {
@@ -161,7 +160,7 @@ export class Home {
       text = readFileSync(this.configFile, 'utf8');
     } catch (err) {
       if (isMissing(err)) return undefined;
-      throw new CliError('FIELD_HOME_CORRUPT', `cannot read ${this.configFile}`);
+      throw new FieldvaultError('FIELD_HOME_CORRUPT', { detail: `cannot read ${this.configFile}` });
     }
     return parseConfig(text);
   }
@@ -233,10 +232,10 @@ export class Home {
       } catch {
         // Removed between our open and our read: try again.
       }
-      if (Number.isInteger(holder) && holder > 0 && pidAlive(holder)) throw new CliError('FIELD_HOME_BUSY', `process ${holder}`);
+      if (Number.isInteger(holder) && holder > 0 && pidAlive(holder)) throw new FieldvaultError('FIELD_HOME_BUSY', { detail: `process ${holder}` });
       rmSync(file, { force: true });
     }
-    throw new CliError('FIELD_HOME_BUSY');
+    throw new FieldvaultError('FIELD_HOME_BUSY');
   }
 
   /** Releases the lock if this process holds it. */

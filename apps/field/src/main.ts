@@ -4,6 +4,7 @@
  * shared phone (its home directory): users sign up and log in on it, register and edit child
  * records with photos, search, and sync with one or more servers. See docs/field-cli.md.
  */
+import { FieldvaultError } from '@fieldvault/protocol';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerDeviceCommands } from './commands/device.js';
@@ -12,7 +13,7 @@ import { registerServerCommands } from './commands/servers.js';
 import { registerSyncCommand } from './commands/sync.js';
 import { readEnvironment, resolveHome } from './config.js';
 import { makeContext, type Context, type GlobalOptions } from './context.js';
-import { CliError, reportOf } from './errors.js';
+import { reportOf } from './errors.js';
 import { Home } from './home.js';
 import { createOutput } from './output.js';
 import { createPasswordSource } from './password.js';
@@ -84,7 +85,7 @@ async function main(argv: readonly string[]): Promise<number> {
       // Commander's own usage errors, in the catalogue's form.
       outputError: (text) => {
         const message = text.trim().replace(/^error:\s*/, '').replaceAll(/\s*\n\s*/g, ' ');
-        fail(new CliError('FIELD_USAGE', message));
+        fail(new FieldvaultError('FIELD_USAGE', { detail: message }));
       },
     });
 

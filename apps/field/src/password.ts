@@ -1,5 +1,5 @@
-import { read } from 'read';
-import { CliError } from './errors.js';
+import { askOnTerminal, type AnswerSourceOptions } from '@fieldvault/cli-kit';
+import { FieldvaultError } from '@fieldvault/protocol';
 
 /*
  * Passwords come from a prompt that does not echo (the `read` package, muted output, on stderr so
@@ -26,45 +26,27 @@ async function readStdinLines(stdin: NodeJS.ReadableStream): Promise<string[]> {
   return lines;
 }
 
-export function createPasswordSource(options: {
-  readonly fromStdin: boolean;
-  readonly stdinIsTty: boolean;
-  readonly stdin?: NodeJS.ReadableStream;
-  readonly prompts?: NodeJS.WritableStream;
-}): PasswordSource {
+export function createPasswordSource(options: AnswerSourceOptions): PasswordSource {
   const stdin = options.stdin ?? process.stdin;
   const prompts = options.prompts ?? process.stderr;
   let lines: Promise<string[]> | undefined;
 
-  const fromTerminal = async (prompt: string): Promise<string> => {
-    try {
-      const answer = await read({ prompt, silent: true, replace: '', input: stdin, output: prompts, terminal: true });
-      // The Enter key is muted with the rest: end the prompt's line ourselves.
-      prompts.write('\n');
-      return answer;
-    } catch (err) {
-      // `read` rejects with "canceled" on Ctrl-C.
-      if (err instanceof Error && /cancel/i.test(err.message)) {
-        prompts.write('\n');
-        throw new CliError('FIELD_INTERRUPTED');
-      }
-      throw err;
-    }
-  };
+  const fromTerminal = (prompt: string): Promise<string> =>
+    askOnTerminal(prompt, { input: stdin, output: prompts, interrupted: () => new FieldvaultError('FIELD_INTERRUPTED') });
 
   return {
     async ask(prompt, { confirm = false } = {}) {
       if (options.fromStdin) {
         lines ??= readStdinLines(stdin);
         const line = (await lines).shift();
-        if (line === undefined || line === '') throw new CliError('FIELD_PASSWORD_REQUIRED', 'standard input has no more password lines');
+        if (line === undefined || line === '') throw new FieldvaultError('FIELD_PASSWORD_REQUIRED', { detail: 'standard input has no more password lines' });
         return line;
       }
-      if (!options.stdinIsTty) throw new CliError('FIELD_PASSWORD_REQUIRED');
+      if (!options.stdinIsTty) throw new FieldvaultError('FIELD_PASSWORD_REQUIRED');
       const first = await fromTerminal(`${prompt}: `);
       if (confirm) {
         const again = await fromTerminal(`${prompt} (again): `);
-        if (again !== first) throw new CliError('FIELD_PASSWORD_MISMATCH');
+        if (again !== first) throw new FieldvaultError('FIELD_PASSWORD_MISMATCH');
       }
       return first;
     },

@@ -11,7 +11,6 @@ import {
   type FieldVersion,
   recordUpdatedAt,
 } from '@fieldvault/protocol';
-import { CliError } from './errors.js';
 import { labelOf, orderedFieldNames } from './fields.js';
 import { bytes, isoOf, keyValues, showValue, table, timeOf } from './output.js';
 
@@ -187,7 +186,7 @@ export function recordDetails(r: ChildRecord): string {
 export async function findRecord(session: Session, idOrPrefix: string, options: { includeDeleted?: boolean } = {}): Promise<ChildRecord> {
   const id = idOrPrefix.toLowerCase();
   if (UUID_V4_PATTERN.test(id)) return session.getRecord(id, options);
-  if (!/^[0-9a-f-]{4,35}$/.test(id)) throw new CliError('FIELD_USAGE', `"${idOrPrefix}" is not a record id (as "list" shows it)`);
+  if (!/^[0-9a-f-]{4,35}$/.test(id)) throw new FieldvaultError('FIELD_USAGE', { detail: `"${idOrPrefix}" is not a record id (as "list" shows it)` });
   const matches: ChildRecord[] = [];
   for (let offset = 0; ; offset += 1000) {
     const page = await session.listRecords({ limit: 1000, offset, includeDeleted: options.includeDeleted ?? false });
@@ -195,6 +194,6 @@ export async function findRecord(session: Session, idOrPrefix: string, options: 
     if (page.length < 1000) break;
   }
   if (matches.length === 0) throw new FieldvaultError('VAULT_RECORD_NOT_FOUND', { detail: idOrPrefix });
-  if (matches.length > 1) throw new CliError('FIELD_USAGE', `"${idOrPrefix}" matches ${matches.length} records: give more characters of the id`);
+  if (matches.length > 1) throw new FieldvaultError('FIELD_USAGE', { detail: `"${idOrPrefix}" matches ${matches.length} records: give more characters of the id` });
   return matches[0] as ChildRecord;
 }

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { bearer, createUser, getChallenge, json, loginRaw, makeApp, newDevice, setupAdmin, startStore } from './helpers.js';
+import { ADMIN_PASSWORD, bearer, createUser, getChallenge, json, login, loginRaw, makeApp, newDevice, setupAdmin, startStore } from './helpers.js';
 
 // Issue 3: per-account throttling (≤ 100 consecutive failures) and per-IP rate limits.
 const couch = await startStore(t);
@@ -44,7 +44,10 @@ t.test('100 consecutive failures lock the account until a password reset', async
   const locked = await loginRaw(app, device, { username: 'alice', password });
   t.equal(json(locked)['code'], 'AUTH_ACCOUNT_LOCKED', 'still locked a day later');
   t.equal(locked.headers['retry-after'], undefined, 'no retry time: it needs a reset');
-  const reset = json(await app.inject({ method: 'POST', url: '/v1/users/alice/password-reset', headers: bearer(admin) }))['reset'] as { token: string };
+  // Admin sessions live an hour at most (issue 7): the admin logs in again a day later.
+  const { token: adminNow } = await login(app, newDevice(), { username: 'admin', password: ADMIN_PASSWORD });
+  t.equal(json(await app.inject({ method: 'GET', url: '/v1/auth/session', headers: bearer(admin) }))['code'], 'SESSION_INVALID', 'the old admin session expired');
+  const reset = json(await app.inject({ method: 'POST', url: '/v1/users/alice/password-reset', headers: bearer(adminNow) }))['reset'] as { token: string };
   const newPassword = 'a fresh start with a long sentence';
   await app.inject({ method: 'POST', url: '/v1/auth/password', payload: { resetToken: reset.token, password: newPassword } });
   t.equal((await loginRaw(app, device, { username: 'alice', password: newPassword })).statusCode, 200);

@@ -1,8 +1,8 @@
+import { FieldvaultError } from '@fieldvault/protocol';
 import type { Command } from 'commander';
 import type { DeviceUser, KnownServer, PendingCounts, Session } from '@fieldvault/client';
 import type { KeyRecord } from '@fieldvault/protocol';
 import { openDevice, userOf, withSession, type Context } from '../context.js';
-import { CliError } from '../errors.js';
 import { isValidImei, type HomeConfig } from '../home.js';
 import { isoOf, keyValues, table, timeOf } from '../output.js';
 
@@ -68,11 +68,11 @@ export function registerDeviceCommands(program: Command, action: Action): void {
     .action(
       action(async (ctx, raw) => {
         const { imei } = raw as { imei?: string };
-        if (imei !== undefined && !isValidImei(imei)) throw new CliError('FIELD_USAGE', '--imei: 15 digits with a valid Luhn check digit');
+        if (imei !== undefined && !isValidImei(imei)) throw new FieldvaultError('FIELD_USAGE', { detail: '--imei: 15 digits with a valid Luhn check digit' });
         ctx.home.lock();
         const existing = ctx.home.read();
         if (existing !== undefined && imei !== undefined && existing.imei !== imei) {
-          throw new CliError('FIELD_USAGE', `this home is already the phone with IMEI ${existing.imei}; use another --home for another phone`);
+          throw new FieldvaultError('FIELD_USAGE', { detail: `this home is already the phone with IMEI ${existing.imei}; use another --home for another phone` });
         }
         const { config, created } = ctx.home.ensure(imei);
         const { device } = await openDevice(ctx);
@@ -125,7 +125,7 @@ export function registerDeviceCommands(program: Command, action: Action): void {
     .action(
       action(async (ctx, server, raw) => {
         const { offline } = raw as { offline?: boolean };
-        if (offline === true && server !== undefined) throw new CliError('FIELD_USAGE', '--offline and a server name together');
+        if (offline === true && server !== undefined) throw new FieldvaultError('FIELD_USAGE', { detail: '--offline and a server name together' });
         const mode = offline === true ? ({ offline: true } as const) : ({ offline: false, server: server as string | undefined } as const);
         await withSession(ctx, mode, async ({ session, username, server: s }) => {
           const records = await countRecords(session);

@@ -3,7 +3,6 @@ import { Option, type Command } from 'commander';
 import { DEFAULT_PHOTO_MAX_BYTES, RECORD_FLAGS, detectPhotoType, stripImageMetadata, type RecordFlag, type RecordQuery, type Session } from '@fieldvault/client';
 import { FieldvaultError, SEARCH_MAX_LIMIT, conflictId, openConflicts, type ChildRecord, type RecordSearchQuery } from '@fieldvault/protocol';
 import { readArgFile, serverOf, withSession, type Context } from '../context.js';
-import { CliError } from '../errors.js';
 import { addFieldOptions, fieldValuesFrom } from '../fields.js';
 import { bytes } from '../output.js';
 import { conflictsOf, findRecord, historyOf, recordDetails, recordTable, shortId, summaryOf } from '../records-view.js';
@@ -18,7 +17,7 @@ function collect(value: string, previous: string[] | undefined): string[] {
 function nonNegativeInt(flag: string): (v: string) => number {
   return (v) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new CliError('FIELD_USAGE', `${flag}: a whole number`);
+    if (!Number.isInteger(n) || n < 0) throw new FieldvaultError('FIELD_USAGE', { detail: `${flag}: a whole number` });
     return n;
   };
 }
@@ -26,7 +25,7 @@ function nonNegativeInt(flag: string): (v: string) => number {
 function numberArg(flag: string): (v: string) => number {
   return (v) => {
     const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n)) throw new CliError('FIELD_USAGE', `${flag}: a number`);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new FieldvaultError('FIELD_USAGE', { detail: `${flag}: a number` });
     return n;
   };
 }
@@ -89,7 +88,7 @@ async function addPhotos(ctx: Context, session: Session, recordId: string, photo
 function photoIdOf(record: ChildRecord, idOrPrefix: string): string {
   const ids = Object.keys(record.photos).filter((id) => id.startsWith(idOrPrefix.toLowerCase()));
   if (ids.length === 0 || idOrPrefix.length < 4) throw new FieldvaultError('PHOTO_NOT_FOUND', { detail: idOrPrefix });
-  if (ids.length > 1) throw new CliError('FIELD_USAGE', `"${idOrPrefix}" matches ${ids.length} photos: give more characters`);
+  if (ids.length > 1) throw new FieldvaultError('FIELD_USAGE', { detail: `"${idOrPrefix}" matches ${ids.length} photos: give more characters` });
   return ids[0] as string;
 }
 
@@ -97,8 +96,8 @@ function parseFlagQuery(values: readonly string[]): Partial<Record<RecordFlag, b
   const flags: Partial<Record<RecordFlag, boolean>> = {};
   for (const v of values) {
     const [name = '', setting = 'yes'] = v.split('=', 2);
-    if (!(RECORD_FLAGS as readonly string[]).includes(name)) throw new CliError('FIELD_USAGE', `--flag: one of ${RECORD_FLAGS.join(', ')}`);
-    if (!['yes', 'no', 'true', 'false'].includes(setting)) throw new CliError('FIELD_USAGE', `--flag ${name}=yes|no`);
+    if (!(RECORD_FLAGS as readonly string[]).includes(name)) throw new FieldvaultError('FIELD_USAGE', { detail: `--flag: one of ${RECORD_FLAGS.join(', ')}` });
+    if (!['yes', 'no', 'true', 'false'].includes(setting)) throw new FieldvaultError('FIELD_USAGE', { detail: `--flag ${name}=yes|no` });
     flags[name as RecordFlag] = setting === 'yes' || setting === 'true';
   }
   return flags;
@@ -135,7 +134,7 @@ export function registerRecordCommands(program: Command, action: Action): void {
       action(async (ctx, raw) => {
         const opts = raw as Record<string, unknown> & { photo?: string[] };
         const values = fieldValuesFrom(opts);
-        if (values['name'] === undefined) throw new CliError('FIELD_USAGE', '--name is required');
+        if (values['name'] === undefined) throw new FieldvaultError('FIELD_USAGE', { detail: '--name is required' });
         const photos = loadPhotos(opts.photo ?? []);
         await withSession(ctx, { offline: true }, async ({ session }) => {
           let record = await session.createRecord(values);
@@ -164,7 +163,7 @@ export function registerRecordCommands(program: Command, action: Action): void {
       action(async (ctx, id, raw) => {
         const opts = raw as Record<string, unknown> & { unset?: string[] };
         const changes = fieldValuesFrom(opts, opts.unset ?? []);
-        if (Object.keys(changes).length === 0) throw new CliError('FIELD_USAGE', 'nothing to change: give at least one --field value (see "edit --help")');
+        if (Object.keys(changes).length === 0) throw new FieldvaultError('FIELD_USAGE', { detail: 'nothing to change: give at least one --field value (see "edit --help")' });
         await withSession(ctx, { offline: true }, async ({ session }) => {
           const found = await findRecord(session, String(id));
           const record = await session.updateRecord(found.id, changes);
@@ -330,7 +329,7 @@ export function registerRecordCommands(program: Command, action: Action): void {
             writeFileSync(out, content.bytes, { mode: 0o600, flag: 'wx' });
           } catch (err) {
             const code = (err as { code?: unknown }).code;
-            throw new CliError('FIELD_FILE_UNREADABLE', `${out}: ${code === 'EEXIST' ? 'already exists (not overwritten)' : String(code)}`);
+            throw new FieldvaultError('FIELD_FILE_UNREADABLE', { detail: `${out}: ${code === 'EEXIST' ? 'already exists (not overwritten)' : String(code)}` });
           }
           ctx.out.result({ record: found.id, photoId, type: content.type, sha256: content.sha256, file: out }, () => `saved photo ${shortId(photoId)} (${content.type}) to ${out}`);
         });
@@ -356,9 +355,9 @@ export function registerRecordCommands(program: Command, action: Action): void {
 async function searchOnServer(ctx: Context, o: SearchOptions, flags: Partial<Record<RecordFlag, boolean>>): Promise<void> {
   // The server name is checked before the password is asked.
   const { name } = serverOf(ctx.home.ensure().config, o.server);
-  if (o.offset !== undefined && o.offset > 0) throw new CliError('FIELD_USAGE', '--offset is for local search; a server pages with --cursor');
+  if (o.offset !== undefined && o.offset > 0) throw new FieldvaultError('FIELD_USAGE', { detail: '--offset is for local search; a server pages with --cursor' });
   await withSession(ctx, { offline: false, server: name }, async ({ session, username, server }) => {
-    if (server === undefined) throw new CliError('FIELD_SERVER_UNKNOWN', name);
+    if (server === undefined) throw new FieldvaultError('FIELD_SERVER_UNKNOWN', { detail: name });
     const query: Partial<RecordSearchQuery> = {
       ...(o.name === undefined ? {} : { name: o.name }),
       ...(o.location === undefined ? {} : { location: o.location }),

@@ -1,8 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { Command } from 'commander';
-import { NODE_ID_PATTERN } from '@fieldvault/protocol';
+import { NODE_ID_PATTERN, FieldvaultError } from '@fieldvault/protocol';
 import { readArgFile, transportOf, type Context } from '../context.js';
-import { CliError } from '../errors.js';
 import { SERVER_NAME_PATTERN, type ServerEntry } from '../home.js';
 import { table } from '../output.js';
 
@@ -16,7 +15,7 @@ function collect(value: string, previous: string[] | undefined): string[] {
 /** `ab:cd…`, `ABCD…` → `AB:CD:…` (as the server prints it). @throws FIELD_USAGE */
 export function normalisePin(pin: string): string {
   const hex = pin.replaceAll(':', '').toUpperCase();
-  if (!/^[0-9A-F]{64}$/.test(hex)) throw new CliError('FIELD_USAGE', '--pin: the SHA-256 fingerprint the server prints at start (64 hex digits, colons optional)');
+  if (!/^[0-9A-F]{64}$/.test(hex)) throw new FieldvaultError('FIELD_USAGE', { detail: '--pin: the SHA-256 fingerprint the server prints at start (64 hex digits, colons optional)' });
   return hex.match(/../g)?.join(':') ?? hex;
 }
 
@@ -26,7 +25,7 @@ function readCa(file: string): string {
   try {
     new X509Certificate(pem);
   } catch {
-    throw new CliError('FIELD_USAGE', `--ca ${file}: not a PEM certificate`);
+    throw new FieldvaultError('FIELD_USAGE', { detail: `--ca ${file}: not a PEM certificate` });
   }
   return pem;
 }
@@ -68,16 +67,16 @@ export function registerServerCommands(program: Command, action: Action): void {
       action(async (ctx, name, url, raw) => {
         const o = raw as { serverId: string; pin?: string[]; ca?: string };
         const serverName = String(name);
-        if (!SERVER_NAME_PATTERN.test(serverName)) throw new CliError('FIELD_USAGE', 'server name: lowercase letters, digits, ".", "_", "-", up to 32 characters');
+        if (!SERVER_NAME_PATTERN.test(serverName)) throw new FieldvaultError('FIELD_USAGE', { detail: 'server name: lowercase letters, digits, ".", "_", "-", up to 32 characters' });
         let parsed: URL;
         try {
           parsed = new URL(String(url));
         } catch {
-          throw new CliError('FIELD_USAGE', `url: not a URL: ${String(url)}`);
+          throw new FieldvaultError('FIELD_USAGE', { detail: `url: not a URL: ${String(url)}` });
         }
-        if (parsed.protocol !== 'https:') throw new CliError('FIELD_USAGE', 'url: must start with https:// (the SDK talks to servers over verified TLS only)');
-        if (!NODE_ID_PATTERN.test(o.serverId)) throw new CliError('FIELD_USAGE', '--server-id: lowercase letters, digits, ".", "_", "-" (as the server prints it)');
-        if (o.pin === undefined && o.ca === undefined) throw new CliError('FIELD_USAGE', 'give --pin FINGERPRINT or --ca FILE (or both): the server certificate must be verified');
+        if (parsed.protocol !== 'https:') throw new FieldvaultError('FIELD_USAGE', { detail: 'url: must start with https:// (the SDK talks to servers over verified TLS only)' });
+        if (!NODE_ID_PATTERN.test(o.serverId)) throw new FieldvaultError('FIELD_USAGE', { detail: '--server-id: lowercase letters, digits, ".", "_", "-" (as the server prints it)' });
+        if (o.pin === undefined && o.ca === undefined) throw new FieldvaultError('FIELD_USAGE', { detail: 'give --pin FINGERPRINT or --ca FILE (or both): the server certificate must be verified' });
         const entry: ServerEntry = {
           url: parsed.href.replace(/\/$/, ''),
           serverId: o.serverId,
@@ -87,9 +86,9 @@ export function registerServerCommands(program: Command, action: Action): void {
         transportOf(entry); // the SDK checks the options too (INPUT_INVALID names the one it refuses)
         ctx.home.lock();
         ctx.home.update((c) => {
-          if (Object.hasOwn(c.servers, serverName)) throw new CliError('FIELD_SERVER_EXISTS', serverName);
+          if (Object.hasOwn(c.servers, serverName)) throw new FieldvaultError('FIELD_SERVER_EXISTS', { detail: serverName });
           const same = Object.entries(c.servers).find(([, e]) => e.serverId === entry.serverId);
-          if (same !== undefined) throw new CliError('FIELD_SERVER_EXISTS', `server id ${entry.serverId} is already configured as "${same[0]}"`);
+          if (same !== undefined) throw new FieldvaultError('FIELD_SERVER_EXISTS', { detail: `server id ${entry.serverId} is already configured as "${same[0]}"` });
           return { ...c, servers: { ...c.servers, [serverName]: entry } };
         });
         ctx.out.result({ name: serverName, url: entry.url, serverId: entry.serverId, trust: trustOf(entry) }, () => `added server ${serverName}: ${entry.url} (${entry.serverId}), ${trustOf(entry)}`);
@@ -125,7 +124,7 @@ export function registerServerCommands(program: Command, action: Action): void {
         const serverName = String(name);
         ctx.home.lock();
         ctx.home.update((c) => {
-          if (!Object.hasOwn(c.servers, serverName)) throw new CliError('FIELD_SERVER_UNKNOWN', serverName);
+          if (!Object.hasOwn(c.servers, serverName)) throw new FieldvaultError('FIELD_SERVER_UNKNOWN', { detail: serverName });
           const { [serverName]: _removed, ...rest } = c.servers;
           return { ...c, servers: rest };
         });

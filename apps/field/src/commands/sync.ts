@@ -1,7 +1,7 @@
+import { FieldvaultError } from '@fieldvault/protocol';
 import type { Command } from 'commander';
 import type { SyncProgress, SyncSummary } from '@fieldvault/client';
 import { serverOf, withSession, type Context } from '../context.js';
-import { CliError } from '../errors.js';
 import { keyValues, table } from '../output.js';
 import { shortId } from '../records-view.js';
 
@@ -27,6 +27,10 @@ function summaryText(name: string, s: SyncSummary): string {
       ['failed', s.failed.length === 0 ? 'none' : `${s.failed.length} record(s), kept on the phone and retried next sync`],
     ]),
   ];
+  if (s.clockOffsetMs !== undefined) {
+    const minutes = Math.round(Math.abs(s.clockOffsetMs) / 60_000);
+    lines.push('', `warning: this device's clock is about ${minutes} minute(s) ${s.clockOffsetMs > 0 ? 'behind' : 'ahead of'} the server's: set the date and time.`);
+  }
   const failures = [
     ...s.failed.map((f) => ({ what: `record ${shortId(f.id)}`, code: f.code })),
     ...s.photos.failed.map((f) => ({ what: `photo ${shortId(f.photoId)}`, code: f.code })),
@@ -57,7 +61,7 @@ export function registerSyncCommand(program: Command, action: Action): void {
         // The server name is checked before the password is asked.
         const { name } = serverOf(ctx.home.ensure().config, server as string | undefined);
         await withSession(ctx, { offline: false, server: name }, async ({ session, server: s }) => {
-          if (s === undefined) throw new CliError('FIELD_SERVER_UNKNOWN', name);
+          if (s === undefined) throw new FieldvaultError('FIELD_SERVER_UNKNOWN', { detail: name });
           const signal = ctx.cancellation();
           const progress = ctx.progress();
           let summary: SyncSummary;

@@ -1,0 +1,122 @@
+import { Option, type Command } from 'commander';
+import { IMEI_PATTERN } from '@fieldvault/protocol';
+import type { Context } from '../context.js';
+import { CliError } from '../errors.js';
+import { keyValues, table, timeOf } from '../output.js';
+import type { Action } from './action.js';
+import { fetchAll } from './paging.js';
+
+interface KeyRecordView {
+  readonly keyId: string;
+  readonly issuedAt: string;
+  readonly issuer: string;
+}
+
+export interface DeviceView {
+  readonly imei: string;
+  readonly status: string;
+  readonly bound: boolean;
+  readonly boundAt: string | null;
+  readonly firstSeenAt: string;
+  readonly lastSeenAt: string;
+  readonly lastSyncAt: string | null;
+  readonly usersSeen: string[];
+  readonly key: KeyRecordView | null;
+  readonly statusChangedAt: string | null;
+  readonly statusChangedBy: string | null;
+}
+
+function imeiOf(value: string): string {
+  if (!IMEI_PATTERN.test(value)) throw new CliError('ADMIN_USAGE', `"${value}" is not an IMEI (15 digits)`);
+  return value;
+}
+
+function deviceLines(d: DeviceView): string {
+  return keyValues([
+    ['IMEI', d.imei],
+    ['status', d.status + (d.statusChangedBy === null ? '' : ` (by ${d.statusChangedBy}, ${timeOf(d.statusChangedAt)})`)],
+    ['bound', d.bound ? `yes, since ${timeOf(d.boundAt)}` : 'no (the next login enrols its device key)'],
+    ['first seen', timeOf(d.firstSeenAt)],
+    ['last seen', timeOf(d.lastSeenAt)],
+    ['last sync', timeOf(d.lastSyncAt)],
+    ['users seen', d.usersSeen.length === 0 ? '—' : d.usersSeen.join(', ')],
+    ['key', d.key === null ? '—' : `${d.key.keyId} (issued ${d.key.issuedAt} by ${d.key.issuer})`],
+  ]);
+}
+
+/** What each action does, for help text and for the confirmation prompt. */
+const ACTIONS = {
+  blacklist: { wipes: true, text: 'stolen or lost: refuse it, end its sessions; the phone wipes its data on its next contact' },
+  retire: { wipes: true, text: 'take out of service: its known users get a last sync, then the phone wipes itself' },
+  reinstate: { wipes: false, text: 'make a blacklisted or retired device active again' },
+  rekey: { wipes: false, text: 'issue a new database key for it (the phone migrates at its next login)' },
+  unbind: { wipes: false, text: 'forget its enrolled device key (reset phone, new app install); its next login enrols again' },
+} as const;
+
+async function confirm(ctx: Context, imei: string, verb: string, yes: boolean): Promise<void> {
+  if (yes) return;
+  if (!ctx.env.stdinIsTty || ctx.globals.stdin === true) throw new CliError('ADMIN_NOT_CONFIRMED', `${verb} ${imei}`);
+  const typed = await ctx.prompter.ask(`This will ${verb} ${imei} and make the phone wipe its data. Type the IMEI to confirm`, { secret: false });
+  if (typed.trim() !== imei) throw new CliError('ADMIN_NOT_CONFIRMED', 'the IMEI typed does not match');
+}
+
+export function registerDeviceCommands(program: Command, action: Action): void {
+  const devices = program.command('devices').description('devices (phones): list, show, blacklist, retire, reinstate, rekey, unbind');
+
+  devices
+    .command('list')
+    .description('list devices (one page; --all for every page)')
+    .addOption(new Option('--status <status>', 'only devices in this state').choices(['active', 'blacklisted', 'retired']))
+    .option('--limit <n>', 'devices per page (1..500)', '100')
+    .option('--all', 'fetch every page')
+    .action(
+      action(async (ctx, opts) => {
+        const o = opts as { status?: string; limit: string; all?: boolean };
+        const list = await fetchAll<DeviceView, 'devices'>(ctx, '/v1/devices', 'devices', { status: o.status }, o.limit, o.all === true);
+        ctx.out.result(list, () =>
+          list.devices.length === 0
+            ? 'No devices.'
+            : table(list.devices, [
+                { header: 'IMEI', value: (d) => d.imei },
+                { header: 'STATUS', value: (d) => d.status },
+                { header: 'BOUND', value: (d) => (d.bound ? 'yes' : 'no') },
+                { header: 'LAST SEEN', value: (d) => timeOf(d.lastSeenAt) },
+                { header: 'LAST SYNC', value: (d) => timeOf(d.lastSyncAt) },
+                { header: 'USERS', value: (d) => d.usersSeen.join(', '), max: 30 },
+                { header: 'KEY', value: (d) => d.key?.keyId.slice(0, 12) ?? '—' },
+              ]) + (list.nextCursor === null ? '' : '\n(more: use --all)'),
+        );
+      }),
+    );
+
+  devices
+    .command('show <imei>')
+    .description('show one device (never its key, only the key record)')
+    .action(
+      action(async (ctx, imei) => {
+        const { device } = await ctx.api<{ device: DeviceView }>({ method: 'GET', path: `/v1/devices/${imeiOf(imei as string)}` });
+        ctx.out.result({ device }, () => deviceLines(device));
+      }),
+    );
+
+  for (const [verb, spec] of Object.entries(ACTIONS)) {
+    const c = devices
+      .command(`${verb} <imei>`)
+      .description(spec.text)
+      .option('--reason <text>', 'why (kept in the audit log)');
+    if (spec.wipes) c.option('-y, --yes', 'do not ask for confirmation');
+    c.action(
+      action(async (ctx, imei, opts) => {
+        const o = opts as { reason?: string; yes?: boolean };
+        const id = imeiOf(imei as string);
+        if (spec.wipes) await confirm(ctx, id, verb, o.yes === true);
+        const { device } = await ctx.api<{ device: DeviceView }>({
+          method: 'POST',
+          path: `/v1/devices/${id}/${verb}`,
+          body: o.reason === undefined ? {} : { reason: o.reason },
+        });
+        ctx.out.result({ device }, () => `${verb}: done.\n${deviceLines(device)}`);
+      }),
+    );
+  }
+}

@@ -1,0 +1,169 @@
+import type { Command } from 'commander';
+import { USERNAME_PATTERN, isFieldvaultError } from '@fieldvault/protocol';
+import type { Context, ServerOptions } from '../context.js';
+import { CliError } from '../errors.js';
+import type { ServerTrust } from '../home.js';
+import type { ApiClient } from '../http.js';
+import { keyValues, timeOf } from '../output.js';
+import type { Action } from './action.js';
+
+interface SessionView {
+  readonly token: string;
+  readonly expiresAt: string;
+  readonly user: { readonly username: string; readonly role: string };
+}
+
+function checkUsername(name: string): string {
+  if (!USERNAME_PATTERN.test(name)) throw new CliError('ADMIN_USAGE', `"${name}" is not a user name (lowercase letters, digits, ".", "_", "-")`);
+  return name;
+}
+
+async function askUsername(ctx: Context, option: string | undefined): Promise<string> {
+  return checkUsername(option ?? ctx.home.config().username ?? (await ctx.prompter.ask('Admin user name', { secret: false })));
+}
+
+/** Remembers the server and user, and keeps the session token in the 0600 session file. */
+function remember(ctx: Context, trust: ServerTrust, session: SessionView): void {
+  ctx.home.saveConfig({ server: trust, username: session.user.username });
+  ctx.home.saveSession({ token: session.token, expiresAt: session.expiresAt, username: session.user.username, url: trust.url });
+}
+
+/**
+ * TOTP enrolment: the server makes a secret, shown here once (stderr, even with --json: it is
+ * never printed to stdout where scripts might store it); the admin adds it to an authenticator
+ * app and types the first code, which confirms it and opens the first session.
+ */
+async function enrol(ctx: Context, client: ApiClient, username: string, password: string): Promise<{ recoveryCodes: string[]; session: SessionView }> {
+  const started = await client.call<{ secret: string; otpauthUri: string; issuer: string }>({ method: 'POST', path: '/v1/admin/totp/enrol', body: { username, password } });
+  process.stderr.write(
+    [
+      '',
+      'Two-factor authentication: add this account to an authenticator app (shown once).',
+      `  secret:      ${started.secret}`,
+      `  otpauth URI: ${started.otpauthUri}`,
+      '  (type the secret in, or make a QR code of the URI on a trusted machine; settings: TOTP, SHA-1, 6 digits, 30 s)',
+      '',
+    ].join('\n'),
+  );
+  const code = await ctx.prompter.ask('First 6-digit code from the app', { secret: false });
+  return client.call<{ recoveryCodes: string[]; session: SessionView }>({ method: 'POST', path: '/v1/admin/totp/confirm', body: { username, password, code } });
+}
+
+function showRecoveryCodes(codes: readonly string[]): string {
+  return [
+    'Recovery codes (each works once instead of a code; shown only now — store them offline):',
+    ...codes.map((c) => `  ${c}`),
+  ].join('\n');
+}
+
+function sessionLines(session: SessionView, server: string): string {
+  return keyValues([
+    ['logged in as', `${session.user.username} (${session.user.role})`],
+    ['server', server],
+    ['session expires', timeOf(session.expiresAt)],
+  ]);
+}
+
+export function registerSessionCommands(program: Command, action: Action): void {
+  const serverOptions = (c: Command): Command =>
+    c
+      .option('--server <url>', 'the server, https://host:port (remembered)')
+      .option('--ca <file>', 'PEM certificate to trust for it (e.g. the server\'s data/tls/dev-cert.pem)')
+      .option('--pin <sha256>', 'SHA-256 fingerprint of its certificate, as the server prints it at start');
+
+  serverOptions(program.command('init'))
+    .description('create the first admin with the one-time setup token, enrol TOTP, and log in')
+    .option('--user <name>', 'user name of the first admin', 'admin')
+    .action(
+      action(async (ctx, opts) => {
+        const o = opts as ServerOptions & { user: string };
+        const username = checkUsername(o.user);
+        const trust = ctx.server(o);
+        const client = ctx.client(trust);
+        const setupToken = await ctx.prompter.ask('Setup token (printed by the server at its first start)');
+        const password = await ctx.prompter.ask(`New password for ${username} (15+ characters, a few unrelated words)`, { confirm: true });
+        await client.call({ method: 'POST', path: '/v1/setup/admin', body: { setupToken, username, password } });
+        ctx.home.saveConfig({ server: trust, username });
+        ctx.out.note(`Admin ${username} created.`);
+        const { recoveryCodes, session } = await enrol(ctx, client, username, password);
+        remember(ctx, trust, session);
+        ctx.out.result(
+          { user: session.user, expiresAt: session.expiresAt, recoveryCodes },
+          () => `${sessionLines(session, trust.url)}\n\n${showRecoveryCodes(recoveryCodes)}`,
+        );
+      }),
+    );
+
+  serverOptions(program.command('login'))
+    .description('log in with password and a one-time code (enrols TOTP first if the account has none); keeps the session in a 0600 file')
+    .option('--user <name>', 'admin user name (default: the remembered one)')
+    .action(
+      action(async (ctx, opts) => {
+        const o = opts as ServerOptions & { user?: string };
+        const trust = ctx.server(o);
+        const client = ctx.client(trust);
+        const username = await askUsername(ctx, o.user);
+        const password = await ctx.prompter.ask(`Password for ${username}`);
+        const code = await ctx.prompter.ask('6-digit code from the authenticator app (or a recovery code)', { secret: false });
+        let session: SessionView;
+        let recoveryCodes: string[] | undefined;
+        try {
+          session = await client.call<SessionView>({ method: 'POST', path: '/v1/admin/login', body: { username, password, code: code.trim() } });
+        } catch (err) {
+          if (!isFieldvaultError(err) || err.code !== 'AUTH_TOTP_ENROLMENT_REQUIRED') throw err;
+          process.stderr.write('This account has no authenticator yet: enrolling one now.\n');
+          ({ session, recoveryCodes } = await enrol(ctx, client, username, password));
+        }
+        remember(ctx, trust, session);
+        ctx.out.result(
+          { user: session.user, expiresAt: session.expiresAt, ...(recoveryCodes === undefined ? {} : { recoveryCodes }) },
+          () => `${sessionLines(session, trust.url)}${recoveryCodes === undefined ? '' : `\n\n${showRecoveryCodes(recoveryCodes)}`}`,
+        );
+      }),
+    );
+
+  serverOptions(program.command('enrol'))
+    .description('set up TOTP for an admin account that has none (after an invitation or a TOTP reset), and log in')
+    .option('--user <name>', 'admin user name (default: the remembered one)')
+    .action(
+      action(async (ctx, opts) => {
+        const o = opts as ServerOptions & { user?: string };
+        const trust = ctx.server(o);
+        const client = ctx.client(trust);
+        const username = await askUsername(ctx, o.user);
+        const password = await ctx.prompter.ask(`Password for ${username}`);
+        const { recoveryCodes, session } = await enrol(ctx, client, username, password);
+        remember(ctx, trust, session);
+        ctx.out.result({ user: session.user, expiresAt: session.expiresAt, recoveryCodes }, () => `${sessionLines(session, trust.url)}\n\n${showRecoveryCodes(recoveryCodes)}`);
+      }),
+    );
+
+  program
+    .command('logout')
+    .description('end the admin session on the server and delete the local session file')
+    .action(
+      action(async (ctx) => {
+        const had = ctx.session() !== undefined;
+        try {
+          if (had) await ctx.api({ method: 'POST', path: '/v1/auth/logout', body: {} });
+        } catch (err) {
+          // Logged out already (expired or revoked): the local file goes anyway.
+          if (!(err instanceof CliError && err.code === 'ADMIN_NOT_LOGGED_IN')) throw err;
+        } finally {
+          ctx.home.forgetSession();
+        }
+        ctx.out.result({ loggedOut: true }, () => (had ? 'Logged out.' : 'No session was stored.'));
+      }),
+    );
+
+  program
+    .command('whoami')
+    .description('show the current admin session')
+    .action(
+      action(async (ctx) => {
+        const info = await ctx.api<{ user: { username: string; role: string }; expiresAt: string; console: boolean }>({ method: 'GET', path: '/v1/auth/session' });
+        const server = ctx.home.config().server?.url ?? '';
+        ctx.out.result({ ...info, server }, () => sessionLines({ token: '', expiresAt: info.expiresAt, user: info.user }, server));
+      }),
+    );
+}
