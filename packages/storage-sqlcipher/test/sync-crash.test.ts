@@ -11,7 +11,7 @@ import t, { type Test } from 'tap';
 import type { Device, Session, SyncBatchOptions, Transport } from '@fieldvault/client';
 import type { ChildRecord } from '@fieldvault/protocol';
 import { PASSWORD_A, PASSWORD_B, newDevice, rejection } from './helpers.js';
-import { startServerProcess, type ServerProcess } from './server-process.js';
+import { startServerProcess, type ServerProcess } from '@fieldvault/test-support';
 
 const CHILD = fileURLToPath(new URL('./fixtures/sync-child.ts', import.meta.url));
 // The child needs tap's TypeScript loader (and nothing else of tap's).
@@ -78,32 +78,44 @@ function sameRecord(a: ChildRecord | undefined, b: ChildRecord): boolean {
   return canon(a) === canon(b);
 }
 
+// The SDK keeps two push batches in flight (sync-engine.ts), so when the phone dies the server may
+// hold one batch more than the phone saw answered, and when the second answer arrives the first may
+// not be acknowledged yet; what the phone acknowledged is exact after a commit.
 for (const [kill, pendingAfter] of [
-  ['push-sent', 25],
-  ['push-committed', 15],
+  ['push-sent', [25, 35]],
+  ['push-committed', [15]],
 ] as const) {
   t.test(`kill -9 of the phone mid-push (${kill} of batch 2 of 4): after the restart nothing is lost or duplicated`, async (t) => {
     const p = await phoneWith(t, 35);
     const child = await runChild(childArgs(p, kill, 2));
     t.equal(child.signal, 'SIGKILL', `killed${child.signal === null ? `: ${child.out}` : ''}`);
     const onServer = new Set((await server.records()).map((r) => r.id));
-    t.equal(p.ids.filter((id) => onServer.has(id)).length, 20, 'the server holds the two batches it answered');
+    const held = p.ids.filter((id) => onServer.has(id)).length;
+    t.ok(held === 20 || held === 30, `the server holds the two batches it answered, and at most the one batch in flight besides (${held})`);
 
     const off = await p.device.loginOffline('amina', PASSWORD_A);
-    t.same(await off.pendingCounts(server.serverId), { records: pendingAfter, photos: 0 }, 'pending = what the phone had not recorded as acknowledged');
+    const pending = (await off.pendingCounts(server.serverId)).records;
+    t.ok((pendingAfter as readonly number[]).includes(pending), `pending = what the phone had not recorded as acknowledged (${pending})`);
+    t.same(await off.pendingCounts(server.serverId), { records: pending, photos: 0 }, 'no photo pending');
     t.equal((await off.listRecords({ limit: 1000 })).length, 35, 'every record still on the phone');
     await off.logout();
 
     const s = await p.device.loginOnline('amina', PASSWORD_A, { transport: server.transport() });
     const summary = await s.sync({ transport: server.transport(), batch: BATCH });
-    t.equal(summary.pushed, pendingAfter, 'the next sync pushes the rest (an answered batch again: idempotent)');
+    t.equal(summary.pushed, pending, 'the next sync pushes the rest (an answered batch again: idempotent)');
     t.same(summary.failed, []);
     await assertConverged(t, s, p.ids);
   });
 }
 
-for (const kill of ['pull-received', 'pull-committed'] as const) {
-  t.test(`kill -9 of the phone mid-pull (${kill}, page 2): the checkpoint is the last committed page; the restart completes without duplicates`, async (t) => {
+// Page n+1 is fetched while page n is committed, so page 2 may arrive before page 1 is committed
+// (with a storage adapter whose commit yields to I/O): page 3 is asked for only after page 1's
+// commit, so killing at its arrival makes sure at least one page was committed.
+for (const [kill, at] of [
+  ['pull-received', 3],
+  ['pull-committed', 2],
+] as const) {
+  t.test(`kill -9 of the phone mid-pull (${kill}, page ${at}): the checkpoint is the last committed page; the restart completes without duplicates`, async (t) => {
     // Another phone puts 35 records on the server for this one to pull.
     const producer = await phoneWith(t, 35);
     const ps = await producer.device.loginOnline('amina', PASSWORD_A, { transport: server.transport() });
@@ -111,7 +123,7 @@ for (const kill of ['pull-received', 'pull-committed'] as const) {
     await ps.logout();
 
     const p = await phoneWith(t, 0);
-    const child = await runChild(childArgs(p, kill, 2));
+    const child = await runChild(childArgs(p, kill, at));
     t.equal(child.signal, 'SIGKILL', `killed${child.signal === null ? `: ${child.out}` : ''}`);
     const committed = Number(/pulled-committed (\d+)/.exec(child.out)?.[1] ?? NaN);
     t.ok(committed > 0, `the child committed ${committed} pulled records`);
@@ -169,7 +181,8 @@ t.test('kill -9 of the server mid-push without retries: the sync fails, and the 
   const s = await p.device.loginOnline('amina', PASSWORD_A, { transport: server.transport() });
   let dead: () => void = () => undefined;
   const killed = new Promise<void>((resolve) => (dead = resolve));
-  const err = await rejection(s.sync({ transport: killingServerDuring(2, () => dead()), batch: BATCH, retry: { attempts: 1, baseDelayMs: 0 } }));
+  // Push 3: it is sent once batch 1 is acknowledged (two batches are in flight at a time).
+  const err = await rejection(s.sync({ transport: killingServerDuring(3, () => dead()), batch: BATCH, retry: { attempts: 1, baseDelayMs: 0 } }));
   t.ok(['TRANSPORT_UNREACHABLE', 'TRANSPORT_BAD_RESPONSE'].includes(err.code ?? ''), `the sync failed (${String(err.code)})`);
   await killed;
   server = await server.restart();

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, onRequestHookHandler } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import {
@@ -17,6 +17,8 @@ import { responses } from '../http/schemas.js';
 import { canAttachPhotos, canRead } from '../records/access.js';
 import type { AuthContext } from '../sessions/plugin.js';
 import { MAGIC_BYTES, detectImageType } from './image-type.js';
+import { UploadSlots } from './upload-slots.js';
+import { startUploadSpool, type SpoolResult, type UploadSpool } from './upload-spool.js';
 
 function digestMismatch(detail: string): FieldvaultError {
   return new FieldvaultError('PHOTO_DIGEST_MISMATCH', { detail });
@@ -26,55 +28,19 @@ function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-interface BodyRead {
-  readonly bytes: Buffer;
-  /** The connection broke (or the body ended before its Content-Length). */
-  readonly aborted: boolean;
-  /** More than `max` bytes were sent; reading stopped. */
-  readonly overflow: boolean;
+/** Bytes an upload may send before its caller is authorised (then the socket is paused). */
+const PRE_ADMIT_BYTES = 64 * 1024;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The body of a photo upload, read from the first hook on (photos plugin only). */
+    photoSpool: UploadSpool | null;
+  }
 }
 
-interface ByteStream {
-  on(event: 'data', listener: (chunk: Uint8Array) => void): unknown;
-  on(event: 'end' | 'close', listener: () => void): unknown;
-  on(event: 'error', listener: (err: unknown) => void): unknown;
-}
-
-function isStream(body: unknown): body is ByteStream {
-  return typeof body === 'object' && body !== null && typeof (body as { on?: unknown }).on === 'function' && typeof (body as { pipe?: unknown }).pipe === 'function';
-}
-
-/**
- * Reads at most `max` bytes of a request body. A broken connection keeps what arrived. On
- * overflow it answers at once but keeps draining (without keeping) the rest, so the connection
- * survives and the client reads the error instead of a reset.
- */
-function readBody(body: ByteStream, max: number, declared: number | undefined): Promise<BodyRead> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let n = 0;
-    let settled = false;
-    const settle = (read: BodyRead): void => {
-      if (settled) return;
-      settled = true;
-      resolve(read);
-    };
-    const kept = (): Buffer => Buffer.concat(chunks);
-    body.on('data', (chunk: Uint8Array) => {
-      if (settled) return;
-      n += chunk.byteLength;
-      if (n > max) {
-        chunks.length = 0;
-        settle({ bytes: Buffer.alloc(0), aborted: false, overflow: true });
-        return;
-      }
-      chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    });
-    body.on('end', () => settle({ bytes: kept(), aborted: declared !== undefined && n < declared, overflow: false }));
-    // A connection that breaks mid-body errors and/or closes without 'end'.
-    body.on('error', () => settle({ bytes: kept(), aborted: true, overflow: false }));
-    body.on('close', () => settle({ bytes: kept(), aborted: true, overflow: false }));
-  });
+function isUploadContentType(header: string | undefined): boolean {
+  const base = header?.split(';')[0]?.trim().toLowerCase();
+  return base !== undefined && (PHOTO_UPLOAD_CONTENT_TYPES as readonly string[]).includes(base);
 }
 
 /**
@@ -86,10 +52,14 @@ function readBody(body: ByteStream, max: number, declared: number | undefined): 
  * - `PUT /v1/photos/:photoId?record=<recordId>&offset=<n>`, body the bytes from `offset` on
  *   (`application/octet-stream` or the image type). The record must be on the server, readable
  *   and writable by the caller, and reference the photo; size and SHA-256 must match its ref.
- *   Resumable: bytes that arrived before a broken connection, or a deliberate partial body, are
- *   kept in an `upload:<id>` document; `GET /v1/photos/:photoId/upload?record=` tells `received`,
- *   and the next PUT continues from there. When all bytes are in, the digest and type are checked
- *   and the photo stored; a mismatch discards the partial upload.
+ *   Resumable after a break at any moment: the body is read from the request's first hook on
+ *   (`upload-spool.ts`), so bytes that arrived before the connection broke are kept even when it
+ *   broke before the handler ran, and the handler never waits on a dead connection. They are
+ *   written to an `upload:<id>` document (CouchDB: durable) before the request ends;
+ *   `GET /v1/photos/:photoId/upload?record=` tells `received`, and the next PUT continues from
+ *   there. One upload per photo at a time, a live retry taking over from a stalled one
+ *   (`upload-slots.ts`). When all bytes are in, the digest and type are checked and the photo
+ *   stored; a mismatch discards the partial upload.
  * - `GET /v1/photos/:photoId` streams the photo to anyone who can read its record.
  */
 export const photosPlugin: FastifyPluginAsync = async (app) => {
@@ -100,6 +70,17 @@ export const photosPlugin: FastifyPluginAsync = async (app) => {
   app.addContentTypeParser([...PHOTO_UPLOAD_CONTENT_TYPES], (_request, payload, done) => {
     done(null, payload);
   });
+
+  const slots = new UploadSlots();
+  app.decorateRequest('photoSpool', null);
+  // First hook of the upload route, before authentication: see upload-spool.ts for why.
+  const spoolBody: onRequestHookHandler = async (request) => {
+    if (isUploadContentType(request.headers['content-type'])) request.photoSpool = startUploadSpool(request.raw, PRE_ADMIT_BYTES);
+  };
+  // Whatever the outcome (refused before the handler, error, done), the rest of the body drains.
+  const drainBody = async (request: { photoSpool: UploadSpool | null }): Promise<void> => {
+    request.photoSpool?.discard();
+  };
 
   /**
    * The photo's ref on a record the caller may attach photos to.
@@ -158,86 +139,115 @@ export const photosPlugin: FastifyPluginAsync = async (app) => {
     },
   );
 
+  /**
+   * Saves the bytes of an upload that stopped short (broken connection, partial body, taken
+   * over) when they continue it; returns the bytes the server now holds.
+   */
+  async function savePartial(auth: AuthContext, photoId: string, recordId: string, ref: PhotoRef, upload: Awaited<ReturnType<typeof currentUpload>>, data: Buffer): Promise<number> {
+    const now = app.now();
+    const next: UploadRecord = {
+      photoId,
+      recordId,
+      sha256: ref.sha256,
+      size: ref.size,
+      contentType: ref.type,
+      received: data.byteLength,
+      startedBy: upload?.upload.startedBy ?? auth.username,
+      updatedAt: now,
+      expiresAt: now + config.uploadTtlSeconds * 1000,
+    };
+    const saved = await app.repo.saveUpload(next, data, upload?.version ?? null);
+    if (!saved) throw new FieldvaultError('PHOTO_OFFSET_MISMATCH', { detail: 'another upload of this photo moved on' });
+    return data.byteLength;
+  }
+
   r.put(
     '/v1/photos/:photoId',
     {
-      onRequest: app.requireAuth(),
+      onRequest: [spoolBody, app.requireAuth()],
+      onResponse: drainBody,
+      onRequestAbort: drainBody,
       schema: { params: PhotoParamsSchema, querystring: PhotoUploadQuerySchema, response: responses({ 200: PhotoUploadStatusSchema }) },
     },
     async (request) => {
       const auth = request.auth as AuthContext;
+      const spool = request.photoSpool;
       const { photoId } = request.params;
       const { record: recordId, offset } = request.query;
       const ref = await locateRef(auth, recordId, photoId);
       if (ref.size > config.maxBytes) {
         throw new FieldvaultError('PHOTO_TOO_LARGE', { detail: `at most ${config.maxBytes} bytes`, details: { maxBytes: config.maxBytes } });
       }
-      const stored = await app.repo.getPhoto(photoId);
-      if (stored !== undefined) {
-        // Idempotent: a repeated upload of a stored photo changes nothing (its body is not read).
-        assertSamePhoto(stored, recordId, ref);
-        return status(photoId, recordId, ref, ref.size, true);
-      }
-      const body: unknown = request.body;
-      if (body !== undefined && !isStream(body)) throw new FieldvaultError('INPUT_UNSUPPORTED_MEDIA_TYPE', { detail: 'send the photo bytes as application/octet-stream' });
+      if (spool === null && request.body !== undefined) throw new FieldvaultError('INPUT_UNSUPPORTED_MEDIA_TYPE', { detail: 'send the photo bytes as application/octet-stream' });
 
-      const upload = await currentUpload(photoId, recordId, ref);
-      const received = upload?.upload.received ?? 0;
-      if (offset !== received) {
-        throw new FieldvaultError('PHOTO_OFFSET_MISMATCH', { detail: `the server has ${received} bytes`, details: { received } });
-      }
-      const remaining = ref.size - received;
-      const header = request.headers['content-length'];
-      const declared = header === undefined ? undefined : Number(header);
-      if (declared !== undefined && declared > remaining) throw digestMismatch(`more bytes than the ${ref.size} on the record`);
-      const read = body === undefined ? { bytes: Buffer.alloc(0), aborted: false, overflow: false } : await readBody(body, remaining, declared);
-      if (read.overflow) throw digestMismatch(`more bytes than the ${ref.size} on the record`);
+      // A request whose connection is already gone never takes the slot from a live one.
+      const gone = request.raw.destroyed || request.raw.readableAborted;
+      const lease = await slots.acquire(photoId, !gone);
+      try {
+        const stored = await app.repo.getPhoto(photoId);
+        if (stored !== undefined) {
+          // Idempotent: a repeated upload (say, of the final chunk) of a stored photo changes nothing; its body is not kept.
+          assertSamePhoto(stored, recordId, ref);
+          return status(photoId, recordId, ref, ref.size, true);
+        }
+        const upload = await currentUpload(photoId, recordId, ref);
+        const received = upload?.upload.received ?? 0;
+        if (offset !== received) {
+          throw new FieldvaultError('PHOTO_OFFSET_MISMATCH', { detail: `the server has ${received} bytes`, details: { received } });
+        }
+        const remaining = ref.size - received;
+        const header = request.headers['content-length'];
+        const declared = header === undefined ? undefined : Number(header);
+        if (declared !== undefined && declared > remaining) throw digestMismatch(`more bytes than the ${ref.size} on the record`);
 
-      const data = upload === undefined ? read.bytes : Buffer.concat([upload.data, read.bytes]);
-      if (data.byteLength >= MAGIC_BYTES || data.byteLength === ref.size) {
-        const type = detectImageType(data);
-        if (type !== ref.type) {
+        let read: SpoolResult = { bytes: Buffer.alloc(0), end: 'ended' };
+        let superseded = false;
+        if (spool !== null) {
+          spool.admit(remaining);
+          const first = await Promise.race([spool.result, lease.superseded.then(() => 'superseded' as const)]);
+          if (first === 'superseded') {
+            superseded = true;
+            spool.discard();
+          }
+          read = await spool.result;
+        }
+        if (read.end === 'overflow') throw digestMismatch(`more bytes than the ${ref.size} on the record`);
+
+        const data = upload === undefined ? read.bytes : Buffer.concat([upload.data, read.bytes]);
+        if (data.byteLength >= MAGIC_BYTES || data.byteLength === ref.size) {
+          // The type is checked on the first bytes of the whole photo, whichever request brought them.
+          const type = detectImageType(data);
+          if (type !== ref.type) {
+            if (upload !== undefined) await app.repo.deleteUpload(photoId);
+            throw new FieldvaultError('PHOTO_TYPE_UNSUPPORTED', {
+              detail: type === undefined ? 'the bytes are not a JPEG, PNG or WebP image' : `the bytes are ${type}, the record says ${ref.type}`,
+            });
+          }
+        }
+
+        if (data.byteLength < ref.size) {
+          const now = read.bytes.byteLength > 0 ? await savePartial(auth, photoId, recordId, ref, upload, data) : received;
+          request.log.info({ photoId, received: now, size: ref.size, end: superseded ? 'superseded' : read.end }, 'photo upload partial');
+          if (superseded) throw new FieldvaultError('PHOTO_OFFSET_MISMATCH', { detail: 'a newer upload of this photo took over', details: { received: now } });
+          return status(photoId, recordId, ref, now, false);
+        }
+
+        if (sha256Hex(data) !== ref.sha256) {
           if (upload !== undefined) await app.repo.deleteUpload(photoId);
-          throw new FieldvaultError('PHOTO_TYPE_UNSUPPORTED', {
-            detail: type === undefined ? 'the bytes are not a JPEG, PNG or WebP image' : `the bytes are ${type}, the record says ${ref.type}`,
-          });
+          throw digestMismatch('SHA-256 differs from the record');
         }
-      }
-
-      const now = app.now();
-      if (data.byteLength < ref.size) {
-        if (read.bytes.byteLength > 0) {
-          const next: UploadRecord = {
-            photoId,
-            recordId,
-            sha256: ref.sha256,
-            size: ref.size,
-            contentType: ref.type,
-            received: data.byteLength,
-            startedBy: upload?.upload.startedBy ?? auth.username,
-            updatedAt: now,
-            expiresAt: now + config.uploadTtlSeconds * 1000,
-          };
-          const saved = await app.repo.saveUpload(next, data, upload?.version ?? null);
-          if (!saved) throw new FieldvaultError('PHOTO_OFFSET_MISMATCH', { detail: 'another upload of this photo moved on' });
+        const photo: PhotoRecord = { photoId, recordId, sha256: ref.sha256, size: ref.size, contentType: ref.type, uploadedBy: auth.username, uploadedAt: app.now() };
+        if (!(await app.repo.createPhoto(photo, data))) {
+          const winner = await app.repo.getPhoto(photoId);
+          if (winner === undefined) throw new FieldvaultError('STORE_CONFLICT', { details: { op: 'photo.create' } });
+          assertSamePhoto(winner, recordId, ref);
         }
-        request.log.info({ photoId, received: data.byteLength, size: ref.size, aborted: read.aborted }, 'photo upload partial');
-        return status(photoId, recordId, ref, data.byteLength, false);
-      }
-
-      if (sha256Hex(data) !== ref.sha256) {
         if (upload !== undefined) await app.repo.deleteUpload(photoId);
-        throw digestMismatch('SHA-256 differs from the record');
+        request.log.info({ photoId, size: ref.size }, 'photo stored');
+        return status(photoId, recordId, ref, ref.size, true);
+      } finally {
+        lease.release();
       }
-      const photo: PhotoRecord = { photoId, recordId, sha256: ref.sha256, size: ref.size, contentType: ref.type, uploadedBy: auth.username, uploadedAt: now };
-      if (!(await app.repo.createPhoto(photo, data))) {
-        const winner = await app.repo.getPhoto(photoId);
-        if (winner === undefined) throw new FieldvaultError('STORE_CONFLICT', { details: { op: 'photo.create' } });
-        assertSamePhoto(winner, recordId, ref);
-      }
-      if (upload !== undefined) await app.repo.deleteUpload(photoId);
-      request.log.info({ photoId, size: ref.size }, 'photo stored');
-      return status(photoId, recordId, ref, ref.size, true);
     },
   );
 

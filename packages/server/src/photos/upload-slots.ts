@@ -1,0 +1,57 @@
+/*
+ * One upload of a photo at a time per server process: the offset check, the read and the write
+ * of the partial upload happen under a lease, so two requests for the same photo never interleave
+ * their bytes (across processes, the `_rev` check of the upload document catches it instead:
+ * PHOTO_OFFSET_MISMATCH, and the client asks the offset again).
+ *
+ * A live request takes over from the holder: a phone that lost its connection retries at once,
+ * while the server may still be waiting on the old, half-open connection. The holder is told to
+ * stop (`superseded`), keeps what it read so far, and releases; the newcomer then checks its
+ * offset against what was kept. A request whose connection is already gone never takes over: it
+ * queues, saves its bytes if they still continue the upload, and drops them otherwise.
+ */
+
+export interface UploadLease {
+  /** Resolves when a newer upload of the same photo asks this one to stop. */
+  readonly superseded: Promise<void>;
+  release(): void;
+}
+
+export class UploadSlots {
+  readonly #tails = new Map<string, Promise<void>>();
+  readonly #holders = new Map<string, () => void>();
+
+  /** Waits for the photo's slot; with `takeOver`, first tells the current holder to stop. */
+  async acquire(photoId: string, takeOver: boolean): Promise<UploadLease> {
+    if (takeOver) this.#holders.get(photoId)?.();
+    const previous = this.#tails.get(photoId) ?? Promise.resolve();
+    let done: () => void = () => undefined;
+    const mine = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    const tail = previous.then(() => mine);
+    this.#tails.set(photoId, tail);
+    await previous;
+    let supersede: () => void = () => undefined;
+    const superseded = new Promise<void>((resolve) => {
+      supersede = resolve;
+    });
+    this.#holders.set(photoId, supersede);
+    let released = false;
+    return {
+      superseded,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (this.#holders.get(photoId) === supersede) this.#holders.delete(photoId);
+        if (this.#tails.get(photoId) === tail) this.#tails.delete(photoId);
+        done();
+      },
+    };
+  }
+
+  /** Photos with an upload in progress or queued (for tests and shutdown checks). */
+  get busy(): number {
+    return this.#tails.size;
+  }
+}
