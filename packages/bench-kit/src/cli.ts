@@ -16,11 +16,11 @@ if (command === 'reset') {
     process.exit(1);
   }
   const report = buildReport(rows);
-  const { latest, archived } = writeReport(report);
+  const { latest, archived, chart } = writeReport(report);
   const m = report.machine;
   process.stdout.write(`\nfieldvault bench — ${m.cpus} × ${m.cpuModel}, ${m.memoryMiB} MiB, Node ${m.node}\n\n`);
   process.stdout.write(`${formatTable(rows)}\n\n`);
-  process.stdout.write(`results: ${relative(workspaceRoot(), latest)} (and ${relative(workspaceRoot(), archived)})\n`);
+  process.stdout.write(`results: ${relative(workspaceRoot(), latest)} (and ${relative(workspaceRoot(), archived)}), chart: ${relative(workspaceRoot(), chart)}\n`);
   // A missed goal is a finding to explain (issue 8), not a failed command: the table says MISSED.
 } else {
   process.stderr.write('usage: node packages/bench-kit/dist/cli.js reset | report\n');

@@ -12,5 +12,6 @@ export type { ClosedLoopOptions, LoopResult, OpenLoopOptions } from './loops.js'
 export { benchRow, formatGoal, formatNumber } from './row.js';
 export type { BenchRow, BenchRowInput, Goal } from './row.js';
 export { formatTable } from './table.js';
+export { ratiosSvg } from './chart.js';
 export { appendRows, buildReport, readRows, resetRows, resultsDir, rowsFile, workspaceRoot, writeReport } from './results.js';
 export type { BenchReport } from './results.js';

@@ -2,6 +2,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileS
 import { arch, cpus, platform, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ratiosSvg } from './chart.js';
 import type { BenchRow } from './row.js';
 
 /**
@@ -82,12 +83,14 @@ export function buildReport(rows: readonly BenchRow[], finishedAt = new Date()):
 /**
  * Writes `latest.json` and a copy named after the run's end time; returns both paths.
  */
-export function writeReport(report: BenchReport): { latest: string; archived: string } {
+export function writeReport(report: BenchReport): { latest: string; archived: string; chart: string } {
   mkdirSync(resultsDir(), { recursive: true });
   const text = `${JSON.stringify(report, null, 2)}\n`;
   const latest = join(resultsDir(), 'latest.json');
   const archived = join(resultsDir(), `run-${report.finishedAt.replace(/[:.]/g, '-')}.json`);
+  const chart = join(resultsDir(), 'ratios.svg');
   writeFileSync(latest, text);
   writeFileSync(archived, text);
-  return { latest, archived };
+  writeFileSync(chart, ratiosSvg(report.rows, `fieldvault bench ${report.finishedAt}: ours ÷ baseline (log scale; tick = goal)`));
+  return { latest, archived, chart };
 }

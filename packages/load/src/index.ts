@@ -1,0 +1,7 @@
+/** @fieldvault/load — the load test behind `npm run load` (see docs/performance.md). */
+export type { LoadOptions, LoadReport, EndpointRow } from './run.js';
+export { formatReport, runLoad } from './run.js';
+export type { HoldingCheck } from './invariant.js';
+export { checkHolding } from './invariant.js';
+export type { PhoneOutcome } from './messages.js';
+export { syntheticJpeg } from './photo.js';
