@@ -1,18 +1,21 @@
-// docs/field-cli.md stays in step with the CLI: every error code of the CLI's catalogue with its
+// docs/field-cli.md stays in step with the CLI: every FIELD_* code of the main catalogue with its
 // message and hint, and a section for every command.
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { cliErrorCatalogue } from '../src/errors.js';
+import { errorCatalogue } from '@fieldvault/protocol';
+import { cliErrorCodes } from '../src/errors.js';
 import { cli } from './helpers.js';
 
 const doc = readFileSync(new URL('../../../docs/field-cli.md', import.meta.url), 'utf8');
 
 t.test('every CLI error code is documented with its message and what to do', async (t) => {
-  for (const [code, spec] of Object.entries(cliErrorCatalogue)) {
+  t.ok(cliErrorCodes.length >= 12, 'the FIELD_* codes are in the main catalogue');
+  for (const code of cliErrorCodes) {
+    const spec = errorCatalogue[code];
     t.ok(doc.includes(`| \`${code}\` | ${spec.message} | ${spec.hint} |`), code);
   }
   const documented = [...doc.matchAll(/^\| `(FIELD_[A-Z_]+)` \|/gm)].map((m) => m[1]);
-  t.same(documented.sort(), Object.keys(cliErrorCatalogue).sort(), 'and no code that does not exist');
+  t.same(documented.sort(), [...cliErrorCodes].sort(), 'and no code that does not exist');
 });
 
 t.test('every command the CLI has is documented', async (t) => {

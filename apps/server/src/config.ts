@@ -2,6 +2,7 @@
  * The server's configuration: the only module that reads `process.env`. Every setting is parsed
  * and checked once at start-up, all problems are reported together, and the result is frozen.
  */
+import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { FieldvaultError } from '@fieldvault/protocol';
 
@@ -17,6 +18,11 @@ export interface AppConfig {
   readonly httpPort: number | null;
   /** A real CouchDB 3.x (credentials of the least-privilege user inside); null → embedded store. */
   readonly couchdbUrl: string | null;
+  /**
+   * File holding that URL instead (mode 0600, written by `fieldvault-admin setup`): explicit, else
+   * `<data>/secrets/couchdb-url` when it exists; null → none.
+   */
+  readonly couchdbUrlFile: string | null;
   readonly couchDbPrefix: string;
   readonly tlsCertFile: string | null;
   readonly tlsKeyFile: string | null;
@@ -25,6 +31,12 @@ export interface AppConfig {
   readonly serverId: string | null;
   readonly passwordMinLength: number;
   readonly sessionTtlSeconds: number;
+  /** Most password checks waiting or running at once (more get AUTH_BUSY with Retry-After). */
+  readonly loginQueue: number;
+  /** Lifetime of admin sessions (console and device logins). */
+  readonly adminSessionTtlSeconds: number;
+  /** false only for test fixtures: admins without TOTP may log in with a password alone. */
+  readonly adminTotpRequired: boolean;
   readonly maxSkewMs: number;
   readonly logLevel: LogLevel;
   /** Requests per minute per client IP, all routes / login-like routes. */
@@ -46,6 +58,7 @@ export const settings: readonly Setting[] = [
   { env: 'FIELDVAULT_PORT', help: 'HTTPS port (default 8443)' },
   { env: 'FIELDVAULT_HTTP_PORT', help: 'HTTP port redirecting to HTTPS (default 8080; "off" disables)' },
   { env: 'COUCHDB_URL', help: 'Apache CouchDB 3.x URL with the app user credentials (default: embedded store)' },
+  { env: 'FIELDVAULT_COUCHDB_URL_FILE', help: 'file (mode 0600) holding COUCHDB_URL, as written by fieldvault-admin setup (default <data>/secrets/couchdb-url if it exists)' },
   { env: 'FIELDVAULT_COUCHDB_PREFIX', help: 'prefix of the database names (default fieldvault_)' },
   { env: 'FIELDVAULT_TLS_CERT', help: 'PEM certificate chain file (default: self-signed dev cert in the data dir)' },
   { env: 'FIELDVAULT_TLS_KEY', help: 'PEM private key file, mode 0600 (default: dev key in the data dir)' },
@@ -53,6 +66,9 @@ export const settings: readonly Setting[] = [
   { env: 'FIELDVAULT_SERVER_ID', help: 'issuer id in key timestamps (default: generated once, kept in <data>/server-id)' },
   { env: 'FIELDVAULT_PASSWORD_MIN_LENGTH', help: 'minimum password length, 8..64 (default 15)' },
   { env: 'FIELDVAULT_SESSION_TTL', help: 'session lifetime in seconds (default 43200 = 12 h)' },
+  { env: 'FIELDVAULT_LOGIN_QUEUE', help: 'most password checks queued at once; more logins get 503 AUTH_BUSY with Retry-After and the phones retry (default 32)' },
+  { env: 'FIELDVAULT_ADMIN_SESSION_TTL', help: 'admin session lifetime in seconds, 60..86400 (default 3600 = 1 h)' },
+  { env: 'FIELDVAULT_ADMIN_TOTP', help: '"required" (default): admins need TOTP; "optional" only for test fixtures (admins without TOTP log in with a password alone)' },
   { env: 'FIELDVAULT_MAX_SKEW_MS', help: 'allowed clock skew of key timestamps in ms (default 300000)' },
   { env: 'FIELDVAULT_LOG_LEVEL', help: 'fatal|error|warn|info|debug|trace|silent (default info)' },
   { env: 'FIELDVAULT_RATE_LIMIT', help: 'requests per minute per client IP on every route (default 600)' },
@@ -107,6 +123,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     }
   }
 
+  const urlFileRaw = str('FIELDVAULT_COUCHDB_URL_FILE');
+  if (urlFileRaw !== undefined && couchdbUrl !== null) problems.push('set COUCHDB_URL or FIELDVAULT_COUCHDB_URL_FILE, not both');
+  const defaultUrlFile = `${dataDir}/secrets/couchdb-url`;
+  const couchdbUrlFile = urlFileRaw !== undefined ? path(urlFileRaw) : couchdbUrl === null && existsSync(defaultUrlFile) ? defaultUrlFile : null;
+
   const prefix = str('FIELDVAULT_COUCHDB_PREFIX') ?? 'fieldvault_';
   if (!/^[a-z][a-z0-9_$()+-]{0,63}$/.test(prefix)) {
     problems.push('FIELDVAULT_COUCHDB_PREFIX must start with a-z and use only a-z 0-9 _$()+- (CouchDB database name rules)');
@@ -129,12 +150,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   const trustRaw = str('FIELDVAULT_TRUST_PROXY') ?? 'false';
   if (trustRaw !== 'true' && trustRaw !== 'false') problems.push('FIELDVAULT_TRUST_PROXY must be "true" or "false"');
 
+  const totpRaw = str('FIELDVAULT_ADMIN_TOTP') ?? 'required';
+  if (totpRaw !== 'required' && totpRaw !== 'optional') problems.push('FIELDVAULT_ADMIN_TOTP must be "required" or "optional"');
+
   const config: AppConfig = {
     dataDir,
     host: str('FIELDVAULT_HOST') ?? '127.0.0.1',
     port: int('FIELDVAULT_PORT', 8443, 0, 65535),
     httpPort,
     couchdbUrl,
+    couchdbUrlFile,
     couchDbPrefix: prefix,
     tlsCertFile: cert === undefined ? null : path(cert),
     tlsKeyFile: key === undefined ? null : path(key),
@@ -142,6 +167,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     serverId,
     passwordMinLength: int('FIELDVAULT_PASSWORD_MIN_LENGTH', 15, 8, 64),
     sessionTtlSeconds: int('FIELDVAULT_SESSION_TTL', 43_200, 60, 30 * 86_400),
+    loginQueue: int('FIELDVAULT_LOGIN_QUEUE', 32, 1, 100_000),
+    adminSessionTtlSeconds: int('FIELDVAULT_ADMIN_SESSION_TTL', 3_600, 60, 86_400),
+    adminTotpRequired: totpRaw !== 'optional',
     maxSkewMs: int('FIELDVAULT_MAX_SKEW_MS', 300_000, 1_000, 3_600_000),
     logLevel,
     rateLimitPerMinute: int('FIELDVAULT_RATE_LIMIT', 600, 1, 1_000_000),

@@ -27,8 +27,13 @@ export interface RunningServer {
   readonly store: 'embedded' | 'couchdb';
   /** Resolves after the listeners, the app and the embedded store have all stopped. */
   stop(): Promise<void>;
-  /** Resolves (with the reason) if the embedded store dies under the running server. */
+  /**
+   * Resolves (with the reason) if the embedded store dies under the running server and cannot be
+   * brought back (it is restarted on the same port after a crash; see `superviseStore`).
+   */
   readonly storeCrashed: Promise<string>;
+  /** Times the embedded store was restarted after a crash. */
+  readonly storeRestarts: () => number;
 }
 
 export interface StartOptions {
@@ -48,17 +53,14 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   if (existsSync(setupTokenFile)) assertPrivateFile(setupTokenFile);
 
   let couch: EmbeddedCouch | null = null;
-  let couchUrl = config.couchdbUrl;
+  let couchUrl = config.couchdbUrl ?? (config.couchdbUrlFile === null ? null : readCouchUrlFile(config.couchdbUrlFile));
   let storeCrashed: Promise<string> = new Promise<string>(() => {});
+  let supervisor: StoreSupervisor | null = null;
   if (couchUrl === null) {
     couch = await startEmbeddedCouch({ dataDir: join(config.dataDir, 'couch') });
     couchUrl = couch.url;
-    const c = couch;
-    storeCrashed = new Promise<string>((resolve) => {
-      c.once('crash', (info: { code: number | null; signal: string | null }) =>
-        resolve(`embedded store exited (code ${String(info.code)}, signal ${String(info.signal)})`),
-      );
-    });
+    supervisor = superviseStore(couch, (line) => process.stderr.write(`${line}\n`));
+    storeCrashed = supervisor.gaveUp;
   }
 
   // The token exists only until the first admin is created; it is kept in a 0600 file so that a
@@ -74,7 +76,9 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
       serverId,
       maxSkewMs: config.maxSkewMs,
       password: { minLength: config.passwordMinLength },
-      session: { ttlSeconds: config.sessionTtlSeconds },
+      argon2: { maxQueued: config.loginQueue },
+      session: { ttlSeconds: config.sessionTtlSeconds, adminTtlSeconds: config.adminSessionTtlSeconds },
+      adminTotp: { required: config.adminTotpRequired },
       setupToken,
       logLevel: config.logLevel,
       rateLimit: { max: config.rateLimitPerMinute, authMax: config.authRateLimitPerMinute, timeWindowMs: 60_000 },
@@ -119,13 +123,111 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
     setupToken,
     store: couch === null ? 'couchdb' : 'embedded',
     storeCrashed,
+    storeRestarts: () => supervisor?.restarts() ?? 0,
     stop: () => {
       stopping ??= (async () => {
         if (redirect !== null) await new Promise<void>((r) => redirect?.close(() => r()));
         await app.close();
-        await couch?.stop();
+        await (supervisor?.stop() ?? couch?.stop());
       })();
       return stopping;
+    },
+  };
+}
+
+/**
+ * The CouchDB URL (with the app user's password) from its secret file.
+ * @throws CONFIG_SECRET_FILE_INSECURE, CONFIG_SECRET_FILE_INVALID (never quoting the content)
+ */
+function readCouchUrlFile(file: string): string {
+  if (!existsSync(file)) throw new FieldvaultError('CONFIG_SECRET_FILE_INVALID', { detail: `${file} does not exist` });
+  assertPrivateFile(file);
+  const text = readFileSync(file, 'utf8').trim();
+  try {
+    const url = new URL(text);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
+  } catch {
+    throw new FieldvaultError('CONFIG_SECRET_FILE_INVALID', { detail: `${file} must hold one http(s) CouchDB URL` });
+  }
+  return text;
+}
+
+interface StoreSupervisor {
+  /** Resolves when the store crashed too often or could not be restarted. */
+  readonly gaveUp: Promise<string>;
+  restarts(): number;
+  /** Stops the current store and any restart in progress. */
+  stop(): Promise<void>;
+}
+
+/** More crashes than this within `CRASH_WINDOW_MS` is a crash loop: give up (the process exits). */
+const MAX_CRASHES = 5;
+const CRASH_WINDOW_MS = 60_000;
+
+/**
+ * Keeps the embedded store running. After a crash it is started again on the same data directory
+ * and port, so the app's store URL stays valid; meanwhile requests fail with STORE_UNAVAILABLE
+ * (503) and phones retry. LevelDB has written every acknowledged write to its log before the store
+ * answers, so a crash of the store process loses nothing acknowledged (a power cut can: the
+ * embedded store does not fsync — production uses CouchDB, see docs/operations.md).
+ */
+function superviseStore(first: EmbeddedCouch, log: (line: string) => void): StoreSupervisor {
+  let current = first;
+  let restarts = 0;
+  let stopped = false;
+  let restarting: Promise<void> | null = null;
+  const crashes: number[] = [];
+  let giveUp: (reason: string) => void = () => {};
+  const gaveUp = new Promise<string>((resolve) => (giveUp = resolve));
+
+  const watch = (store: EmbeddedCouch): void => {
+    store.once('crash', (info: { code: number | null; signal: string | null }) => {
+      if (stopped) return;
+      const reason = `embedded store exited (code ${String(info.code)}, signal ${String(info.signal)})`;
+      const now = Date.now();
+      crashes.push(now);
+      while (crashes.length > 0 && (crashes[0] as number) < now - CRASH_WINDOW_MS) crashes.shift();
+      if (crashes.length > MAX_CRASHES) {
+        giveUp(`${reason}; ${crashes.length} crashes within ${CRASH_WINDOW_MS / 1000} s`);
+        return;
+      }
+      log(`warning: ${reason}; restarting it on port ${store.port} (requests answer 503 meanwhile)`);
+      restarting = restart(store, reason);
+    });
+  };
+
+  const restart = async (dead: EmbeddedCouch, reason: string): Promise<void> => {
+    // The old process may hold its LevelDB lock for a moment after SIGKILL: retry briefly.
+    for (let attempt = 1; !stopped; attempt++) {
+      try {
+        const store = await startEmbeddedCouch({ dataDir: dead.dataDir, port: dead.port });
+        if (stopped) {
+          await store.stop();
+          return;
+        }
+        current = store;
+        restarts++;
+        watch(store);
+        log(`embedded store restarted (pid ${store.pid}) after: ${reason}`);
+        return;
+      } catch (err) {
+        if (attempt >= 20) {
+          giveUp(`${reason}; restart failed: ${err instanceof Error ? err.message : String(err)}`);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, Math.min(250 * attempt, 2_000)));
+      }
+    }
+  };
+
+  watch(first);
+  return {
+    gaveUp,
+    restarts: () => restarts,
+    stop: async () => {
+      stopped = true;
+      await restarting;
+      await current.stop();
     },
   };
 }

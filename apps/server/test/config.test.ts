@@ -42,3 +42,12 @@ t.test('rate limits and proxy trust are configurable for phones sharing one addr
   const err = t.throws(() => loadConfig({ FIELDVAULT_TRUST_PROXY: 'yes' })) as { code?: string };
   t.equal(err.code, 'CONFIG_INVALID');
 });
+
+t.test('the CouchDB URL can come from a secret file (issue 7 setup), not together with COUCHDB_URL', async (t) => {
+  const dir = t.testdir({ secrets: { 'couchdb-url': 'http://app:pw@127.0.0.1:5984\n' } });
+  t.equal(loadConfig({ FIELDVAULT_DATA_DIR: dir }, dir).couchdbUrlFile, `${dir}/secrets/couchdb-url`, 'the default file is used when it exists');
+  t.equal(loadConfig({ FIELDVAULT_DATA_DIR: `${dir}/none` }, dir).couchdbUrlFile, null, 'no file, no URL: the embedded store');
+  t.equal(loadConfig({ FIELDVAULT_COUCHDB_URL_FILE: 'x/url' }, dir).couchdbUrlFile, `${dir}/x/url`);
+  t.equal(loadConfig({ FIELDVAULT_DATA_DIR: dir, COUCHDB_URL: 'http://a:b@h:1' }, dir).couchdbUrlFile, null, 'COUCHDB_URL wins over the default file');
+  t.throws(() => loadConfig({ FIELDVAULT_COUCHDB_URL_FILE: 'x/url', COUCHDB_URL: 'http://a:b@h:1' }, dir), { code: 'CONFIG_INVALID' });
+});

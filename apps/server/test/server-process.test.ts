@@ -1,7 +1,7 @@
 // The runnable server as a real process: secrets, dev TLS, HTTPS + redirect, setup token, restart
 // with the same databases, refusal of exposed secret files, clean stop on SIGINT.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
@@ -143,4 +143,59 @@ t.test('a configuration error is reported before anything is created', async (t)
   t.equal(err.code, 1);
   t.match(err.output, /CONFIG_INVALID/);
   t.notOk(existsSync(dataDir), 'no data directory was created');
+});
+
+/** Pids of the embedded store processes under `pid` (found by their script in /proc). */
+function storePids(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8');
+      if (ppid === pid && cmd.includes('couch-embedded')) out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+t.test('kill -9 of the embedded store: the server answers 503 with Retry-After meanwhile, restarts the store on the same data and keeps serving', async (t) => {
+  const dataDir = join(t.testdir(), 'data');
+  const s = await startProcess(dataDir);
+  t.teardown(() => { if (s.child.exitCode === null) s.child.kill('SIGKILL'); });
+  const ca = readFileSync(join(dataDir, 'tls/dev-cert.pem'), 'utf8');
+  const token = readFileSync(join(dataDir, 'secrets/setup-token'), 'utf8').trim();
+  const made = await https(`${s.url}/v1/setup/admin`, ca, { setupToken: token, username: 'admin', password: 'correct horse battery staple 42' });
+  t.equal(made.status, 201);
+
+  const [store] = storePids(s.child.pid ?? 0);
+  t.ok(store !== undefined, 'the store runs as a child of the server');
+  process.kill(store as number, 'SIGKILL');
+
+  // Ask the store-backed setup route until the admin created before the crash is seen again.
+  const answers: string[] = [];
+  let retryAfter: unknown;
+  for (let i = 0; i < 200; i++) {
+    const r = await https(`${s.url}/v1/setup/admin`, ca, { setupToken: token, username: 'admin2', password: 'correct horse battery staple 42' });
+    const code = (r.json as { code: string }).code;
+    answers.push(code);
+    if (code === 'STORE_UNAVAILABLE') {
+      t.equal(r.status, 503);
+      retryAfter = r.headers['retry-after'];
+    }
+    if (code === 'AUTH_SETUP_COMPLETED' && storePids(s.child.pid ?? 0).some((p) => p !== store)) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.equal(answers.at(-1), 'AUTH_SETUP_COMPLETED', 'the admin made before the crash is still there');
+  t.same([...new Set(answers)].filter((c) => c !== 'STORE_UNAVAILABLE' && c !== 'AUTH_SETUP_COMPLETED'), [], 'no other answer while the store was down');
+  if (answers.includes('STORE_UNAVAILABLE')) t.equal(retryAfter, '2', 'phones are told when to retry');
+  t.equal(s.child.exitCode, null, 'the server process kept running');
+  await new Promise((r) => setTimeout(r, 200));
+  t.match(s.output(), /embedded store exited \(code null, signal SIGKILL\); restarting it on port \d+/);
+  t.match(s.output(), /embedded store restarted \(pid \d+\)/);
+  t.equal(await stopProcess(s), 0, 'SIGINT still stops cleanly, the restarted store with it');
+  t.same(storePids(s.child.pid ?? 0), []);
 });

@@ -40,6 +40,12 @@ import {
   type LoginBody,
   type LoginResponse,
   type PasswordPolicy,
+  SignupRequestResponseSchema,
+  SignupStatusResponseSchema,
+  signupSignatureMessage,
+  type ChildRecord,
+  type PushResult,
+  type SignupStatus,
 } from '@fieldvault/protocol';
 import { createFileDeviceKeyStore, type DeviceKeyStore } from './device-key-store.js';
 import { TEMP_FILE_MARKER, type FileSystem } from './file-system.js';
@@ -60,8 +66,9 @@ import { countRecords, migrateData, type MigrationListener, type MigrationResult
 import { Mutex } from './mutex.js';
 import { createNodeFileSystem } from './node-file-system.js';
 import { DEFAULT_PHOTO_MAX_BYTES, PHOTO_DIRECTORY, PhotoStore } from './photo-store.js';
-import { RecordStore } from './record-store.js';
+import { MAX_PAGE_SIZE, RecordStore } from './record-store.js';
 import { setServerLogin, takeServerLogins } from './server-logins.js';
+import { DEFAULT_RETRY, isLoginRetryable, withRetry, type RetryOptions } from './retry.js';
 import { Session, type SessionHost, type SessionState } from './session.js';
 import type { StorageAdapter, StorageHandle } from './storage-adapter.js';
 import type { Transport } from './transport.js';
@@ -123,6 +130,43 @@ export interface AdoptKeyInput {
 export interface OnlineLoginOptions {
   /** The server to log in to; default the device's `transport` option. */
   readonly transport?: Transport;
+  /**
+   * Retry when the server says to come back (AUTH_BUSY during a login storm, RATE_LIMITED, its
+   * store restarting), waiting at least its Retry-After; default 5 tries from 500 ms. Network
+   * failures are not retried (an offline phone is told at once).
+   */
+  readonly retry?: RetryOptions;
+}
+
+/** Records per sign-up request by default: the server's default push limit. */
+const DEFAULT_SIGNUP_BATCH = 500;
+
+/** Options of `Device.requestAccount` and `Device.accountStatus`. */
+export interface AccountRequestOptions {
+  /** The server to ask; default the device's `transport` option. It must implement `requestAccount` / `signupStatus`. */
+  readonly transport?: Transport;
+  /** Records per request (default 500, the server's default push limit); more are sent in further requests. */
+  readonly batchRecords?: number;
+}
+
+/** What `Device.requestAccount` reports. */
+export interface AccountRequestResult {
+  readonly status: SignupStatus;
+  /** When the server first received this request (ISO 8601). */
+  readonly requestedAt: string;
+  /** The user's records sent (all of them, in batches). */
+  readonly sent: number;
+  /** Records the server holds in quarantine for this request after the last batch. */
+  readonly quarantined: number;
+  /** The records the server refused, with its code (they stay on the phone and are pushed after approval). */
+  readonly failed: readonly PushResult[];
+}
+
+/** Where a request stands on a server (`Device.accountStatus`). */
+export interface AccountStatus {
+  readonly status: SignupStatus;
+  readonly requestedAt: string;
+  readonly decidedAt: string | null;
 }
 
 /** A user with keys on this device, and which kinds of database they can open. */
@@ -693,6 +737,10 @@ export class Device implements SessionHost {
     }
     const serverId = transport.serverId;
     if (typeof serverId !== 'string' || !NODE_ID_PATTERN.test(serverId)) throw inputInvalid('transport.serverId', 'a server node id');
+    const retry = options.retry ?? DEFAULT_RETRY;
+    if (!Number.isInteger(retry.attempts) || retry.attempts < 1 || retry.attempts > 100 || !Number.isInteger(retry.baseDelayMs) || retry.baseDelayMs < 0 || retry.baseDelayMs > 600_000) {
+      throw inputInvalid('retry', '{ attempts: 1 … 100, baseDelayMs: 0 … 600000 }');
+    }
     return this.#mutex.run(async () => {
       this.#assertNoSession(username);
       const k = await this.#keyring.load();
@@ -710,21 +758,30 @@ export class Device implements SessionHost {
             throw err;
           }
         };
-        const answer = await ask(() => transport.challenge({ imei: this.imei }));
-        const { challenge } = checkSchema(ChallengeResponseSchema, answer, 'TRANSPORT_BAD_RESPONSE');
-        const signature = await this.#deviceKeys.sign(
-          loginSignatureMessage({ challenge, username, imei: this.imei, keyId: offer?.record.keyId ?? '' }),
+        // A fresh challenge for every try: a challenge is single-use.
+        const response: LoginResponse = await withRetry(
+          async () => {
+            const answer = await ask(() => transport.challenge({ imei: this.imei }));
+            const { challenge } = checkSchema(ChallengeResponseSchema, answer, 'TRANSPORT_BAD_RESPONSE');
+            const signature = await this.#deviceKeys.sign(
+              loginSignatureMessage({ challenge, username, imei: this.imei, keyId: offer?.record.keyId ?? '' }),
+            );
+            const body: LoginBody = {
+              username,
+              password,
+              imei: this.imei,
+              devicePublicKey: toBase64(await this.#deviceKeys.publicKey()),
+              challenge,
+              signature: toBase64(signature),
+              ...(offer === undefined ? {} : { dbKey: toBase64(offer.key), keyRecord: offer.record }),
+            };
+            return ask(() => transport.login(body));
+          },
+          retry,
+          undefined,
+          ({ attempt, delayMs, code }) => this.#o.logger.info({ username, serverId, attempt, delayMs, code }, 'online login retried'),
+          isLoginRetryable,
         );
-        const body: LoginBody = {
-          username,
-          password,
-          imei: this.imei,
-          devicePublicKey: toBase64(await this.#deviceKeys.publicKey()),
-          challenge,
-          signature: toBase64(signature),
-          ...(offer === undefined ? {} : { dbKey: toBase64(offer.key), keyRecord: offer.record }),
-        };
-        const response: LoginResponse = await ask(() => transport.login(body));
         const { record, key } = this.#checkLoginResponse(response, username);
         if (u.keys.has(record.keyId)) key.fill(0);
         else u.keys.set(record.keyId, key);
@@ -745,6 +802,130 @@ export class Device implements SessionHost {
         wipeKeys(u.keys.values());
       }
     });
+  }
+
+  /**
+   * Pending sign-ups (issue 7): an unverified user asks a server for an account. The password
+   * must open the user's unverified key here (the same one they will log in online with, so that
+   * flow 1 can move their records once approved); the server checks its policy and keeps only an
+   * Argon2id hash. The user's own records (deleted ones too) go with the request, `batchRecords`
+   * at a time, each batch a device-signed call with a fresh challenge; the server keeps them in
+   * quarantine, visible to admins only, until an admin approves (the account is created with
+   * this password) or rejects. Nothing on the phone changes. Once approved, `loginOnline` works
+   * and flow 1 moves and pushes the records: they keep their ids, so nothing is duplicated.
+   * Photos are uploaded by the first sync after that login.
+   * @throws INPUT_INVALID (username, transport without `requestAccount`, batchRecords)
+   * @throws PASSWORD_TOO_SHORT, PASSWORD_TOO_LONG, PASSWORD_TOO_COMMON
+   * @throws VAULT_WRONG_PASSWORD when the password opens none of the user's keys here.
+   * @throws VAULT_FORBIDDEN when the user is verified already on this device (log in online instead).
+   * @throws SIGNUP_USERNAME_TAKEN, SIGNUP_PENDING_ELSEWHERE, AUTH_INVALID_CREDENTIALS (a renewed
+   *   request with another password), DEVICE_BINDING_MISMATCH, DEVICE_RETIRED, RATE_LIMITED… from the server.
+   * @throws DEVICE_BLACKLISTED after wiping the device, as `loginOnline`.
+   * @throws TRANSPORT_UNREACHABLE, TRANSPORT_TLS_UNTRUSTED, TRANSPORT_BAD_RESPONSE
+   */
+  async requestAccount(username: string, password: string, options: AccountRequestOptions = {}): Promise<AccountRequestResult> {
+    checkUsername(username);
+    assertPasswordAcceptable(checkPassword(password), this.#o.passwordPolicy, { username });
+    const transport = options.transport ?? this.#o.transport;
+    const send = transport?.requestAccount?.bind(transport);
+    if (transport === undefined || send === undefined || typeof transport.challenge !== 'function') {
+      throw inputInvalid('transport', 'a transport that implements requestAccount (pending sign-ups)');
+    }
+    const batch = options.batchRecords ?? DEFAULT_SIGNUP_BATCH;
+    if (!Number.isInteger(batch) || batch < 1 || batch > 10_000) throw inputInvalid('batchRecords', 'an integer in 1..10000');
+    return this.#mutex.run(async () => {
+      const k = await this.#keyring.load();
+      const u = await this.#unlock(k, username, password);
+      try {
+        if (u.entries.length === 0) throw new FieldvaultError('VAULT_WRONG_PASSWORD');
+        const own = u.entries.find((x) => x.entry.kind === 'unverified');
+        if (own === undefined || u.entries.some((x) => x !== own)) {
+          throw new FieldvaultError('VAULT_FORBIDDEN', { detail: 'this user is verified on this device already: log in online' });
+        }
+        const records = await this.#ownRecords(username, own.key);
+        const serverId = transport.serverId;
+        const devicePublicKey = toBase64(await this.#deviceKeys.publicKey());
+        let last: { status: SignupStatus; requestedAt: string; quarantined: number } | undefined;
+        const failed: PushResult[] = [];
+        // At least one call, also for a user without records.
+        for (let at = 0; at === 0 || at < records.length; at += batch) {
+          const chunk = records.slice(at, at + batch);
+          const challenge = await this.#signupChallenge(transport, serverId);
+          const signature = await this.#deviceKeys.sign(signupSignatureMessage({ action: 'request', challenge, username, imei: this.imei }));
+          const answer = await this.#askServer(serverId, () =>
+            send({ username, password, imei: this.imei, devicePublicKey, challenge, signature: toBase64(signature), records: chunk }),
+          );
+          const res = checkSchema(SignupRequestResponseSchema, answer, 'TRANSPORT_BAD_RESPONSE');
+          if (res.results.length !== chunk.length || res.results.some((r, i) => r.id !== null && r.id !== chunk[i]?.id)) {
+            throw new FieldvaultError('TRANSPORT_BAD_RESPONSE', { detail: 'the results do not match the records sent' });
+          }
+          failed.push(...res.results.filter((r) => r.status === 'error'));
+          last = { status: res.status, requestedAt: res.requestedAt, quarantined: res.quarantined };
+        }
+        if (last === undefined) throw new FieldvaultError('TRANSPORT_BAD_RESPONSE');
+        this.#o.logger.info({ username, serverId, sent: records.length, failed: failed.length }, 'account requested');
+        return { ...last, sent: records.length, failed };
+      } finally {
+        wipeKeys(u.keys.values());
+      }
+    });
+  }
+
+  /**
+   * Where this device's sign-up request for `username` stands on a server (`pending`,
+   * `approved`: log in online now, `rejected`). A device-signed call; no password needed.
+   * @throws SIGNUP_NOT_FOUND when this device has no request for the username there.
+   * @throws INPUT_INVALID, DEVICE_BLACKLISTED (after wiping), TRANSPORT_*…
+   */
+  async accountStatus(username: string, options: Pick<AccountRequestOptions, 'transport'> = {}): Promise<AccountStatus> {
+    checkUsername(username);
+    const transport = options.transport ?? this.#o.transport;
+    const ask = transport?.signupStatus?.bind(transport);
+    if (transport === undefined || ask === undefined || typeof transport.challenge !== 'function') {
+      throw inputInvalid('transport', 'a transport that implements signupStatus (pending sign-ups)');
+    }
+    return this.#mutex.run(async () => {
+      const serverId = transport.serverId;
+      const challenge = await this.#signupChallenge(transport, serverId);
+      const signature = await this.#deviceKeys.sign(signupSignatureMessage({ action: 'status', challenge, username, imei: this.imei }));
+      const answer = await this.#askServer(serverId, async () =>
+        ask({ username, imei: this.imei, devicePublicKey: toBase64(await this.#deviceKeys.publicKey()), challenge, signature: toBase64(signature) }),
+      );
+      return checkSchema(SignupStatusResponseSchema, answer, 'TRANSPORT_BAD_RESPONSE');
+    });
+  }
+
+  /** The user's own records in their unverified database, deleted ones included. */
+  async #ownRecords(username: string, key: Uint8Array): Promise<ChildRecord[]> {
+    const db = await this.#openDb(new Uint8Array(key), false);
+    try {
+      const last = await readMeta(db, 'clock');
+      const clock = createClock({ node: this.imei, now: this.#o.now, ...(last === undefined ? {} : { last }) });
+      const store = new RecordStore(db, { username, device: this.imei, onlyOwn: true, clock, form: this.#o.form });
+      const out: ChildRecord[] = [];
+      for (;;) {
+        const page = await store.list({ limit: MAX_PAGE_SIZE, offset: out.length, includeDeleted: true });
+        out.push(...page);
+        if (page.length < MAX_PAGE_SIZE) return out;
+      }
+    } finally {
+      await db.close();
+    }
+  }
+
+  async #signupChallenge(transport: Transport, serverId: string): Promise<string> {
+    const answer = await this.#askServer(serverId, () => transport.challenge({ imei: this.imei }));
+    return checkSchema(ChallengeResponseSchema, answer, 'TRANSPORT_BAD_RESPONSE').challenge;
+  }
+
+  /** A server call that wipes the device first when the server reports it blacklisted. */
+  async #askServer<T>(serverId: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      if (isFieldvaultError(err) && err.code === 'DEVICE_BLACKLISTED') throw await this.#wipeBlacklisted(serverId, err);
+      throw err;
+    }
   }
 
   /**

@@ -13,10 +13,12 @@ import {
   PHOTO_TYPES,
   PULL_MAX_LIMIT,
   PhotoUploadStatusSchema,
-  PullResponseSchema,
+  PullPageSchema,
   PushResponseSchema,
+  RecordSearchPageSchema,
   RecordSearchQuerySchema,
-  RecordSearchResponseSchema,
+  SignupRequestResponseSchema,
+  SignupStatusResponseSchema,
   TOKEN_PATTERN,
   UUID_V4_PATTERN,
   checkSchema,
@@ -38,6 +40,10 @@ import {
   type PushResponse,
   type RecordSearchQuery,
   type RecordSearchResponse,
+  type SignupRequestBody,
+  type SignupRequestResponse,
+  type SignupStatusBody,
+  type SignupStatusResponse,
 } from '@fieldvault/protocol';
 import { sha256Hex } from './digest.js';
 import { detectPhotoType } from './image-metadata.js';
@@ -566,8 +572,9 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
     const { since, limit } = request;
     if (!Number.isInteger(limit) || limit < 1 || limit > PULL_MAX_LIMIT) throw invalid('limit', `an integer in 1 … ${PULL_MAX_LIMIT}`);
     if (since !== undefined && (typeof since !== 'string' || since.length === 0)) throw invalid('since', 'a checkpoint as the server returned it');
+    // The page's shape here, each record once in `parseRecords` (not also in the page schema).
     const page = await json({ method: 'GET', path: `/v1/sync/pull${queryString({ since, limit })}`, token: checkToken(token), ...sync(o) }, (v) =>
-      checkSchema(PullResponseSchema, v, 'TRANSPORT_BAD_RESPONSE'),
+      checkSchema(PullPageSchema, v, 'TRANSPORT_BAD_RESPONSE'),
     );
     if (page.records.length > limit) throw badResponse('more records than asked for', { limit, records: page.records.length });
     return { ...page, records: parseRecords(page.records) };
@@ -640,7 +647,7 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
   async function search(token: string, query: RecordSearchQuery, o?: TransportCallOptions): Promise<RecordSearchResponse> {
     const q = checkSchema(RecordSearchQuerySchema, query, 'INPUT_INVALID');
     const page = await json({ method: 'GET', path: `/v1/records/search${queryString(q)}`, token: checkToken(token), ...sync(o) }, (v) =>
-      checkSchema(RecordSearchResponseSchema, v, 'TRANSPORT_BAD_RESPONSE'),
+      checkSchema(RecordSearchPageSchema, v, 'TRANSPORT_BAD_RESPONSE'),
     );
     return { ...page, records: parseRecords(page.records) };
   }
@@ -661,6 +668,10 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
     challenge: (request: ChallengeBody): Promise<ChallengeResponse> =>
       post('/v1/auth/challenge', request, (v) => checkSchema(ChallengeResponseSchema, v, 'TRANSPORT_BAD_RESPONSE')),
     login: (request: LoginBody): Promise<LoginResponse> => post('/v1/auth/login', request, (v) => checkSchema(LoginResponseSchema, v, 'TRANSPORT_BAD_RESPONSE')),
+    requestAccount: (request: SignupRequestBody): Promise<SignupRequestResponse> =>
+      post('/v1/signups', request, (v) => checkSchema(SignupRequestResponseSchema, v, 'TRANSPORT_BAD_RESPONSE')),
+    signupStatus: (request: SignupStatusBody): Promise<SignupStatusResponse> =>
+      post('/v1/signups/status', request, (v) => checkSchema(SignupStatusResponseSchema, v, 'TRANSPORT_BAD_RESPONSE')),
     push,
     pull,
     uploadPhoto,

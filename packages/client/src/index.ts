@@ -41,5 +41,5 @@ export { detectPhotoType, stripImageMetadata } from './image-metadata.js';
 export type { MigrationStep, MigrationEvent, MigrationListener, MigrationResult } from './migration.js';
 export type { KnownServer } from './session.js';
 export { Session } from './session.js';
-export type { DeviceOptions, AdoptKeyInput, DeviceUser, KdfCost, OnlineLoginOptions } from './device.js';
+export type { DeviceOptions, AdoptKeyInput, DeviceUser, KdfCost, OnlineLoginOptions, AccountRequestOptions, AccountRequestResult, AccountStatus } from './device.js';
 export { Device, createDevice } from './device.js';

@@ -3,7 +3,7 @@ import type { FileSystem } from './file-system.js';
 import type { Logger } from './logger.js';
 import { photoPath, reencryptPhoto } from './photo-store.js';
 import { putRecord, recordFromDoc } from './record-store.js';
-import type { SqlValue, StorageAdapter, StorageHandle } from './storage-adapter.js';
+import type { SqlExecutor, SqlValue, StorageAdapter, StorageHandle } from './storage-adapter.js';
 import { RECORD_COLUMNS, nextLocalSeq, readMeta, writeMeta } from './vault-schema.js';
 
 /*
@@ -16,7 +16,9 @@ import { RECORD_COLUMNS, nextLocalSeq, readMeta, writeMeta } from './vault-schem
  *   2. records-copied           ONE transaction on the target with the source ATTACHed under its
  *                               own key: records present in both are merged with the protocol's
  *                               CRDT merge (idempotent), all others copied with one
- *                               INSERT … SELECT; photo rows likewise; a marker row is written.
+ *                               INSERT … SELECT; photo rows likewise; the source's per-server
+ *                               sync state is carried (see `carrySyncState`); a marker row is
+ *                               written.
  *   3. source-photos-deleted    the source's photo files of the migrated records are deleted.
  *   4. source-records-deleted   (move only) the moved user's rows are deleted from the source.
  *   5. source-deleted           (merge only) the source database file is deleted.
@@ -99,7 +101,8 @@ export async function migrateData(ctx: MigrationContext, target: StorageHandle, 
   let result: MigrationResult = { records: 0, photos: 0 };
   try {
     const version = await target.query<{ user_version: number }>(`PRAGMA ${ALIAS}.user_version`);
-    const hasSchema = Number(version[0]?.user_version ?? 0) > 0;
+    const sourceVersion = Number(version[0]?.user_version ?? 0);
+    const hasSchema = sourceVersion > 0;
     const photos: PhotoRow[] = [];
     if (hasSchema) {
       const f = userFilter('r');
@@ -156,6 +159,7 @@ export async function migrateData(ctx: MigrationContext, target: StorageHandle, 
            WHERE p.photo_id NOT IN (SELECT value FROM json_each(?))${fp.sql}`,
           [JSON.stringify(skipped), ...fp.params],
         );
+        if (sourceVersion >= 2) await carrySyncState(tx, byUser ? (m.username as string) : undefined);
         // The device clock must stay ahead of every copied timestamp.
         const sourceClock = (await tx.query<{ value: string }>(`SELECT value FROM ${ALIAS}.meta WHERE key = 'clock'`))[0]?.value;
         const targetClock = await readMeta(tx, 'clock');
@@ -193,6 +197,60 @@ export async function migrateData(ctx: MigrationContext, target: StorageHandle, 
     await event('source-deleted');
   }
   return result;
+}
+
+/**
+ * Carries the source's per-server sync state (schema v2) into the target, inside the records
+ * transaction, after the records were copied or merged (issue 5: a phone whose losing database
+ * was merged must not push or pull everything again).
+ *
+ * - `server_acks`: a server that held a source record exactly as the target now holds it (the
+ *   source row was not pending there, and the merged document is the source's) acknowledges the
+ *   target row at its new `local_seq`; one that held an older or different version keeps a stale
+ *   acknowledgement (0: pending, but known to hold the record, so its photos may go up). Never
+ *   moves an acknowledgement of the target back (max).
+ * - `photo_acks`: photos of the carried records a server holds (photo ids are random and bound to
+ *   their SHA-256 on the record, so "the server holds it" does not depend on the database).
+ * - `checkpoints` (merge only): for a server the target never pulled from, the source's
+ *   checkpoint: everything the server sent up to it is in the source, hence now in the target. A
+ *   server both pulled from keeps the target's (checkpoints are opaque, so the two cannot be
+ *   compared; the target's is always safe, at worst some records come again and merge to
+ *   nothing). A move carries none: the source keeps the other users' records.
+ * - `server_roles`: the newer of the two per server and user (a move: the moved user's only).
+ *
+ * Idempotent: running it again after a crash computes the same rows.
+ */
+async function carrySyncState(tx: SqlExecutor, username: string | undefined): Promise<void> {
+  const f = username === undefined ? { sql: '', params: [] as SqlValue[] } : { sql: ' AND s.created_by = ?', params: [username] as SqlValue[] };
+  await tx.execute(
+    `INSERT INTO main.server_acks (server_id, record_id, local_seq_acked)
+     SELECT a.server_id, a.record_id, CASE WHEN a.local_seq_acked >= s.local_seq AND m.doc = s.doc THEN m.local_seq ELSE 0 END
+     FROM ${ALIAS}.server_acks a JOIN ${ALIAS}.records s ON s.id = a.record_id JOIN main.records m ON m.id = s.id
+     WHERE 1 = 1${f.sql}
+     ON CONFLICT (server_id, record_id) DO UPDATE SET local_seq_acked = max(local_seq_acked, excluded.local_seq_acked)`,
+    f.params,
+  );
+  await tx.execute(
+    `INSERT OR IGNORE INTO main.photo_acks (server_id, photo_id)
+     SELECT p.server_id, p.photo_id FROM ${ALIAS}.photo_acks p
+     WHERE EXISTS (SELECT 1 FROM ${ALIAS}.photo_files pf JOIN ${ALIAS}.records s ON s.id = pf.record_id WHERE pf.photo_id = p.photo_id${f.sql})`,
+    f.params,
+  );
+  if (username === undefined) {
+    await tx.execute(
+      `INSERT INTO main.checkpoints (server_id, checkpoint, updated_at, last_sync_at)
+       SELECT c.server_id, c.checkpoint, c.updated_at, c.last_sync_at FROM ${ALIAS}.checkpoints c WHERE 1 = 1
+       ON CONFLICT (server_id) DO UPDATE SET
+         checkpoint = coalesce(checkpoint, excluded.checkpoint),
+         updated_at = CASE WHEN checkpoint IS NULL THEN excluded.updated_at ELSE updated_at END`,
+    );
+  }
+  await tx.execute(
+    `INSERT INTO main.server_roles (server_id, username, role, seen_at)
+     SELECT r.server_id, r.username, r.role, r.seen_at FROM ${ALIAS}.server_roles r WHERE 1 = 1${username === undefined ? '' : ' AND r.username = ?'}
+     ON CONFLICT (server_id, username) DO UPDATE SET role = excluded.role, seen_at = excluded.seen_at WHERE excluded.seen_at > seen_at`,
+    username === undefined ? [] : [username],
+  );
 }
 
 /** Number of records left in a database (to decide whether an emptied source can be deleted). */

@@ -191,11 +191,12 @@ export class RecordStore {
   /**
    * Takes in a timestamp received from a server (the newest of a pulled page) so that every later
    * local edit is newer than it (applyEdit's RECORD_EDIT_STALE rule). Persist with `saveClock`.
-   * @throws HLC_TOO_FAR_AHEAD when it is further ahead of this device's clock than the allowed skew.
+   * `reference`: the server's wall clock from the same answer (see HlcClock.receive).
+   * @throws HLC_TOO_FAR_AHEAD when it is further ahead of this device's clock (and of `reference`) than the allowed skew.
    * @throws HLC_INVALID when it is malformed.
    */
-  observe(ts: string): void {
-    this.#o.clock.receive(ts);
+  observe(ts: string, reference?: number): void {
+    this.#o.clock.receive(ts, reference);
   }
 
   /** Runs `fn` in one write transaction on this store's database. */

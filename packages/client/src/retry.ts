@@ -30,6 +30,17 @@ const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'RATE_LIMITED',
 ]);
 
+/**
+ * Failures of an online login worth another try: the server said "come back" (busy hashing other
+ * logins, rate limit, store restarting). Not the network: an offline phone should hear so at once.
+ */
+const LOGIN_RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['AUTH_BUSY', 'RATE_LIMITED', 'STORE_UNAVAILABLE', 'STORE_CRASHED']);
+
+/** True when an online login that failed with `err` is worth another try. */
+export function isLoginRetryable(err: unknown): boolean {
+  return isFieldvaultError(err) && LOGIN_RETRYABLE.has(err.code);
+}
+
 /** True when `err` is a failure worth another try. */
 export function isRetryable(err: unknown): boolean {
   return isFieldvaultError(err) && RETRYABLE.has(err.code);
@@ -78,13 +89,14 @@ export async function withRetry<T>(
   policy: RetryOptions,
   signal: AbortSignal | undefined,
   onRetry: (info: { attempt: number; delayMs: number; code: string }) => void = () => undefined,
+  retryable: (err: unknown) => boolean = isRetryable,
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     throwIfCancelled(signal);
     try {
       return await fn();
     } catch (err) {
-      if (!isRetryable(err) || attempt >= policy.attempts) throw err;
+      if (!retryable(err) || attempt >= policy.attempts) throw err;
       const delayMs = backoffDelay(policy, attempt, err);
       if (delayMs > MAX_RETRY_AFTER_MS) throw err;
       onRetry({ attempt, delayMs, code: (err as FieldvaultError).code });

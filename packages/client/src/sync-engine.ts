@@ -1,4 +1,5 @@
 import {
+  DEFAULT_MAX_SKEW_MS,
   FieldvaultError,
   PULL_DEFAULT_LIMIT,
   PULL_MAX_LIMIT,
@@ -7,6 +8,7 @@ import {
   mergeRecords,
   needsReview,
   type ChildRecord,
+  type PullResponse,
   type PushResult,
   type SyncDeviceStatus,
 } from '@fieldvault/protocol';
@@ -27,7 +29,8 @@ import type { Transport } from './transport.js';
  *                refused by the server is reported in `failed` and stays pending (it is tried
  *                again at the next sync, once per sync: the push walks `local_seq` forward).
  *   pull         pages from this server's checkpoint. Each page: the device clock takes in the
- *                page's newest timestamp (so later local edits are newer), then ONE transaction
+ *                page's newest timestamp, measured against the server's clock of the same answer
+ *                (so later local edits are newer, even on a phone whose clock runs behind), then ONE transaction
  *                merges every record (protocol `mergeRecords`), acknowledges the ones the server
  *                already holds exactly, and moves the checkpoint. A crash or a cancellation
  *                leaves the checkpoint at the last committed page.
@@ -36,6 +39,10 @@ import type { Transport } from './transport.js';
  *                bytes over the verified TLS connection; resumable.
  *   photos-down  photos that records reference and the phone lacks: downloaded, checked against
  *                the ref (size, SHA-256, type), encrypted into the vault.
+ *
+ * Push and pull overlap their work: up to two batches are between sent and acknowledged, and the
+ * next pull page is fetched while the phone commits the current one (acknowledgements, progress
+ * and checkpoints still follow batch and page order, each after its own answer).
  *
  * Requests are retried with exponential backoff on network, store and rate-limit failures
  * (`retry.ts`). A failure of the connection itself (after the retries), a bad response, an
@@ -78,6 +85,12 @@ export interface SyncOptions {
   readonly retry?: RetryOptions;
   /** Batch sizes (tests, slow links); default the server's limits. */
   readonly batch?: SyncBatchOptions;
+  /**
+   * `'both'` (default): push, pull, photos up and down. `'send'`: only what this phone has for the
+   * server — push and photo uploads — for a short or metered connection where getting the field
+   * data off the phone comes first; the next full sync pulls from where the last pull stopped.
+   */
+  readonly direction?: 'both' | 'send';
 }
 
 /** What one sync did. */
@@ -100,6 +113,13 @@ export interface SyncSummary {
   readonly deviceStatus: SyncDeviceStatus;
   /** True when the device was retired and, everything being pushed, the SDK wiped it after this sync. */
   readonly wiped: boolean;
+  /**
+   * Set when this device's clock was more than the allowed skew (5 minutes) behind the server's
+   * (positive ms) or ahead of it (negative) at the last pull page: the app should ask the user to
+   * set the date and time. Sync still works (the pulled versions are taken in relative to the
+   * server's clock); a clock ahead makes the server refuse the edits it dates ahead (HLC_TOO_FAR_AHEAD).
+   */
+  readonly clockOffsetMs?: number;
 }
 
 /** What the engine needs from the session. */
@@ -116,6 +136,11 @@ export interface SyncContext {
 
 export const DEFAULT_PUSH_RECORDS = 500;
 export const DEFAULT_PUSH_BYTES = 4 * 1024 * 1024 - 1024;
+/**
+ * Push batches (pull pages) under way at once: one on the wire or in the server while the phone
+ * commits the other. Two are enough to keep phone, server and store busy; more would only queue.
+ */
+const PIPELINE_DEPTH = 2;
 
 /** Codes that end the whole sync rather than one record or photo. */
 function endsSync(err: unknown): boolean {
@@ -191,6 +216,7 @@ export function checkSyncOptions(options: SyncOptions): void {
     if (!intIn(options.retry.attempts, 1, 100)) problems.push('retry.attempts: an integer in 1 … 100');
     if (!intIn(options.retry.baseDelayMs, 0, 600_000)) problems.push('retry.baseDelayMs: an integer in 0 … 600000');
   }
+  if (options.direction !== undefined && options.direction !== 'both' && options.direction !== 'send') problems.push("direction: 'both' or 'send'");
   const b = options.batch;
   if (b !== undefined) {
     if (b.pushRecords !== undefined && !intIn(b.pushRecords, 1, PUSH_MAX_RECORDS_CEILING)) problems.push(`batch.pushRecords: an integer in 1 … ${PUSH_MAX_RECORDS_CEILING}`);
@@ -207,7 +233,7 @@ export function checkSyncOptions(options: SyncOptions): void {
  * summary's `wiped` is always false here: retirement is handled by the session.
  * @throws TRANSPORT_UNREACHABLE, STORE_UNAVAILABLE, RATE_LIMITED after the retries; TRANSPORT_BAD_RESPONSE,
  * TRANSPORT_TLS_UNTRUSTED, SESSION_INVALID, DEVICE_BLACKLISTED, SYNC_CHECKPOINT_INVALID, HLC_TOO_FAR_AHEAD
- * (a pulled version dated beyond the allowed skew of this device's clock), SYNC_CANCELLED, VAULT_*.
+ * (a pulled version dated beyond the allowed skew of both this device's clock and the server's), SYNC_CANCELLED, VAULT_*.
  */
 export async function runSync(ctx: SyncContext, options: SyncOptions): Promise<SyncSummary> {
   const { transport, signal } = options;
@@ -216,6 +242,7 @@ export async function runSync(ctx: SyncContext, options: SyncOptions): Promise<S
   const pushRecords = options.batch?.pushRecords ?? DEFAULT_PUSH_RECORDS;
   const pushBytes = options.batch?.pushBytes ?? DEFAULT_PUSH_BYTES;
   const pullRecords = options.batch?.pullRecords ?? PULL_DEFAULT_LIMIT;
+  const receive = options.direction !== 'send';
   const state = new ServerSyncState(ctx.db, serverId);
   const log = ctx.logger;
   const started = ctx.now();
@@ -230,6 +257,7 @@ export async function runSync(ctx: SyncContext, options: SyncOptions): Promise<S
   let uploaded = 0;
   let downloaded = 0;
   let deviceStatus: SyncDeviceStatus = 'active';
+  let clockOffsetMs: number | undefined;
 
   const emit = (progress: SyncProgress): void => {
     try {
@@ -238,8 +266,9 @@ export async function runSync(ctx: SyncContext, options: SyncOptions): Promise<S
       log.warn({ serverId, code: codeOf(err) }, 'onProgress threw; ignored');
     }
   };
-  const call = <T>(what: string, fn: () => Promise<T>): Promise<T> =>
-    withRetry(fn, retry, signal, ({ attempt, delayMs, code }) => log.info({ serverId, what, attempt, delayMs, code }, 'sync request failed; retrying'));
+  const call = <T>(what: string, fn: () => Promise<T>, sig: AbortSignal | undefined = signal): Promise<T> =>
+    withRetry(fn, retry, sig, ({ attempt, delayMs, code }) => log.info({ serverId, what, attempt, delayMs, code }, 'sync request failed; retrying'));
+  const callOptions = (sig: AbortSignal | undefined): { signal?: AbortSignal } => (sig === undefined ? {} : { signal: sig });
 
   // ------------------------------------------------------------------------------------ push
   throwIfCancelled(signal);
@@ -249,24 +278,8 @@ export async function runSync(ctx: SyncContext, options: SyncOptions): Promise<S
   let bytesDone = 0;
   emit({ phase: 'push', recordsDone: 0, recordsTotal: totals.records, bytesDone: 0, bytesTotal: totals.bytes });
 
-  const pushBatch = async (batch: readonly PendingRow[]): Promise<void> => {
-    const records = batch.map((row) => recordFromDoc(row.doc));
-    let results: PushResult[];
-    try {
-      const res = await call('push', () => transport.push(ctx.token, { records }, signal === undefined ? {} : { signal }));
-      deviceStatus = res.deviceStatus;
-      results = res.results;
-    } catch (err) {
-      // The server's limits are lower than ours: halve the batch; a record too large alone fails alone.
-      if (!isFieldvaultError(err) || err.code !== 'INPUT_TOO_LARGE') throw err;
-      if (batch.length > 1) {
-        const half = batch.length >> 1;
-        await pushBatch(batch.slice(0, half));
-        await pushBatch(batch.slice(half));
-        return;
-      }
-      results = [{ id: (batch[0] as PendingRow).id, status: 'error', code: 'INPUT_TOO_LARGE' }];
-    }
+  /** Commits the acknowledgements of one answered batch and counts it. */
+  const acknowledge = async (batch: readonly PendingRow[], results: readonly PushResult[]): Promise<void> => {
     await ctx.db.transaction(async (tx) => {
       for (const [i, result] of results.entries()) {
         const row = batch[i] as PendingRow;
@@ -288,60 +301,142 @@ export async function runSync(ctx: SyncContext, options: SyncOptions): Promise<S
     emit({ phase: 'push', recordsDone: done, recordsTotal: totals.records, bytesDone, bytesTotal: totals.bytes });
   };
 
-  for (let after = { seq: 0, id: '' }; ; ) {
-    throwIfCancelled(signal);
-    const rows = await state.pendingPage(after, upTo, pushRecords);
-    const last = rows[rows.length - 1];
-    if (last === undefined) break;
-    after = { seq: last.local_seq, id: last.id };
-    for (const batch of byBytes(rows, pushBytes)) await pushBatch(batch);
+  /**
+   * Sends one batch, then, once the batch before it is acknowledged (`previous`), acknowledges
+   * it: requests overlap, acknowledgements and progress stay in batch order and each follows its
+   * own answer.
+   */
+  const pushBatch = async (batch: readonly PendingRow[], previous: Promise<void>, sig: AbortSignal | undefined): Promise<void> => {
+    const records = batch.map((row) => recordFromDoc(row.doc));
+    let results: PushResult[];
+    try {
+      const res = await call('push', () => transport.push(ctx.token, { records }, callOptions(sig)), sig);
+      await previous;
+      deviceStatus = res.deviceStatus;
+      results = res.results;
+    } catch (err) {
+      // The server's limits are lower than ours: halve the batch; a record too large alone fails alone.
+      if (!isFieldvaultError(err) || err.code !== 'INPUT_TOO_LARGE') throw err;
+      if (batch.length > 1) {
+        const half = batch.length >> 1;
+        await pushBatch(batch.slice(0, half), previous, sig);
+        await pushBatch(batch.slice(half), Promise.resolve(), sig);
+        return;
+      }
+      await previous;
+      results = [{ id: (batch[0] as PendingRow).id, status: 'error', code: 'INPUT_TOO_LARGE' }];
+    }
+    await acknowledge(batch, results);
+  };
+
+  {
+    // Up to PIPELINE_DEPTH batches between sent and acknowledged, so the phone's SQLCipher work,
+    // the server and its store overlap. On a failure the other requests are stopped and awaited:
+    // the run ends with nothing of it still running.
+    const stop = new AbortController();
+    const sig = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]);
+    const inFlight: Array<Promise<void>> = [];
+    let previous: Promise<void> = Promise.resolve();
+    let failure: { err: unknown } | undefined;
+    try {
+      for (let after = { seq: 0, id: '' }; ; ) {
+        throwIfCancelled(signal);
+        const rows = await state.pendingPage(after, upTo, pushRecords);
+        const last = rows[rows.length - 1];
+        if (last === undefined) break;
+        after = { seq: last.local_seq, id: last.id };
+        for (const batch of byBytes(rows, pushBytes)) {
+          while (inFlight.length >= PIPELINE_DEPTH) await inFlight.shift();
+          if (failure !== undefined) throw failure.err;
+          throwIfCancelled(signal);
+          const job = pushBatch(batch, previous, sig);
+          // Seen at once (no unhandled rejection while an earlier batch is awaited), thrown in order.
+          job.catch((err: unknown) => {
+            failure ??= { err };
+          });
+          inFlight.push(job);
+          previous = job;
+        }
+      }
+      while (inFlight.length > 0) await inFlight.shift();
+    } catch (err) {
+      stop.abort();
+      await Promise.allSettled(inFlight);
+      throw err;
+    }
   }
   if (failed.length > 0) log.warn({ serverId, failed: failed.length, codes: [...new Set(failed.map((f) => f.code))].join(',') }, 'records refused by the server');
 
   // ------------------------------------------------------------------------------------ pull
   let since = await state.checkpoint();
   let pullBytes = 0;
-  emit({ phase: 'pull', recordsDone: 0, recordsTotal: 0, bytesDone: 0, bytesTotal: 0 });
-  for (;;) {
+  if (receive) {
+    emit({ phase: 'pull', recordsDone: 0, recordsTotal: 0, bytesDone: 0, bytesTotal: 0 });
+    // Page n+1 is fetched while page n is committed. Checkpoints still move one committed page at
+    // a time, in order; on a failure the request ahead is stopped and awaited, and writes nothing.
+    const stop = new AbortController();
+    const sig = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]);
+    const fetchPage = (from: string | undefined): Promise<PullResponse> => {
+      const page = call('pull', () => transport.pull(ctx.token, from === undefined ? { limit: pullRecords } : { since: from, limit: pullRecords }, callOptions(sig)), sig);
+      page.catch(() => undefined);
+      return page;
+    };
     throwIfCancelled(signal);
-    const page = await call('pull', () =>
-      transport.pull(ctx.token, since === undefined ? { limit: pullRecords } : { since, limit: pullRecords }, signal === undefined ? {} : { signal }),
-    );
-    deviceStatus = page.deviceStatus;
-    if (page.more && page.checkpoint === since) {
-      // The same position again would be asked for again, forever.
-      throw new FieldvaultError('TRANSPORT_BAD_RESPONSE', { detail: 'the server announces more records but repeats its checkpoint' });
-    }
-    throwIfCancelled(signal);
-    const newest = newestTimestamp(page.records);
-    // Before anything is written: a version too far ahead of this device's clock stops the pull here.
-    if (newest !== undefined) ctx.records.observe(newest);
-    const removedFiles: string[] = [];
-    await ctx.db.transaction(async (tx) => {
-      for (const incoming of page.records) {
-        const rows = await tx.query<{ doc: string; local_seq: number }>('SELECT doc, local_seq FROM records WHERE id = ?', [incoming.id]);
-        const row = rows[0];
-        const merged = row === undefined ? incoming : mergeRecords(recordFromDoc(row.doc), incoming);
-        const mergedJson = JSON.stringify(merged);
-        const seq = row === undefined || mergedJson !== row.doc ? await putRecord(tx, merged) : row.local_seq;
-        // The server holds exactly this: nothing of it is pending for this server.
-        if (mergedJson === JSON.stringify(incoming)) await state.ack(tx, incoming.id, seq);
-        if (needsReview(merged)) conflicted.add(merged.id);
-        for (const [photoId, ref] of Object.entries(merged.photos)) {
-          if (ref.removedAt === undefined) continue;
-          if ((await tx.execute('DELETE FROM photo_files WHERE photo_id = ?', [photoId])) > 0) removedFiles.push(photoId);
+    let next: Promise<PullResponse> | undefined = fetchPage(since);
+    try {
+      while (next !== undefined) {
+        const page: PullResponse = await next;
+        next = undefined;
+        throwIfCancelled(signal);
+        deviceStatus = page.deviceStatus;
+        if (page.more && page.checkpoint === since) {
+          // The same position again would be asked for again, forever.
+          throw new FieldvaultError('TRANSPORT_BAD_RESPONSE', { detail: 'the server announces more records but repeats its checkpoint' });
         }
+        const newest = newestTimestamp(page.records);
+        const offset = page.serverTime - ctx.now();
+        clockOffsetMs = Math.abs(offset) > DEFAULT_MAX_SKEW_MS ? offset : undefined;
+        // Before anything is written: a version too far ahead of both this device's clock and the
+        // server's (a server breaking its own skew rule) stops the pull here. A device clock that runs
+        // behind does not (issue 5): the server's clock vouches for the page.
+        if (newest !== undefined) ctx.records.observe(newest, page.serverTime);
+        if (page.more) next = fetchPage(page.checkpoint);
+        const removedFiles: string[] = [];
+        let pageBytes = 0;
+        await ctx.db.transaction(async (tx) => {
+          pageBytes = 0;
+          for (const incoming of page.records) {
+            const rows = await tx.query<{ doc: string; local_seq: number }>('SELECT doc, local_seq FROM records WHERE id = ?', [incoming.id]);
+            const row = rows[0];
+            const merged = row === undefined ? incoming : mergeRecords(recordFromDoc(row.doc), incoming);
+            const mergedJson = JSON.stringify(merged);
+            // A new record is its own merge: one serialisation serves both comparisons and the byte count.
+            const incomingJson = merged === incoming ? mergedJson : JSON.stringify(incoming);
+            pageBytes += utf8Length(incomingJson);
+            const seq = row === undefined || mergedJson !== row.doc ? await putRecord(tx, merged) : row.local_seq;
+            // The server holds exactly this: nothing of it is pending for this server.
+            if (mergedJson === incomingJson) await state.ack(tx, incoming.id, seq);
+            if (needsReview(merged)) conflicted.add(merged.id);
+            for (const [photoId, ref] of Object.entries(merged.photos)) {
+              if (ref.removedAt === undefined) continue;
+              if ((await tx.execute('DELETE FROM photo_files WHERE photo_id = ?', [photoId])) > 0) removedFiles.push(photoId);
+            }
+          }
+          await ctx.records.saveClock(tx);
+          await state.setCheckpoint(tx, page.checkpoint, iso());
+        });
+        // After the commit: a crash before this leaves an unreferenced encrypted file, never a lost row.
+        for (const photoId of removedFiles) await ctx.photos.deleteFile(photoId);
+        since = page.checkpoint;
+        pulled += page.records.length;
+        pullBytes += pageBytes;
+        emit({ phase: 'pull', recordsDone: pulled, recordsTotal: pulled, bytesDone: pullBytes, bytesTotal: pullBytes });
       }
-      await ctx.records.saveClock(tx);
-      await state.setCheckpoint(tx, page.checkpoint, iso());
-    });
-    // After the commit: a crash before this leaves an unreferenced encrypted file, never a lost row.
-    for (const photoId of removedFiles) await ctx.photos.deleteFile(photoId);
-    since = page.checkpoint;
-    pulled += page.records.length;
-    pullBytes += page.records.reduce((n, r) => n + utf8Length(JSON.stringify(r)), 0);
-    emit({ phase: 'pull', recordsDone: pulled, recordsTotal: pulled, bytesDone: pullBytes, bytesTotal: pullBytes });
-    if (!page.more) break;
+    } catch (err) {
+      stop.abort();
+      if (next !== undefined) await next.catch(() => undefined);
+      throw err;
+    }
   }
 
   // ------------------------------------------------------------------------------- photos up
@@ -385,11 +480,11 @@ export async function runSync(ctx: SyncContext, options: SyncOptions): Promise<S
 
   // ----------------------------------------------------------------------------- photos down
   throwIfCancelled(signal);
-  const downs = await state.photosToDownload();
+  const downs = receive ? await state.photosToDownload() : [];
   const downBytes = downs.reduce((n, p) => n + p.ref.size, 0);
   let downDone = 0;
   let downBytesDone = 0;
-  emit({ phase: 'photos-down', recordsDone: 0, recordsTotal: downs.length, bytesDone: 0, bytesTotal: downBytes });
+  if (receive) emit({ phase: 'photos-down', recordsDone: 0, recordsTotal: downs.length, bytesDone: 0, bytesTotal: downBytes });
   for (const p of downs) {
     throwIfCancelled(signal);
     try {
@@ -415,6 +510,7 @@ export async function runSync(ctx: SyncContext, options: SyncOptions): Promise<S
     emit({ phase: 'photos-down', recordsDone: downDone, recordsTotal: downs.length, bytesDone: downBytesDone, bytesTotal: downBytes });
   }
 
+  if (clockOffsetMs !== undefined) log.warn({ serverId, clockOffsetMs }, 'device clock differs from the server clock by more than the allowed skew; set the date and time');
   await state.markSynced(iso());
   log.info(
     { serverId, pushed, pulled, failed: failed.length, conflicts: conflicted.size, uploaded, downloaded, photosFailed: photoFailed.length, deviceStatus, ms: ctx.now() - started },
@@ -429,5 +525,6 @@ export async function runSync(ctx: SyncContext, options: SyncOptions): Promise<S
     photos: { uploaded, downloaded, failed: photoFailed },
     deviceStatus,
     wiped: false,
+    ...(clockOffsetMs === undefined ? {} : { clockOffsetMs }),
   };
 }

@@ -11,6 +11,10 @@ import type {
   PushResponse,
   RecordSearchQuery,
   RecordSearchResponse,
+  SignupRequestBody,
+  SignupRequestResponse,
+  SignupStatusBody,
+  SignupStatusResponse,
 } from '@fieldvault/protocol';
 
 /*
@@ -117,4 +121,12 @@ export interface Transport {
   search(token: string, query: RecordSearchQuery, options?: TransportCallOptions): Promise<RecordSearchResponse>;
   /** `GET /v1/forms/child`: the form definition the server publishes, validated. */
   form(token: string, options?: TransportCallOptions): Promise<FormDefinition>;
+  /**
+   * `POST /v1/signups` (pending sign-ups, issue 7): an unverified user asks for an account,
+   * device-signed, with a batch of their records. Optional: `Device.requestAccount` refuses a
+   * transport without it (INPUT_INVALID). The SDK checks the answer's schema itself.
+   */
+  requestAccount?(request: SignupRequestBody): Promise<SignupRequestResponse>;
+  /** `POST /v1/signups/status`: where this device's request stands. Optional, as `requestAccount`. */
+  signupStatus?(request: SignupStatusBody): Promise<SignupStatusResponse>;
 }

@@ -53,3 +53,28 @@ export {
   signDevice,
   verifyDevice,
 } from './device-key.js';
+export {
+  BACKUP_MAGIC,
+  BACKUP_VERSION,
+  BACKUP_HEADER_LENGTH,
+  backupRecipientId,
+  backupHeaderRecipientId,
+  parseBackupRecipient,
+  parseBackupIdentity,
+  isEncryptedPem,
+  createBackupEncryptStream,
+  createBackupDecryptStream,
+} from './backup-format.js';
+export type { ArchiveHeader, ArchiveManifest, ArchiveAttachment, ArchiveDoc, ArchiveEntry, BackupDatabase } from './backup-archive.js';
+export {
+  BACKUP_ARCHIVE_FORMAT,
+  BACKUP_ARCHIVE_VERSION,
+  BACKUP_DATABASES,
+  ArchiveDigest,
+  ArchiveReader,
+  archiveLine,
+  archiveLines,
+  checkArchiveDoc,
+  documentDigest,
+  manifestDifferences,
+} from './backup-archive.js';

@@ -31,10 +31,13 @@ export const errorAreas = {
   SESSION: 'Session tokens',
   TRANSPORT: 'The connection from the SDK to a server (TLS, responses)',
   USER: 'User accounts and roles (admin API)',
+  SIGNUP: 'Pending sign-ups (unverified phone users asking a server for an account)',
   PASSWORD: 'Password policy (NIST SP 800-63B-4)',
   RATE: 'Rate limits',
   STORE: 'The CouchDB store behind the server',
+  BACKUP: 'Encrypted backups and restores (admin CLI and server)',
   CONFIG: 'Server configuration and secret files',
+  FIELD: 'The field-worker CLI (apps/field): what only a command line can get wrong',
   INTERNAL: 'Unexpected failures',
 } as const;
 
@@ -333,6 +336,11 @@ export const errorCatalogue = {
     message: 'The username or password is wrong.',
     hint: 'Check both and try again; repeated failures lock the account for a while.',
   },
+  AUTH_BUSY: {
+    status: 503,
+    message: 'The server is busy checking other logins right now.',
+    hint: 'Try again after the time in the Retry-After header; the SDK does this by itself.',
+  },
   AUTH_ACCOUNT_LOCKED: {
     status: 429,
     message: 'Too many failed logins for this account; it is locked for now.',
@@ -357,6 +365,31 @@ export const errorCatalogue = {
     status: 400,
     message: 'The invitation or password-reset token is wrong, expired or already used.',
     hint: 'Ask an admin for a new password reset.',
+  },
+  AUTH_TOTP_REQUIRED: {
+    status: 401,
+    message: 'This is an admin account: logging in needs the one-time code from its authenticator app.',
+    hint: 'Send the current 6-digit code (or one of the recovery codes shown at enrolment) with the login; "fieldvault-admin login" asks for it.',
+  },
+  AUTH_TOTP_INVALID: {
+    status: 401,
+    message: 'The one-time code is wrong, too old, or was already used.',
+    hint: 'Wait for the authenticator app to show a new code and use that one (each code works once); check the device clock if codes keep failing, or use an unused recovery code.',
+  },
+  AUTH_TOTP_ENROLMENT_REQUIRED: {
+    status: 403,
+    message: 'Admin accounts need two-factor authentication, and this account has not set it up yet.',
+    hint: 'Run "fieldvault-admin login": it enrols an authenticator app (shows the secret once, asks for a first code) before the first admin session.',
+  },
+  AUTH_TOTP_ALREADY_ENROLLED: {
+    status: 409,
+    message: 'Two-factor authentication is already set up for this account.',
+    hint: 'Log in with a code from the enrolled authenticator or a recovery code; if both are lost, another admin can run "fieldvault-admin users reset-totp USER".',
+  },
+  AUTH_TOTP_NOT_ADMIN: {
+    status: 403,
+    message: 'Only admin accounts use two-factor authentication and the admin console login.',
+    hint: 'Field workers and supervisors log in from a phone with the field app; ask an admin if this account should be an admin.',
   },
 
   // Sessions
@@ -405,6 +438,33 @@ export const errorCatalogue = {
     hint: 'Create or enable another admin first.',
   },
 
+  // Pending sign-ups
+  SIGNUP_USERNAME_TAKEN: {
+    status: 409,
+    message: 'A user with this username already exists on this server.',
+    hint: 'If it is you, log in online with your server password; otherwise sign up again on the phone under another username and ask again.',
+  },
+  SIGNUP_PENDING_ELSEWHERE: {
+    status: 409,
+    message: 'Another device already asked for an account with this username, and an admin has not decided yet.',
+    hint: 'Choose another username, or ask an admin to reject the other request ("fieldvault-admin signups reject USERNAME").',
+  },
+  SIGNUP_NOT_FOUND: {
+    status: 404,
+    message: 'There is no sign-up request for this username (from this device).',
+    hint: 'Ask for an account first (requestAccount on the phone); admins list the requests with "fieldvault-admin signups list".',
+  },
+  SIGNUP_ALREADY_DECIDED: {
+    status: 409,
+    message: 'This sign-up request was already approved or rejected.',
+    hint: 'Look at it with "fieldvault-admin signups show USERNAME"; an approved user is managed with "fieldvault-admin users".',
+  },
+  SIGNUP_ROLE_INVALID: {
+    status: 400,
+    message: 'A sign-up can be approved as field_worker or supervisor only.',
+    hint: 'Approve with --role field_worker or --role supervisor; make an admin afterwards with "fieldvault-admin users role", which requires TOTP enrolment.',
+  },
+
   // Passwords
   PASSWORD_TOO_SHORT: {
     status: 400,
@@ -450,6 +510,68 @@ export const errorCatalogue = {
     message: 'The data was changed by many concurrent requests and could not be saved.',
     hint: 'Retry after a moment.',
   },
+  STORE_SETUP_REQUIRED: {
+    status: 503,
+    message: 'A database or design document the server needs is missing or outdated, or the server\'s CouchDB user is not a member of it, and that user may not fix it.',
+    hint: 'Run `fieldvault-admin setup --couchdb URL` with CouchDB admin credentials (docs/operations.md), then start the server again.',
+  },
+  STORE_ADMIN_REQUIRED: {
+    status: 403,
+    message: 'The CouchDB credentials given to setup are missing, wrong, or not those of a CouchDB server admin.',
+    hint: 'Give the user name of a CouchDB server admin in the URL (https://admin@couch:6984) and type its password when asked.',
+  },
+
+  // Backups and restores
+  BACKUP_RECIPIENT_INVALID: {
+    status: 400,
+    message: 'The backup recipient is not an X25519 public key in PEM format.',
+    hint: 'Make a key pair with `openssl genpkey -algorithm X25519 -out backup-key.pem` and `openssl pkey -in backup-key.pem -pubout -out backup-pub.pem`; pass the public one (docs/operations.md).',
+  },
+  BACKUP_IDENTITY_INVALID: {
+    status: 400,
+    message: 'The backup identity is not an X25519 private key in PEM format, or its passphrase is wrong.',
+    hint: 'Pass the private key whose public half the backup was made for, and type its passphrase if it has one.',
+  },
+  BACKUP_FORMAT_UNSUPPORTED: {
+    status: 400,
+    message: 'The file is not a fieldvault backup, or was written by a newer version.',
+    hint: 'Check the file name; restore with the fieldvault version that made the backup or a newer one.',
+  },
+  BACKUP_WRONG_IDENTITY: {
+    status: 400,
+    message: 'The backup was encrypted to another public key than the identity given.',
+    hint: 'Pass the private key of the recipient the backup was made for (the message names both key ids).',
+  },
+  BACKUP_TAMPERED: {
+    status: 400,
+    message: 'The backup was altered, cut short, extended or damaged, so it fails authentication; nothing was restored.',
+    hint: 'Use another copy of the backup (compare its SHA-256 with the one printed when it was made).',
+  },
+  BACKUP_INVALID: {
+    status: 400,
+    message: 'The restore stream is not a valid fieldvault backup archive; nothing was restored.',
+    hint: 'Restore with `fieldvault-admin restore`, which decrypts and checks the backup file before sending it.',
+  },
+  BACKUP_SERVER_NOT_EMPTY: {
+    status: 409,
+    message: 'Restores go only into an empty server, and this one already holds users, devices, records, photos or audit events.',
+    hint: 'Start a new server on an empty data directory (or an empty CouchDB prefix) with the KEK of the backed-up server, and restore before anyone uses it.',
+  },
+  BACKUP_KEK_MISMATCH: {
+    status: 409,
+    message: 'The backup was made on a server with another key-encryption key (KEK) than this server\'s, so its device keys and TOTP secrets could not be opened here.',
+    hint: 'Start this server with the KEK file of the backed-up server (FIELDVAULT_KEK_FILE; the message names both KEK ids), then restore again.',
+  },
+  BACKUP_VERIFY_FAILED: {
+    status: 500,
+    message: 'After the restore the store did not hold exactly what the backup lists (counts or digests differ), so the restore was undone.',
+    hint: 'Check the CouchDB store (space, errors in its log) and restore again into an empty server.',
+  },
+  BACKUP_IN_PROGRESS: {
+    status: 409,
+    message: 'A restore is already running on this server.',
+    hint: 'Wait for it to finish; then the server is no longer empty.',
+  },
 
   // Configuration (checked once at start-up)
   CONFIG_INVALID: {
@@ -466,6 +588,68 @@ export const errorCatalogue = {
     status: 500,
     message: 'A secret file exists but does not hold what it should.',
     hint: 'Restore the file from your backup; do not replace a KEK with a new one or stored keys become unreadable.',
+  },
+
+  // The field-worker CLI (apps/field). Never sent by a server; the status is for the report shape only.
+  FIELD_USAGE: {
+    status: 400,
+    message: 'The command line is not valid.',
+    hint: 'See "fieldvault-field help <command>" for the options of each command.',
+  },
+  FIELD_NO_USER: {
+    status: 400,
+    message: 'No user was given and none is remembered on this device.',
+    hint: 'Pass --user NAME, or log in once with "fieldvault-field login --user NAME" so the name is remembered.',
+  },
+  FIELD_PASSWORD_REQUIRED: {
+    status: 400,
+    message: 'A password is needed, but there is no terminal to ask for it and --password-stdin was not given.',
+    hint: 'Run the command in a terminal, or pipe the password in and pass --password-stdin.',
+  },
+  FIELD_PASSWORD_MISMATCH: {
+    status: 400,
+    message: 'The two passwords typed do not match.',
+    hint: 'Run the command again and type the same password twice.',
+  },
+  FIELD_SERVER_UNKNOWN: {
+    status: 404,
+    message: 'No server with this name is configured on this device.',
+    hint: 'List the servers with "fieldvault-field servers list"; add one with "fieldvault-field servers add NAME URL --server-id ID --pin FINGERPRINT".',
+  },
+  FIELD_SERVER_AMBIGUOUS: {
+    status: 400,
+    message: 'No server was named and this device does not have exactly one configured.',
+    hint: 'Name the server (see "fieldvault-field servers list"), or add one with "fieldvault-field servers add".',
+  },
+  FIELD_SERVER_EXISTS: {
+    status: 409,
+    message: 'A server with this name is already configured.',
+    hint: 'Choose another name, or remove the old entry first with "fieldvault-field servers remove NAME".',
+  },
+  FIELD_FILE_UNREADABLE: {
+    status: 400,
+    message: 'A file named on the command line cannot be read, or an output file cannot be created.',
+    hint: 'Check the path and its permissions; an output file (--out) must not exist yet.',
+  },
+  FIELD_HOME_CORRUPT: {
+    status: 500,
+    message: 'The CLI configuration file (config.json in the CLI home) is damaged or was edited by hand.',
+    hint: 'Nothing was overwritten: restore config.json from a backup or fix the JSON; the encrypted data under sdk/ is untouched.',
+  },
+  FIELD_HOME_BUSY: {
+    status: 423,
+    message: 'Another fieldvault-field command is using this device (CLI home) right now.',
+    hint: 'Wait for it to finish and run the command again; one command at a time uses a device, as one user at a time uses a phone.',
+  },
+  FIELD_HOME_UNWRITABLE: {
+    status: 500,
+    message: 'The CLI home directory cannot be created or written.',
+    hint: 'Check --home / FIELDVAULT_FIELD_HOME, free space and permissions.',
+  },
+  FIELD_INTERRUPTED: {
+    status: 499,
+    message: 'The command was interrupted.',
+    hint: 'Run the command again when ready; what it had already committed on the device is kept.',
   },
 
   // Internal
@@ -526,11 +710,11 @@ export function isErrorCode(value: string): value is ErrorCode {
 const SDK_ONLY_CODES: ReadonlySet<string> = new Set(['SYNC_LOGIN_REQUIRED', 'SYNC_CANCELLED']);
 
 /**
- * True for codes the SDK raises itself and never takes from a server (`TRANSPORT_*`,
- * SYNC_LOGIN_REQUIRED, SYNC_CANCELLED): an answer carrying one is a bad response.
+ * True for codes the SDK (or the field CLI) raises itself and never takes from a server
+ * (`TRANSPORT_*`, `FIELD_*`, SYNC_LOGIN_REQUIRED, SYNC_CANCELLED): an answer carrying one is a bad response.
  */
 export function isSdkOnlyCode(code: string): boolean {
-  return code.startsWith('TRANSPORT_') || SDK_ONLY_CODES.has(code);
+  return code.startsWith('TRANSPORT_') || code.startsWith('FIELD_') || SDK_ONLY_CODES.has(code);
 }
 
 /** Wire shape of every error response. */

@@ -125,11 +125,17 @@ export interface HlcClock {
    * than both `remote` and everything this clock issued or received. On any error the clock is
    * left unchanged.
    *
-   * @throws HLC_INVALID when `remote` is not a well-formed HLC string.
-   * @throws HLC_TOO_FAR_AHEAD when `remote`'s wall time is more than `maxSkewMs` ahead of the local wall clock.
+   * `reference` is a wall time (ms) vouched for by a trusted peer: the server's clock in a pull
+   * response, since the server refuses versions dated beyond its own skew. The drift is then
+   * measured from the later of it and the local wall clock, so a device whose clock runs behind
+   * still takes in what its server sends (issue 5) and, as HLCs do, orders its later events after
+   * it; versions ahead of both are still refused.
+   *
+   * @throws HLC_INVALID when `remote` is not a well-formed HLC string, or `reference` is not a wall time.
+   * @throws HLC_TOO_FAR_AHEAD when `remote`'s wall time is more than `maxSkewMs` ahead of the local wall clock (and of `reference`).
    * @throws HLC_COUNTER_OVERFLOW when the counter would exceed {@link HLC_MAX_COUNTER}.
    */
-  receive(remote: string): string;
+  receive(remote: string, reference?: number): string;
   /** The newest timestamp issued or received so far (what to persist across restarts), without advancing. */
   last(): string;
 }
@@ -182,11 +188,15 @@ export function createClock(options: ClockOptions): HlcClock {
       const pt = physical();
       return pt > wall ? commit(pt, 0) : commit(wall, counter + 1);
     },
-    receive(remote: string): string {
+    receive(remote: string, reference?: number): string {
       const r = parseHlc(remote);
       const pt = physical();
-      if (r.wall - pt > maxSkewMs) {
-        throw new FieldvaultError('HLC_TOO_FAR_AHEAD', { details: { aheadMs: r.wall - pt, maxSkewMs } });
+      if (reference !== undefined && (!Number.isInteger(reference) || reference < 0 || reference > HLC_MAX_WALL)) {
+        throw new FieldvaultError('HLC_INVALID', { detail: 'reference: not a wall time in ms' });
+      }
+      const base = Math.max(pt, reference ?? 0);
+      if (r.wall - base > maxSkewMs) {
+        throw new FieldvaultError('HLC_TOO_FAR_AHEAD', { details: { aheadMs: r.wall - base, maxSkewMs } });
       }
       const nextWall = Math.max(wall, r.wall, pt);
       if (nextWall === wall && nextWall === r.wall) return commit(nextWall, Math.max(counter, r.counter) + 1);

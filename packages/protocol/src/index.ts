@@ -10,3 +10,4 @@ export * from './password-policy.js';
 export * from './wire/common.js';
 export * from './wire/auth.js';
 export * from './wire/sync.js';
+export * from './wire/signups.js';

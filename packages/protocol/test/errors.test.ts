@@ -5,6 +5,7 @@ import {
   errorCatalogue,
   isErrorCode,
   isFieldvaultError,
+  isSdkOnlyCode,
   renderErrorCatalogueMarkdown,
   toErrorBody,
   type ErrorCode,
@@ -73,4 +74,12 @@ t.test('toErrorBody turns anything else into INTERNAL_ERROR without leaking the 
 t.test('the generated error catalogue document lists every code', async (t) => {
   const md = renderErrorCatalogueMarkdown();
   for (const code of codes) t.ok(md.includes(`\`${code}\``), code);
+});
+
+t.test("issue 5: the field CLI's FIELD_* codes are in the one catalogue and never accepted from a server", async (t) => {
+  const field = codes.filter((c) => c.startsWith('FIELD_'));
+  t.ok(field.length >= 12, 'the CLI codes moved here');
+  for (const c of field) t.ok(isSdkOnlyCode(c), `${c} is raised on the phone side only`);
+  t.notOk(isSdkOnlyCode('RECORD_FIELD_FORBIDDEN'), 'a server code that merely contains FIELD is not');
+  t.ok(renderErrorCatalogueMarkdown().includes('| `FIELD_USAGE` |'), 'and listed in docs/errors.md');
 });

@@ -219,6 +219,23 @@ t.test('receive() accepts a remote exactly maxSkewMs ahead', async (t) => {
   t.throws(() => clock.receive(formatHlc({ wall: T0 + 1_001, counter: 0, node: 'b' })), { code: 'HLC_TOO_FAR_AHEAD' });
 });
 
+t.test('issue 5: receive() with a reference (the server clock) takes in a remote ahead of a local clock that runs behind', async (t) => {
+  const time = fakeTime();
+  const phone = createClock({ node: 'a', now: time.now }); // 10 minutes behind the server
+  const server = T0 + 600_000;
+  const remote = formatHlc({ wall: server - 1_000, counter: 2, node: 'b' });
+  t.throws(() => phone.receive(remote), { code: 'HLC_TOO_FAR_AHEAD' }, 'without the reference: refused, as before');
+  const r = phone.receive(remote, server);
+  t.same(parseHlc(r), { wall: server - 1_000, counter: 3, node: 'a' });
+  t.ok(phone.now() > remote, 'later local events are ordered after what was received');
+  t.ok(phone.receive(formatHlc({ wall: server + DEFAULT_MAX_SKEW_MS, counter: 0, node: 'b' }), server) > remote, 'up to the skew beyond the reference');
+  const l = phone.last();
+  t.throws(() => phone.receive(formatHlc({ wall: server + DEFAULT_MAX_SKEW_MS + 1, counter: 0, node: 'b' }), server), { code: 'HLC_TOO_FAR_AHEAD' }, 'ahead of both: refused');
+  t.throws(() => phone.receive(remote, -1), { code: 'HLC_INVALID' }, 'a reference that is not a wall time');
+  t.equal(phone.last(), l, 'refusals change nothing');
+  t.ok(phone.receive(formatHlc({ wall: T0 + 100, counter: 0, node: 'b' }), T0 - 3_600_000) > l, 'a reference behind the local clock changes nothing to the rule');
+});
+
 t.test('receive() of a malformed string throws HLC_INVALID and leaves the clock unchanged', async (t) => {
   const time = fakeTime();
   const clock = createClock({ node: 'a', now: time.now });

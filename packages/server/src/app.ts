@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { FieldvaultError, createClock } from '@fieldvault/protocol';
+import { adminAuthPlugin } from './admin-auth/plugin.js';
 import { auditPlugin } from './audit/plugin.js';
+import { backupPlugin } from './backup/plugin.js';
 import { authPlugin } from './auth/plugin.js';
 import { resolveConfig, type BuildAppInput } from './config.js';
 import { couchPlugin } from './couch/plugin.js';
@@ -16,6 +18,7 @@ import { installValidators } from './http/validation.js';
 import { photosPlugin } from './photos/plugin.js';
 import { recordsPlugin } from './records/plugin.js';
 import { sessionsPlugin } from './sessions/plugin.js';
+import { signupsPlugin } from './signups/plugin.js';
 import { syncPlugin } from './sync/plugin.js';
 import { credentialsPlugin } from './users/credentials.js';
 import { usersPlugin } from './users/plugin.js';
@@ -92,12 +95,15 @@ export async function buildApp(input: BuildAppInput): Promise<FastifyInstance> {
   await app.register(auditPlugin);
   await app.register(credentialsPlugin);
   await app.register(usersPlugin);
+  await app.register(adminAuthPlugin);
   await app.register(authPlugin);
   await app.register(devicesPlugin);
   await app.register(formsPlugin);
   await app.register(syncPlugin);
   await app.register(photosPlugin);
   await app.register(recordsPlugin);
+  await app.register(backupPlugin);
+  await app.register(signupsPlugin);
 
   if (config.sweepIntervalSeconds > 0) {
     let timer: NodeJS.Timeout | undefined;

@@ -56,11 +56,35 @@ export const ServerConfigSchema = Type.Object(
         isolation: Type.Union([Type.Literal('process'), Type.Literal('threadpool')], { default: 'process' }),
         /** `nice` increment of the hashing process (`isolation: 'process'` only). */
         niceness: Type.Integer({ minimum: 0, maximum: 19, default: 10 }),
+        /**
+         * Most password checks waiting or running at once; more are refused with AUTH_BUSY (503 +
+         * Retry-After) so that a login storm queues on the phones, which back off, instead of in
+         * the server, where requests would outlive the phones' timeouts.
+         */
+        maxQueued: Type.Integer({ minimum: 1, maximum: 100_000, default: 32 }),
       },
       { additionalProperties: false, default: {} },
     ),
     session: Type.Object(
-      { ttlSeconds: Type.Integer({ minimum: 60, maximum: 2_592_000, default: 43_200 }) },
+      {
+        ttlSeconds: Type.Integer({ minimum: 60, maximum: 2_592_000, default: 43_200 }),
+        /** Lifetime of an admin's sessions (console and device logins alike): short, they can do everything. */
+        adminTtlSeconds: Type.Integer({ minimum: 60, maximum: 86_400, default: 3_600 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    /** Two-factor authentication (RFC 6238 TOTP) of admin accounts. */
+    adminTotp: Type.Object(
+      {
+        /**
+         * true: an admin gets no session before enrolling TOTP. false is for test fixtures only:
+         * admins without an enrolment log in with the password alone (enrolled admins still need
+         * their code). The server warns at start when it is false.
+         */
+        required: Type.Boolean({ default: true }),
+        /** Issuer shown by authenticator apps next to the account name. */
+        issuer: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9 ._-]+$', default: 'fieldvault' }),
+      },
       { additionalProperties: false, default: {} },
     ),
     /** Lifetime of a login challenge (nonce). */

@@ -12,3 +12,5 @@ export type { AuditEventType, DeviceStatus, Role } from './couch/records.js';
 export { ChallengeBodySchema, ChallengeResponseSchema, LoginBodySchema, LoginResponseSchema } from './auth/schemas.js';
 export { REDACT_PATHS } from './http/logger.js';
 export { parseStrictJson } from './http/strict-json.js';
+export { COUCH_USER_PATTERN, checkCouchLogin, detectCouch, setupCouch } from './couch/index.js';
+export type { CouchFlavour, CouchSetupOptions, CouchSetupResult } from './couch/index.js';

@@ -8,7 +8,7 @@ t.test('defaults are filled in and strong', async (t) => {
   const c = resolveConfig({ couch: { url: 'http://127.0.0.1:5984' }, kek, serverId: 'server-a' });
   t.equal(c.couch.dbPrefix, 'fieldvault_');
   t.same(c.password, { minLength: 15, maxLength: 256 });
-  t.same(c.argon2, { memoryKiB: 65536, timeCost: 3, parallelism: 1, isolation: 'process', niceness: 10 });
+  t.same(c.argon2, { memoryKiB: 65536, timeCost: 3, parallelism: 1, isolation: 'process', niceness: 10, maxQueued: 32 });
   t.equal(c.maxSkewMs, 300_000);
   t.equal(c.throttle.maxFailures, 10);
   t.equal(c.session.ttlSeconds, 43_200);

@@ -19,7 +19,7 @@ t.test('init creates the databases once and a second start reuses them', async (
   const first = repo(t, prefix);
   await first.init();
   const names = (await nano(couch.url).db.list()).filter((n) => n.startsWith(prefix)).sort();
-  t.same(names, ['audit', 'devices', 'photos', 'records', 'sessions', 'users'].map((n) => `${prefix}${n}`));
+  t.same(names, ['audit', 'devices', 'pending', 'photos', 'records', 'sessions', 'users'].map((n) => `${prefix}${n}`));
   await first.appendAudit({ event: 'logout', actor: 'a', username: 'a', imei: null, ip: null, requestId: null, details: {} }, 1);
   const second = createCouchRepository({ url: couch.url, dbPrefix: prefix });
   await second.init();

@@ -83,6 +83,8 @@ export async function makeApp(t: Test, couch: EmbeddedCouch, overrides: Override
     argon2: TEST_ARGON2,
     sweepIntervalSeconds: 0,
     rateLimit: { max: 100_000, authMax: 100_000 },
+    // Most suites log the admin in from a device without TOTP; admin-totp.test.ts turns it on.
+    adminTotp: { required: false },
     logLevel: 'info',
     logStream: logs,
     now: clock.now,
@@ -140,6 +142,8 @@ export interface LoginOptions {
   /** Reuse this challenge instead of asking for a fresh one (replay tests). */
   readonly challenge?: string;
   readonly remoteAddress?: string;
+  /** Admins: a TOTP or recovery code. */
+  readonly totp?: string;
 }
 
 export async function getChallenge(app: FastifyInstance, imei: string, remoteAddress?: string): Promise<string> {
@@ -163,6 +167,7 @@ export function loginPayload(device: Device, opts: LoginOptions, challenge: stri
     signature: toBase64(signature),
     ...(opts.dbKey === undefined ? {} : { dbKey: opts.dbKey }),
     ...(opts.keyRecord === undefined ? {} : { keyRecord: opts.keyRecord }),
+    ...(opts.totp === undefined ? {} : { totp: opts.totp }),
   };
 }
 

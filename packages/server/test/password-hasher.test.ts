@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { createProcessPasswordHasher, type ProcessPasswordHasher } from '../src/users/process-password-hasher.js';
+import type { AdmittingHasher } from '../src/users/admission.js';
 import { ADMIN_PASSWORD, TEST_ARGON2, createUser, login, makeApp, newDevice, setupAdmin, startStore } from './helpers.js';
 
 // Argon2id in a child process under `nice` (login storm: cheap requests must not starve).
@@ -100,7 +101,7 @@ t.test('with process isolation, logins work, passwords stay out of the logs and 
   const password = await createUser(app, token, 'alice');
   const res = await login(app, newDevice(), { username: 'alice', password });
   t.equal(res.user.username, 'alice');
-  const pid = (app.passwordHasher as ProcessPasswordHasher).pid;
+  const pid = ((app.passwordHasher as AdmittingHasher).inner as ProcessPasswordHasher).pid;
   if (pid === undefined) throw new Error('no child');
   t.ok(alive(pid));
   t.match(logs.text(), /password hasher process started/);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { Value } from '@sinclair/typebox/value';
-import { PullResponseSchema, addPhoto, isDeleted, type ChildRecord } from '@fieldvault/protocol';
+import { PullResponseSchema, addPhoto, isDeleted, type ChildRecord, type PullResponse } from '@fieldvault/protocol';
 import { bearer, json, makeApp, setupAdmin, startStore } from './helpers.js';
 import { edit, newRecord, phoneFor, pull, pullAll, push } from './sync-helpers.js';
 
@@ -34,6 +34,7 @@ t.test('pull pages from a checkpoint: every record once, tombstones included, no
 
   const caughtUp = await pull(app, bilal.token, since, 10);
   t.same([caughtUp.records, caughtUp.more], [[], false], 'nothing new');
+  t.equal(caughtUp.serverTime, clock.now(), "issue 5: the page carries the server's clock (a phone behind takes the page in relative to it)");
   t.equal(caughtUp.checkpoint, since, 'the checkpoint stays put');
 
   clock.advance(1_000);
@@ -83,6 +84,31 @@ t.test('a page stops at the byte budget and the rest follows', async (t) => {
   const all = await pullAll(app, amina.token, 100);
   t.equal(new Set(all.records.map((r) => r.id)).size, 6);
   t.equal(all.records.length, 6);
+});
+
+t.test('a page written without the schema serializer is the same JSON: content type, headers, shape and budget in characters', async (t) => {
+  // The pull answer is serialised with JSON.stringify (http/json-reply.ts, docs/performance.md); this pins what that must keep.
+  const ta = await makeApp(t, couch, { sync: { pullMaxBytes: 6_000 } });
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const records = Array.from({ length: 5 }, (_, i) => newRecord(amina, { name: `Budget ${i} “ü”`, notes: 'é'.repeat(1_000) }));
+  await push(app, amina.token, records);
+  const res = await app.inject({ method: 'GET', url: '/v1/sync/pull?limit=100', headers: bearer(amina.token) });
+  t.equal(res.statusCode, 200);
+  t.match(res.headers['content-type'], /^application\/json; charset=utf-8$/, 'JSON, UTF-8');
+  t.equal(res.headers['cache-control'], 'no-store', 'the security headers are still set');
+  t.equal(res.headers['x-content-type-options'], 'nosniff');
+  const page = JSON.parse(res.body) as PullResponse;
+  t.ok(Value.Check(PullResponseSchema, page), 'the page matches the shared schema');
+  t.same(Object.keys(page), ['records', 'checkpoint', 'more', 'deviceStatus', 'serverTime'], 'every member once');
+  const sizes = page.records.map((r) => JSON.stringify(r).length);
+  t.ok(page.records.length >= 1 && page.more, `a short page (${page.records.length} records)`);
+  t.ok(sizes.length === 1 || sizes.reduce((a, b) => a + b, 0) <= 6_000, 'the records fit the budget');
+  const byId = new Map(records.map((r) => [r.id, r]));
+  for (const r of page.records) t.same(r, byId.get(r.id), `record ${r.id} as pushed`);
+  const bad = await app.inject({ method: 'GET', url: '/v1/sync/pull?since=not.valid', headers: bearer(amina.token) });
+  t.same(Object.keys(bad.json() as object).sort(), ['code', 'error', 'message', 'statusCode'], 'an error is still the catalogued error body');
 });
 
 t.test('a tampered, foreign or malformed checkpoint is refused with SYNC_CHECKPOINT_INVALID', async (t) => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { conflictId, createClock, isDeleted, needsReview, openConflicts, resolveConflict, type ChildRecord } from '@fieldvault/protocol';
+import { conflictId, createClock, isDeleted, mergeRecords, needsReview, openConflicts, resolveConflict, type ChildRecord } from '@fieldvault/protocol';
 import { bearer, json, makeApp, setupAdmin, startStore } from './helpers.js';
 import { edit, newRecord, phoneFor, pull, pullAll, push, pushRaw, recordDoc } from './sync-helpers.js';
 
@@ -195,16 +195,64 @@ t.test('a field worker relays a new record created by another user (issue 5: rec
   t.equal((await recordDoc(couch.url, ta, bilals.id))['firstPushedBy'], 'amina');
 });
 
-t.test('a field worker cannot bring in a record of someone else that is already deleted or resolved', async (t) => {
+t.test('issue 5: a field worker relays a foreign record already deleted by someone who may delete it, but never deletes it themselves', async (t) => {
   const ta = await makeApp(t, couch);
   const { app, clock } = ta;
   const { token: admin } = await setupAdmin(app);
   const amina = await phoneFor(app, admin, clock, 'amina');
   const bilal = await phoneFor(app, admin, clock, 'bilal');
-  const deleted = edit(bilal, newRecord(bilal, { name: 'Deleted elsewhere' }), '_deleted', true);
-  const refused = (await push(app, amina.token, [deleted])).results[0];
-  t.same([refused?.status, refused?.code, refused?.field], ['error', 'RECORD_FORBIDDEN', '_deleted']);
-  t.equal((await push(app, bilal.token, [deleted])).results[0]?.status, 'ok', 'its creator may');
+  const carla = await phoneFor(app, admin, clock, 'carla');
+  const sam = await phoneFor(app, admin, clock, 'sam', 'supervisor');
+
+  // Deleted by its creator on another server; amina's phone pulled it there and relays it here.
+  const deletedByCreator = edit(bilal, newRecord(bilal, { name: 'Deleted by its creator elsewhere' }), '_deleted', true);
+  t.match((await push(app, amina.token, [deletedByCreator])).results[0], { status: 'ok', changed: true }, 'a new record deleted by its creator is relayed');
+  t.same((await push(app, amina.token, [deletedByCreator])).results[0], { id: deletedByCreator.id, status: 'ok', changed: false, conflicts: 0 }, 'relaying it again changes nothing');
+
+  // On this server already; a supervisor deleted it on another server; amina relays the tombstone.
+  const onServer = newRecord(bilal, { name: 'Deleted by a supervisor elsewhere' });
+  await push(app, bilal.token, [onServer]);
+  clock.advance(1_000);
+  const deletedBySupervisor = edit(sam, onServer, '_deleted', true);
+  t.match((await push(app, amina.token, [deletedBySupervisor])).results[0], { status: 'ok', changed: true }, 'a tombstone made by a supervisor is relayed');
+  const [stored] = (await pull(app, bilal.token)).records.filter((r) => r.id === onServer.id) as [ChildRecord];
+  t.ok(isDeleted(stored), 'and the record is deleted here too');
+  const audit = await app.inject({ method: 'GET', url: '/v1/audit?event=sync.push&username=amina&limit=50', headers: bearer(admin) });
+  const relayed = (audit.json() as { events: Array<{ details: Record<string, unknown> }> }).events.map((e) => e.details['relayedDeletions']);
+  t.same(relayed.sort(), [0, 1, 1], 'each relayed deletion is counted in the audit log, attributed to the pusher');
+
+  // Not a relay: amina's own deletion, or one by a field worker who is not the creator.
+  const other = newRecord(bilal, { name: 'Not to be deleted by others' });
+  await push(app, bilal.token, [other]);
+  clock.advance(1_000);
+  for (const [phone, why] of [
+    [amina, 'the pusher deleting it'],
+    [carla, 'another field worker deleting it'],
+  ] as const) {
+    const res = (await push(app, amina.token, [edit(phone, other, '_deleted', true)])).results[0];
+    t.same([res?.status, res?.code, res?.field], ['error', 'RECORD_FORBIDDEN', '_deleted'], why);
+  }
+  const byStranger = edit(carla, newRecord(bilal, { name: 'New, deleted by a stranger' }), '_deleted', true);
+  t.equal((await push(app, amina.token, [byStranger])).results[0]?.code, 'RECORD_FORBIDDEN', 'a new record deleted by someone who may not');
+  const [unchanged] = (await pull(app, bilal.token)).records.filter((r) => r.id === other.id) as [ChildRecord];
+  t.notOk(isDeleted(unchanged), 'the refused deletions changed nothing');
+});
+
+t.test('a field worker cannot bring in a record of someone else that is already resolved', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bilal = await phoneFor(app, admin, clock, 'bilal');
+  const base = newRecord(bilal, { name: 'Resolved elsewhere' });
+  const x = edit(amina, base, 'age', 5);
+  const y = edit(bilal, base, 'age', 6);
+  const merged = mergeRecords(x, y);
+  const conflict = openConflicts(merged)[0];
+  t.ok(conflict, 'a conflict');
+  const resolved = resolveConflict(merged, conflictId(conflict!));
+  const refused = (await push(app, amina.token, [resolved])).results[0];
+  t.same([refused?.status, refused?.code, refused?.field], ['error', 'RECORD_FORBIDDEN', 'resolved']);
 });
 
 t.test('field workers edit what they read but only supervisors delete others\' records or resolve conflicts', async (t) => {

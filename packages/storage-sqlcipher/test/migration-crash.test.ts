@@ -97,14 +97,55 @@ async function mergeScenario(t: Parameters<typeof newDevice>[0]) {
     await store.update(shared.id, change);
     await db.close();
   }
+  // Issue 5: per-server sync state in both. The loser (K_A) synced with server-a (everything of
+  // amina's acknowledged but one record edited since, her photos uploaded) and server-c; the
+  // winner (K_B) with server-b and server-c.
+  const stale = a.ids[3] as string;
+  const source = await storage.open(dbFileName(ka.key), ka.key, { create: false });
+  await source.transaction(async (tx) => {
+    await tx.execute(`INSERT INTO server_acks (server_id, record_id, local_seq_acked) SELECT 'server-a', id, local_seq - (id = ?) FROM records`, [stale]);
+    for (const p of a.photos) await tx.execute(`INSERT INTO photo_acks (server_id, photo_id) VALUES ('server-a', ?)`, [p.photoId]);
+    await tx.execute(`INSERT INTO checkpoints (server_id, checkpoint, updated_at) VALUES ('server-a', 'cp-a-of-loser', 'x'), ('server-c', 'cp-c-of-loser', 'x')`);
+  });
+  await source.close();
+  const winner = await storage.open(dbFileName(kb.key), kb.key, { create: false });
+  await winner.execute(`INSERT INTO checkpoints (server_id, checkpoint, updated_at) VALUES ('server-b', 'cp-b-of-winner', 'x'), ('server-c', 'cp-c-of-winner', 'x')`);
+  await winner.close();
   await device.logout();
   const expected: Expected = { ids: [...a.ids, ...b.ids, shared.id], photos: [...a.photos, ...b.photos] };
-  return { dir, ka, kb, expected, sharedId: shared.id, sourceIds: [...a.ids, shared.id] };
+  // Pending for server-a after the merge: bilal's 25 records, the stale one, and the shared record
+  // (merged with K_B's edit, so no longer what server-a holds); bilal's 2 photos.
+  const pendingForA = { records: b.ids.length + 2, photos: b.photos.length };
+  return { dir, ka, kb, expected, sharedId: shared.id, sourceIds: [...a.ids, shared.id], pendingForA };
+}
+
+/** Issue 5: the loser's acknowledgements and checkpoints were carried into the winner. */
+async function checkSyncStateCarried(t: Parameters<typeof newDevice>[0], dir: string, winner: Uint8Array, pendingForA: { records: number; photos: number }): Promise<void> {
+  const { device } = await newDevice(t, {}, dir);
+  const s = await device.loginOffline('amina', PASSWORD_A);
+  t.same(await s.pendingCounts('server-a'), pendingForA, 'server-a: only what it does not hold is pending, not everything');
+  await s.logout();
+  const storage = new SqlCipherStorage({ directory: join(dir, 'databases') });
+  const db = await storage.open(dbFileName(winner), winner, { create: false });
+  try {
+    const rows = await db.query<{ server_id: string; checkpoint: string | null }>('SELECT server_id, checkpoint FROM checkpoints ORDER BY server_id');
+    t.same(
+      rows.map((r) => [r.server_id, r.checkpoint]),
+      [
+        ['server-a', 'cp-a-of-loser'],
+        ['server-b', 'cp-b-of-winner'],
+        ['server-c', 'cp-c-of-winner'],
+      ],
+      "the loser's checkpoint for a server the winner never pulled from; the winner's own kept",
+    );
+  } finally {
+    await db.close();
+  }
 }
 
 for (const step of MERGE_STEPS) {
   t.test(`a merge killed with SIGKILL at "${step}" loses and duplicates nothing, and the next login finishes it`, async (t) => {
-    const { dir, ka, kb, expected, sharedId, sourceIds } = await mergeScenario(t);
+    const { dir, ka, kb, expected, sharedId, sourceIds, pendingForA } = await mergeScenario(t);
     const child = await runChild([dir, 'amina', PASSWORD_A, 'server-b', toHex(kb.key), JSON.stringify(kb.record as KeyRecord), step]);
     t.equal(child.signal, 'SIGKILL', `killed at ${step}${child.signal === null ? `: ${child.out}` : ''}`);
     const pending = keyringOf(dir).pending;
@@ -133,6 +174,8 @@ for (const step of MERGE_STEPS) {
     const s = await device.loginOffline('amina', PASSWORD_A);
     const merged = await s.getRecord(sharedId);
     t.same([merged.fields['age']?.value, merged.fields['location']?.value], [9, 'Camp B'], 'the record in both databases was merged, not duplicated');
+    await s.logout();
+    await checkSyncStateCarried(t, dir, kb.key, pendingForA);
   });
 }
 
@@ -167,12 +210,13 @@ for (const step of MOVE_STEPS) {
 }
 
 t.test('the crash child completes a migration when it is not killed', async (t) => {
-  const { dir, kb, expected } = await mergeScenario(t);
+  const { dir, kb, expected, pendingForA } = await mergeScenario(t);
   const child = await runChild([dir, 'amina', PASSWORD_A, 'server-b', toHex(kb.key), JSON.stringify(kb.record), 'never']);
   t.equal(child.code, 0, child.out);
   t.match(child.out, /completed/);
   t.same(keyringOf(dir).pending, []);
   await checkComplete(t, dir, expected, kb.key, [['amina', PASSWORD_A]]);
+  await checkSyncStateCarried(t, dir, kb.key, pendingForA);
 });
 
 t.test('a migration copies thousands of records in bulk into the winning database', async (t) => {

@@ -34,6 +34,11 @@ export const LoginBodySchema = Type.Object(
     /** Flow 2/4: the DB key the device already holds (base64, 32 bytes) and its record. */
     dbKey: Type.Optional(Base64Key32Schema),
     keyRecord: Type.Optional(KeyRecordSchema),
+    /**
+     * Admin accounts only: the current 6-digit TOTP code or an unused recovery code
+     * (`xxxx-xxxx-xxxx-xxxx`). Field workers and supervisors never send it.
+     */
+    totp: Type.Optional(Type.String({ minLength: 6, maxLength: 19, pattern: '^([0-9]{6}|[A-Za-z2-7]{4}(-?[A-Za-z2-7]{4}){3})$' })),
   },
   { additionalProperties: false },
 );

@@ -6,6 +6,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { errorCatalogue } from '../errors.js';
 import { Sha256HexSchema, UsernameSchema, UuidSchema } from '../ids.js';
+import { HLC_MAX_WALL } from '../hlc.js';
 import { ChildRecordSchema, MAX_PHOTO_BYTES, PHOTO_TYPES, type ChildRecord } from '../record.js';
 
 /** Hard ceiling of records in one push, whatever a server configures (default 500). */
@@ -97,10 +98,24 @@ export const PullResponseSchema = Type.Object(
     checkpoint: OpaqueTokenSchema,
     more: Type.Boolean(),
     deviceStatus: SyncDeviceStatusSchema,
+    /**
+     * The server's wall clock (ms) when it answered. A phone whose clock runs behind takes in the
+     * page's timestamps relative to it (issue 5: HLC receive with a reference) instead of failing.
+     */
+    serverTime: Type.Integer({ minimum: 0, maximum: HLC_MAX_WALL }),
   },
   { additionalProperties: false },
 );
 export type PullResponse = Static<typeof PullResponseSchema>;
+
+/**
+ * {@link PullResponseSchema} with the records left unchecked, for a receiver that checks each
+ * record itself with `parseRecord` (the SDK): every pulled record is then checked once, not twice.
+ */
+export const PullPageSchema = Type.Object(
+  { ...PullResponseSchema.properties, records: Type.Array(Type.Unknown(), { maxItems: PULL_MAX_LIMIT }) },
+  { additionalProperties: false },
+);
 
 // ---------------------------------------------------------------------------------------------
 // Photos
@@ -185,3 +200,9 @@ export const RecordSearchResponseSchema = Type.Object(
   { additionalProperties: false },
 );
 export type RecordSearchResponse = Static<typeof RecordSearchResponseSchema>;
+
+/** {@link RecordSearchResponseSchema} with the records left to `parseRecord` (see {@link PullPageSchema}). */
+export const RecordSearchPageSchema = Type.Object(
+  { ...RecordSearchResponseSchema.properties, records: Type.Array(Type.Unknown(), { maxItems: SEARCH_MAX_LIMIT }) },
+  { additionalProperties: false },
+);

@@ -86,9 +86,10 @@ export const authPlugin: FastifyPluginAsync = async (app) => {
       throw new FieldvaultError('DEVICE_BLACKLISTED');
     }
 
-    const user: UserRecord = await app.verifyCredentials(body.username, body.password);
-    // Seam for admin TOTP (a later issue): `user.totp` is null until enrolled; a second-factor
-    // check belongs here, after the password and before any key or session is handed out.
+    // Admins prove a second factor (TOTP) before any key or session is handed out; their failure
+    // count is cleared only once that passes too.
+    const user: UserRecord = await app.verifyCredentials(body.username, body.password, { keepFailures: (u) => u.role === 'admin' });
+    const factor = await app.checkSecondFactor(request, user, body.totp);
     try {
       assertDeviceUsable(before, body);
     } catch (err) {
@@ -125,7 +126,7 @@ export const authPlugin: FastifyPluginAsync = async (app) => {
     if (device === undefined || decision === undefined) throw new FieldvaultError('INTERNAL_ERROR');
     const key: KeyDecision = decision;
 
-    const session = await app.createSession({ username: user.username, imei: body.imei, userEpoch: user.epoch, deviceEpoch: device.epoch });
+    const session = await app.createSession({ username: user.username, role: user.role, imei: body.imei, userEpoch: user.epoch, deviceEpoch: device.epoch });
 
     const who = { actor: user.username, username: user.username, imei: body.imei };
     if (enrolled) await app.audit(request, { ...who, event: 'device.enrolled' });
@@ -141,7 +142,7 @@ export const authPlugin: FastifyPluginAsync = async (app) => {
     await app.audit(request, {
       ...who,
       event: 'login.ok',
-      details: { keyId: key.stored.record.keyId, keyOutcome: key.outcome, offeredKeyId: offered?.record.keyId ?? null },
+      details: { keyId: key.stored.record.keyId, keyOutcome: key.outcome, offeredKeyId: offered?.record.keyId ?? null, ...(factor === 'none' ? {} : { factor }) },
     });
 
     const record: KeyRecord = key.stored.record;

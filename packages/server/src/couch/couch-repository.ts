@@ -6,6 +6,7 @@ import {
   DESIGN_VERSION,
   auditViews,
   devicesViews,
+  pendingViews,
   photosViews,
   recordsViews,
   sessionsViews,
@@ -54,7 +55,8 @@ const PAGE_SCAN_LIMIT = 2_000;
 const HIGH = {}; // sorts after every string and number in CouchDB's view collation
 const SETUP_ID = 'meta:setup';
 
-export const DATABASES = ['users', 'devices', 'sessions', 'audit', 'records', 'photos'] as const;
+/** `pending`: sign-up requests and their quarantined records (signups/, couch/signup-store.ts). */
+export const DATABASES = ['users', 'devices', 'sessions', 'audit', 'records', 'photos', 'pending'] as const;
 
 /** CouchDB document ids: a fixed prefix and the (pattern-checked) UUID, so no id can be `_design/…` or `_local/…`. */
 const RECORD_PREFIX = 'rec:';
@@ -63,6 +65,10 @@ const photoDocId = (id: string): string => `photo:${id}`;
 const uploadDocId = (id: string): string => `upload:${id}`;
 const PHOTO_ATTACHMENT = 'photo';
 const UPLOAD_ATTACHMENT = 'partial';
+
+function setupRequired(detail: string): FieldvaultError {
+  return new FieldvaultError('STORE_SETUP_REQUIRED', { detail });
+}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -109,6 +115,7 @@ export class CouchRepository {
   private readonly audit: Db;
   private readonly records: Db;
   private readonly photos: Db;
+  private readonly pending: Db;
   private readonly names: Readonly<Record<(typeof DATABASES)[number], string>>;
 
   constructor(options: CouchRepositoryOptions) {
@@ -120,6 +127,7 @@ export class CouchRepository {
       audit: `${options.dbPrefix}audit`,
       records: `${options.dbPrefix}records`,
       photos: `${options.dbPrefix}photos`,
+      pending: `${options.dbPrefix}pending`,
     };
     this.users = this.server.use<Doc>(this.names.users);
     this.devices = this.server.use<Doc>(this.names.devices);
@@ -127,6 +135,7 @@ export class CouchRepository {
     this.audit = this.server.use<Doc>(this.names.audit);
     this.records = this.server.use<Doc>(this.names.records);
     this.photos = this.server.use<Doc>(this.names.photos);
+    this.pending = this.server.use<Doc>(this.names.pending);
   }
 
   /** Database names in use, e.g. for operators' `_security` setup. */
@@ -140,11 +149,23 @@ export class CouchRepository {
    */
   async init(): Promise<void> {
     for (const name of Object.values(this.names)) {
+      // Look before creating: on a real CouchDB the server runs as a member of its databases
+      // (`fieldvault-admin setup`), which may open them but not create them.
+      try {
+        await this.server.db.get(name);
+        continue;
+      } catch (err) {
+        const status = statusOf(err);
+        if (status === 401 || status === 403) throw setupRequired(`the CouchDB user may not open database ${name}`);
+        if (status !== 404) throw storeError(err, 'db.get');
+      }
       try {
         await this.server.db.create(name);
       } catch (err) {
-        // 412: exists already (a second start, or another server sharing the store).
-        if (statusOf(err) !== 412) throw storeError(err, 'db.create');
+        const status = statusOf(err);
+        if (status === 401 || status === 403) throw setupRequired(`database ${name} is missing`);
+        // 412: exists already (another server sharing the store created it in between).
+        if (status !== 412) throw storeError(err, 'db.create');
       }
     }
     await this.ensureDesign(this.users, usersViews);
@@ -153,6 +174,7 @@ export class CouchRepository {
     await this.ensureDesign(this.audit, auditViews);
     await this.ensureDesign(this.records, recordsViews);
     await this.ensureDesign(this.photos, photosViews);
+    await this.ensureDesign(this.pending, pendingViews);
   }
 
   /** Deletes this repository's databases (tests, and an admin's explicit reset). */
@@ -177,7 +199,10 @@ export class CouchRepository {
         await db.insert(doc);
         return;
       } catch (err) {
-        if (statusOf(err) !== 409) throw storeError(err, 'design.put');
+        const status = statusOf(err);
+        // Only a database admin may write design documents; the least-privilege user asks for setup.
+        if (status === 401 || status === 403) throw setupRequired(`the views (design documents version ${DESIGN_VERSION}) are missing or outdated`);
+        if (status !== 409) throw storeError(err, 'design.put');
       }
     }
   }

@@ -109,3 +109,10 @@ export const photosViews: DesignViews = {
     map: "function (doc) { if (doc.type === 'upload' && typeof doc.expiresAt === 'number') { emit(doc.expiresAt, doc._rev); } }",
   },
 };
+
+/** The quarantine database of pending sign-ups (signup-store.ts). */
+export const pendingViews: DesignViews = {
+  signups_by_status: {
+    map: "function (doc) { if (doc.type === 'signup') { emit([doc.status, doc.username], null); } }",
+  },
+};

@@ -24,8 +24,20 @@ export interface UserRecord {
   readonly createdBy: string;
   readonly updatedAt: number;
   readonly passwordChangedAt: number | null;
-  /** Seam for admin TOTP (a later issue): null until enrolled. */
-  readonly totp: null;
+  /** Admin two-factor state (RFC 6238 TOTP); null until an enrolment starts. */
+  readonly totp: TotpState | null;
+}
+
+/** An admin's TOTP enrolment. Nothing here is usable without the server KEK. */
+export interface TotpState {
+  /** The shared secret sealed with the server KEK (`sealWithKek`, AAD binds the username). */
+  readonly sealed: string;
+  /** When the first code was confirmed; null while the enrolment is pending (no login yet). */
+  readonly confirmedAt: number | null;
+  /** The last accepted time step: a code of this step or an older one is a replay. */
+  readonly lastStep: number;
+  /** HMAC-SHA-256 (key derived from the KEK) of each unused recovery code; used ones are removed. */
+  readonly recoveryCodes: readonly string[];
 }
 
 export const DEVICE_STATUSES = ['active', 'blacklisted', 'retired'] as const;
@@ -70,6 +82,11 @@ export interface SessionRecord {
   readonly deviceEpoch: number;
   /** Kept (not deleted) when a device is blacklisted, so the device is told to wipe. */
   readonly revoked: SessionRevocation | null;
+  /**
+   * `console`: an admin console session (password + TOTP, no device; `imei` is empty). It is
+   * accepted by admin-only routes only. Absent on device sessions.
+   */
+  readonly kind?: 'console';
 }
 
 export interface ChallengeRecord {
@@ -121,8 +138,18 @@ export const AUDIT_EVENTS = [
   'user.updated',
   'user.password_reset',
   'user.password_set',
+  'user.totp_enrolment_started',
+  'user.totp_enrolled',
+  'user.totp_reset',
+  'user.recovery_code_used',
   'sync.push',
   'sync.pull',
+  'backup.created',
+  'backup.failed',
+  'backup.restored',
+  'signup.requested',
+  'signup.approved',
+  'signup.rejected',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENTS)[number];
 
@@ -234,3 +261,34 @@ export type RecordWriteOutcome =
  * a `_rev` conflict, so it must have no side effects.
  */
 export type RecordMutation = (id: string, current: RecordEnvelope | undefined) => RecordEnvelope | undefined;
+
+export const SIGNUP_STATES = ['pending', 'approved', 'rejected'] as const;
+export type SignupState = (typeof SIGNUP_STATES)[number];
+
+/**
+ * A sign-up request of an unverified phone user (issue 7), kept in the `pending` database. Once
+ * decided, only the outcome stays (no password hash, no records), so the phone can learn it.
+ */
+export interface SignupRecord {
+  readonly username: string;
+  readonly status: SignupState;
+  /** Argon2id PHC string of the password chosen on the phone; null once decided. */
+  readonly passwordHash: string | null;
+  /** The asking device: only it may update the request or read its status. */
+  readonly imei: string;
+  readonly devicePublicKey: string;
+  readonly requestedAt: number;
+  readonly updatedAt: number;
+  readonly decidedAt: number | null;
+  readonly decidedBy: string | null;
+  /** The role given at approval; null otherwise. */
+  readonly role: Role | null;
+}
+
+/** A record sent with a sign-up request, kept apart from the records database until approval. */
+export interface QuarantinedRecord {
+  readonly username: string;
+  readonly record: ChildRecord;
+  readonly receivedAt: number;
+  readonly pushedFrom: string;
+}

@@ -19,7 +19,8 @@ export function storeError(err: unknown, op: string): FieldvaultError {
   // No status: connection refused/reset. 401/403: the app user lost its rights (an operator
   // problem, not the caller's). 5xx: CouchDB itself is unwell. Everything else is our own bug.
   if (status === undefined || status >= 500 || status === 401 || status === 403) {
-    return new FieldvaultError('STORE_UNAVAILABLE', { details });
+    // A store that is restarting (the embedded one is supervised) is back within seconds.
+    return new FieldvaultError('STORE_UNAVAILABLE', { details: { ...details, retryAfterSeconds: 2 } });
   }
   return new FieldvaultError('INTERNAL_ERROR', { details });
 }

@@ -31,26 +31,47 @@ export function parseStrictJson(text: string): unknown {
   const stack: Frame[] = [];
   let i = 0;
   const n = text.length;
+  // Strings are skipped with indexOf (native) rather than a character loop; the next backslash
+  // is remembered, so the whole scan stays linear.
+  let backslash = text.indexOf('\\');
   while (i < n) {
     const ch = text.charCodeAt(i);
     if (ch === 0x22 /* " */) {
       const start = i;
+      let escaped = false;
       i += 1;
-      while (i < n) {
-        const c = text.charCodeAt(i);
-        if (c === 0x5c /* \ */) i += 2;
-        else if (c === 0x22) break;
-        else i += 1;
+      for (;;) {
+        const quote = text.indexOf('"', i);
+        if (quote === -1) {
+          i = n;
+          break;
+        }
+        if (backslash !== -1 && backslash < i) backslash = text.indexOf('\\', i);
+        if (backslash !== -1 && backslash < quote) {
+          // An escape: the character after the backslash (maybe a quote) belongs to the string.
+          escaped = true;
+          i = backslash + 2;
+          backslash = text.indexOf('\\', i);
+          continue;
+        }
+        i = quote;
+        break;
       }
       if (i >= n) throw malformed('unterminated string');
       i += 1;
       const top = stack[stack.length - 1];
       if (top?.keys !== undefined && top.expectKey) {
         let key: unknown;
-        try {
-          key = JSON.parse(text.slice(start, i));
-        } catch {
-          throw malformed('invalid string');
+        // Without an escape the key is its characters as written (anything else a JSON string may
+        // not hold fails the JSON.parse of the whole text below); decoding every key was the
+        // largest item of the push route's own CPU (docs/performance.md, "Sync and photos").
+        if (!escaped) key = text.slice(start + 1, i - 1);
+        else {
+          try {
+            key = JSON.parse(text.slice(start, i));
+          } catch {
+            throw malformed('invalid string');
+          }
         }
         if (typeof key !== 'string') throw malformed('invalid key');
         if (FORBIDDEN_KEYS.has(key)) throw malformed('forbidden key');

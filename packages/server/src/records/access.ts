@@ -1,4 +1,4 @@
-import { DELETED_FIELD, FieldvaultError, type ChildRecord } from '@fieldvault/protocol';
+import { DELETED_FIELD, FieldvaultError, type ChildRecord, type FieldVersion } from '@fieldvault/protocol';
 import type { Role } from '../couch/records.js';
 import type { AuthContext } from '../sessions/plugin.js';
 
@@ -22,12 +22,21 @@ import type { AuthContext } from '../sessions/plugin.js';
  * - but only supervisors and admins resolve conflicts (new `resolved` entries) and delete or
  *   restore (`_deleted`) records created by someone else (RECORD_FORBIDDEN); a field worker may
  *   delete or restore their own records. This holds for new records too: a field worker cannot
- *   bring in a record of someone else that is already deleted or resolved;
+ *   bring in a record of someone else that is already resolved;
+ * - relay of a deletion (issue 5): a phone carries records it pulled from another server, with
+ *   their deletions. A field worker's push that adds `_deleted` versions to a record created by
+ *   someone else is accepted when each added version was made by someone who may delete it —
+ *   its creator, or a user this server knows as a supervisor or admin — and not by the pusher
+ *   (whose own deletion is judged by their own rights above). A push whose merge changes nothing
+ *   needs no right at all. The versions' authors are what the record says (as for every version
+ *   of its history and for `createdBy`); the server stamps who relayed it (`pushedBy`,
+ *   `pushedFrom`) and counts relayed deletions in the audit log;
  * - nobody changes who created a record (`createdBy`, `createdAt`, `device`): merge keeps the
  *   oldest creation, so a forged older one would take a record over (RECORD_CREATOR_MISMATCH).
  */
 
-const REVIEWERS: readonly Role[] = ['supervisor', 'admin'];
+/** Roles that delete or restore any record and resolve conflicts. */
+export const REVIEWERS: readonly Role[] = ['supervisor', 'admin'];
 
 /** True when `auth` may read `record` (pull, search, photo download). */
 export function canRead(_auth: AuthContext, _record: ChildRecord): boolean {
@@ -39,22 +48,36 @@ export function canAttachPhotos(auth: AuthContext, record: ChildRecord): boolean
   return canRead(auth, record);
 }
 
-function deletions(record: ChildRecord | undefined): number {
-  return record === undefined ? 0 : record.history.reduce((n, v) => (v.field === DELETED_FIELD ? n + 1 : n), 0);
+function versionKey(v: FieldVersion): string {
+  return JSON.stringify([v.ts, v.by, v.device, v.value]);
+}
+
+/** The `_deleted` versions of `merged` that `stored` does not have (every one, for a new record). */
+export function addedDeletions(stored: ChildRecord | undefined, merged: ChildRecord): FieldVersion[] {
+  const known = new Set((stored?.history ?? []).filter((v) => v.field === DELETED_FIELD).map(versionKey));
+  return merged.history.filter((v) => v.field === DELETED_FIELD && !known.has(versionKey(v)));
 }
 
 function forbidden(field: string, why: string): FieldvaultError {
   return new FieldvaultError('RECORD_FORBIDDEN', { detail: `${field}: ${why}`, details: { field } });
 }
 
+/** What a push changed that needs a right beyond editing. */
+export interface WriteCheck {
+  /** The push brought in deletions or restores made by someone else who may make them (a relay). */
+  readonly relayedDeletions: number;
+}
+
 /**
  * Checks that `auth` may turn `stored` (undefined: not on this server yet) into `merged`.
+ * `reviewers`: the users among the authors of added `_deleted` versions whom this server knows
+ * as supervisors or admins (looked up by the caller; merge is pure).
  *
  * @throws RECORD_CREATOR_MISMATCH when the creation fields of an existing record would change.
  * @throws RECORD_FORBIDDEN when the record is not readable, or a field worker resolves a
- *   conflict or deletes/restores a record someone else created.
+ *   conflict, or deletes/restores a record someone else created other than as a relay.
  */
-export function assertMayWrite(auth: AuthContext, stored: ChildRecord | undefined, merged: ChildRecord): void {
+export function assertMayWrite(auth: AuthContext, stored: ChildRecord | undefined, merged: ChildRecord, reviewers: ReadonlySet<string> = new Set()): WriteCheck {
   const reviewer = REVIEWERS.includes(auth.role);
   if (stored !== undefined) {
     if (!canRead(auth, stored)) throw forbidden('id', 'not readable');
@@ -62,10 +85,14 @@ export function assertMayWrite(auth: AuthContext, stored: ChildRecord | undefine
       throw new FieldvaultError('RECORD_CREATOR_MISMATCH', { detail: 'createdAt: the creation of a record never changes', details: { field: 'createdAt' } });
     }
   }
-  if (reviewer) return;
+  if (reviewer) return { relayedDeletions: 0 };
   if (merged.resolved.length > (stored?.resolved.length ?? 0)) throw forbidden('resolved', 'only supervisors resolve conflicts');
   const creator = stored?.createdBy ?? merged.createdBy;
-  if (creator !== auth.username && deletions(merged) > deletions(stored)) {
-    throw forbidden(DELETED_FIELD, "only supervisors delete or restore others' records");
+  if (creator === auth.username) return { relayedDeletions: 0 };
+  const added = addedDeletions(stored, merged);
+  for (const v of added) {
+    const mayDelete = v.by !== auth.username && (v.by === creator || reviewers.has(v.by));
+    if (!mayDelete) throw forbidden(DELETED_FIELD, "only supervisors delete or restore others' records");
   }
+  return { relayedDeletions: added.length };
 }

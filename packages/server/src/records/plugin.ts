@@ -1,7 +1,8 @@
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { FieldvaultError, RecordSearchQuerySchema, RecordSearchResponseSchema, type ChildRecord } from '@fieldvault/protocol';
+import { FieldvaultError, RecordSearchQuerySchema, RecordSearchResponseSchema, type ChildRecord, type RecordSearchResponse } from '@fieldvault/protocol';
 import type { IndexRow } from '../couch/records.js';
+import { sendJsonText } from '../http/json-reply.js';
 import { responses } from '../http/schemas.js';
 import type { AuthContext } from '../sessions/plugin.js';
 import { createOpaqueTokenCodec } from '../sync/opaque-token.js';
@@ -35,7 +36,7 @@ export const recordsPlugin: FastifyPluginAsync = async (app) => {
       },
       schema: { querystring: RecordSearchQuerySchema, response: responses({ 200: RecordSearchResponseSchema }) },
     },
-    async (request) => {
+    async (request, reply) => {
       const auth = request.auth as AuthContext;
       const { limit, cursor, ...criteria } = request.query;
       const q: SearchCriteria = criteria;
@@ -44,6 +45,8 @@ export const recordsPlugin: FastifyPluginAsync = async (app) => {
       let after: unknown[] | undefined = cursor === undefined ? undefined : decodeCursor(cursor, fingerprint);
       const batch = Math.min(Math.max(limit * 2, 50), 500);
       const next = (key: readonly unknown[]): string => cursors.encode({ v: CURSOR_VERSION, q: fingerprint, k: key });
+      // JSON.stringify rather than the schema serializer: see http/json-reply.ts.
+      const answer = (page: RecordSearchResponse): FastifyReply => sendJsonText(reply, JSON.stringify(page));
 
       const records: ChildRecord[] = [];
       let scanned = 0;
@@ -58,11 +61,11 @@ export const recordsPlugin: FastifyPluginAsync = async (app) => {
           const record = row.envelope?.record;
           if (record !== undefined && isCanonicalRow(plan, row.key, row.value) && canRead(auth, record) && matches(record, q)) {
             records.push(record);
-            if (records.length === limit) return { records, nextCursor: next(after) };
+            if (records.length === limit) return answer({ records, nextCursor: next(after) });
           }
         }
-        if (rows.length < batch || after === undefined) return { records, nextCursor: null };
-        if (scanned >= config.search.maxScan) return { records, nextCursor: next(after) };
+        if (rows.length < batch || after === undefined) return answer({ records, nextCursor: null });
+        if (scanned >= config.search.maxScan) return answer({ records, nextCursor: next(after) });
       }
     },
   );

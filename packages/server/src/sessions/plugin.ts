@@ -13,7 +13,10 @@ export interface AuthContext {
   readonly username: string;
   /** The user's current role (read on every request, so a role change applies at once). */
   readonly role: Role;
+  /** The session's device; empty for an admin console session (those reach admin-only routes only). */
   readonly imei: string;
+  /** An admin console session (password + TOTP, no device). */
+  readonly console: boolean;
   readonly tokenHash: string;
   readonly expiresAt: number;
 }
@@ -27,18 +30,33 @@ declare module 'fastify' {
     /**
      * An onRequest hook: requires a valid session and, if `roles` is given, one of those roles.
      * Runs before the body is parsed, so unauthenticated callers cannot make the server parse.
+     * Admin console sessions pass only where every allowed role is `admin` (or `console` is set):
+     * they have no device, so device routes (sync, photos) never see one.
      */
-    requireAuth(roles?: readonly Role[]): onRequestHookHandler;
-    /** Issues a session for a user on a device; returns the bearer token (shown once). */
-    createSession(input: { username: string; imei: string; userEpoch: number; deviceEpoch: number }): Promise<{ token: string; expiresAt: number }>;
+    requireAuth(roles?: readonly Role[], options?: { readonly console?: boolean }): onRequestHookHandler;
+    /**
+     * Issues a session for a user on a device, or an admin console session (`kind: 'console'`,
+     * `imei: ''`); returns the bearer token (shown once). Admins' sessions live
+     * `session.adminTtlSeconds` at most.
+     */
+    createSession(input: CreateSessionInput): Promise<{ token: string; expiresAt: number }>;
   }
 }
 
 
 export { UserSummarySchema };
 
+export interface CreateSessionInput {
+  readonly username: string;
+  readonly role: Role;
+  readonly imei: string;
+  readonly userEpoch: number;
+  readonly deviceEpoch: number;
+  readonly kind?: 'console';
+}
+
 export const SessionInfoSchema = Type.Object(
-  { user: UserSummarySchema, imei: Type.String(), expiresAt: Type.String() },
+  { user: UserSummarySchema, imei: Type.Union([Type.String(), Type.Null()]), expiresAt: Type.String(), console: Type.Boolean() },
   { additionalProperties: false },
 );
 
@@ -66,6 +84,11 @@ export const sessionsPlugin = fp(
         await app.repo.deleteSession(tokenHash);
         throw invalid();
       }
+      if (session.kind === 'console') {
+        const user = await app.repo.getUser(session.username);
+        if (session.revoked !== null || user === undefined || user.disabled || user.epoch !== session.userEpoch || user.role !== 'admin') throw invalid();
+        return { username: user.username, role: user.role, imei: '', console: true, tokenHash, expiresAt: session.expiresAt };
+      }
       const [user, device] = await Promise.all([app.repo.getUser(session.username), app.repo.getDevice(session.imei)]);
       // A stolen device learns on its next request that it must wipe (its sessions are kept as
       // revoked markers for this). The device's current status decides, so a reinstated device
@@ -76,29 +99,36 @@ export const sessionsPlugin = fp(
       // bulk delete of session documents has not finished (or raced with a new login).
       if (user === undefined || user.disabled || user.epoch !== session.userEpoch) throw invalid();
       if (device === undefined || device.epoch !== session.deviceEpoch) throw invalid();
-      return { username: user.username, role: user.role, imei: session.imei, tokenHash, expiresAt: session.expiresAt };
+      return { username: user.username, role: user.role, imei: session.imei, console: false, tokenHash, expiresAt: session.expiresAt };
     }
 
-    app.decorate('requireAuth', (roles?: readonly Role[]): onRequestHookHandler => {
+    app.decorate('requireAuth', (roles?: readonly Role[], options: { readonly console?: boolean } = {}): onRequestHookHandler => {
+      const consoleAllowed = options.console === true || (roles !== undefined && roles.length > 0 && roles.every((r) => r === 'admin'));
       return async (request) => {
         const auth = await authenticate(request);
         request.auth = auth;
         if (roles !== undefined && !roles.includes(auth.role)) throw new FieldvaultError('AUTH_FORBIDDEN');
+        if (auth.console && !consoleAllowed) {
+          throw new FieldvaultError('AUTH_FORBIDDEN', { detail: 'an admin console session can use the admin API only; log in from a device for this' });
+        }
       };
     });
 
-    app.decorate('createSession', async (input: { username: string; imei: string; userEpoch: number; deviceEpoch: number }) => {
+    app.decorate('createSession', async (input: CreateSessionInput) => {
       const token = newToken();
       const createdAt = app.now();
+      const { ttlSeconds, adminTtlSeconds } = app.fieldvaultConfig.session;
+      const ttl = input.role === 'admin' ? Math.min(ttlSeconds, adminTtlSeconds) : ttlSeconds;
       const session: SessionRecord = {
         tokenHash: hashSecret(token),
         username: input.username,
         imei: input.imei,
         createdAt,
-        expiresAt: createdAt + app.fieldvaultConfig.session.ttlSeconds * 1000,
+        expiresAt: createdAt + ttl * 1000,
         userEpoch: input.userEpoch,
         deviceEpoch: input.deviceEpoch,
         revoked: null,
+        ...(input.kind === 'console' ? { kind: 'console' as const } : {}),
       };
       await app.repo.createSession(session);
       return { token, expiresAt: session.expiresAt };
@@ -108,20 +138,25 @@ export const sessionsPlugin = fp(
 
     r.get(
       '/v1/auth/session',
-      { onRequest: app.requireAuth(), schema: { response: responses({ 200: SessionInfoSchema }) } },
+      { onRequest: app.requireAuth(undefined, { console: true }), schema: { response: responses({ 200: SessionInfoSchema }) } },
       async (request) => {
         const auth = request.auth as AuthContext;
-        return { user: { username: auth.username, role: auth.role }, imei: auth.imei, expiresAt: iso(auth.expiresAt) };
+        return {
+          user: { username: auth.username, role: auth.role },
+          imei: auth.console ? null : auth.imei,
+          expiresAt: iso(auth.expiresAt),
+          console: auth.console,
+        };
       },
     );
 
     r.post(
       '/v1/auth/logout',
-      { onRequest: app.requireAuth(), schema: { body: EmptyObjectSchema, response: responses({ 204: Type.Null() }) } },
+      { onRequest: app.requireAuth(undefined, { console: true }), schema: { body: EmptyObjectSchema, response: responses({ 204: Type.Null() }) } },
       async (request, reply) => {
         const auth = request.auth as AuthContext;
         await app.repo.deleteSession(auth.tokenHash);
-        await app.audit(request, { event: 'logout', username: auth.username, imei: auth.imei });
+        await app.audit(request, { event: 'logout', username: auth.username, imei: auth.console ? null : auth.imei, ...(auth.console ? { details: { kind: 'console' } } : {}) });
         return reply.code(204).send(null);
       },
     );

@@ -9,20 +9,25 @@ import {
   isFieldvaultError,
   mergeRecords,
   type ChildRecord,
+  type PullResponse,
   type PushResult,
   type SyncDeviceStatus,
 } from '@fieldvault/protocol';
 import type { RecordEnvelope } from '../couch/records.js';
+import { jsonWithArray, sendJsonText } from '../http/json-reply.js';
 import { responses } from '../http/schemas.js';
-import { canRead } from '../records/access.js';
+import { REVIEWERS, canRead } from '../records/access.js';
 import type { AuthContext } from '../sessions/plugin.js';
 import { createOpaqueTokenCodec } from './opaque-token.js';
-import { errorResult, isFlagged, mergePushed, outcomeResult, parsePushItem, pushItemId, type PushContext } from './push.js';
+import { deletionAuthors, errorResult, isFlagged, mergePushed, outcomeResult, parsePushItem, pushItemId, type PushContext } from './push.js';
 
 /** Device `lastSeenAt` / `lastSyncAt` are written at most this often (one device write per sync, not per page). */
 export const DEVICE_TOUCH_INTERVAL_MS = 10_000;
 
 const CHECKPOINT_VERSION = 1;
+
+/** Most distinct deletion authors whose role one push looks up (relayed deletions, records/access.ts). */
+const MAX_DELETION_AUTHOR_LOOKUPS = 32;
 
 /**
  * Record sync (DESIGN.md §4): `POST /v1/sync/push` and `GET /v1/sync/pull`.
@@ -100,7 +105,18 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
         }
       });
 
-      const ctx: PushContext = { auth, form: app.childForm, limits, now: app.now(), maxSkewMs: config.maxSkewMs };
+      // Relayed deletions (records/access.ts): who among their authors is a supervisor or admin here.
+      const reviewers = new Set<string>();
+      if (!REVIEWERS.includes(auth.role)) {
+        // Bounded: a push naming many authors costs at most this many user reads (the rest count as unknown).
+        const names = [...deletionAuthors([...byId.values()].map((e) => e.record), auth.username)].slice(0, MAX_DELETION_AUTHOR_LOOKUPS);
+        for (const name of names) {
+          const user = await app.repo.getUser(name);
+          if (user !== undefined && !user.disabled && REVIEWERS.includes(user.role)) reviewers.add(name);
+        }
+      }
+      const relayedDeletions = new Set<string>();
+      const ctx: PushContext = { auth, form: app.childForm, limits, now: app.now(), maxSkewMs: config.maxSkewMs, reviewers, relayedDeletions };
       const outcomes = await app.repo.modifyRecords([...byId.keys()], (id, current): RecordEnvelope | undefined => {
         const incoming = (byId.get(id) as { record: ChildRecord }).record;
         try {
@@ -118,6 +134,7 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
       for (const [id, { indexes }] of byId) {
         const outcome = outcomes.get(id);
         if (outcome?.status === 'written') changed += 1;
+        if (outcome?.status !== 'written') relayedDeletions.delete(id);
         if (isFlagged(outcome)) flagged += 1;
         for (const i of indexes) results[i] = outcomeResult(id, outcome);
       }
@@ -135,6 +152,7 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
           changed,
           failed: failed.length,
           conflicts: flagged,
+          relayedDeletions: relayedDeletions.size,
           failedCodes: Object.entries(codes).map(([c, n]) => `${c}:${n}`).join(',') || null,
         },
       });
@@ -146,7 +164,7 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
   r.get(
     '/v1/sync/pull',
     { onRequest: app.requireAuth(), schema: { querystring: PullQuerySchema, response: responses({ 200: PullResponseSchema }) } },
-    async (request) => {
+    async (request, reply) => {
       const auth = request.auth as AuthContext;
       const { limit } = request.query;
       const since = request.query.since === undefined ? undefined : decodeCheckpoint(request.query.since);
@@ -155,17 +173,18 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
       // One row more than asked tells whether there is more without trusting `pending`.
       const { changes, lastSeq } = await app.repo.recordChanges(since, limit + 1);
       const budget = config.sync.pullMaxBytes;
-      const records: ChildRecord[] = [];
+      // Each record is serialised once: its text both counts against the budget and goes out as is.
+      const records: string[] = [];
       let bytes = 0;
       let position: unknown = since;
       let consumed = 0;
       for (const change of changes.slice(0, limit)) {
         const record = change.envelope?.record;
         if (record !== undefined && canRead(auth, record)) {
-          const size = JSON.stringify(record).length;
-          if (records.length > 0 && bytes + size > budget) break;
-          records.push(record);
-          bytes += size;
+          const text = JSON.stringify(record);
+          if (records.length > 0 && bytes + text.length > budget) break;
+          records.push(text);
+          bytes += text.length;
         }
         position = change.seq;
         consumed += 1;
@@ -179,7 +198,8 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
         details: { records: records.length, bytes, more, fromStart: since === undefined },
       });
       request.log.info({ records: records.length, bytes, more }, 'sync pull');
-      return { records, checkpoint, more, deviceStatus };
+      const rest: Omit<PullResponse, 'records'> = { checkpoint, more, deviceStatus, serverTime: app.now() };
+      return sendJsonText(reply, jsonWithArray('records', records, rest));
     },
   );
 };

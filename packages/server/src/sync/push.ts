@@ -1,4 +1,5 @@
 import {
+  DELETED_FIELD,
   FieldvaultError,
   UUID_V4_PATTERN,
   assertMatchesForm,
@@ -98,6 +99,20 @@ export interface PushContext {
   readonly now: number;
   /** How far ahead of `now` a pushed timestamp may be. */
   readonly maxSkewMs: number;
+  /** Authors of deletions in the batch whom this server knows as supervisors or admins (see records/access.ts). */
+  readonly reviewers: ReadonlySet<string>;
+  /** Filled with the ids of records whose push relayed someone else's deletion (for the audit log). */
+  readonly relayedDeletions: Set<string>;
+}
+
+/**
+ * The authors of `_deleted` versions in `records` other than `pusher`: the names whose role the
+ * server must look up to judge a relayed deletion (records/access.ts).
+ */
+export function deletionAuthors(records: Iterable<ChildRecord>, pusher: string): Set<string> {
+  const names = new Set<string>();
+  for (const r of records) for (const v of r.history) if (v.field === DELETED_FIELD && v.by !== pusher) names.add(v.by);
+  return names;
 }
 
 /**
@@ -111,7 +126,8 @@ export interface PushContext {
 export function mergePushed(ctx: PushContext, current: RecordEnvelope | undefined, incoming: ChildRecord): RecordEnvelope | undefined {
   const merged = current === undefined ? incoming : mergeRecords(current.record, incoming);
   if (current !== undefined && sameRecord(merged, current.record)) return undefined;
-  assertMayWrite(ctx.auth, current?.record, merged);
+  const check = assertMayWrite(ctx.auth, current?.record, merged, ctx.reviewers);
+  if (check.relayedDeletions > 0) ctx.relayedDeletions.add(merged.id);
   assertNotAhead(incoming, ctx.now + ctx.maxSkewMs);
   checkRecordLimits(merged, ctx.limits);
   assertMatchesForm(visibleFields(merged), ctx.form);

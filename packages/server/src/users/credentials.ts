@@ -5,6 +5,7 @@ import type { ThrottleRecord, UserRecord } from '../couch/records.js';
 import { hashSecret } from '../http/tokens.js';
 import { createPasswordHasher, type PasswordHasher } from './password-hasher.js';
 import { createProcessPasswordHasher } from './process-password-hasher.js';
+import { withAdmission } from './admission.js';
 
 /**
  * NIST SP 800-63B-4 §3.2.2: at most 100 consecutive failed attempts on one account. Past this the
@@ -22,10 +23,21 @@ declare module 'fastify' {
      * @throws AUTH_ACCOUNT_LOCKED, AUTH_INVALID_CREDENTIALS (same error and work for an unknown
      *   user and a wrong password), USER_DISABLED (only after a correct password).
      */
-    verifyCredentials(username: string, password: string): Promise<UserRecord>;
+    verifyCredentials(username: string, password: string, options?: VerifyOptions): Promise<UserRecord>;
+    /** Counts one failed login of a username (a wrong second factor after a right password). */
+    recordLoginFailure(username: string): Promise<void>;
     /** Forgets the failures of a username (after a password was set). */
     clearThrottle(username: string): Promise<void>;
   }
+}
+
+export interface VerifyOptions {
+  /**
+   * Keep the account's failure count even when the password is right: the caller checks a second
+   * factor next and clears the count (`clearThrottle`) only when that passes too, so knowing the
+   * password does not reset the throttle that guards the one-time codes.
+   */
+  readonly keepFailures?: boolean | ((user: UserRecord) => boolean);
 }
 
 function throttleKey(username: string): string {
@@ -48,6 +60,7 @@ export const credentialsPlugin = fp(
     } else {
       hasher = createPasswordHasher(config.argon2);
     }
+    hasher = withAdmission(hasher, config.argon2.maxQueued);
     if (config.argon2.memoryKiB < ARGON2_RECOMMENDED_FLOOR.memoryKiB || config.argon2.timeCost < ARGON2_RECOMMENDED_FLOOR.timeCost) {
       app.log.warn({ argon2: config.argon2 }, 'Argon2id parameters are below the recommended minimum (19 MiB, t=2): use them only in tests');
     }
@@ -83,7 +96,7 @@ export const credentialsPlugin = fp(
       });
     }
 
-    app.decorate('verifyCredentials', async (username: string, typed: string): Promise<UserRecord> => {
+    app.decorate('verifyCredentials', async (username: string, typed: string, options: VerifyOptions = {}): Promise<UserRecord> => {
       const key = throttleKey(username);
       const [user, throttle] = await Promise.all([app.repo.getUser(username), app.repo.getThrottle(key)]);
       const locked = lockedFor(throttle, app.now());
@@ -105,7 +118,8 @@ export const credentialsPlugin = fp(
         await recordFailure(key);
         throw new FieldvaultError('AUTH_INVALID_CREDENTIALS');
       }
-      if (throttle !== undefined) await app.repo.deleteThrottle(key);
+      const keep = typeof options.keepFailures === 'function' ? options.keepFailures(user) : options.keepFailures === true;
+      if (throttle !== undefined && !keep) await app.repo.deleteThrottle(key);
       if (user.passwordHash !== null && hasher.needsRehash(user.passwordHash)) {
         // Parameters were raised since this hash was made: upgrade it while we hold the password.
         const upgraded = await hasher.hash(password);
@@ -113,6 +127,10 @@ export const credentialsPlugin = fp(
       }
       if (user.disabled) throw new FieldvaultError('USER_DISABLED');
       return user;
+    });
+
+    app.decorate('recordLoginFailure', async (username: string) => {
+      await recordFailure(throttleKey(username));
     });
 
     app.decorate('clearThrottle', async (username: string) => {

@@ -170,8 +170,9 @@ export const usersPlugin: FastifyPluginAsync = async (app) => {
           ...cur,
           role: role ?? cur.role,
           disabled: disabled ?? cur.disabled,
-          // Disabling moves the epoch: every session of the user dies with this one write.
-          epoch: disabled === true && !cur.disabled ? cur.epoch + 1 : cur.epoch,
+          // Disabling moves the epoch: every session of the user dies with this one write. So does
+          // becoming an admin: sessions opened without a second factor must not gain admin rights.
+          epoch: (disabled === true && !cur.disabled) || (role === 'admin' && cur.role !== 'admin') ? cur.epoch + 1 : cur.epoch,
           updatedAt: app.now(),
         };
         if (next.role === cur.role && next.disabled === cur.disabled) return undefined;
@@ -179,7 +180,7 @@ export const usersPlugin: FastifyPluginAsync = async (app) => {
         return next;
       });
       if (before !== undefined && (before.role !== updated.role || before.disabled !== updated.disabled)) {
-        if (updated.disabled && !before.disabled) await app.repo.deleteSessionsOfUser(updated.username);
+        if (updated.epoch !== before.epoch) await app.repo.deleteSessionsOfUser(updated.username);
         await app.audit(request, {
           event: 'user.updated',
           username: updated.username,

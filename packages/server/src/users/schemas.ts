@@ -21,6 +21,8 @@ export const UserViewSchema = Type.Object(
     createdBy: Type.String(),
     updatedAt: Type.String(),
     passwordChangedAt: Type.Union([Type.String(), Type.Null()]),
+    /** Admin two-factor state: `none`, `pending` (enrolment started, not confirmed) or `enrolled`. */
+    totp: Type.Union([Type.Literal('none'), Type.Literal('pending'), Type.Literal('enrolled')]),
   },
   { additionalProperties: false },
 );
@@ -70,6 +72,7 @@ export function userView(u: UserRecord): {
   createdBy: string;
   updatedAt: string;
   passwordChangedAt: string | null;
+  totp: 'none' | 'pending' | 'enrolled';
 } {
   return {
     username: u.username,
@@ -80,5 +83,6 @@ export function userView(u: UserRecord): {
     createdBy: u.createdBy,
     updatedAt: iso(u.updatedAt),
     passwordChangedAt: isoOrNull(u.passwordChangedAt),
+    totp: u.totp === null ? 'none' : u.totp.confirmedAt === null ? 'pending' : 'enrolled',
   };
 }
