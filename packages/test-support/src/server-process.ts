@@ -194,7 +194,7 @@ export async function startServerProcess(
   const certPem = readFileSync(certFile, 'utf8');
   const call: ServerProcess['call'] = (method, path, body, headers = {}) => request(`${url}${path}`, certPem, method, body, headers);
   const transport = (extra: Partial<HttpTransportOptions> = {}): HttpTransport =>
-    createHttpTransport({ baseUrl: url, serverId, tls: { pinSha256: fingerprint }, timeoutMs: 10_000, ...extra });
+    createHttpTransport({ baseUrl: url, serverId, tls: { pinSha256: fingerprint }, timeoutMs: 30_000, ...extra });
 
   if (setupToken !== null) {
     const setup = await call('POST', '/v1/setup/admin', { setupToken, username: 'admin', password: ADMIN_PASSWORD });
