@@ -4,8 +4,7 @@
  * API over verified TLS with an admin console session (password + TOTP) kept in a 0600 file:
  * first admin, login/logout, users, devices, audit. See docs/admin-cli.md.
  */
-import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { readVersion, runMain, type CliDefinition } from '@fieldvault/cli-kit';
 import { registerAuditCommand } from './commands/audit.js';
 import { registerBackupCommands } from './commands/backup.js';
 import { registerDeviceCommands } from './commands/devices.js';
@@ -14,13 +13,11 @@ import { registerSetupCommand } from './commands/setup.js';
 import { registerSignupCommands } from './commands/signups.js';
 import { registerUserCommands } from './commands/users.js';
 import { readEnvironment, resolveHome } from './config.js';
-import { makeContext, type GlobalOptions } from './context.js';
+import { makeContext, type Context, type GlobalOptions } from './context.js';
 import { CliError, reportOf } from './errors.js';
 import { Home } from './home.js';
 import { createOutput } from './output.js';
 import { createPrompter, type Prompter } from './prompt.js';
-
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const HELP_AFTER = `
 Getting started (the server prints its URL, certificate and a one-time setup token at first start):
@@ -41,84 +38,34 @@ Home:
 Output is a table for people; --json prints one JSON document for scripts. Errors print a code and
 what to do, and exit with status 1 (2 for a command-line mistake).`;
 
-async function main(argv: readonly string[]): Promise<number> {
-  const env = readEnvironment();
-  const json = argv.includes('--json');
-  const debug = argv.includes('--debug');
-  const controller = new AbortController();
-  let following = false;
-  let prompter: Prompter | undefined;
+const env = readEnvironment();
+/** The answer source of this command: its line reader on stdin is closed when the command ends. */
+let prompter: Prompter | undefined;
 
-  const fail = (err: unknown): number => {
-    const r = reportOf(err, debug);
-    process.stderr.write(json ? `${JSON.stringify({ error: { code: r.code, message: r.message } })}\n` : `fieldvault-admin: error ${r.code}: ${r.message}\n`);
-    return r.exitCode;
-  };
-
-  process.on('SIGINT', () => {
-    if (following && !controller.signal.aborted) {
-      controller.abort();
-      return;
-    }
-    process.exit(130);
-  });
-
-  const program = new Command('fieldvault-admin');
-  program
-    .description('Admin command line for a fieldvault server: first admin, TOTP login, users, devices, audit, backups, CouchDB setup.')
-    .version(VERSION, '-V, --version')
-    .option('--home <dir>', 'the CLI directory; default $FIELDVAULT_ADMIN_HOME or ~/.fieldvault-admin')
-    .option('--stdin', 'read answers (setup token, passwords, codes) one per line from standard input')
-    .option('--json', 'print one JSON document instead of tables')
-    .option('--debug', 'show details of unexpected errors')
-    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
-    .addHelpText('after', HELP_AFTER)
-    .exitOverride()
-    .configureOutput({
-      outputError: (text) => {
-        const message = text.trim().replace(/^error:\s*/, '').replaceAll(/\s*\n\s*/g, ' ');
-        fail(new CliError('ADMIN_USAGE', message));
-      },
-    });
-
-  const action =
-    (run: (ctx: ReturnType<typeof makeContext>, ...args: unknown[]) => Promise<void>) =>
-    async (...args: unknown[]): Promise<void> => {
-      const command = args.at(-1) as Command;
-      const globals = command.optsWithGlobals() as GlobalOptions;
-      prompter = createPrompter({ fromStdin: globals.stdin === true, stdinIsTty: env.stdinIsTty });
-      const ctx = makeContext({ env, home: new Home(resolveHome(globals.home, env)), out: createOutput(globals.json === true), prompter, globals });
-      await run(ctx, ...args.slice(0, -1));
-    };
-
-  registerSessionCommands(program, action);
-  registerUserCommands(program, action);
-  registerDeviceCommands(program, action);
-  registerSignupCommands(program, action);
-  registerAuditCommand(program, action, () => {
-    following = true;
-    return controller.signal;
-  });
-  registerBackupCommands(program, action);
-  registerSetupCommand(program, action);
-
-  try {
-    await program.parseAsync(argv, { from: 'user' });
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
-  } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    return fail(err);
-  } finally {
-    prompter?.close();
-  }
-}
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
+const cli: CliDefinition<Context, GlobalOptions> = {
+  name: 'fieldvault-admin',
+  version: readVersion(new URL('../package.json', import.meta.url)),
+  description: 'Admin command line for a fieldvault server: first admin, TOTP login, users, devices, audit, backups, CouchDB setup.',
+  homeOption: 'the CLI directory; default $FIELDVAULT_ADMIN_HOME or ~/.fieldvault-admin',
+  options: [{ flags: '--stdin', description: 'read answers (setup token, passwords, codes) one per line from standard input' }],
+  helpAfter: HELP_AFTER,
+  usageError: (detail) => new CliError('ADMIN_USAGE', detail),
+  reportOf,
+  context(globals) {
+    prompter = createPrompter({ fromStdin: globals.stdin === true, stdinIsTty: env.stdinIsTty });
+    return makeContext({ env, home: new Home(resolveHome(globals.home, env)), out: createOutput(globals.json === true), prompter, globals });
   },
-  (err: unknown) => {
-    process.stderr.write(`fieldvault-admin: error INTERNAL_ERROR: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
+  register(program, action, cancellation) {
+    registerSessionCommands(program, action);
+    registerUserCommands(program, action);
+    registerDeviceCommands(program, action);
+    registerSignupCommands(program, action);
+    // `audit --follow` ends cleanly at the first Ctrl-C instead of being killed.
+    registerAuditCommand(program, action, cancellation);
+    registerBackupCommands(program, action);
+    registerSetupCommand(program, action);
   },
-);
+  cleanup: () => prompter?.close(),
+};
+
+runMain(cli);

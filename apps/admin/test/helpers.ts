@@ -1,19 +1,14 @@
 // Test helpers: the BUILT admin CLI run as a child process against a real fieldvault server
-// process (apps/server/dist/main.js on a temporary data directory: embedded store, self-signed
-// TLS, admin TOTP required as in production). Copied and cut down from the server fixture that is
-// moving to packages/test-support; that fixture logs its admin in without TOTP, which these tests
-// must not do. Both are spawned by path: the root `npm test` builds every package first.
+// process (packages/test-support's launcher: apps/server/dist/main.js on a temporary data
+// directory, embedded store, self-signed TLS, admin TOTP required as in production). Both are
+// spawned by path: the root `npm test` builds every package first.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Secret, TOTP } from 'otpauth';
-import { loginSignatureMessage } from '@fieldvault/protocol';
+import { launchServerProcess } from '@fieldvault/test-support';
 
 export const CLI = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-const SERVER_MAIN = fileURLToPath(new URL('../../server/dist/main.js', import.meta.url));
 
 export const ADMIN_PASSWORD = 'correct horse battery staple rooftop';
 export const STEP_MS = 30_000;
@@ -98,98 +93,30 @@ export interface ServerProcess {
   readonly certFile: string;
   readonly setupToken: string;
   /** A plain HTTPS call trusting this server's certificate. */
-  call(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: Record<string, unknown> }>;
+  call(method: 'GET' | 'POST', path: string, body?: unknown, token?: string): Promise<{ status: number; body: Record<string, unknown> }>;
   /** A phone's login (challenge + Ed25519 signature) of a field user; returns the session token. */
   deviceLogin(username: string, password: string, imei: string): Promise<{ status: number; body: Record<string, unknown> }>;
   stop(): Promise<void>;
 }
 
+/**
+ * A fresh server with no admin yet (the tests make the first one through the CLI, enrolling
+ * TOTP): the shared launcher of packages/test-support with production settings, admin TOTP
+ * required. One start attempt, so that a start meant to fail (an insecure secret file) fails at once.
+ */
 export async function startServer(dataDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
-  if (!existsSync(SERVER_MAIN)) throw new Error(`${SERVER_MAIN} is missing: build apps/server first (npm test does)`);
-  const child: ChildProcess = spawn(process.execPath, [SERVER_MAIN], {
-    env: {
-      PATH: process.env['PATH'] ?? '',
-      FIELDVAULT_DATA_DIR: dataDir,
-      FIELDVAULT_PORT: '0',
-      FIELDVAULT_HTTP_PORT: 'off',
-      FIELDVAULT_SERVER_ID: 'srv-admin-cli',
-      FIELDVAULT_LOG_LEVEL: 'warn',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const started = await new Promise<{ url: string; fingerprint: string; token: string }>((resolve, reject) => {
-    const timer = setInterval(() => {
-      const url = /listening on (https:\/\/\S+)/.exec(out)?.[1];
-      const fingerprint = /SHA-256 fingerprint ([0-9A-F:]{95})/.exec(out)?.[1];
-      const token = /setup token:\s+(\S+)/.exec(out)?.[1];
-      if (url !== undefined && fingerprint !== undefined && token !== undefined && /Ctrl-C/.test(out)) {
-        clearInterval(timer);
-        resolve({ url, fingerprint, token });
-      }
-    }, 25);
-    void exited.then((code) => {
-      clearInterval(timer);
-      reject(new Error(`server exited with ${String(code)}: ${out}`));
-    });
-  });
-  const certFile = join(dataDir, 'tls', 'dev-cert.pem');
-  const ca = readFileSync(certFile, 'utf8');
-  const call: ServerProcess['call'] = (method, path, body, token) =>
-    new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = httpsRequest(
-        `${started.url}${path}`,
-        {
-          method,
-          ca,
-          agent: false,
-          headers: { ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
-        },
-        (res) => {
-          let text = '';
-          res.on('data', (d: Buffer) => (text += d.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) }));
-        },
-      );
-      req.on('error', reject);
-      req.end(payload);
-    });
-  const devices = new Map<string, { privateKey: KeyObject; publicKey: KeyObject }>();
+  const server = await launchServerProcess(dataDir, env['FIELDVAULT_SERVER_ID'] ?? 'srv-admin-cli', { env, startAttempts: 1 });
+  if (server.setupToken === null) {
+    await server.stop();
+    throw new Error(`server on ${dataDir} printed no setup token: it already has an admin`);
+  }
   return {
-    url: started.url,
-    fingerprint: started.fingerprint,
-    certFile,
-    setupToken: started.token,
-    call,
-    async deviceLogin(username, password, imei) {
-      // One key pair per IMEI, like a phone: the first login binds it.
-      let pair = devices.get(imei);
-      if (pair === undefined) {
-        pair = generateKeyPairSync('ed25519');
-        devices.set(imei, pair);
-      }
-      const { privateKey, publicKey } = pair;
-      const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x ?? '', 'base64url');
-      const ch = await call('POST', '/v1/auth/challenge', { imei });
-      const challenge = ch.body['challenge'] as string;
-      const signature = sign(null, loginSignatureMessage({ challenge, username, imei, keyId: '' }), privateKey);
-      return call('POST', '/v1/auth/login', {
-        username,
-        password,
-        imei,
-        devicePublicKey: raw.toString('base64'),
-        challenge,
-        signature: signature.toString('base64'),
-      });
-    },
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
-      await exited;
-    },
+    url: server.url,
+    fingerprint: server.fingerprint,
+    certFile: server.certFile,
+    setupToken: server.setupToken,
+    call: (method, path, body, token) => server.call(method, path, body, token === undefined ? {} : { authorization: `Bearer ${token}` }),
+    deviceLogin: (username, password, imei) => server.deviceLogin(username, password, imei),
+    stop: () => server.stop(),
   };
 }

@@ -132,29 +132,32 @@ export async function withSession<T>(ctx: Context, mode: LoginMode, work: (s: Op
   const target = mode.offline ? undefined : serverOf(opened.config, mode.server);
   const transport = target === undefined ? undefined : transportOf(target.entry);
   const password = await ctx.passwords.ask(`Password for ${username}`);
-  let session: Session;
+  const session = await forgettingWipedUser(ctx, () =>
+    transport === undefined ? opened.device.loginOffline(username, password) : opened.device.loginOnline(username, password, { transport }),
+  );
   try {
-    session = transport === undefined ? await opened.device.loginOffline(username, password) : await opened.device.loginOnline(username, password, { transport });
-  } catch (err) {
-    forgetUserIfWiped(ctx, err);
-    throw err;
-  }
-  try {
-    return await work({
-      ...opened,
-      session,
-      username,
-      ...(target === undefined || transport === undefined ? {} : { server: { ...target, transport } }),
-    });
-  } catch (err) {
-    forgetUserIfWiped(ctx, err);
-    throw err;
+    return await forgettingWipedUser(ctx, () =>
+      work({
+        ...opened,
+        session,
+        username,
+        ...(target === undefined || transport === undefined ? {} : { server: { ...target, transport } }),
+      }),
+    );
   } finally {
     await session.logout();
   }
 }
 
-/** A blacklisted device was wiped by the SDK: the remembered user has no keys here any more. */
-function forgetUserIfWiped(ctx: Context, err: unknown): void {
-  if (isFieldvaultError(err) && err.code === 'DEVICE_BLACKLISTED') ctx.home.update((c) => ({ ...c, currentUser: null }));
+/**
+ * Runs an SDK call that may learn the device is blacklisted. The SDK has then wiped the device,
+ * so the remembered user has no keys here any more: the CLI forgets the name too.
+ */
+export async function forgettingWipedUser<T>(ctx: Context, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (isFieldvaultError(err) && err.code === 'DEVICE_BLACKLISTED') ctx.home.update((c) => ({ ...c, currentUser: null }));
+    throw err;
+  }
 }

@@ -1,3 +1,4 @@
+import { unexpectedErrorReport, type ErrorReport } from '@fieldvault/cli-kit';
 import { errorCatalogue, isFieldvaultError, type ErrorCode } from '@fieldvault/protocol';
 
 /*
@@ -10,14 +11,6 @@ import { errorCatalogue, isFieldvaultError, type ErrorCode } from '@fieldvault/p
 /** The `FIELD_*` codes of the catalogue (docs/field-cli.md lists them too). */
 export const cliErrorCodes: readonly ErrorCode[] = (Object.keys(errorCatalogue) as ErrorCode[]).filter((c) => c.startsWith('FIELD_'));
 
-/** What a user sees of a failure: a code, what happened and what to do. */
-export interface ErrorReport {
-  readonly code: string;
-  readonly message: string;
-  /** The process exit code: 2 for command-line mistakes, 130 for Ctrl-C, 1 for everything else. */
-  readonly exitCode: number;
-}
-
 /**
  * The report of any error. Catalogued errors (SDK and CLI) come through with their own message,
  * which never holds a key, token or password. Anything else is a bug: it is reported as
@@ -25,6 +18,5 @@ export interface ErrorReport {
  */
 export function reportOf(err: unknown, debug: boolean): ErrorReport {
   if (isFieldvaultError(err)) return { code: err.code, message: err.message, exitCode: err.code === 'FIELD_USAGE' ? 2 : err.code === 'FIELD_INTERRUPTED' ? 130 : 1 };
-  const detail = debug ? ` ${err instanceof Error ? (err.stack ?? err.message) : String(err)}` : ' Run again with --debug to see the details.';
-  return { code: 'INTERNAL_ERROR', message: `An unexpected error happened.${detail}`, exitCode: 1 };
+  return unexpectedErrorReport(err, debug);
 }

@@ -4,9 +4,9 @@
  * shared phone (its home directory): users sign up and log in on it, register and edit child
  * records with photos, search, and sync with one or more servers. See docs/field-cli.md.
  */
+import { readVersion, runMain, type CliDefinition } from '@fieldvault/cli-kit';
 import { FieldvaultError } from '@fieldvault/protocol';
-import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { registerAccountCommands } from './commands/account.js';
 import { registerDeviceCommands } from './commands/device.js';
 import { registerRecordCommands } from './commands/records.js';
 import { registerServerCommands } from './commands/servers.js';
@@ -17,8 +17,6 @@ import { reportOf } from './errors.js';
 import { Home } from './home.js';
 import { createOutput } from './output.js';
 import { createPasswordSource } from './password.js';
-
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const HELP_AFTER = `
 Sessions:
@@ -42,98 +40,43 @@ Getting started:
 Output is a table for people; --json prints one JSON document for scripts. Errors print a code and
 what to do, and exit with status 1 (2 for a command-line mistake).`;
 
-async function main(argv: readonly string[]): Promise<number> {
-  const env = readEnvironment();
-  const json = argv.includes('--json');
-  const debug = argv.includes('--debug');
-  const controller = new AbortController();
-  let cancellable = false;
-  let home: Home | undefined;
+const env = readEnvironment();
+/** The phone this command uses: its lock is released when the command ends or is interrupted. */
+let home: Home | undefined;
 
-  const fail = (err: unknown): number => {
-    const r = reportOf(err, debug);
-    process.stderr.write(json ? `${JSON.stringify({ error: { code: r.code, message: r.message } })}\n` : `fieldvault-field: error ${r.code}: ${r.message}\n`);
-    return r.exitCode;
-  };
-
-  let interrupts = 0;
-  process.on('SIGINT', () => {
-    interrupts += 1;
-    if (cancellable && interrupts === 1) {
-      process.stderr.write('\nstopping at a safe point… (Ctrl-C again to quit at once)\n');
-      controller.abort();
-      return;
-    }
-    // Quitting mid-write is safe: the SDK's databases and keyring are crash-safe; keys die with the process.
-    home?.unlock();
-    process.exit(130);
-  });
-
-  const program = new Command('fieldvault-field');
-  program
-    .description('Field-worker command line for fieldvault: one shared, encrypted, offline-first phone.')
-    .version(VERSION, '-V, --version')
-    .option('--home <dir>', 'the CLI home (the "phone"); default $FIELDVAULT_FIELD_HOME or ~/.fieldvault-field')
-    .option('-u, --user <name>', 'the user (default: the one remembered by "login" or "signup")')
-    .option('--password-stdin', 'read the password from the first line of standard input (scripts, tests)')
-    .option('--json', 'print one JSON document instead of tables')
-    .option('--debug', 'show details of unexpected errors')
-    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
-    .addHelpText('after', HELP_AFTER)
-    .exitOverride()
-    .configureOutput({
-      // Commander's own usage errors, in the catalogue's form.
-      outputError: (text) => {
-        const message = text.trim().replace(/^error:\s*/, '').replaceAll(/\s*\n\s*/g, ' ');
-        fail(new FieldvaultError('FIELD_USAGE', { detail: message }));
-      },
+const cli: CliDefinition<Context, GlobalOptions> = {
+  name: 'fieldvault-field',
+  version: readVersion(new URL('../package.json', import.meta.url)),
+  description: 'Field-worker command line for fieldvault: one shared, encrypted, offline-first phone.',
+  homeOption: 'the CLI home (the "phone"); default $FIELDVAULT_FIELD_HOME or ~/.fieldvault-field',
+  options: [
+    { flags: '-u, --user <name>', description: 'the user (default: the one remembered by "login" or "signup")' },
+    { flags: '--password-stdin', description: 'read the password from the first line of standard input (scripts, tests)' },
+  ],
+  helpAfter: HELP_AFTER,
+  usageError: (detail) => new FieldvaultError('FIELD_USAGE', { detail }),
+  reportOf,
+  // Quitting mid-write is safe too: the SDK's databases and keyring are crash-safe; keys die with the process.
+  interruptNote: '\nstopping at a safe point… (Ctrl-C again to quit at once)\n',
+  context(globals, cancellation) {
+    home = new Home(resolveHome(globals.home, env));
+    return makeContext({
+      env,
+      home,
+      globals,
+      out: createOutput(globals.json === true),
+      passwords: createPasswordSource({ fromStdin: globals.passwordStdin === true, stdinIsTty: env.stdinIsTty }),
+      cancellation,
     });
-
-  const action =
-    (run: (ctx: Context, ...args: unknown[]) => Promise<void>) =>
-    async (...args: unknown[]): Promise<void> => {
-      const command = args.at(-1) as Command;
-      const globals = command.optsWithGlobals() as GlobalOptions;
-      home = new Home(resolveHome(globals.home, env));
-      const ctx = makeContext({
-        env,
-        home,
-        globals,
-        out: createOutput(globals.json === true),
-        passwords: createPasswordSource({ fromStdin: globals.passwordStdin === true, stdinIsTty: env.stdinIsTty }),
-        cancellation: () => {
-          cancellable = true;
-          return controller.signal;
-        },
-      });
-      await run(ctx, ...args.slice(0, -1));
-    };
-
-  registerDeviceCommands(program, action);
-  registerServerCommands(program, action);
-  registerRecordCommands(program, action);
-  registerSyncCommand(program, action);
-
-  try {
-    await program.parseAsync(argv, { from: 'user' });
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      // Help and version exit 0; usage errors were already printed by outputError.
-      return err.exitCode === 0 ? 0 : 2;
-    }
-    return fail(err);
-  } finally {
-    home?.unlock();
-  }
-}
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
   },
-  (err: unknown) => {
-    process.stderr.write(`fieldvault-field: error INTERNAL_ERROR: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
+  register(program, action) {
+    registerDeviceCommands(program, action);
+    registerAccountCommands(program, action);
+    registerServerCommands(program, action);
+    registerRecordCommands(program, action);
+    registerSyncCommand(program, action);
   },
-);
+  cleanup: () => home?.unlock(),
+};
+
+runMain(cli);

@@ -7,7 +7,7 @@ const home = t.testdir();
 t.test('the main help lists every command and explains sessions, the home and output', async (t) => {
   const r = await cli(home, ['--help']);
   t.equal(r.code, 0);
-  for (const command of ['init', 'signup', 'login', 'logout', 'status', 'servers', 'register', 'edit', 'show', 'list', 'search', 'delete', 'photo', 'resolve', 'sync']) {
+  for (const command of ['init', 'signup', 'request-account', 'account-status', 'login', 'logout', 'status', 'servers', 'register', 'edit', 'show', 'list', 'search', 'delete', 'photo', 'resolve', 'sync']) {
     t.match(r.stdout, new RegExp(`^  ${command}\\b`, 'm'), `lists ${command}`);
   }
   t.match(r.stdout, /Sessions:\n.*keys and server tokens in memory only/);
@@ -30,6 +30,8 @@ t.test('each command has its own help with an example', async (t) => {
     [['login'], /--offline[\s\S]*Sessions: the SDK keeps keys and server tokens in memory only/],
     [['signup'], /at least 15 characters, not a common one/],
     [['status'], /--locked/],
+    [['request-account'], /signed up offline[\s\S]*asks for it, like "login"[\s\S]*quarantine[\s\S]*approves[\s\S]*rejects[\s\S]*Examples:[\s\S]*request-account office/],
+    [['account-status'], /pending[\s\S]*approved \(log in online[\s\S]*rejected[\s\S]*No password is needed[\s\S]*Example:/],
     [['sync'], /checkpoint[\s\S]*Example:/],
     [['servers', 'add'], /--server-id <id>[\s\S]*--pin <fingerprint>[\s\S]*--ca <file>[\s\S]*Example:/],
     [['photo', 'save'], /--out <file>/],

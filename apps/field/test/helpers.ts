@@ -3,7 +3,9 @@
 // @fieldvault/test-support) with a small admin client to create users. Both are spawned by path:
 // the root `npm test` builds every package before any test runs.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { snapshot as snapshotFiles, startServerProcess, type ServerProcess } from '@fieldvault/test-support';
 
@@ -67,4 +69,19 @@ export function snapshot(dir: string): Record<string, string> {
  */
 export function startServer(dataDir: string, serverId: string): Promise<ServerProcess> {
   return startServerProcess(dataDir, serverId);
+}
+
+/**
+ * One server process for a whole test file: `server-a` under a new temporary directory (`root`,
+ * for the file's phones too), stopped and removed when the file's tests end.
+ */
+export async function startFileServer(t: { teardown(fn: () => Promise<void>): void }, name: string): Promise<{ root: string; server: ServerProcess }> {
+  const root = mkdtempSync(join(tmpdir(), `fieldvault-field-${name}-`));
+  let server: ServerProcess | undefined;
+  t.teardown(async () => {
+    await server?.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+  server = await startServer(join(root, 'server-a'), 'server-a');
+  return { root, server };
 }

@@ -2,11 +2,9 @@
 // pinned by fingerprint or trusted as a CA): servers add/list/remove, online login (flow 1: the
 // user's unverified records move into the verified database under the server's key; flow 3: a
 // second user of the phone receives that key), status, and refusals that change nothing.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { PASSWORD_A, PASSWORD_B, cli, cliWith, json, png, snapshot, startServer, type ServerProcess } from './helpers.js';
+import { PASSWORD_A, PASSWORD_B, cli, cliWith, json, png, snapshot, startFileServer } from './helpers.js';
 
 interface Summary {
   id: string;
@@ -24,14 +22,7 @@ interface Status {
   servers: { name: string; url: string; serverId: string; pending: unknown }[];
 }
 
-const root = mkdtempSync(join(tmpdir(), 'fieldvault-field-online-'));
-let server: ServerProcess | undefined;
-t.teardown(async () => {
-  await server?.stop();
-  rmSync(root, { recursive: true, force: true });
-});
-const A = await startServer(join(root, 'server-a'), 'server-a');
-server = A;
+const { server: A } = await startFileServer(t, 'online');
 await A.createUser('amina', PASSWORD_A);
 await A.createUser('bilal', PASSWORD_B);
 

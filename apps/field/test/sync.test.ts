@@ -2,11 +2,10 @@
 // A record registered offline with a photo reaches the other phone with its photo; the same record
 // edited on both phones while apart ends the same on both, with the full history and a conflict
 // marker; a supervisor resolves it; status shows pending counts per server before and after.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { PASSWORD_A, PASSWORD_B, cli, cliWith, json, png, snapshot, startServer, type CliResult, type ServerProcess } from './helpers.js';
+import { PASSWORD_A, PASSWORD_B, cli, cliWith, json, png, snapshot, startFileServer, type CliResult } from './helpers.js';
 
 const PASSWORD_S = 'granite owls measure the slow river';
 
@@ -37,14 +36,7 @@ interface StatusServer {
   role: string | null;
 }
 
-const root = mkdtempSync(join(tmpdir(), 'fieldvault-field-sync-'));
-let server: ServerProcess | undefined;
-t.teardown(async () => {
-  await server?.stop();
-  rmSync(root, { recursive: true, force: true });
-});
-const A = await startServer(join(root, 'server-a'), 'server-a');
-server = A;
+const { root, server: A } = await startFileServer(t, 'sync');
 await A.createUser('amina', PASSWORD_A);
 await A.createUser('bilal', PASSWORD_B);
 await A.createUser('sam', PASSWORD_S, 'supervisor');

@@ -33,6 +33,8 @@ export interface AppConfig {
   readonly sessionTtlSeconds: number;
   /** Most password checks waiting or running at once (more get AUTH_BUSY with Retry-After). */
   readonly loginQueue: number;
+  /** How long the server waits at start for a store that does not answer yet (ms). */
+  readonly storeWaitMs: number;
   /** Lifetime of admin sessions (console and device logins). */
   readonly adminSessionTtlSeconds: number;
   /** false only for test fixtures: admins without TOTP may log in with a password alone. */
@@ -66,6 +68,7 @@ export const settings: readonly Setting[] = [
   { env: 'FIELDVAULT_SERVER_ID', help: 'issuer id in key timestamps (default: generated once, kept in <data>/server-id)' },
   { env: 'FIELDVAULT_PASSWORD_MIN_LENGTH', help: 'minimum password length, 8..64 (default 15)' },
   { env: 'FIELDVAULT_SESSION_TTL', help: 'session lifetime in seconds (default 43200 = 12 h)' },
+  { env: 'FIELDVAULT_STORE_WAIT_SECONDS', help: 'how long the server waits at start for a CouchDB that is not answering yet before it exits (default 60)' },
   { env: 'FIELDVAULT_LOGIN_QUEUE', help: 'most password checks queued at once; more logins get 503 AUTH_BUSY with Retry-After and the phones retry (default 32)' },
   { env: 'FIELDVAULT_ADMIN_SESSION_TTL', help: 'admin session lifetime in seconds, 60..86400 (default 3600 = 1 h)' },
   { env: 'FIELDVAULT_ADMIN_TOTP', help: '"required" (default): admins need TOTP; "optional" only for test fixtures (admins without TOTP log in with a password alone)' },
@@ -168,6 +171,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     passwordMinLength: int('FIELDVAULT_PASSWORD_MIN_LENGTH', 15, 8, 64),
     sessionTtlSeconds: int('FIELDVAULT_SESSION_TTL', 43_200, 60, 30 * 86_400),
     loginQueue: int('FIELDVAULT_LOGIN_QUEUE', 32, 1, 100_000),
+    storeWaitMs: int('FIELDVAULT_STORE_WAIT_SECONDS', 60, 0, 600) * 1000,
     adminSessionTtlSeconds: int('FIELDVAULT_ADMIN_SESSION_TTL', 3_600, 60, 86_400),
     adminTotpRequired: totpRaw !== 'optional',
     maxSkewMs: int('FIELDVAULT_MAX_SKEW_MS', 300_000, 1_000, 3_600_000),

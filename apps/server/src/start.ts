@@ -71,7 +71,7 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   let app: Awaited<ReturnType<typeof buildApp>>;
   try {
     app = await buildApp({
-      couch: { url: couchUrl, dbPrefix: config.couchDbPrefix },
+      couch: { url: couchUrl, dbPrefix: config.couchDbPrefix, startupWaitMs: config.storeWaitMs },
       kek,
       serverId,
       maxSkewMs: config.maxSkewMs,

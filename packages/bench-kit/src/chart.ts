@@ -17,8 +17,11 @@ export function ratiosSvg(rows: readonly BenchRow[], title = 'fieldvault bench: 
   const rowHeight = 22;
   const top = 44;
   const bottom = 30;
-  const finite = rows.filter((r) => Number.isFinite(r.ratio) && r.ratio > 0);
-  const logs = finite.flatMap((r) => [Math.log2(r.ratio), Math.log2(r.goal.ratio)]);
+  const positive = (v: number): boolean => Number.isFinite(v) && v > 0;
+  const finite = rows.filter((r) => positive(r.ratio));
+  // A row without a real goal (informational, `≥ 0×`) has no tick: log₂(0) is -∞, and a scale
+  // reaching it would never end.
+  const logs = finite.flatMap((r) => [Math.log2(r.ratio), ...(positive(r.goal.ratio) ? [Math.log2(r.goal.ratio)] : [])]);
   const lo = Math.floor(Math.min(-1, ...logs));
   const hi = Math.ceil(Math.max(1, ...logs));
   const x = (ratio: number): number => labelWidth + ((Math.log2(ratio) - lo) / (hi - lo)) * plotWidth;
@@ -46,8 +49,10 @@ export function ratiosSvg(rows: readonly BenchRow[], title = 'fieldvault bench: 
     const x1 = x(r.ratio);
     const colour = r.met ? '#2e7d32' : '#c62828';
     parts.push(`<rect x="${Math.min(x0, x1).toFixed(1)}" y="${y + 4}" width="${Math.max(1, Math.abs(x1 - x0)).toFixed(1)}" height="${rowHeight - 8}" fill="${colour}"><title>${esc(`${r.workload}: ${formatNumber(r.ratio)}× (goal ${formatGoal(r.goal)}, ${r.met ? 'met' : 'missed'})`)}</title></rect>`);
-    const gx = x(r.goal.ratio);
-    parts.push(`<line x1="${gx.toFixed(1)}" y1="${y + 1}" x2="${gx.toFixed(1)}" y2="${y + rowHeight - 1}" stroke="#000000" stroke-width="2"/>`);
+    if (positive(r.goal.ratio)) {
+      const gx = x(r.goal.ratio);
+      parts.push(`<line x1="${gx.toFixed(1)}" y1="${y + 1}" x2="${gx.toFixed(1)}" y2="${y + rowHeight - 1}" stroke="#000000" stroke-width="2"/>`);
+    }
     parts.push(`<text x="${labelWidth + plotWidth + 8}" y="${y + 15}" fill="${colour}">${esc(`${formatNumber(r.ratio)}× ${r.met ? '✓' : '✗'}`)}</text>`);
   });
   parts.push('</svg>');

@@ -28,3 +28,15 @@ t.test('the scale is logarithmic and centred on 1×: 0.5× and 2× are equally f
   t.equal(widths.length, 2);
   t.equal(widths[0], widths[1]);
 });
+
+t.test('an informational row (goal ≥ 0×) gets a bar and no goal tick, and the scale stays finite', async (t) => {
+  // The photo rows: 0.016× of a file copy, no goal. log₂(0) once made the tick loop endless.
+  const svg = ratiosSvg([
+    benchRow({ workload: 'photo upload', ours: 16.5, oursUnit: 'MB/s', baseline: 1032, baselineUnit: 'MB/s', goal: { op: '>=', ratio: 0 } }),
+    benchRow({ workload: 'push', ours: 2000, oursUnit: 'rec/s', baseline: 2500, baselineUnit: 'rec/s', goal: { op: '>=', ratio: 1 } }),
+  ]);
+  t.equal((svg.match(/<rect x=/g) ?? []).length, 2, 'a bar for each row');
+  t.equal((svg.match(/stroke-width="2"/g) ?? []).length, 1, 'a goal tick only where there is a goal');
+  t.notMatch(svg, /NaN|Infinity/, 'every coordinate is a number');
+  t.ok((svg.match(/<line /g) ?? []).length < 40, 'a handful of scale lines');
+});

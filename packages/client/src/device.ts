@@ -67,7 +67,7 @@ import { Mutex } from './mutex.js';
 import { createNodeFileSystem } from './node-file-system.js';
 import { DEFAULT_PHOTO_MAX_BYTES, PHOTO_DIRECTORY, PhotoStore } from './photo-store.js';
 import { MAX_PAGE_SIZE, RecordStore } from './record-store.js';
-import { setServerLogin, takeServerLogins } from './server-logins.js';
+import { revokeLogins, setServerLogin, takeServerLogins } from './server-logins.js';
 import { DEFAULT_RETRY, isLoginRetryable, withRetry, type RetryOptions } from './retry.js';
 import { Session, type SessionHost, type SessionState } from './session.js';
 import type { StorageAdapter, StorageHandle } from './storage-adapter.js';
@@ -791,7 +791,11 @@ export class Device implements SessionHost {
         await this.#session?.logout();
         const session = await this.#adopt(k, u, username, password, serverId, record);
         for (const login of carried) setServerLogin(session, login);
-        setServerLogin(session, { serverId, role: response.user.role, expiresAt: response.expiresAt, token: response.token });
+        const replaced = setServerLogin(session, { serverId, role: response.user.role, expiresAt: response.expiresAt, token: response.token, transport });
+        // The user's previous session on this server is superseded: end it rather than leave it to expire.
+        if (replaced !== undefined) {
+          await revokeLogins([replaced], (id, code) => this.#o.logger.info({ serverId: id, code: code ?? null }, 'the previous server session could not be ended; it expires on its own'), false);
+        }
         await session.rememberServerRoles();
         this.#o.logger.info(
           { username, serverId, kind: session.kind, keyId: session.keyId, offeredKeyId: offer?.record.keyId ?? null },

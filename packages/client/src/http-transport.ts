@@ -1,6 +1,7 @@
-import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type ClientRequestArgs, type IncomingMessage, type RequestOptions } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import {
   ChallengeResponseSchema,
@@ -67,7 +68,15 @@ import type {
  * or neither (the system CA store, for a server with a public certificate). Never "accept any
  * certificate". The TLS connection is made here (`createConnection`), checked, and only then
  * handed to node:http; TLS sessions are never resumed, so every connection is checked in full.
- * Every request, sync included, gets a fresh connection verified this way (no keep-alive pool).
+ *
+ * Connections: logins and sign-up calls get a fresh connection each, closed after the answer (they
+ * are rare, and a login must not be re-sent on a stale socket: its challenge is single-use). Sync
+ * calls (push, pull, photos, search, form) reuse connections through one keep-alive pool per
+ * transport (`VerifiedAgent`): a socket enters the pool only after the checks above passed, and
+ * then only after an exchange on it completed cleanly (or unused, when the request it was opened
+ * for was cancelled during the handshake); a failed, cancelled or timed-out exchange destroys its socket;
+ * idle sockets close after `IDLE_SOCKET_MS`; `close()` destroys them all. A pool is never shared
+ * between transports, so another server, CA or pin always gets its own verified connection.
  */
 
 /** How the SDK trusts one server's TLS certificate. */
@@ -122,11 +131,27 @@ export interface HttpTransportOptions {
 export interface HttpTransport extends Transport {
   /** The normalised base URL, without a trailing slash. */
   readonly baseUrl: string;
+  /**
+   * Closes this transport's pooled connections (call it at logout, or when the server is no longer
+   * used); requests in flight fail with TRANSPORT_UNREACHABLE. A later call opens a new, verified
+   * connection. Idle connections also close by themselves after a few seconds. The SDK calls it
+   * when the user logs out.
+   */
+  close(): void;
+  logout(token: string, options?: TransportCallOptions): Promise<void>;
 }
 
 export const DEFAULT_TIMEOUT_MS = 15_000;
 export const DEFAULT_MAX_RESPONSE_BYTES = 1_048_576;
 export const DEFAULT_MAX_SYNC_RESPONSE_BYTES = 67_108_864;
+/**
+ * How long a pooled connection may stay idle. Shorter than the server's keep-alive timeout
+ * (packages/server `KEEP_ALIVE_TIMEOUT_MS`, 10 s) so that the phone, not the server, closes an idle
+ * connection: a request is then never written into a socket the server is closing at that moment.
+ */
+export const IDLE_SOCKET_MS = 4_000;
+/** Connections per transport: the sync engine sends one request at a time; a few cover photos and search. */
+const MAX_POOLED_SOCKETS = 4;
 /** Size of the pieces a request body is written in (progress for the idle timeout, backpressure). */
 const WRITE_CHUNK_BYTES = 65_536;
 
@@ -235,7 +260,7 @@ function resolve(options: HttpTransportOptions): Resolved {
  * refused server never receives the request. Errors are catalogued: TRANSPORT_TLS_UNTRUSTED for a
  * certificate (or handshake) problem, TRANSPORT_UNREACHABLE for the network.
  */
-function verifiedConnection(r: Resolved, track: (socket: TLSSocket) => void): NonNullable<RequestOptions['createConnection']> {
+function verifiedConnection(r: Resolved, track?: (socket: TLSSocket) => void): NonNullable<RequestOptions['createConnection']> {
   return (_options, oncreate) => {
     const host = r.url.hostname.replace(/^\[|\]$/g, '');
     const port = Number(r.url.port === '' ? 443 : r.url.port);
@@ -253,7 +278,7 @@ function verifiedConnection(r: Resolved, track: (socket: TLSSocket) => void): No
       minVersion: 'TLSv1.2',
       ALPNProtocols: ['http/1.1'],
     });
-    track(socket);
+    track?.(socket);
     const finish = (err: FieldvaultError | null): void => {
       if (done) return;
       done = true;
@@ -293,6 +318,50 @@ function verifiedConnection(r: Resolved, track: (socket: TLSSocket) => void): No
     return undefined;
   };
 }
+
+/** Keep-alive options shared by both pools: small, short-lived, most recently used socket first. */
+const POOL_OPTIONS = {
+  keepAlive: true,
+  maxSockets: MAX_POOLED_SOCKETS,
+  maxFreeSockets: MAX_POOLED_SOCKETS,
+  // Idle timeout of a pooled socket: node:http destroys a free socket when it fires.
+  timeout: IDLE_SOCKET_MS,
+  // LIFO keeps the fewest sockets warm; the others reach the idle timeout and close.
+  scheduling: 'lifo',
+} as const;
+
+/**
+ * The keep-alive pool of one transport. Its only way to make a connection is `verifiedConnection`,
+ * so every pooled socket passed the CA and pin checks before node:http could write a byte to it;
+ * node:http returns a socket to the pool only after a complete exchange (anything else destroys it).
+ * No TLS session cache: a new connection is always verified in full.
+ */
+class VerifiedAgent extends HttpsAgent {
+  readonly #connect: NonNullable<RequestOptions['createConnection']>;
+
+  constructor(r: Resolved) {
+    super({ ...POOL_OPTIONS, maxCachedSessions: 0 });
+    this.#connect = verifiedConnection(r);
+  }
+
+  override createConnection(options: ClientRequestArgs, oncreate?: (err: Error | null, socket: Duplex) => void): Duplex {
+    // node:http's Agent accepts `undefined` here and waits for `oncreate` (see verifiedConnection).
+    return this.#connect(options, oncreate as (err: Error | null, socket: Duplex) => void) as Duplex;
+  }
+}
+
+/** Destroys the idle sockets of a pool (after one of them turned out to be dead). */
+function dropIdleSockets(agent: HttpAgent): void {
+  for (const sockets of Object.values(agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
+}
+
+/** A reused pooled socket failed before any answer: the call may be sent again (see `send`). */
+class StaleSocket {
+  constructor(readonly error: FieldvaultError) {}
+}
+
+/** Network failures that mean a reused socket had been closed by the other side meanwhile. */
+const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
 interface RawResponse {
   readonly status: number;
@@ -391,8 +460,8 @@ function queryString(values: Readonly<Record<string, string | number | boolean |
  * schemas before it is returned (pulled and found records also through `parseRecord`, photos
  * against their ref); an error answer becomes a `FieldvaultError` with the server's catalogued
  * `code` (`details.status`, and `details.retryAfterSeconds` when the server sent Retry-After). The
- * transport keeps no state between calls (no cookies, no tokens, no TLS sessions, no pooled
- * connections): every request opens a new connection, verified before anything is written.
+ * transport keeps no cookies, tokens or TLS sessions between calls; its only state is the pool of
+ * verified connections of its sync calls (see the top of the file, and `close()`).
  *
  * Its methods throw:
  * - TRANSPORT_UNREACHABLE when the server cannot be reached or does not answer in time (`timeoutMs`);
@@ -407,8 +476,33 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
   const r = resolve(options);
   const base = r.url.href.replace(/\/+$/, '');
   const secure = r.url.protocol === 'https:';
+  // This transport's own pool, for sync calls only (see the top of the file).
+  const pool: HttpAgent = secure ? new VerifiedAgent(r) : new HttpAgent(POOL_OPTIONS);
+  /** Bumped by `close()`: a request it cut is not sent again. */
+  let closings = 0;
 
-  function send(call: Call): Promise<RawResponse> {
+  /**
+   * Sends a call. Sync calls go over the pool; when a reused socket turns out to have been closed
+   * by the server before any answer came, the call is sent once more on a new connection (sync
+   * calls are idempotent: a push batch may be re-sent, the others read or resume at an offset).
+   */
+  async function send(call: Call): Promise<RawResponse> {
+    const pooled = call.timeout === 'idle';
+    const closingsBefore = closings;
+    try {
+      return await sendOnce(call, pooled);
+    } catch (err) {
+      if (!(err instanceof StaleSocket)) throw err;
+      if (closings !== closingsBefore) throw err.error;
+      dropIdleSockets(pool);
+      if (call.signal?.aborted === true) throw cancelled();
+      return sendOnce(call, pooled).catch((again: unknown) => {
+        throw again instanceof StaleSocket ? again.error : again;
+      });
+    }
+  }
+
+  function sendOnce(call: Call, pooled: boolean): Promise<RawResponse> {
     const target = new URL(`${base}${call.path}`);
     const body = call.body?.bytes;
     return new Promise<RawResponse>((resolvePromise, reject) => {
@@ -416,7 +510,7 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
         reject(cancelled());
         return;
       }
-      let socket: TLSSocket | undefined;
+      let socket: Duplex | undefined;
       let settled = false;
       let responding = false;
       let lastProgress = Date.now();
@@ -424,13 +518,14 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
         lastProgress = Date.now();
       };
       const onAbort = (): void => settle(cancelled());
-      const settle = (err: FieldvaultError | null, value?: RawResponse): void => {
+      const settle = (err: FieldvaultError | StaleSocket | null, value?: RawResponse): void => {
         if (settled) return;
         settled = true;
         clearTimeout(deadline);
         clearInterval(idle);
         call.signal?.removeEventListener('abort', onAbort);
         if (err !== null) {
+          // The exchange is in an unknown state: its socket must never carry another request.
           req.destroy();
           socket?.destroy();
           reject(err);
@@ -476,10 +571,15 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
       const requestOptions: RequestOptions = {
         method: call.method,
         headers,
-        // A fresh, verified connection per request: no pooled socket, no resumed TLS session.
-        ...(secure ? { createConnection: verifiedConnection(r, (s) => (socket = s)) } : { agent: false }),
+        ...(pooled
+          ? { agent: pool }
+          : // Logins: a fresh, verified connection, closed after the answer.
+            secure
+            ? { createConnection: verifiedConnection(r, (s) => (socket = s)) }
+            : { agent: false }),
       };
-      const req = (secure ? httpsRequest : httpRequest)(target, requestOptions, onResponse);
+      const req: ClientRequest = (secure ? httpsRequest : httpRequest)(target, requestOptions, onResponse);
+      req.on('socket', (s) => (socket = s));
       const deadline =
         call.timeout === 'deadline' ? setTimeout(() => settle(unreachable(`no answer within ${r.timeoutMs} ms`)), r.timeoutMs) : undefined;
       const idle =
@@ -495,6 +595,7 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
         // llhttp's codes: the peer answered with something that is not HTTP/1.1.
         else if (code?.startsWith('HPE_') === true) settle(badResponse('not an HTTP response', {}, err));
         else if (responding) settle(badResponse('cut short', {}, err));
+        else if (req.reusedSocket && code !== undefined && STALE_SOCKET_CODES.has(code)) settle(new StaleSocket(unreachable(code, err)));
         else settle(unreachable(code ?? 'connection failed', err));
       });
       req.on('socket', progress);
@@ -662,9 +763,28 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
     });
   }
 
+  async function logout(token: string, o?: TransportCallOptions): Promise<void> {
+    // 204 and no body: nothing to parse, `exchange` has already turned an error answer into its code.
+    await exchange({
+      method: 'POST',
+      path: '/v1/auth/logout',
+      token: checkToken(token),
+      body: jsonBody({}),
+      accept: 'application/json',
+      maxResponseBytes: r.maxResponseBytes,
+      timeout: 'deadline',
+      signal: o?.signal,
+    });
+  }
+
   return Object.freeze({
     serverId: r.serverId,
+    logout,
     baseUrl: base,
+    close: (): void => {
+      closings += 1;
+      pool.destroy();
+    },
     challenge: (request: ChallengeBody): Promise<ChallengeResponse> =>
       post('/v1/auth/challenge', request, (v) => checkSchema(ChallengeResponseSchema, v, 'TRANSPORT_BAD_RESPONSE')),
     login: (request: LoginBody): Promise<LoginResponse> => post('/v1/auth/login', request, (v) => checkSchema(LoginResponseSchema, v, 'TRANSPORT_BAD_RESPONSE')),

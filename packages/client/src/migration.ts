@@ -108,7 +108,9 @@ export async function migrateData(ctx: MigrationContext, target: StorageHandle, 
       const f = userFilter('r');
       photos.push(
         ...(await target.query<PhotoRow & Record<string, SqlValue>>(
-          `SELECT p.photo_id, p.record_id FROM ${ALIAS}.photo_files p JOIN ${ALIAS}.records r ON r.id = p.record_id WHERE 1 = 1${f.sql}`,
+          // Walk the photos and probe their records (CROSS JOIN fixes the order): walking the
+          // user's records instead reads the whole source when there are few or no photos.
+          `SELECT p.photo_id, p.record_id FROM ${ALIAS}.photo_files p CROSS JOIN ${ALIAS}.records r ON r.id = p.record_id WHERE 1 = 1${f.sql}`,
           f.params,
         )),
       );
@@ -136,8 +138,17 @@ export async function migrateData(ctx: MigrationContext, target: StorageHandle, 
     if (hasSchema) {
       await target.transaction(async (tx) => {
         const f = userFilter('s');
+        // The records both databases hold, to merge. SQLite cannot know which side is smaller
+        // (no statistics on an attached database), and it chose to walk the source: on a flow-1
+        // move into a new, empty database that read every source page once more than the copy
+        // below does (measured: the move took 1.8× a bare INSERT … SELECT). CROSS JOIN fixes the
+        // loop order, so the smaller table is walked and the other probed by primary key.
+        const count = async (table: string): Promise<number> => (await tx.query<{ n: number }>(`SELECT count(*) AS n FROM ${table}`))[0]?.n ?? 0;
+        const targetSmaller = (await count('main.records')) <= (await count(`${ALIAS}.records`));
         const both = await tx.query<{ source: string; target: string }>(
-          `SELECT s.doc AS source, m.doc AS target FROM ${ALIAS}.records s JOIN main.records m ON m.id = s.id WHERE 1 = 1${f.sql}`,
+          targetSmaller
+            ? `SELECT s.doc AS source, m.doc AS target FROM main.records m CROSS JOIN ${ALIAS}.records s ON s.id = m.id WHERE 1 = 1${f.sql}`
+            : `SELECT s.doc AS source, m.doc AS target FROM ${ALIAS}.records s CROSS JOIN main.records m ON m.id = s.id WHERE 1 = 1${f.sql}`,
           f.params,
         );
         for (const row of both) {
@@ -155,7 +166,7 @@ export async function migrateData(ctx: MigrationContext, target: StorageHandle, 
         const fp = userFilter('r');
         await tx.execute(
           `INSERT OR IGNORE INTO main.photo_files (photo_id, record_id, sha256, size, type)
-           SELECT p.photo_id, p.record_id, p.sha256, p.size, p.type FROM ${ALIAS}.photo_files p JOIN ${ALIAS}.records r ON r.id = p.record_id
+           SELECT p.photo_id, p.record_id, p.sha256, p.size, p.type FROM ${ALIAS}.photo_files p CROSS JOIN ${ALIAS}.records r ON r.id = p.record_id
            WHERE p.photo_id NOT IN (SELECT value FROM json_each(?))${fp.sql}`,
           [JSON.stringify(skipped), ...fp.params],
         );
@@ -222,10 +233,12 @@ export async function migrateData(ctx: MigrationContext, target: StorageHandle, 
  */
 async function carrySyncState(tx: SqlExecutor, username: string | undefined): Promise<void> {
   const f = username === undefined ? { sql: '', params: [] as SqlValue[] } : { sql: ' AND s.created_by = ?', params: [username] as SqlValue[] };
+  // CROSS JOIN: walk the acknowledgements and probe the records by primary key; SQLite would
+  // otherwise walk the user's records in the source (all of them, even with no acknowledgement).
   await tx.execute(
     `INSERT INTO main.server_acks (server_id, record_id, local_seq_acked)
      SELECT a.server_id, a.record_id, CASE WHEN a.local_seq_acked >= s.local_seq AND m.doc = s.doc THEN m.local_seq ELSE 0 END
-     FROM ${ALIAS}.server_acks a JOIN ${ALIAS}.records s ON s.id = a.record_id JOIN main.records m ON m.id = s.id
+     FROM ${ALIAS}.server_acks a CROSS JOIN ${ALIAS}.records s ON s.id = a.record_id CROSS JOIN main.records m ON m.id = s.id
      WHERE 1 = 1${f.sql}
      ON CONFLICT (server_id, record_id) DO UPDATE SET local_seq_acked = max(local_seq_acked, excluded.local_seq_acked)`,
     f.params,

@@ -334,13 +334,18 @@ export class RecordStore {
   }
 
   /**
-   * Marks conflict `conflictId` of a visible record resolved (see protocol `resolveConflict`).
+   * Marks conflict `conflictId` of a visible record resolved (see protocol `resolveConflict`),
+   * stamped with this store's user, the device and the device clock's next timestamp: the author
+   * lets a server accept the resolution when another user's phone relays it (issue 5).
    * @throws VAULT_RECORD_NOT_FOUND when no such record is visible.
    * @throws RECORD_CONFLICT_NOT_FOUND when the record has no such conflict.
+   * @throws RECORD_TOO_LARGE when the record holds as many resolutions as its history limit.
    */
   async resolve(id: string, conflictId: string): Promise<ChildRecord> {
     if (typeof conflictId !== 'string') throw inputInvalid('conflictId', 'a conflict id from the record');
-    return this.mutate(id, (current) => resolveConflict(current, conflictId));
+    return this.mutate(id, (current) =>
+      resolveConflict(current, conflictId, { by: this.#o.username, device: this.#o.device, ts: this.nextTimestamp() }, this.#o.limits),
+    );
   }
 
   /**

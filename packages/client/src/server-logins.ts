@@ -1,4 +1,5 @@
 import type { Role } from '@fieldvault/protocol';
+import type { Transport } from './transport.js';
 
 /*
  * The server sessions a device session holds after online logins: per server, the bearer token the
@@ -17,20 +18,26 @@ export interface ServerLogin {
   readonly expiresAt: string;
 }
 
-interface Held extends ServerLogin {
+/** A server login with its token and connection (inside the package only). */
+export interface HeldLogin extends ServerLogin {
   readonly token: string;
+  /** The connection it was made through, to end the server session at logout. */
+  readonly transport: Transport;
 }
 
-const held = new WeakMap<object, Map<string, Held>>();
+const held = new WeakMap<object, Map<string, HeldLogin>>();
 
 /** Records (or replaces) the server session of `serverId` on `session`. */
-export function setServerLogin(session: object, login: ServerLogin & { readonly token: string }): void {
+/** Returns the login it replaced when that one held another token (to end it on the server). */
+export function setServerLogin(session: object, login: ServerLogin & { readonly token: string; readonly transport: Transport }): HeldLogin | undefined {
   let map = held.get(session);
   if (map === undefined) {
     map = new Map();
     held.set(session, map);
   }
-  map.set(login.serverId, { serverId: login.serverId, role: login.role, expiresAt: login.expiresAt, token: login.token });
+  const replaced = map.get(login.serverId);
+  map.set(login.serverId, { serverId: login.serverId, role: login.role, expiresAt: login.expiresAt, token: login.token, transport: login.transport });
+  return replaced !== undefined && replaced.token !== login.token ? replaced : undefined;
 }
 
 /** The server sessions of `session`, without their tokens, sorted by server id. */
@@ -46,13 +53,48 @@ export function bearerTokenOf(session: object, serverId: string): string | undef
 }
 
 /** Removes and returns every server session of `session` (to carry them to the session that replaces it). */
-export function takeServerLogins(session: object): Array<ServerLogin & { readonly token: string }> {
+export function takeServerLogins(session: object): HeldLogin[] {
   const map = held.get(session);
   held.delete(session);
   return [...(map?.values() ?? [])];
 }
 
-/** Forgets every server session of `session` (logout). */
-export function dropServerLogins(session: object): void {
-  held.delete(session);
+/** How long a logout waits for the servers to end their sessions (it must work offline too). */
+export const REVOKE_TIMEOUT_MS = 3_000;
+
+/**
+ * Forgets every server session of `session` and asks each server, in parallel and best effort, to
+ * end it (`Transport.logout`), then closes the transports' pooled connections. A server that
+ * cannot be reached within `REVOKE_TIMEOUT_MS` keeps the session until it expires; the token is
+ * gone from the phone either way. Never throws: logging out must not depend on the network.
+ * Returns how many servers confirmed.
+ */
+export async function revokeServerLogins(session: object, onFailure: (serverId: string, code: string | undefined) => void): Promise<number> {
+  return revokeLogins(takeServerLogins(session), onFailure, true);
+}
+
+/**
+ * Ends these server sessions, best effort (see `revokeServerLogins`); `close`: also close the
+ * transports' pooled connections (not when the same transport goes on serving a new login).
+ * Never throws.
+ */
+export async function revokeLogins(logins: readonly HeldLogin[], onFailure: (serverId: string, code: string | undefined) => void, close: boolean): Promise<number> {
+  const results = await Promise.all(
+    logins.map(async ({ serverId, token, transport }) => {
+      if (typeof transport.logout !== 'function') return false;
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), REVOKE_TIMEOUT_MS);
+      try {
+        await transport.logout(token, { signal: abort.signal });
+        return true;
+      } catch (err) {
+        onFailure(serverId, (err as { code?: string }).code);
+        return false;
+      } finally {
+        clearTimeout(timer);
+        if (close) transport.close?.();
+      }
+    }),
+  );
+  return results.filter(Boolean).length;
 }

@@ -17,7 +17,7 @@ import type { MigrationResult } from './migration.js';
 import { Mutex } from './mutex.js';
 import type { PhotoContent, PhotoInput, PhotoStore, StoredPhoto } from './photo-store.js';
 import type { ListOptions, RecordQuery, RecordStore } from './record-store.js';
-import { bearerTokenOf, dropServerLogins, serverLoginsOf, type ServerLogin } from './server-logins.js';
+import { bearerTokenOf, revokeServerLogins, serverLoginsOf, type ServerLogin } from './server-logins.js';
 import type { StorageHandle } from './storage-adapter.js';
 import { checkSyncOptions, runSync, type SyncOptions, type SyncSummary } from './sync-engine.js';
 import { ServerSyncState, knownServerIds, saveServerRole, serverRolesOf, type PendingCounts } from './sync-state.js';
@@ -395,18 +395,25 @@ export class Session {
     });
   }
 
-  /** Closes the database and drops the keys from memory. Logging out twice is a no-op. */
+  /**
+   * Closes the database and drops the keys from memory, then ends the user's server sessions:
+   * each server this session logged in to is asked to revoke its token (best effort, at most a few
+   * seconds, in parallel — an offline phone still logs out; the server session then expires on its
+   * own). Logging out twice is a no-op.
+   */
   async logout(): Promise<void> {
     const state = this.#state;
     if (state === undefined) return;
     this.#state = undefined;
-    dropServerLogins(this);
     try {
       await state.db.close();
     } finally {
       state.key.fill(0);
       state.unverifiedKey?.fill(0);
       this.#host.sessionClosed(this);
+      await revokeServerLogins(this, (serverId, code) =>
+        state.logger.info({ serverId, code: code ?? null }, 'the server session could not be ended at logout; it expires on its own'),
+      );
     }
   }
 }

@@ -129,4 +129,12 @@ export interface Transport {
   requestAccount?(request: SignupRequestBody): Promise<SignupRequestResponse>;
   /** `POST /v1/signups/status`: where this device's request stands. Optional, as `requestAccount`. */
   signupStatus?(request: SignupStatusBody): Promise<SignupStatusResponse>;
+  /**
+   * `POST /v1/auth/logout`: ends the server session of `token` (the SDK calls it, best effort,
+   * when the user logs out). Optional: without it the server session simply expires.
+   * @throws SESSION_INVALID, TRANSPORT_UNREACHABLE, …
+   */
+  logout?(token: string, options?: TransportCallOptions): Promise<void>;
+  /** Closes pooled connections (the SDK calls it after logout). Optional. */
+  close?(): void;
 }

@@ -14,6 +14,7 @@ import expressPouchDB from 'express-pouchdb';
 import PouchDB from 'pouchdb';
 import type { PouchDatabase } from 'pouchdb';
 import { ALL_DBS_NAME } from './child-protocol.js';
+import { installKeyedReadFastPath } from './keyed-read.js';
 import type { ChildConfig, ChildMessage } from './child-protocol.js';
 
 /** How long a graceful shutdown may take before the child exits anyway. */
@@ -120,6 +121,12 @@ async function main(): Promise<void> {
       }
       return feed;
     };
+    return next();
+  });
+
+  // `_all_docs` with `keys`: one `get` per key instead of PouchDB's iterator per key (see keyed-read.ts).
+  pouchApp.dbWrapper.registerWrapper((_name, db, next) => {
+    installKeyedReadFastPath(db);
     return next();
   });
 

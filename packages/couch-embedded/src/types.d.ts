@@ -6,6 +6,8 @@ declare module 'pouchdb' {
     info(): Promise<Record<string, unknown>>;
     close(): Promise<void>;
     changes(...args: unknown[]): unknown;
+    get(id: string, options?: Record<string, unknown>): Promise<Record<string, unknown>>;
+    allDocs(options: Record<string, unknown>, callback?: (err: unknown, result?: unknown) => void): Promise<unknown> | undefined;
   }
   export interface PouchConstructor {
     new (name: string, options?: Record<string, unknown>): PouchDatabase;

@@ -20,6 +20,8 @@ export interface WorkerInput {
   readonly kdf: KdfCost | undefined;
   /** Indexes of the phones that run the full sync (pull) in phase 2. */
   readonly pullers: readonly number[];
+  /** Phones wait, once logged in with their records registered, until the main thread says `send`. */
+  readonly sendTogether: boolean;
 }
 
 /** What one phone did, reported to the main thread. */
@@ -56,9 +58,13 @@ export interface PullOutcome {
 /** Worker → main. */
 export type WorkerMessage =
   | { readonly type: 'phone'; readonly outcome: PhoneOutcome }
+  | { readonly type: 'registered' }
   | { readonly type: 'sent' }
   | { readonly type: 'pulled'; readonly outcome: PullOutcome }
   | { readonly type: 'done'; readonly calls: CallLog };
 
-/** Main → worker: every phone of every worker has sent; the pullers may start. */
-export type MainMessage = { readonly type: 'pull' };
+/**
+ * Main → worker. `send` (with `sendTogether`): every phone of every worker has registered its
+ * records; they may send. `pull`: every phone of every worker has sent; the pullers may start.
+ */
+export type MainMessage = { readonly type: 'send' } | { readonly type: 'pull' };

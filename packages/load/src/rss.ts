@@ -29,3 +29,20 @@ export function processTreeRss(pid: number): number {
   }
   return total;
 }
+
+/** The direct children of `pid` with their command lines (Linux /proc; empty elsewhere). */
+export function childProcesses(pid: number): Array<{ readonly pid: number; readonly cmdline: string }> {
+  let ids: number[] = [];
+  try {
+    ids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter((x) => x !== '').map(Number);
+  } catch {
+    return [];
+  }
+  return ids.map((id) => {
+    try {
+      return { pid: id, cmdline: readFileSync(`/proc/${id}/cmdline`, 'utf8').replace(/\0/g, ' ') };
+    } catch {
+      return { pid: id, cmdline: '' };
+    }
+  });
+}

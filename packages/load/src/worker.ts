@@ -14,6 +14,28 @@ import { newCallLog, timedTransport, type CallLog } from './timed-transport.js';
 const input = workerData as WorkerInput;
 const calls = newCallLog();
 
+/** Resolves on the main thread's message of this type. */
+function word(type: MainMessage['type']): Promise<void> {
+  return new Promise((resolve) => {
+    const on = (m: MainMessage): void => {
+      if (m.type !== type) return;
+      // Removed once heard: a listener left on the port would keep this thread alive.
+      parentPort?.off('message', on);
+      resolve();
+    };
+    parentPort?.on('message', on);
+  });
+}
+// Both listen from the start: a message that arrives while no listener is on the port is lost.
+const sendWord = input.sendTogether ? word('send') : Promise.resolve();
+const pullWord = word('pull');
+let registered = 0;
+/** Counts a phone as ready to send (registered, or failed before); tells the main thread when all are. */
+function phoneRegistered(): void {
+  registered++;
+  if (registered === input.phones.length) parentPort?.postMessage({ type: 'registered' } satisfies WorkerMessage);
+}
+
 function codeOf(err: unknown): string {
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' ? code : err instanceof Error ? `${err.name}: ${err.message}` : String(err);
@@ -43,6 +65,7 @@ async function sendPhase(plan: PhonePlan, log: CallLog): Promise<{ outcome: Phon
   let syncMs = 0;
   let syncStartedAt = 0;
   let syncEndedAt = 0;
+  let counted = false;
   try {
     session = await device.loginOnline(plan.username, plan.password, { transport, retry: { attempts: 30, baseDelayMs: 500 } });
     for (let i = 0; i < input.records; i++) {
@@ -55,6 +78,9 @@ async function sendPhase(plan: PhonePlan, log: CallLog): Promise<{ outcome: Phon
         created.push({ id: record.id, name });
       }
     }
+    counted = true;
+    phoneRegistered();
+    await sendWord;
     const started = performance.now();
     syncStartedAt = Date.now();
     const summary = await session.sync({ transport, direction: 'send', retry: { attempts: 8, baseDelayMs: 250 } });
@@ -66,6 +92,7 @@ async function sendPhase(plan: PhonePlan, log: CallLog): Promise<{ outcome: Phon
       live: { device, session, transport },
     };
   } catch (err) {
+    if (!counted) phoneRegistered();
     return {
       outcome: { ...base, pushed: 0, pulled: 0, failed: [], photosUploaded: 0, photosFailed: [], pending: { records: created.length, photos: 0 }, error: codeOf(err), syncMs, syncStartedAt, syncEndedAt },
       live: { device, session, transport },
@@ -84,8 +111,6 @@ async function pullPhase(index: number, live: Live): Promise<PullOutcome> {
   }
 }
 
-// `once`: a listener left on the port would keep this thread alive after its work is done.
-const go = new Promise<void>((resolve) => parentPort?.once('message', (m: MainMessage) => m.type === 'pull' && resolve()));
 const live = new Map<number, Live>();
 await Promise.all(
   input.phones.map(async (plan) => {
@@ -95,7 +120,7 @@ await Promise.all(
   }),
 );
 parentPort?.postMessage({ type: 'sent' } satisfies WorkerMessage);
-await go;
+await pullWord;
 await Promise.all(
   input.pullers.map(async (index) => {
     const l = live.get(index);

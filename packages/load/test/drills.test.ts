@@ -56,6 +56,21 @@ async function register(s: Session, n: number, tag: string): Promise<string[]> {
   return ids;
 }
 
+/** A drill's server (stopped at teardown) with the field worker amina. */
+async function drillServer(t: Test, serverId: string, env: Readonly<Record<string, string>> = ENV): Promise<ServerProcess> {
+  const server = await startServerProcess(join(dirOf(t), 'server'), serverId, { env });
+  t.teardown(() => server.stop());
+  await server.createUser('amina', PASSWORD);
+  return server;
+}
+
+/** Amina logged in on a new phone with `n` records registered (not yet sent). */
+async function aminaWithRecords(t: Test, server: ServerProcess, phoneName: string, n: number, tag: string): Promise<{ session: Session; ids: string[] }> {
+  const device = await phone(t, phoneName);
+  const session = await device.loginOnline('amina', PASSWORD, { transport: server.transport() });
+  return { session, ids: await register(session, n, tag) };
+}
+
 /** Every id once on the server, and each server record's name as the phone wrote it. */
 function holdsExactly(t: Test, held: readonly ChildRecord[], ids: readonly string[], what: string): void {
   const heldIds = held.map((r) => r.id);
@@ -65,13 +80,8 @@ function holdsExactly(t: Test, held: readonly ChildRecord[], ids: readonly strin
 }
 
 t.test('kill -9 of the embedded store mid-push and mid-pull: 503s are retried, nothing is lost or duplicated', async (t) => {
-  const server = await startServerProcess(join(dirOf(t), 'server'), 'drill-store', { env: ENV });
-  t.teardown(() => server.stop());
-  await server.createUser('amina', PASSWORD);
-
-  const a = await phone(t, 'pusher');
-  const pusher = await a.loginOnline('amina', PASSWORD, { transport: server.transport() });
-  const ids = await register(pusher, 400, 'Store drill');
+  const server = await drillServer(t, 'drill-store');
+  const { session: pusher, ids } = await aminaWithRecords(t, server, 'pusher', 400, 'Store drill');
   const before = storePid(server.pid);
   t.ok(before !== undefined, 'the store runs under the server');
   let killed = false;
@@ -161,9 +171,7 @@ t.test('a server killed and restarted during a login storm: every phone ends log
 
 t.test('a login storm beyond the server\'s queue: the phones are told to come back (AUTH_BUSY) and all log in', async (t) => {
   // A queue of 2 password checks for 12 phones logging in at once.
-  const server = await startServerProcess(join(dirOf(t), 'server'), 'drill-busy', { env: { ...ENV, FIELDVAULT_LOGIN_QUEUE: '2' } });
-  t.teardown(() => server.stop());
-  await server.createUser('amina', PASSWORD);
+  const server = await drillServer(t, 'drill-busy', { ...ENV, FIELDVAULT_LOGIN_QUEUE: '2' });
   const retried: string[] = [];
   const logger = {
     debug: () => undefined,
@@ -214,12 +222,8 @@ function raw(server: ServerProcess, path: string, body: Buffer | string, headers
 }
 
 t.test('oversized, deeply nested and malformed bodies while a phone syncs: refused with catalogued codes, the sync unaffected', async (t) => {
-  const server = await startServerProcess(join(dirOf(t), 'server'), 'drill-hostile', { env: ENV });
-  t.teardown(() => server.stop());
-  await server.createUser('amina', PASSWORD);
-  const a = await phone(t, 'syncing');
-  const s = await a.loginOnline('amina', PASSWORD, { transport: server.transport() });
-  const ids = await register(s, 300, 'Hostile drill');
+  const server = await drillServer(t, 'drill-hostile');
+  const { session: s, ids } = await aminaWithRecords(t, server, 'syncing', 300, 'Hostile drill');
 
   const nested = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
   const deepObject = `${'{"a":'.repeat(50_000)}1${'}'.repeat(50_000)}`;

@@ -452,7 +452,7 @@ export const errorCatalogue = {
   SIGNUP_NOT_FOUND: {
     status: 404,
     message: 'There is no sign-up request for this username (from this device).',
-    hint: 'Ask for an account first (requestAccount on the phone); admins list the requests with "fieldvault-admin signups list".',
+    hint: 'Ask for an account first from the phone that signed up ("fieldvault-field request-account", or Device.requestAccount in an app); admins list the requests with "fieldvault-admin signups list".',
   },
   SIGNUP_ALREADY_DECIDED: {
     status: 409,

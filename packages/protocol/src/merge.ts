@@ -1,9 +1,10 @@
 import { FieldvaultError } from './errors.js';
-import type { ChildRecord, Conflict, FieldValue, FieldVersion, PhotoRef } from './record.js';
+import type { ChildRecord, Conflict, FieldValue, FieldVersion, PhotoRef, Resolution, ResolvedEntry } from './record.js';
 
 /*
  * The record is a state-based CRDT: a grow-only set of field versions (the history), a map of
- * photo refs merged per id by a semilattice, a grow-only set of resolved conflict ids, and the
+ * photo refs merged per id by a semilattice, a grow-only set of resolutions (each with its author;
+ * two supervisors resolving one conflict are two entries, and either resolves it), and the
  * creation triple merged by min. Everything else (`fields`, `conflicts`, the canonical order) is a
  * pure function of those sets, recomputed on every merge. Merge is therefore set union followed by
  * the same derivation, which makes it commutative, associative and idempotent by construction.
@@ -14,9 +15,29 @@ function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** The conflict's stable id, as stored in `resolved`: `field:winnerTs:loserTs`. */
+/** The conflict's stable id, as a resolution names it: `field:winnerTs:loserTs`. */
 export function conflictId(conflict: Conflict): string {
   return `${conflict.field}:${conflict.winner}:${conflict.loser}`;
+}
+
+/** The conflict id an entry of `resolved` resolves (a bare id is one written before resolutions had authors). */
+export function resolvedConflictId(entry: ResolvedEntry): string {
+  return typeof entry === 'string' ? entry : entry.conflict;
+}
+
+/** A fresh entry with a fixed key order (canonical JSON). */
+function canonicalResolution(entry: ResolvedEntry): ResolvedEntry {
+  if (typeof entry === 'string') return entry;
+  const out: Resolution = { conflict: entry.conflict, ts: entry.ts, by: entry.by, device: entry.device };
+  return out;
+}
+
+/**
+ * Identity of an entry of `resolved`, also its sort key (the conflict id first, so the entries of
+ * one conflict sit together). Two entries are the same resolution iff their keys are equal.
+ */
+export function resolutionKey(entry: ResolvedEntry): string {
+  return typeof entry === 'string' ? JSON.stringify([entry]) : JSON.stringify([entry.conflict, entry.ts, entry.by, entry.device]);
 }
 
 function copyValue(value: FieldValue): FieldValue {
@@ -92,11 +113,11 @@ export interface RecordParts {
   readonly device: string;
   readonly versions: Iterable<FieldVersion>;
   readonly photos: Iterable<readonly [string, PhotoRef]>;
-  readonly resolved: Iterable<string>;
+  readonly resolved: Iterable<ResolvedEntry>;
 }
 
 /** Indexes resolved conflict ids by `field` + loser timestamp → the winner timestamps they were resolved against. */
-function indexResolved(resolved: readonly string[]): Map<string, string[]> {
+function indexResolved(resolved: Iterable<string>): Map<string, string[]> {
   const byLoser = new Map<string, string[]>();
   for (const id of resolved) {
     const [field, winner, loser] = id.split(':');
@@ -169,7 +190,7 @@ function fieldConflicts(versions: readonly FieldVersion[], resolvedByLoser: Read
 /**
  * Builds the canonical record from its sets: deduplicated, sorted history; `fields` = the newest
  * version of each field; `conflicts` derived from the history and `resolved` (see
- * `fieldConflicts`); photos and `resolved` sorted. A pure function of the sets, which is what
+ * `fieldConflicts`); photos and `resolved` deduplicated and sorted. A pure function of the sets, which is what
  * makes merge commutative, associative and idempotent.
  */
 export function buildRecord(parts: RecordParts): ChildRecord {
@@ -188,8 +209,14 @@ export function buildRecord(parts: RecordParts): ChildRecord {
     else list.push(v);
   }
   const fieldNames = [...perField.keys()].sort(cmp);
-  const resolved = [...new Set(parts.resolved)].sort(cmp);
-  const resolvedByLoser = indexResolved(resolved);
+  const uniqueResolved = new Map<string, ResolvedEntry>();
+  for (const raw of parts.resolved) {
+    const entry = canonicalResolution(raw);
+    const key = resolutionKey(entry);
+    if (!uniqueResolved.has(key)) uniqueResolved.set(key, entry);
+  }
+  const resolved = [...uniqueResolved.keys()].sort(cmp).map((k) => uniqueResolved.get(k) as ResolvedEntry);
+  const resolvedByLoser = indexResolved(new Set(resolved.map(resolvedConflictId)));
 
   const fields: Record<string, FieldVersion> = {};
   const conflicts = new Map<string, Conflict>();

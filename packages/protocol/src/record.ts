@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { FieldvaultError } from './errors.js';
 import { HLC_PATTERN, HlcSchema, isHlc } from './hlc.js';
 import { IMEI_PATTERN, ImeiSchema, Sha256HexSchema, USERNAME_PATTERN, UUID_V4_PATTERN, UsernameSchema, UuidSchema } from './ids.js';
-import { buildRecord, conflictId, normalizeRecord } from './merge.js';
+import { buildRecord, conflictId, normalizeRecord, resolvedConflictId } from './merge.js';
 import { checkSchema } from './validate.js';
 
 /** A form field name: lowercase snake case, 1–64 characters, starting with a letter. */
@@ -11,7 +11,7 @@ export const FIELD_NAME_PATTERN = /^[a-z][a-z0-9_]{0,63}$/;
 export const DELETED_FIELD = '_deleted';
 /** A key of `fields`: a form field name or {@link DELETED_FIELD}. */
 export const RECORD_FIELD_PATTERN = /^(?:[a-z][a-z0-9_]{0,63}|_deleted)$/;
-/** A conflict id as stored in `resolved`: `field:winnerTs:loserTs`. */
+/** A conflict id (`conflictId`, and `conflict` of a resolution): `field:winnerTs:loserTs`. */
 export const CONFLICT_ID_PATTERN = new RegExp(
   `^(?:[a-z][a-z0-9_]{0,63}|_deleted):${HLC_PATTERN.source.slice(1, -1)}:${HLC_PATTERN.source.slice(1, -1)}$`,
 );
@@ -92,6 +92,31 @@ export const ConflictSchema = Type.Object(
 export type Conflict = Static<typeof ConflictSchema>;
 
 /**
+ * A supervisor's resolution of conflict `conflict` (a conflict id), with who made it, when and on
+ * which device — as a field version carries `by`/`ts`/`device`. The author is what lets a server
+ * accept a field worker's phone relaying a supervisor's resolution made elsewhere (issue 5, see
+ * server records/access.ts). Like a version's author it is what the record says, not signed.
+ */
+export const ResolutionSchema = Type.Object(
+  {
+    conflict: Type.String({ pattern: CONFLICT_ID_PATTERN.source }),
+    ts: HlcSchema,
+    by: UsernameSchema,
+    device: ImeiSchema,
+  },
+  { additionalProperties: false },
+);
+export type Resolution = Static<typeof ResolutionSchema>;
+
+/**
+ * An entry of `resolved`: a {@link Resolution}, or a bare conflict id as records written before
+ * resolutions had authors hold them. A bare id still resolves its conflict everywhere, but names
+ * nobody: a server accepts it newly only from a supervisor or admin (as before).
+ */
+export const ResolvedEntrySchema = Type.Union([Type.String({ pattern: CONFLICT_ID_PATTERN.source }), ResolutionSchema]);
+export type ResolvedEntry = Static<typeof ResolvedEntrySchema>;
+
+/**
  * A child record as stored and synced. Server-set data (`pushedBy`, `receivedAt`, `seq`) is not
  * part of it and is rejected if a client sends it.
  */
@@ -112,7 +137,7 @@ export const ChildRecordSchema = Type.Object(
       maxProperties: MAX_PHOTOS,
     }),
     conflicts: Type.Array(ConflictSchema, { maxItems: MAX_HISTORY_CEILING }),
-    resolved: Type.Array(Type.String({ pattern: CONFLICT_ID_PATTERN.source }), { maxItems: MAX_HISTORY_CEILING }),
+    resolved: Type.Array(ResolvedEntrySchema, { maxItems: MAX_HISTORY_CEILING }),
   },
   { additionalProperties: false },
 );
@@ -171,6 +196,9 @@ export function checkRecordLimits(record: ChildRecord, limits?: Partial<RecordLi
   if (record.history.length > maxHistory) throw tooLarge('history', `more than ${maxHistory} versions`);
   if (Object.keys(record.fields).length > MAX_FIELDS) throw tooLarge('fields', `more than ${MAX_FIELDS} fields`);
   if (Object.keys(record.photos).length > MAX_PHOTOS) throw tooLarge('photos', `more than ${MAX_PHOTOS} photos`);
+  // Resolutions grow with every supervisor who resolves (each keeps its author), so they get the
+  // history's bound rather than only the schema's ceiling.
+  if (record.resolved.length > maxHistory) throw tooLarge('resolved', `more than ${maxHistory} resolutions`);
 }
 
 /**
@@ -364,7 +392,7 @@ export function removePhoto(record: ChildRecord, photoId: string, removal: { rea
 
 /** The conflicts a supervisor has not resolved yet. */
 export function openConflicts(record: ChildRecord): Conflict[] {
-  const done = new Set(record.resolved);
+  const done = new Set(record.resolved.map(resolvedConflictId));
   return record.conflicts.filter((c) => !done.has(conflictId(c)));
 }
 
@@ -373,16 +401,35 @@ export function needsReview(record: ChildRecord): boolean {
   return openConflicts(record).length > 0;
 }
 
+/** Who resolves a conflict: the logged-in user, the device, and a fresh timestamp from its clock. */
+export interface ResolutionStamp {
+  readonly by: string;
+  /** IMEI of the device the resolution is made on. */
+  readonly device: string;
+  /** A fresh timestamp from the device clock. */
+  readonly ts: string;
+}
+
 /**
- * The record with conflict `id` marked resolved (grow-only: merge never un-resolves it). To keep
- * the losing value instead, `applyEdit` it first, then resolve. Resolving twice is a no-op.
+ * The record with conflict `id` marked resolved by `stamp.by` (a {@link Resolution} in
+ * `resolved`; grow-only: merge never un-resolves it). To keep the losing value instead,
+ * `applyEdit` it first, then resolve. Resolving a conflict that is already resolved (by anyone)
+ * is a no-op.
  *
  * @throws RECORD_CONFLICT_NOT_FOUND when the record has no conflict with that id.
+ * @throws RECORD_INVALID when `stamp` has a malformed user, device or timestamp.
+ * @throws RECORD_TOO_LARGE when the record already holds as many resolutions as `maxHistory` allows.
  */
-export function resolveConflict(record: ChildRecord, id: string): ChildRecord {
+export function resolveConflict(record: ChildRecord, id: string, stamp: ResolutionStamp, limits?: Partial<RecordLimits>): ChildRecord {
+  const { maxHistory } = resolveLimits(limits);
+  if (typeof stamp.by !== 'string' || !USERNAME_PATTERN.test(stamp.by)) throw invalid('by', 'not a valid username');
+  if (typeof stamp.device !== 'string' || !IMEI_PATTERN.test(stamp.device)) throw invalid('device', 'must be a 15-digit IMEI');
+  if (!isHlc(stamp.ts)) throw invalid('ts', 'not a valid HLC timestamp');
   if (!record.conflicts.some((c) => conflictId(c) === id)) throw new FieldvaultError('RECORD_CONFLICT_NOT_FOUND');
-  if (record.resolved.includes(id)) return record;
-  return { ...record, resolved: [...record.resolved, id].sort() };
+  if (record.resolved.some((e) => resolvedConflictId(e) === id)) return record;
+  if (record.resolved.length >= maxHistory) throw tooLarge('resolved', `more than ${maxHistory} resolutions`);
+  const resolution: Resolution = { conflict: id, ts: stamp.ts, by: stamp.by, device: stamp.device };
+  return normalizeRecord({ ...record, resolved: [...record.resolved, resolution] });
 }
 
 /** True when the record's `_deleted` field is currently `true`. */

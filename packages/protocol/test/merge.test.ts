@@ -9,7 +9,9 @@ import {
   normalizeRecord,
   openConflicts,
   parseRecord,
+  resolutionKey,
   resolveConflict,
+  resolvedConflictId,
   visibleFields,
   type ChildRecord,
 } from '../src/index.js';
@@ -162,7 +164,7 @@ t.test('a resolved conflict stays resolved when the winning branch is edited aga
   const merged = world.replicas[0]!;
   const [c] = openConflicts(merged);
   t.ok(c, 'the concurrent edit is flagged');
-  const resolved = resolveConflict(merged, conflictId(c!));
+  const resolved = resolveConflict(merged, conflictId(c!), { by: USERS[2], device: DEVICES[0], ts: world.clocks[0]!.now() });
   t.notOk(needsReview(resolved));
   world.replicas[0] = resolved;
   edit(world, 0, 'name', 'Ada Kamara');
@@ -178,7 +180,7 @@ t.test('an edit on the losing branch after resolution opens a new conflict', asy
   const b1 = applyEdit(r0, { field: 'name', value: 'Ada M', by: USERS[1], device: devB, ts: ts(20, devB) });
   const merged = mergeRecords(a1, b1);
   t.same(openConflicts(merged), [{ field: 'name', winner: ts(20, devB), loser: ts(10, devA) }]);
-  const reviewed = resolveConflict(merged, conflictId(openConflicts(merged)[0]!));
+  const reviewed = resolveConflict(merged, conflictId(openConflicts(merged)[0]!), { by: USERS[2], device: devA, ts: ts(25, devA) });
   t.notOk(needsReview(reviewed));
   // Device A never synced and keeps editing on top of its own (losing) value.
   const a2 = applyEdit(a1, { field: 'name', value: 'Ada Kamara', by: USERS[0], device: devA, ts: ts(30, devA) });
@@ -281,8 +283,14 @@ t.test('merge stays commutative, associative and idempotent on forged histories'
     },
     { requiredKeys: ['field', 'value', 'ts', 'by', 'device'] },
   );
+  // Bare ids (records from before resolutions had authors) mixed with authored resolutions, the
+  // same conflict often resolved by several people.
+  const conflictArb = fc.tuple(fc.constantFrom('name', 'age'), tsArb, tsArb).map(([f, w, l]) => `${f}:${w}:${l}`);
   const resolvedArb = fc.array(
-    fc.tuple(fc.constantFrom('name', 'age'), tsArb, tsArb).map(([f, w, l]) => `${f}:${w}:${l}`),
+    fc.oneof(
+      conflictArb,
+      fc.record({ conflict: conflictArb, ts: tsArb, by: fc.constantFrom(...USERS), device: fc.constantFrom(...DEVICES) }),
+    ),
     { maxLength: 4 },
   );
   const recordArb = fc.record({ history: fc.array(versionArb, { maxLength: 8 }), resolved: resolvedArb }).map(({ history, resolved }) =>
@@ -307,9 +315,64 @@ t.test('merge stays commutative, associative and idempotent on forged histories'
         same(mergeRecords(ab, c), mergeRecords(a, mergeRecords(b, c))) &&
         same(mergeRecords(a, a), a) &&
         same(mergeRecords(ab, b), ab) &&
-        [...a.history, ...b.history].every((v) => ab.history.some((h) => JSON.stringify(h) === JSON.stringify(v)))
+        [...a.history, ...b.history].every((v) => ab.history.some((h) => JSON.stringify(h) === JSON.stringify(v))) &&
+        [...a.resolved, ...b.resolved].every((e) => ab.resolved.some((x) => resolutionKey(x) === resolutionKey(e)))
       );
     }),
     { numRuns: 300 },
   );
+});
+
+t.test('no resolution ever made disappears: the merge of all replicas holds each one, with its author', async () => {
+  fc.assert(
+    fc.property(opsArb, (ops) => {
+      const world = simulate(ops);
+      const all = world.replicas.filter((r): r is ChildRecord => r !== undefined).reduce((x, y) => mergeRecords(x, y));
+      const kept = new Set(all.resolved.map(resolutionKey));
+      const made = world.snapshots.flatMap((r) => r.resolved);
+      const done = new Set(all.resolved.map(resolvedConflictId));
+      return (
+        made.every((e) => typeof e !== 'string' && kept.has(resolutionKey(e))) &&
+        openConflicts(all).every((c) => !done.has(conflictId(c)))
+      );
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+t.test('issue 5: the same conflict resolved by two supervisors on two phones is resolved once merged, keeping both authors', async (t) => {
+  const world = createWorld();
+  sync(world, 0, 1);
+  sync(world, 0, 2);
+  edit(world, 0, 'name', 'Ada K');
+  edit(world, 1, 'name', 'Ada M');
+  sync(world, 1, 0);
+  sync(world, 1, 2);
+  sync(world, 0, 2);
+  const [c] = openConflicts(world.replicas[0]!);
+  const id = conflictId(c!);
+  const byA = resolveConflict(world.replicas[0]!, id, { by: 'sam', device: DEVICES[0], ts: world.clocks[0]!.now() });
+  const byC = resolveConflict(world.replicas[2]!, id, { by: 'sara', device: DEVICES[2], ts: world.clocks[2]!.now() });
+  const m = mergeRecords(byA, byC);
+  t.notOk(needsReview(m));
+  t.same(m.resolved.map((e) => (typeof e === 'string' ? e : [e.conflict, e.by])).sort(), [[id, 'sam'], [id, 'sara']]);
+  t.ok(same(m, mergeRecords(byC, byA)), 'commutative');
+  t.ok(same(mergeRecords(m, byA), m), 'idempotent');
+});
+
+t.test('a bare conflict id from an old record and an authored resolution of the same conflict are both kept', async (t) => {
+  const world = createWorld();
+  sync(world, 0, 1);
+  edit(world, 0, 'name', 'Ada K');
+  edit(world, 1, 'name', 'Ada M');
+  sync(world, 1, 0);
+  const r = world.replicas[0]!;
+  const id = conflictId(openConflicts(r)[0]!);
+  const legacy = normalizeRecord({ ...r, resolved: [id] });
+  const authored = resolveConflict(r, id, { by: 'sam', device: DEVICES[0], ts: world.clocks[0]!.now() });
+  const m = mergeRecords(legacy, authored);
+  t.equal(m.resolved.length, 2);
+  t.ok(m.resolved.includes(id), 'the bare id stays a bare id');
+  t.notOk(needsReview(m));
+  t.ok(same(m, mergeRecords(authored, legacy)));
 });

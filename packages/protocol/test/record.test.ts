@@ -175,23 +175,75 @@ t.test('malformed photos are rejected as RECORD_INVALID', async (t) => {
   t.throws(() => removePhoto(fresh(), PHOTO, { by: 'bo', ts: TS2 }), { code: 'RECORD_INVALID', details: { field: 'photoId' } });
 });
 
-t.test('resolving a conflict clears needsReview and is idempotent', async (t) => {
+const SUPERVISOR = { by: 'sam', device: DEVICES[2], ts: '1700000009000-0000-012345678901237' };
+
+function conflicted(): { r: ChildRecord; id: string } {
   const world = createSharedWorld();
   edit(world, 0, 'name', 'Ada K');
   edit(world, 1, 'name', 'Ada M');
   sync(world, 1, 0);
   const r = world.replicas[0]!;
-  t.ok(needsReview(r));
   const [c] = r.conflicts;
-  const id = `${c!.field}:${c!.winner}:${c!.loser}`;
-  const done = resolveConflict(r, id);
+  return { r, id: `${c!.field}:${c!.winner}:${c!.loser}` };
+}
+
+t.test('resolving a conflict clears needsReview, records who resolved it, when and where, and is idempotent', async (t) => {
+  const { r, id } = conflicted();
+  t.ok(needsReview(r));
+  const done = resolveConflict(r, id, SUPERVISOR);
   t.notOk(needsReview(done));
-  t.strictSame(done.resolved, [id]);
-  t.equal(resolveConflict(done, id), done);
+  t.strictSame(done.resolved, [{ conflict: id, ts: SUPERVISOR.ts, by: 'sam', device: DEVICES[2] }]);
+  t.equal(resolveConflict(done, id, SUPERVISOR), done);
+  t.equal(resolveConflict(done, id, { ...SUPERVISOR, by: 'sara' }), done, 'a conflict already resolved by someone else is left as is');
+  t.strictSame(parseRecord(JSON.parse(JSON.stringify(done))), done, 'a resolution survives the wire');
 });
 
 t.test('resolving an unknown conflict throws RECORD_CONFLICT_NOT_FOUND', async (t) => {
-  t.throws(() => resolveConflict(fresh(), `name:${TS}:${TS2}`), { code: 'RECORD_CONFLICT_NOT_FOUND' });
+  t.throws(() => resolveConflict(fresh(), `name:${TS}:${TS2}`, SUPERVISOR), { code: 'RECORD_CONFLICT_NOT_FOUND' });
+});
+
+t.test('a resolution with a malformed author, device or timestamp is RECORD_INVALID and changes nothing', async (t) => {
+  const { r, id } = conflicted();
+  const before = JSON.stringify(r);
+  t.throws(() => resolveConflict(r, id, { ...SUPERVISOR, by: 'Sam Smith' }), { code: 'RECORD_INVALID', details: { field: 'by' } });
+  t.throws(() => resolveConflict(r, id, { ...SUPERVISOR, device: '12345' }), { code: 'RECORD_INVALID', details: { field: 'device' } });
+  t.throws(() => resolveConflict(r, id, { ...SUPERVISOR, ts: 'now' }), { code: 'RECORD_INVALID', details: { field: 'ts' } });
+  t.equal(JSON.stringify(r), before);
+});
+
+t.test('records stored before resolutions had authors (bare conflict ids) parse unchanged and stay resolved', async (t) => {
+  const { r, id } = conflicted();
+  const legacy = JSON.parse(JSON.stringify({ ...r, resolved: [id] })) as unknown;
+  const parsed = parseRecord(legacy);
+  t.strictSame(parsed.resolved, [id], 'the bare id is kept as it is');
+  t.notOk(needsReview(parsed));
+  t.equal(resolveConflict(parsed, id, SUPERVISOR), parsed, 'resolving it again adds nothing');
+});
+
+t.test('malformed resolutions are rejected as RECORD_INVALID naming the entry', async (t) => {
+  const { r, id } = conflicted();
+  const good = { conflict: id, ts: SUPERVISOR.ts, by: 'sam', device: DEVICES[2] };
+  const cases: Array<[string, unknown]> = [
+    ['extra key', { ...good, role: 'supervisor' }],
+    ['no author', { conflict: id, ts: SUPERVISOR.ts, device: DEVICES[2] }],
+    ['bad author', { ...good, by: 'Sam Smith' }],
+    ['bad conflict id', { ...good, conflict: 'name:oops' }],
+    ['bad device', { ...good, device: 'phone' }],
+    ['a number', 7],
+  ];
+  for (const [what, entry] of cases) {
+    const body = JSON.parse(JSON.stringify({ ...r, resolved: [entry] })) as unknown;
+    t.throws(() => parseRecord(body), { code: 'RECORD_INVALID', details: { field: /^resolved\.0/ } }, what);
+  }
+});
+
+t.test('resolutions count against the history limit (RECORD_TOO_LARGE)', async (t) => {
+  const { r, id } = conflicted();
+  const other = `name:${TS2}:${TS}`;
+  const three = { ...fresh(), resolved: [other, `age:${TS2}:${TS}`, `notes:${TS2}:${TS}`] }; // history: 2 versions
+  t.throws(() => checkRecordLimits(three, { maxHistory: 2 }), { code: 'RECORD_TOO_LARGE', details: { field: 'resolved' } });
+  t.doesNotThrow(() => checkRecordLimits(three, { maxHistory: 3 }));
+  t.throws(() => resolveConflict({ ...r, resolved: [other] }, id, SUPERVISOR, { maxHistory: 1 }), { code: 'RECORD_TOO_LARGE', details: { field: 'resolved' } });
 });
 
 t.test('stored conflicts are recomputed, never trusted', async (t) => {

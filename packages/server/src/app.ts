@@ -23,6 +23,14 @@ import { syncPlugin } from './sync/plugin.js';
 import { credentialsPlugin } from './users/credentials.js';
 import { usersPlugin } from './users/plugin.js';
 
+/**
+ * How long an idle keep-alive connection stays open. The SDK reuses a verified connection for the
+ * requests of a sync and closes it after 4 s idle (client `IDLE_SOCKET_MS`): the server's limit is
+ * longer, so it is the phone that closes an idle connection and never writes a request into one the
+ * server is closing. Shorter than Fastify's default (72 s), so idle phones do not hold sockets long.
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 10_000;
+
 /** HSTS for one year once the server is served over TLS (DESIGN.md §5). */
 const HSTS = 'max-age=31536000; includeSubDomains';
 
@@ -46,6 +54,10 @@ export async function buildApp(input: BuildAppInput): Promise<FastifyInstance> {
     requestIdHeader: false,
     // Fastify's own 503 while closing is not a catalogued body; requests in flight finish instead.
     return503OnClosing: false,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    // The store plugin may wait `startupWaitMs` for a store that is still starting; avvio's
+    // default 10 s plugin timeout would cut that wait short with an uncatalogued error.
+    pluginTimeout: config.couch.startupWaitMs + 30_000,
   };
   // With `https` Node creates a TLS server; the instance's API is the same, so it is typed as
   // the default one (Fastify's overloads would otherwise make every plugin generic over it).
@@ -90,7 +102,7 @@ export async function buildApp(input: BuildAppInput): Promise<FastifyInstance> {
       new FieldvaultError('RATE_LIMITED', { details: { retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000)) } }),
   });
 
-  await app.register(couchPlugin, { url: config.couch.url, dbPrefix: config.couch.dbPrefix });
+  await app.register(couchPlugin, { url: config.couch.url, dbPrefix: config.couch.dbPrefix, startupWaitMs: config.couch.startupWaitMs });
   await app.register(sessionsPlugin);
   await app.register(auditPlugin);
   await app.register(credentialsPlugin);

@@ -27,6 +27,11 @@ export const ServerConfigSchema = Type.Object(
         url: Type.String({ pattern: '^https?://[^\\s]+$', maxLength: 2048 }),
         /** Prefix of every database name, so several servers or tests can share one CouchDB. */
         dbPrefix: Type.String({ pattern: DB_PREFIX_PATTERN.source, default: 'fieldvault_' }),
+        /**
+         * How long the server waits at start for a store that is not answering yet (a CouchDB
+         * still starting, a busy machine) before it gives up with STORE_UNAVAILABLE.
+         */
+        startupWaitMs: Type.Integer({ minimum: 0, maximum: 600_000, default: 60_000 }),
       },
       { additionalProperties: false },
     ),
@@ -174,7 +179,7 @@ type WithOptionalDefaults<T> = {
 
 /** What callers pass: every setting with a default may be left out. */
 export type ServerConfigInput = WithOptionalDefaults<Static<typeof ServerConfigSchema>> & {
-  readonly couch: { readonly url: string; readonly dbPrefix?: string };
+  readonly couch: { readonly url: string; readonly dbPrefix?: string; readonly startupWaitMs?: number };
   readonly kek: Uint8Array;
   readonly serverId: string;
 };

@@ -90,5 +90,6 @@ t.test('building an app against an unreachable store fails with STORE_UNAVAILABL
   const own = await startEmbeddedCouch({ dataDir: t.testdir() });
   const url = own.url;
   await own.stop();
-  await t.rejects(makeApp(t, { ...own, url }), { code: 'STORE_UNAVAILABLE' });
+  // No wait at start (store-startup.test.ts covers waiting for a store that comes up late).
+  await t.rejects(makeApp(t, { ...own, url }, { couch: { startupWaitMs: 0 } }), { code: 'STORE_UNAVAILABLE' });
 });

@@ -68,7 +68,7 @@ export interface TestApp {
   readonly config: BuildAppInput;
 }
 
-export type Overrides = Partial<Omit<BuildAppInput, 'couch' | 'setupToken'>> & { couch?: { dbPrefix?: string }; setupToken?: string | null };
+export type Overrides = Partial<Omit<BuildAppInput, 'couch' | 'setupToken'>> & { couch?: { dbPrefix?: string; startupWaitMs?: number }; setupToken?: string | null };
 
 /**
  * A server on a fresh database prefix in `couch`; closed and its databases dropped in teardown.
@@ -90,7 +90,11 @@ export async function makeApp(t: Test, couch: EmbeddedCouch, overrides: Override
     now: clock.now,
     ...rest,
     ...(setupToken === null ? {} : { setupToken }),
-    couch: { url: couch.url, dbPrefix: couchOverride?.dbPrefix ?? freshPrefix() },
+    couch: {
+      url: couch.url,
+      dbPrefix: couchOverride?.dbPrefix ?? freshPrefix(),
+      ...(couchOverride?.startupWaitMs === undefined ? {} : { startupWaitMs: couchOverride.startupWaitMs }),
+    },
   };
   const app = await buildApp(config);
   await app.ready();

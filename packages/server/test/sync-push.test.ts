@@ -250,7 +250,8 @@ t.test('a field worker cannot bring in a record of someone else that is already 
   const merged = mergeRecords(x, y);
   const conflict = openConflicts(merged)[0];
   t.ok(conflict, 'a conflict');
-  const resolved = resolveConflict(merged, conflictId(conflict!));
+  // Resolved by amina herself (a field worker): not a relay of a supervisor's resolution.
+  const resolved = resolveConflict(merged, conflictId(conflict!), { by: amina.username, device: amina.device.imei, ts: amina.clock.now() });
   const refused = (await push(app, amina.token, [resolved])).results[0];
   t.same([refused?.status, refused?.code, refused?.field], ['error', 'RECORD_FORBIDDEN', 'resolved']);
 });
@@ -285,9 +286,10 @@ t.test('field workers edit what they read but only supervisors delete others\' r
   const [current] = (await pull(app, amina.token)).records.filter((r) => r.id === aminas.id) as [ChildRecord];
   const conflict = openConflicts(current)[0];
   t.ok(conflict, 'a conflict to resolve');
-  const resolved = resolveConflict(current, conflictId(conflict!));
-  const byWorker = (await push(app, amina.token, [resolved])).results[0];
+  const byAmina = resolveConflict(current, conflictId(conflict!), { by: amina.username, device: amina.device.imei, ts: amina.clock.now() });
+  const byWorker = (await push(app, amina.token, [byAmina])).results[0];
   t.same([byWorker?.code, byWorker?.field], ['RECORD_FORBIDDEN', 'resolved'], 'field workers do not resolve conflicts');
+  const resolved = resolveConflict(current, conflictId(conflict!), { by: sam.username, device: sam.device.imei, ts: sam.clock.now() });
   t.same((await push(app, sam.token, [resolved])).results[0], { id: aminas.id, status: 'ok', changed: true, conflicts: 0 }, 'supervisors do');
   const samDeletes = edit(sam, resolved, '_deleted', true);
   t.equal((await push(app, sam.token, [samDeletes])).results[0]?.status, 'ok', "supervisors delete others' records");

@@ -1,8 +1,11 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import { createDevice, type Device, type DeviceOptions } from '@fieldvault/client';
+import { createDevice, type Device, type DeviceOptions, type Transport } from '@fieldvault/client';
 import { generateDbKey, kdfBounds, keyId } from '@fieldvault/crypto';
-import { formatHlc, type KeyRecord } from '@fieldvault/protocol';
+import { formatHlc, type KeyRecord, type LoginBody } from '@fieldvault/protocol';
+import { startServerProcess, type ServerProcess } from '@fieldvault/test-support';
 import { SqlCipherStorage } from '../src/index.js';
 
 export const IMEI = '490154203237518';
@@ -100,4 +103,45 @@ export function jpegWithGps(canary: string, scanBytes = 64): Uint8Array {
 /** True when `needle` occurs in `haystack`. */
 export function contains(haystack: Uint8Array, needle: string): boolean {
   return Buffer.from(haystack.buffer, haystack.byteOffset, haystack.byteLength).includes(Buffer.from(needle, 'latin1'));
+}
+
+/** Rate limits lifted: every phone of a test comes from 127.0.0.1. */
+export const NO_RATE_LIMITS = { FIELDVAULT_AUTH_RATE_LIMIT: '100000', FIELDVAULT_RATE_LIMIT: '100000' } as const;
+
+/**
+ * Real server processes for a test file, one per id (in parallel), each with the same users
+ * (`[username, password, role?]`); stopped and their directories removed in `t`'s teardown.
+ */
+export async function startServers(
+  t: Test,
+  name: string,
+  ids: readonly string[],
+  users: ReadonlyArray<readonly [string, string, ('field_worker' | 'supervisor' | 'admin')?]>,
+  env: Readonly<Record<string, string>> = {},
+): Promise<ServerProcess[]> {
+  const root = mkdtempSync(join(tmpdir(), `fieldvault-${name}-`));
+  const servers: ServerProcess[] = [];
+  t.teardown(async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+    rmSync(root, { recursive: true, force: true });
+  });
+  await Promise.all(ids.map((id) => startServerProcess(join(root, id), id, { env }).then((s) => void servers.push(s))));
+  // Back in the order asked for (they started in parallel).
+  const ordered = ids.map((id) => servers.find((s) => s.serverId === id) as ServerProcess);
+  for (const s of ordered) for (const [username, password, role] of users) await s.createUser(username, password, role);
+  return ordered;
+}
+
+/** A real transport that also remembers the session tokens its logins returned. */
+export function recording(transport: Transport): Transport & { tokens: string[] } {
+  const tokens: string[] = [];
+  return {
+    ...transport,
+    login: async (body: LoginBody) => {
+      const res = await transport.login(body);
+      tokens.push(res.token);
+      return res;
+    },
+    tokens,
+  };
 }

@@ -12,7 +12,7 @@ import type { ChildRecord, KeyRecord, LoginBody, LoginResponse } from '@fieldvau
 import { formatHlc } from '@fieldvault/protocol';
 import { createHttpTransport, type Transport } from '@fieldvault/client';
 import { generateDbKey, keyId, toBase64 } from '@fieldvault/crypto';
-import { PASSWORD_A, PASSWORD_B, PASSWORD_C, filesUnder, jpegWithGps, newDevice, rejection, snapshot } from './helpers.js';
+import { PASSWORD_A, PASSWORD_B, PASSWORD_C, filesUnder, jpegWithGps, newDevice, recording, rejection, snapshot } from './helpers.js';
 import { startServerProcess, type ServerProcess } from '@fieldvault/test-support';
 
 const root = mkdtempSync(join(tmpdir(), 'fieldvault-online-'));
@@ -29,20 +29,6 @@ const [A, B] = (await Promise.all([
 for (const s of [A, B]) {
   await s.createUser('amina', PASSWORD_A);
   await s.createUser('bilal', PASSWORD_B);
-}
-
-/** A transport that also remembers the session tokens it saw (to prove they never reach the disk). */
-function recording(transport: Transport): Transport & { tokens: string[] } {
-  const tokens: string[] = [];
-  return {
-    ...transport,
-    login: async (body: LoginBody) => {
-      const res = await transport.login(body);
-      tokens.push(res.token);
-      return res;
-    },
-    tokens,
-  };
 }
 
 const ids = (records: readonly ChildRecord[]): string[] => records.map((r) => r.id).sort();

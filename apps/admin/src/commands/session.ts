@@ -22,10 +22,14 @@ async function askUsername(ctx: Context, option: string | undefined): Promise<st
   return checkUsername(option ?? ctx.home.config().username ?? (await ctx.prompter.ask('Admin user name', { secret: false })));
 }
 
-/** Remembers the server and user, and keeps the session token in the 0600 session file. */
-function remember(ctx: Context, trust: ServerTrust, session: SessionView): void {
-  ctx.home.saveConfig({ server: trust, username: session.user.username });
-  ctx.home.saveSession({ token: session.token, expiresAt: session.expiresAt, username: session.user.username, url: trust.url });
+/** What `login` and `enrol` start from: the server (from the options or remembered), its client, the admin and their password. */
+async function signIn(ctx: Context, opts: unknown): Promise<{ trust: ServerTrust; client: ApiClient; username: string; password: string }> {
+  const o = opts as ServerOptions & { user?: string };
+  const trust = ctx.server(o);
+  const client = ctx.client(trust);
+  const username = await askUsername(ctx, o.user);
+  const password = await ctx.prompter.ask(`Password for ${username}`);
+  return { trust, client, username, password };
 }
 
 /**
@@ -64,12 +68,28 @@ function sessionLines(session: SessionView, server: string): string {
   ]);
 }
 
+/**
+ * Remembers the server and user, keeps the session token in the 0600 session file, and prints the
+ * session, with the recovery codes when an enrolment has just made them.
+ */
+function opened(ctx: Context, trust: ServerTrust, session: SessionView, recoveryCodes: string[] | undefined): void {
+  ctx.home.saveConfig({ server: trust, username: session.user.username });
+  ctx.home.saveSession({ token: session.token, expiresAt: session.expiresAt, username: session.user.username, url: trust.url });
+  ctx.out.result(
+    { user: session.user, expiresAt: session.expiresAt, ...(recoveryCodes === undefined ? {} : { recoveryCodes }) },
+    () => `${sessionLines(session, trust.url)}${recoveryCodes === undefined ? '' : `\n\n${showRecoveryCodes(recoveryCodes)}`}`,
+  );
+}
+
 export function registerSessionCommands(program: Command, action: Action): void {
   const serverOptions = (c: Command): Command =>
     c
       .option('--server <url>', 'the server, https://host:port (remembered)')
       .option('--ca <file>', 'PEM certificate to trust for it (e.g. the server\'s data/tls/dev-cert.pem)')
       .option('--pin <sha256>', 'SHA-256 fingerprint of its certificate, as the server prints it at start');
+  /** `login` and `enrol`: an existing admin (named, or the remembered one) on a server (named, or the remembered one). */
+  const signInCommand = (name: string, description: string): Command =>
+    serverOptions(program.command(name)).description(description).option('--user <name>', 'admin user name (default: the remembered one)');
 
   serverOptions(program.command('init'))
     .description('create the first admin with the one-time setup token, enrol TOTP, and log in')
@@ -86,24 +106,14 @@ export function registerSessionCommands(program: Command, action: Action): void 
         ctx.home.saveConfig({ server: trust, username });
         ctx.out.note(`Admin ${username} created.`);
         const { recoveryCodes, session } = await enrol(ctx, client, username, password);
-        remember(ctx, trust, session);
-        ctx.out.result(
-          { user: session.user, expiresAt: session.expiresAt, recoveryCodes },
-          () => `${sessionLines(session, trust.url)}\n\n${showRecoveryCodes(recoveryCodes)}`,
-        );
+        opened(ctx, trust, session, recoveryCodes);
       }),
     );
 
-  serverOptions(program.command('login'))
-    .description('log in with password and a one-time code (enrols TOTP first if the account has none); keeps the session in a 0600 file')
-    .option('--user <name>', 'admin user name (default: the remembered one)')
+  signInCommand('login', 'log in with password and a one-time code (enrols TOTP first if the account has none); keeps the session in a 0600 file')
     .action(
       action(async (ctx, opts) => {
-        const o = opts as ServerOptions & { user?: string };
-        const trust = ctx.server(o);
-        const client = ctx.client(trust);
-        const username = await askUsername(ctx, o.user);
-        const password = await ctx.prompter.ask(`Password for ${username}`);
+        const { trust, client, username, password } = await signIn(ctx, opts);
         const code = await ctx.prompter.ask('6-digit code from the authenticator app (or a recovery code)', { secret: false });
         let session: SessionView;
         let recoveryCodes: string[] | undefined;
@@ -114,27 +124,16 @@ export function registerSessionCommands(program: Command, action: Action): void 
           process.stderr.write('This account has no authenticator yet: enrolling one now.\n');
           ({ session, recoveryCodes } = await enrol(ctx, client, username, password));
         }
-        remember(ctx, trust, session);
-        ctx.out.result(
-          { user: session.user, expiresAt: session.expiresAt, ...(recoveryCodes === undefined ? {} : { recoveryCodes }) },
-          () => `${sessionLines(session, trust.url)}${recoveryCodes === undefined ? '' : `\n\n${showRecoveryCodes(recoveryCodes)}`}`,
-        );
+        opened(ctx, trust, session, recoveryCodes);
       }),
     );
 
-  serverOptions(program.command('enrol'))
-    .description('set up TOTP for an admin account that has none (after an invitation or a TOTP reset), and log in')
-    .option('--user <name>', 'admin user name (default: the remembered one)')
+  signInCommand('enrol', 'set up TOTP for an admin account that has none (after an invitation or a TOTP reset), and log in')
     .action(
       action(async (ctx, opts) => {
-        const o = opts as ServerOptions & { user?: string };
-        const trust = ctx.server(o);
-        const client = ctx.client(trust);
-        const username = await askUsername(ctx, o.user);
-        const password = await ctx.prompter.ask(`Password for ${username}`);
+        const { trust, client, username, password } = await signIn(ctx, opts);
         const { recoveryCodes, session } = await enrol(ctx, client, username, password);
-        remember(ctx, trust, session);
-        ctx.out.result({ user: session.user, expiresAt: session.expiresAt, recoveryCodes }, () => `${sessionLines(session, trust.url)}\n\n${showRecoveryCodes(recoveryCodes)}`);
+        opened(ctx, trust, session, recoveryCodes);
       }),
     );
 

@@ -2,12 +2,10 @@ import { FieldvaultError } from '@fieldvault/protocol';
 import type { Command } from 'commander';
 import type { DeviceUser, KnownServer, PendingCounts, Session } from '@fieldvault/client';
 import type { KeyRecord } from '@fieldvault/protocol';
-import { openDevice, userOf, withSession, type Context } from '../context.js';
+import { openDevice, userOf, withSession } from '../context.js';
 import { isValidImei, type HomeConfig } from '../home.js';
 import { isoOf, keyValues, table, timeOf } from '../output.js';
-
-type Run = (ctx: Context, ...args: unknown[]) => Promise<void>;
-type Action = (run: Run) => (...args: unknown[]) => Promise<void>;
+import type { Action } from './action.js';
 
 /** Records this session sees (not deleted). */
 async function countRecords(session: Session): Promise<number> {

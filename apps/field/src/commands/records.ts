@@ -6,9 +6,7 @@ import { readArgFile, serverOf, withSession, type Context } from '../context.js'
 import { addFieldOptions, fieldValuesFrom } from '../fields.js';
 import { bytes } from '../output.js';
 import { conflictsOf, findRecord, historyOf, recordDetails, recordTable, shortId, summaryOf } from '../records-view.js';
-
-type Run = (ctx: Context, ...args: unknown[]) => Promise<void>;
-type Action = (run: Run) => (...args: unknown[]) => Promise<void>;
+import type { Action } from './action.js';
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];

@@ -1,12 +1,10 @@
 import { X509Certificate } from 'node:crypto';
 import type { Command } from 'commander';
 import { NODE_ID_PATTERN, FieldvaultError } from '@fieldvault/protocol';
-import { readArgFile, transportOf, type Context } from '../context.js';
+import { readArgFile, transportOf } from '../context.js';
 import { SERVER_NAME_PATTERN, type ServerEntry } from '../home.js';
 import { table } from '../output.js';
-
-type Run = (ctx: Context, ...args: unknown[]) => Promise<void>;
-type Action = (run: Run) => (...args: unknown[]) => Promise<void>;
+import type { Action } from './action.js';
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];

@@ -1,12 +1,10 @@
 import { FieldvaultError } from '@fieldvault/protocol';
 import type { Command } from 'commander';
 import type { SyncProgress, SyncSummary } from '@fieldvault/client';
-import { serverOf, withSession, type Context } from '../context.js';
+import { serverOf, withSession } from '../context.js';
 import { keyValues, table } from '../output.js';
 import { shortId } from '../records-view.js';
-
-type Run = (ctx: Context, ...args: unknown[]) => Promise<void>;
-type Action = (run: Run) => (...args: unknown[]) => Promise<void>;
+import type { Action } from './action.js';
 
 const PHASE_LABEL: Readonly<Record<SyncProgress['phase'], string>> = {
   push: 'push',

@@ -1,4 +1,4 @@
-import { DELETED_FIELD, FieldvaultError, type ChildRecord, type FieldVersion } from '@fieldvault/protocol';
+import { DELETED_FIELD, FieldvaultError, resolutionKey, type ChildRecord, type FieldVersion, type ResolvedEntry } from '@fieldvault/protocol';
 import type { Role } from '../couch/records.js';
 import type { AuthContext } from '../sessions/plugin.js';
 
@@ -31,6 +31,12 @@ import type { AuthContext } from '../sessions/plugin.js';
  *   needs no right at all. The versions' authors are what the record says (as for every version
  *   of its history and for `createdBy`); the server stamps who relayed it (`pushedBy`,
  *   `pushedFrom`) and counts relayed deletions in the audit log;
+ * - relay of a resolution (issue 5), by the same rule: a resolution names its author (`by`, with
+ *   `ts` and `device`). A field worker's push that adds resolutions is accepted when each added
+ *   one was made by a user this server knows as an enabled supervisor or admin, and not by the
+ *   pusher (a field worker's own resolution is refused, as is one naming a field worker or an
+ *   unknown user). A bare conflict id (written before resolutions had authors) names nobody, so
+ *   only a supervisor or admin may bring it in newly, as before. Counted as `relayedResolutions`;
  * - nobody changes who created a record (`createdBy`, `createdAt`, `device`): merge keeps the
  *   oldest creation, so a forged older one would take a record over (RECORD_CREATOR_MISMATCH).
  */
@@ -52,6 +58,12 @@ function versionKey(v: FieldVersion): string {
   return JSON.stringify([v.ts, v.by, v.device, v.value]);
 }
 
+/** The entries of `merged.resolved` that `stored` does not have (every one, for a new record). */
+export function addedResolutions(stored: ChildRecord | undefined, merged: ChildRecord): ResolvedEntry[] {
+  const known = new Set((stored?.resolved ?? []).map(resolutionKey));
+  return merged.resolved.filter((e) => !known.has(resolutionKey(e)));
+}
+
 /** The `_deleted` versions of `merged` that `stored` does not have (every one, for a new record). */
 export function addedDeletions(stored: ChildRecord | undefined, merged: ChildRecord): FieldVersion[] {
   const known = new Set((stored?.history ?? []).filter((v) => v.field === DELETED_FIELD).map(versionKey));
@@ -66,16 +78,18 @@ function forbidden(field: string, why: string): FieldvaultError {
 export interface WriteCheck {
   /** The push brought in deletions or restores made by someone else who may make them (a relay). */
   readonly relayedDeletions: number;
+  /** The push brought in resolutions made by a supervisor or admin other than the pusher (a relay). */
+  readonly relayedResolutions: number;
 }
 
 /**
  * Checks that `auth` may turn `stored` (undefined: not on this server yet) into `merged`.
- * `reviewers`: the users among the authors of added `_deleted` versions whom this server knows
- * as supervisors or admins (looked up by the caller; merge is pure).
+ * `reviewers`: the users among the authors of added `_deleted` versions and resolutions whom this
+ * server knows as enabled supervisors or admins (looked up by the caller; merge is pure).
  *
  * @throws RECORD_CREATOR_MISMATCH when the creation fields of an existing record would change.
  * @throws RECORD_FORBIDDEN when the record is not readable, or a field worker resolves a
- *   conflict, or deletes/restores a record someone else created other than as a relay.
+ *   conflict or deletes/restores a record someone else created, other than as a relay.
  */
 export function assertMayWrite(auth: AuthContext, stored: ChildRecord | undefined, merged: ChildRecord, reviewers: ReadonlySet<string> = new Set()): WriteCheck {
   const reviewer = REVIEWERS.includes(auth.role);
@@ -85,14 +99,19 @@ export function assertMayWrite(auth: AuthContext, stored: ChildRecord | undefine
       throw new FieldvaultError('RECORD_CREATOR_MISMATCH', { detail: 'createdAt: the creation of a record never changes', details: { field: 'createdAt' } });
     }
   }
-  if (reviewer) return { relayedDeletions: 0 };
-  if (merged.resolved.length > (stored?.resolved.length ?? 0)) throw forbidden('resolved', 'only supervisors resolve conflicts');
+  if (reviewer) return { relayedDeletions: 0, relayedResolutions: 0 };
+  const resolutions = addedResolutions(stored, merged);
+  for (const e of resolutions) {
+    const relay = typeof e !== 'string' && e.by !== auth.username && reviewers.has(e.by);
+    if (!relay) throw forbidden('resolved', 'only supervisors resolve conflicts');
+  }
+  const relayedResolutions = resolutions.length;
   const creator = stored?.createdBy ?? merged.createdBy;
-  if (creator === auth.username) return { relayedDeletions: 0 };
+  if (creator === auth.username) return { relayedDeletions: 0, relayedResolutions };
   const added = addedDeletions(stored, merged);
   for (const v of added) {
     const mayDelete = v.by !== auth.username && (v.by === creator || reviewers.has(v.by));
     if (!mayDelete) throw forbidden(DELETED_FIELD, "only supervisors delete or restore others' records");
   }
-  return { relayedDeletions: added.length };
+  return { relayedDeletions: added.length, relayedResolutions };
 }

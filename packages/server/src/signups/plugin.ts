@@ -274,6 +274,7 @@ export const signupsPlugin: FastifyPluginAsync = async (app) => {
         maxSkewMs: config.maxSkewMs,
         reviewers: new Set(),
         relayedDeletions: new Set(),
+        relayedResolutions: new Set(),
       };
       const outcomes = await app.repo.modifyRecords([...byId.keys()], (id, current): RecordEnvelope | undefined =>
         mergePushed(ctx, current, byId.get(id) as ChildRecord),

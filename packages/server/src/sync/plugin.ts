@@ -19,15 +19,15 @@ import { responses } from '../http/schemas.js';
 import { REVIEWERS, canRead } from '../records/access.js';
 import type { AuthContext } from '../sessions/plugin.js';
 import { createOpaqueTokenCodec } from './opaque-token.js';
-import { deletionAuthors, errorResult, isFlagged, mergePushed, outcomeResult, parsePushItem, pushItemId, type PushContext } from './push.js';
+import { errorResult, isFlagged, mergePushed, outcomeResult, parsePushItem, pushItemId, relayAuthors, type PushContext } from './push.js';
 
 /** Device `lastSeenAt` / `lastSyncAt` are written at most this often (one device write per sync, not per page). */
 export const DEVICE_TOUCH_INTERVAL_MS = 10_000;
 
 const CHECKPOINT_VERSION = 1;
 
-/** Most distinct deletion authors whose role one push looks up (relayed deletions, records/access.ts). */
-const MAX_DELETION_AUTHOR_LOOKUPS = 32;
+/** Most distinct deletion and resolution authors whose role one push looks up (relays, records/access.ts). */
+const MAX_RELAY_AUTHOR_LOOKUPS = 32;
 
 /**
  * Record sync (DESIGN.md §4): `POST /v1/sync/push` and `GET /v1/sync/pull`.
@@ -105,18 +105,19 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
         }
       });
 
-      // Relayed deletions (records/access.ts): who among their authors is a supervisor or admin here.
+      // Relayed deletions and resolutions (records/access.ts): who among their authors is a supervisor or admin here.
       const reviewers = new Set<string>();
       if (!REVIEWERS.includes(auth.role)) {
         // Bounded: a push naming many authors costs at most this many user reads (the rest count as unknown).
-        const names = [...deletionAuthors([...byId.values()].map((e) => e.record), auth.username)].slice(0, MAX_DELETION_AUTHOR_LOOKUPS);
+        const names = [...relayAuthors([...byId.values()].map((e) => e.record), auth.username)].slice(0, MAX_RELAY_AUTHOR_LOOKUPS);
         for (const name of names) {
           const user = await app.repo.getUser(name);
           if (user !== undefined && !user.disabled && REVIEWERS.includes(user.role)) reviewers.add(name);
         }
       }
       const relayedDeletions = new Set<string>();
-      const ctx: PushContext = { auth, form: app.childForm, limits, now: app.now(), maxSkewMs: config.maxSkewMs, reviewers, relayedDeletions };
+      const relayedResolutions = new Set<string>();
+      const ctx: PushContext = { auth, form: app.childForm, limits, now: app.now(), maxSkewMs: config.maxSkewMs, reviewers, relayedDeletions, relayedResolutions };
       const outcomes = await app.repo.modifyRecords([...byId.keys()], (id, current): RecordEnvelope | undefined => {
         const incoming = (byId.get(id) as { record: ChildRecord }).record;
         try {
@@ -134,7 +135,10 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
       for (const [id, { indexes }] of byId) {
         const outcome = outcomes.get(id);
         if (outcome?.status === 'written') changed += 1;
-        if (outcome?.status !== 'written') relayedDeletions.delete(id);
+        if (outcome?.status !== 'written') {
+          relayedDeletions.delete(id);
+          relayedResolutions.delete(id);
+        }
         if (isFlagged(outcome)) flagged += 1;
         for (const i of indexes) results[i] = outcomeResult(id, outcome);
       }
@@ -153,6 +157,7 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
           failed: failed.length,
           conflicts: flagged,
           relayedDeletions: relayedDeletions.size,
+          relayedResolutions: relayedResolutions.size,
           failedCodes: Object.entries(codes).map(([c, n]) => `${c}:${n}`).join(',') || null,
         },
       });

@@ -68,7 +68,7 @@ function sameRecord(a: ChildRecord, b: ChildRecord): boolean {
   return canonical(a) === canonical(b);
 }
 
-/** Every HLC timestamp the record carries. */
+/** Every HLC timestamp the record carries (a resolution's `ts` orders nothing, so it is not among them). */
 function* timestamps(record: ChildRecord): Iterable<string> {
   yield record.createdAt;
   for (const v of record.history) yield v.ts;
@@ -99,19 +99,25 @@ export interface PushContext {
   readonly now: number;
   /** How far ahead of `now` a pushed timestamp may be. */
   readonly maxSkewMs: number;
-  /** Authors of deletions in the batch whom this server knows as supervisors or admins (see records/access.ts). */
+  /** Authors of deletions and resolutions in the batch whom this server knows as supervisors or admins (see records/access.ts). */
   readonly reviewers: ReadonlySet<string>;
   /** Filled with the ids of records whose push relayed someone else's deletion (for the audit log). */
   readonly relayedDeletions: Set<string>;
+  /** Filled with the ids of records whose push relayed a supervisor's resolution (for the audit log). */
+  readonly relayedResolutions: Set<string>;
 }
 
 /**
- * The authors of `_deleted` versions in `records` other than `pusher`: the names whose role the
- * server must look up to judge a relayed deletion (records/access.ts).
+ * The authors of `_deleted` versions and of resolutions in `records` other than `pusher`: the
+ * names whose role the server must look up to judge a relayed deletion or resolution
+ * (records/access.ts). Bare (authorless) conflict ids name nobody.
  */
-export function deletionAuthors(records: Iterable<ChildRecord>, pusher: string): Set<string> {
+export function relayAuthors(records: Iterable<ChildRecord>, pusher: string): Set<string> {
   const names = new Set<string>();
-  for (const r of records) for (const v of r.history) if (v.field === DELETED_FIELD && v.by !== pusher) names.add(v.by);
+  for (const r of records) {
+    for (const v of r.history) if (v.field === DELETED_FIELD && v.by !== pusher) names.add(v.by);
+    for (const e of r.resolved) if (typeof e !== 'string' && e.by !== pusher) names.add(e.by);
+  }
   return names;
 }
 
@@ -128,6 +134,9 @@ export function mergePushed(ctx: PushContext, current: RecordEnvelope | undefine
   if (current !== undefined && sameRecord(merged, current.record)) return undefined;
   const check = assertMayWrite(ctx.auth, current?.record, merged, ctx.reviewers);
   if (check.relayedDeletions > 0) ctx.relayedDeletions.add(merged.id);
+  else ctx.relayedDeletions.delete(merged.id);
+  if (check.relayedResolutions > 0) ctx.relayedResolutions.add(merged.id);
+  else ctx.relayedResolutions.delete(merged.id);
   assertNotAhead(incoming, ctx.now + ctx.maxSkewMs);
   checkRecordLimits(merged, ctx.limits);
   assertMatchesForm(visibleFields(merged), ctx.form);
