@@ -35,6 +35,8 @@ export interface AppConfig {
   readonly loginQueue: number;
   /** How long the server waits at start for a store that does not answer yet (ms). */
   readonly storeWaitMs: number;
+  /** Most pull pages read ahead and held at once (0 = off). */
+  readonly pullReadAhead: number;
   /** Lifetime of admin sessions (console and device logins). */
   readonly adminSessionTtlSeconds: number;
   /** false only for test fixtures: admins without TOTP may log in with a password alone. */
@@ -69,6 +71,7 @@ export const settings: readonly Setting[] = [
   { env: 'FIELDVAULT_PASSWORD_MIN_LENGTH', help: 'minimum password length, 8..64 (default 15)' },
   { env: 'FIELDVAULT_SESSION_TTL', help: 'session lifetime in seconds (default 43200 = 12 h)' },
   { env: 'FIELDVAULT_STORE_WAIT_SECONDS', help: 'how long the server waits at start for a CouchDB that is not answering yet before it exits (default 60)' },
+  { env: 'FIELDVAULT_PULL_READ_AHEAD', help: 'most next pull pages read from the store before the phone asks and held at once, server-wide (one per session, 30 s at most; default 16, 0 = off)' },
   { env: 'FIELDVAULT_LOGIN_QUEUE', help: 'most password checks queued at once; more logins get 503 AUTH_BUSY with Retry-After and the phones retry (default 32)' },
   { env: 'FIELDVAULT_ADMIN_SESSION_TTL', help: 'admin session lifetime in seconds, 60..86400 (default 3600 = 1 h)' },
   { env: 'FIELDVAULT_ADMIN_TOTP', help: '"required" (default): admins need TOTP; "optional" only for test fixtures (admins without TOTP log in with a password alone)' },
@@ -172,6 +175,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     sessionTtlSeconds: int('FIELDVAULT_SESSION_TTL', 43_200, 60, 30 * 86_400),
     loginQueue: int('FIELDVAULT_LOGIN_QUEUE', 32, 1, 100_000),
     storeWaitMs: int('FIELDVAULT_STORE_WAIT_SECONDS', 60, 0, 600) * 1000,
+    pullReadAhead: int('FIELDVAULT_PULL_READ_AHEAD', 16, 0, 10_000),
     adminSessionTtlSeconds: int('FIELDVAULT_ADMIN_SESSION_TTL', 3_600, 60, 86_400),
     adminTotpRequired: totpRaw !== 'optional',
     maxSkewMs: int('FIELDVAULT_MAX_SKEW_MS', 300_000, 1_000, 3_600_000),

@@ -77,6 +77,7 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
       maxSkewMs: config.maxSkewMs,
       password: { minLength: config.passwordMinLength },
       argon2: { maxQueued: config.loginQueue },
+      sync: { pullReadAhead: config.pullReadAhead },
       session: { ttlSeconds: config.sessionTtlSeconds, adminTtlSeconds: config.adminSessionTtlSeconds },
       adminTotp: { required: config.adminTotpRequired },
       setupToken,

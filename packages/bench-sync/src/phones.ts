@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { createDevice, type Device, type Session, type SyncProgress, type Transport } from '@fieldvault/client';
-import { kdfBounds } from '@fieldvault/crypto';
+import { concatBytes, kdfBounds } from '@fieldvault/crypto';
 import type { ChildRecord } from '@fieldvault/protocol';
 import { SqlCipherStorage } from '@fieldvault/storage-sqlcipher';
 
@@ -105,13 +105,7 @@ export function jpeg(bytes: number): Uint8Array {
     scan,
     new Uint8Array([0xff, 0xd9]),
   ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { concatBytes } from '@fieldvault/crypto';
 import { FieldvaultError, type PhotoType } from '@fieldvault/protocol';
 
 /*
@@ -40,16 +41,6 @@ function malformed(type: string, why: string): FieldvaultError {
   return new FieldvaultError('PHOTO_TYPE_UNSUPPORTED', { detail: `malformed ${type}: ${why}` });
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
-
 const JPEG_METADATA: ReadonlyArray<readonly [number, readonly number[]]> = [
   [0xe1, ascii('Exif\0')],
   [0xe1, ascii('http://ns.adobe.com/xap/1.0/\0')],
@@ -85,7 +76,7 @@ function stripJpeg(b: Uint8Array): Uint8Array {
   const out: Uint8Array[] = [b.subarray(0, 2)];
   let i = 2;
   for (;;) {
-    if (i >= b.byteLength) return concat(out); // ends without EOI (common for cut camera files); keep what is there
+    if (i >= b.byteLength) return concatBytes(out); // ends without EOI (common for cut camera files); keep what is there
     if (b[i] !== 0xff) throw malformed('JPEG', 'expected a marker');
     let j = i + 1;
     while (j < b.byteLength && b[j] === 0xff) j += 1; // fill bytes
@@ -93,7 +84,7 @@ function stripJpeg(b: Uint8Array): Uint8Array {
     if (marker === undefined) throw malformed('JPEG', 'ends inside a marker');
     if (marker === 0xd9) {
       out.push(b.subarray(i, j + 1));
-      return concat(out); // EOI: anything after it is dropped
+      return concatBytes(out); // EOI: anything after it is dropped
     }
     if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
       out.push(b.subarray(i, j + 1));
@@ -133,7 +124,7 @@ function stripPng(b: Uint8Array): Uint8Array {
     i = end;
     if (type === 'IEND') break; // anything after IEND is dropped
   }
-  return concat(out);
+  return concatBytes(out);
 }
 
 const WEBP_DROP = new Set(['EXIF', 'XMP ']);
@@ -163,7 +154,7 @@ function stripWebp(b: Uint8Array): Uint8Array {
     }
     i = end;
   }
-  const body = concat(out);
+  const body = concatBytes(out);
   const result = new Uint8Array(12 + body.byteLength);
   result.set(b.subarray(0, 12), 0);
   new DataView(result.buffer).setUint32(4, 4 + body.byteLength, true);

@@ -29,6 +29,8 @@ export { DEFAULT_PUSH_BYTES, DEFAULT_PUSH_RECORDS } from './sync-engine.js';
 export type { RetryOptions } from './retry.js';
 export { DEFAULT_RETRY } from './retry.js';
 export type { PendingCounts } from './sync-state.js';
+/** For query-plan tests of storage adapters. */
+export { PENDING_PAGE_SQL } from './sync-state.js';
 export type { ServerLogin } from './server-logins.js';
 export type { KeyringContent, PendingMigration } from './keyring.js';
 export { KEYRING_FILE, KEYRING_FORMAT, KEYRING_VERSION, parseKeyring, serializeKeyring } from './keyring.js';

@@ -102,7 +102,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 /** The column values of a record's row (see vault-schema.ts), in `RECORD_COLUMNS` order. */
-export function recordRow(record: ChildRecord, localSeq: number): SqlValue[] {
+export function recordRow(record: ChildRecord, localSeq: number, json = JSON.stringify(record)): SqlValue[] {
   const v = visibleFields(record);
   const text = (x: FieldValue | undefined): string | null => (typeof x === 'string' ? searchText(x) : null);
   const flag = (name: RecordFlag): number => (v[name] === true ? 1 : 0);
@@ -122,7 +122,7 @@ export function recordRow(record: ChildRecord, localSeq: number): SqlValue[] {
     flag('duplicate'),
     flag('verified'),
     localSeq,
-    JSON.stringify(record),
+    json,
   ];
 }
 
@@ -139,6 +139,14 @@ export async function putRecord(tx: SqlExecutor, record: ChildRecord): Promise<n
   const seq = await nextLocalSeq(tx);
   await tx.execute(UPSERT_SQL, recordRow(record, seq));
   return seq;
+}
+
+/**
+ * Writes a record row at a `local_seq` the caller took from the counter (`takeLocalSeqs`), with
+ * the record's JSON when the caller already made it. Call inside that transaction.
+ */
+export async function putRecordAt(tx: SqlExecutor, record: ChildRecord, localSeq: number, json?: string): Promise<void> {
+  await tx.execute(UPSERT_SQL, recordRow(record, localSeq, json));
 }
 
 /** Every HLC timestamp a record carries (creation, versions, photo additions and removals). */

@@ -14,11 +14,12 @@ import {
 } from '@fieldvault/protocol';
 import type { Logger } from './logger.js';
 import type { PhotoStore } from './photo-store.js';
-import { putRecord, recordFromDoc, recordTimestamps, type RecordStore } from './record-store.js';
+import { putRecordAt, recordFromDoc, recordTimestamps, type RecordStore } from './record-store.js';
 import { DEFAULT_RETRY, throwIfCancelled, withRetry, type RetryOptions } from './retry.js';
-import type { StorageHandle } from './storage-adapter.js';
+import type { SqlExecutor, StorageHandle } from './storage-adapter.js';
 import { ServerSyncState, type PendingRow, type PhotoUp } from './sync-state.js';
 import type { Transport } from './transport.js';
+import { takeLocalSeqs } from './vault-schema.js';
 
 /*
  * The sync engine (DESIGN.md §4): one run against one server, on the database the session sees.
@@ -164,6 +165,28 @@ function codeOf(err: unknown): string {
 
 function utf8Length(text: string): number {
   return Buffer.byteLength(text, 'utf8');
+}
+
+/** One turn of the event loop (pending socket writes and reads go out before more synchronous work). */
+function yieldToIo(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Rows read per statement (well under SQLite's limit of bound parameters). */
+const ROWS_PER_READ = 500;
+
+/** The stored `doc` and `local_seq` of each of `ids` that has a row. */
+async function storedRows(tx: SqlExecutor, ids: readonly string[]): Promise<Map<string, { doc: string; local_seq: number }>> {
+  const out = new Map<string, { doc: string; local_seq: number }>();
+  for (let i = 0; i < ids.length; i += ROWS_PER_READ) {
+    const chunk = ids.slice(i, i + ROWS_PER_READ);
+    const rows = await tx.query<{ id: string; doc: string; local_seq: number }>(
+      `SELECT id, doc, local_seq FROM records WHERE id IN (${chunk.map(() => '?').join(', ')})`,
+      chunk,
+    );
+    for (const row of rows) out.set(row.id, { doc: row.doc, local_seq: row.local_seq });
+  }
+  return out;
 }
 
 /** The newest timestamp of a page. */
@@ -356,6 +379,8 @@ export async function runSync(ctx: SyncContext, options: SyncOptions): Promise<S
           });
           inFlight.push(job);
           previous = job;
+          // The request goes out before the next page of pending rows is read (synchronous work).
+          await yieldToIo();
         }
       }
       while (inFlight.length > 0) await inFlight.shift();
@@ -400,20 +425,36 @@ export async function runSync(ctx: SyncContext, options: SyncOptions): Promise<S
         // server's (a server breaking its own skew rule) stops the pull here. A device clock that runs
         // behind does not (issue 5): the server's clock vouches for the page.
         if (newest !== undefined) ctx.records.observe(newest, page.serverTime);
-        if (page.more) next = fetchPage(page.checkpoint);
+        if (page.more) {
+          next = fetchPage(page.checkpoint);
+          // Let the request leave before the commit: the commit's statements run without giving
+          // the event loop a turn, so the server would otherwise wait for the commit to end.
+          await yieldToIo();
+        }
         const removedFiles: string[] = [];
         let pageBytes = 0;
         await ctx.db.transaction(async (tx) => {
           pageBytes = 0;
+          // The page's stored rows in one read, and its write counter values in one take.
+          const held = await storedRows(tx, page.records.map((r) => r.id));
+          let nextSeq = await takeLocalSeqs(tx, page.records.length);
           for (const incoming of page.records) {
-            const rows = await tx.query<{ doc: string; local_seq: number }>('SELECT doc, local_seq FROM records WHERE id = ?', [incoming.id]);
-            const row = rows[0];
+            const row = held.get(incoming.id);
             const merged = row === undefined ? incoming : mergeRecords(recordFromDoc(row.doc), incoming);
             const mergedJson = JSON.stringify(merged);
             // A new record is its own merge: one serialisation serves both comparisons and the byte count.
             const incomingJson = merged === incoming ? mergedJson : JSON.stringify(incoming);
             pageBytes += utf8Length(incomingJson);
-            const seq = row === undefined || mergedJson !== row.doc ? await putRecord(tx, merged) : row.local_seq;
+            let seq: number;
+            if (row === undefined || mergedJson !== row.doc) {
+              seq = nextSeq;
+              nextSeq += 1;
+              await putRecordAt(tx, merged, seq, mergedJson);
+              // A page naming one id twice (a server's bug) merges the second copy into the first.
+              held.set(incoming.id, { doc: mergedJson, local_seq: seq });
+            } else {
+              seq = row.local_seq;
+            }
             // The server holds exactly this: nothing of it is pending for this server.
             if (mergedJson === incomingJson) await state.ack(tx, incoming.id, seq);
             if (needsReview(merged)) conflicted.add(merged.id);

@@ -37,6 +37,15 @@ export interface PendingCounts {
 const PENDING = `FROM records r LEFT JOIN server_acks a ON a.server_id = ? AND a.record_id = r.id
   WHERE (a.local_seq_acked IS NULL OR a.local_seq_acked < r.local_seq)`;
 
+/**
+ * One page of pending records (parameters: server id, after-seq, after-id, up-to seq, limit). A
+ * row-value range on the (local_seq, id) index of schema v3: each page reads its own rows only,
+ * already in order. (An OR of two ranges, as before, read and sorted every row after `after`:
+ * ≈ 105 000 decrypted rows for a 10 000-record push.) Exported for the query-plan test.
+ */
+export const PENDING_PAGE_SQL = `SELECT r.id, r.local_seq, r.doc ${PENDING} AND (r.local_seq, r.id) > (?, ?) AND r.local_seq <= ?
+  ORDER BY r.local_seq, r.id LIMIT ?`;
+
 /** The photo's current ref on a stored record, or undefined when it has none or it was removed. */
 function liveRef(doc: string, photoId: string): PhotoRef | undefined {
   const record = recordFromDoc(doc);
@@ -74,11 +83,7 @@ export class ServerSyncState {
    * both: a migration copies many rows under one `local_seq`.
    */
   async pendingPage(after: { readonly seq: number; readonly id: string }, upTo: number, limit: number): Promise<PendingRow[]> {
-    return this.#db.query<PendingRow & Record<string, SqlValue>>(
-      `SELECT r.id, r.local_seq, r.doc ${PENDING} AND (r.local_seq > ? OR (r.local_seq = ? AND r.id > ?)) AND r.local_seq <= ?
-       ORDER BY r.local_seq, r.id LIMIT ?`,
-      [this.serverId, after.seq, after.seq, after.id, upTo, limit],
-    );
+    return this.#db.query<PendingRow & Record<string, SqlValue>>(PENDING_PAGE_SQL, [this.serverId, after.seq, after.id, upTo, limit]);
   }
 
   /** Records that the server holds the record as it was at `localSeq` (never moves an acknowledgement back). */

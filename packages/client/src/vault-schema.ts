@@ -24,9 +24,13 @@ import type { SqlExecutor, StorageHandle } from './storage-adapter.js';
  *   pulled page it follows, and the time of the last complete sync.
  * - `server_roles`: the role each user had on each server at their last online login, so the
  *   SDK can apply the server's edit rights while offline.
- * A version-1 database is migrated in place (one transaction) when it is opened.
+ * Version 3 replaces the `local_seq` index by one on (`local_seq`, `id`): the push walks pending
+ * records in that order, page by page, and with the old index each page read and sorted every
+ * record after its start (a 10 000-record push read ≈ 105 000 rows, decrypting each).
+ *
+ * An older database is migrated in place (one transaction) when it is opened.
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 const CREATE_V1 = [
   `CREATE TABLE records (
@@ -61,6 +65,9 @@ const CREATE_V1 = [
   'CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) STRICT',
   'CREATE TABLE merged_sources (key_id TEXT PRIMARY KEY NOT NULL, op TEXT NOT NULL, merged_at TEXT NOT NULL) STRICT',
 ];
+
+/** Version 3 (see above). The new index serves everything the old one did (`max(local_seq)`, ranges). */
+const CREATE_V3 = ['CREATE INDEX records_by_seq_id ON records (local_seq, id)', 'DROP INDEX records_by_seq'];
 
 const CREATE_V2 = [
   `CREATE TABLE server_acks (
@@ -131,6 +138,7 @@ export async function ensureSchema(db: StorageHandle): Promise<void> {
     if (current >= SCHEMA_VERSION) return;
     if (current < 1) for (const sql of CREATE_V1) await tx.execute(sql);
     if (current < 2) for (const sql of CREATE_V2) await tx.execute(sql);
+    if (current < 3) for (const sql of CREATE_V3) await tx.execute(sql);
     await tx.execute(`PRAGMA user_version = ${SCHEMA_VERSION}`);
   });
 }
@@ -144,6 +152,17 @@ export async function readMeta(db: SqlExecutor, key: string): Promise<string | u
 /** Writes a `meta` value. */
 export async function writeMeta(db: SqlExecutor, key: string, value: string): Promise<void> {
   await db.execute('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [key, value]);
+}
+
+/**
+ * Takes `n` values of the local write counter at once (call inside a write transaction): returns
+ * the first; the caller uses `first … first + n - 1`. One read and one write for a whole pulled
+ * page instead of two statements per record; values left unused are gaps, which nothing minds.
+ */
+export async function takeLocalSeqs(db: SqlExecutor, n: number): Promise<number> {
+  const first = Number((await readMeta(db, 'local_seq')) ?? '0') + 1;
+  if (n > 0) await writeMeta(db, 'local_seq', String(first + n - 1));
+  return first;
 }
 
 /** The next value of the database's local write counter (call inside a write transaction). */

@@ -3,28 +3,12 @@
 // check that reuse happens, that only verified sockets are pooled, that a failed, cancelled or
 // hostile exchange never leaves its socket in the pool, that another transport (another pin, CA or
 // server) never gets a pooled socket, and that a socket the server closed is replaced once.
-import { X509Certificate } from 'node:crypto';
 import { createServer as createHttpsServer } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { generate } from 'selfsigned';
 import t, { type Test } from 'tap';
 import { createHttpTransport, type HttpTransportOptions } from '../src/index.js';
-
-async function makeCert(): Promise<{ cert: string; key: string; fingerprint: string }> {
-  const pems = await generate([{ name: 'commonName', value: 'fieldvault test' }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    notAfterDate: new Date(Date.now() + 86_400_000),
-    extensions: [
-      { name: 'basicConstraints', cA: false },
-      { name: 'extKeyUsage', serverAuth: true },
-      { name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] },
-    ],
-  });
-  return { cert: pems.cert, key: pems.private, fingerprint: new X509Certificate(pems.cert).fingerprint256 };
-}
+import { makeCert } from './fixtures/tls.js';
 
 const good = await makeCert();
 const other = await makeCert();

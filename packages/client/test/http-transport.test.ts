@@ -2,40 +2,16 @@
 // nothing sent to an untrusted server, and every kind of broken or hostile answer mapped to a
 // catalogued error. The real fieldvault server is exercised end to end in
 // packages/storage-sqlcipher/test/online-login.test.ts.
-import { X509Certificate } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Server } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
-import { generate } from 'selfsigned';
 import t, { type Test } from 'tap';
 import { createHttpTransport, type HttpTransportOptions } from '../src/index.js';
+import { makeCert, type Cert } from './fixtures/tls.js';
 
-interface Cert {
-  cert: string;
-  key: string;
-  fingerprint: string;
-}
-
-async function makeCert(altNames: Array<{ type: 2; value: string } | { type: 7; ip: string }>): Promise<Cert> {
-  const pems = await generate([{ name: 'commonName', value: 'fieldvault test' }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    notAfterDate: new Date(Date.now() + 86_400_000),
-    extensions: [
-      { name: 'basicConstraints', cA: false },
-      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      { name: 'subjectAltName', altNames },
-    ],
-  });
-  return { cert: pems.cert, key: pems.private, fingerprint: new X509Certificate(pems.cert).fingerprint256 };
-}
-
-const LOCAL = [{ type: 7 as const, ip: '127.0.0.1' }, { type: 2 as const, value: 'localhost' }];
-const good = await makeCert(LOCAL);
-const other = await makeCert(LOCAL);
+const good = await makeCert();
+const other = await makeCert();
 const elsewhere = await makeCert([{ type: 2, value: 'fieldvault.example.org' }]);
 
 const CHALLENGE = { challenge: 'A'.repeat(43), expiresAt: '2030-01-01T00:00:00.000Z' };

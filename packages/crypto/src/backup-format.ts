@@ -1,11 +1,12 @@
 import { createHash, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { Transform } from 'node:stream';
+import type { Transform } from 'node:stream';
 import { FieldvaultError, isFieldvaultError } from '@fieldvault/protocol';
 import { GCM_NONCE_LENGTH, GCM_TAG_LENGTH, aesGcmOpen, aesGcmSeal } from './aes-gcm.js';
 import { KEY_LENGTH, randomBytes, wipe } from './bytes.js';
 import { ByteQueue } from './byte-queue.js';
 import { fromBase64Url, toHex } from './encoding.js';
 import { FileDecryptor, FileEncryptor } from './file-format.js';
+import { codecStream } from './file-streams.js';
 import { hkdf } from './hkdf.js';
 
 /*
@@ -182,31 +183,15 @@ export function createBackupEncryptStream(recipient: KeyObject): Transform {
   const enc = new FileEncryptor(dataKey);
   wipe(dataKey); // FileEncryptor derived its own file key from it
   let headerSent = false;
-  const start = (stream: Transform): void => {
-    if (headerSent) return;
-    headerSent = true;
-    stream.push(header);
-  };
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      try {
-        start(this);
-        for (const part of enc.update(chunk)) this.push(part);
-        callback();
-      } catch (err) {
-        callback(err as Error);
-      }
-    },
-    flush(callback) {
-      try {
-        start(this);
-        for (const part of enc.final()) this.push(part);
-        callback();
-      } catch (err) {
-        callback(err as Error);
-      }
-    },
-  });
+  // The header goes out before the first body bytes, whether they come from a chunk or the end.
+  function* withHeader(body: () => Uint8Array[]): Generator<Uint8Array> {
+    if (!headerSent) {
+      headerSent = true;
+      yield header;
+    }
+    yield* body();
+  }
+  return codecStream({ update: (chunk) => withHeader(() => enc.update(chunk)), final: () => withHeader(() => enc.final()) });
 }
 
 /**
@@ -228,23 +213,9 @@ export function createBackupDecryptStream(identity: KeyObject): Transform {
     const rest = queue.take(queue.length).slice();
     return rest.byteLength === 0 ? [] : body.update(rest);
   };
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      try {
-        for (const part of feed(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))) this.push(part);
-        callback();
-      } catch (err) {
-        callback(asBackupError(err) as Error);
-      }
-    },
-    flush(callback) {
-      try {
-        if (body === undefined) throw new FieldvaultError('BACKUP_TAMPERED', { detail: 'the file ends inside its header' });
-        for (const part of body.final()) this.push(part);
-        callback();
-      } catch (err) {
-        callback(asBackupError(err) as Error);
-      }
-    },
-  });
+  const final = (): Uint8Array[] => {
+    if (body === undefined) throw new FieldvaultError('BACKUP_TAMPERED', { detail: 'the file ends inside its header' });
+    return body.final();
+  };
+  return codecStream({ update: (chunk) => feed(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)), final }, asBackupError);
 }

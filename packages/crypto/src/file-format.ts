@@ -1,6 +1,6 @@
 import { FieldvaultError } from '@fieldvault/protocol';
 import { GCM_NONCE_LENGTH, GCM_TAG_LENGTH, aesGcmOpen, aesGcmSeal } from './aes-gcm.js';
-import { assertKey, isBytes, randomBytes, wipe } from './bytes.js';
+import { assertKey, concatBytes, isBytes, randomBytes, wipe } from './bytes.js';
 import { ByteQueue } from './byte-queue.js';
 import { deriveSubkey } from './hkdf.js';
 import { labels } from './labels.js';
@@ -202,16 +202,6 @@ export class FileDecryptor {
   }
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const total = parts.reduce((n, p) => n + p.byteLength, 0);
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
 
 /**
  * Encrypts a whole buffer into the chunked file format.
@@ -219,7 +209,7 @@ function concat(parts: Uint8Array[]): Uint8Array {
  */
 export function encryptBuffer(dbKey: Uint8Array, plaintext: Uint8Array): Uint8Array {
   const enc = new FileEncryptor(dbKey);
-  return concat([...enc.update(plaintext), ...enc.final()]);
+  return concatBytes([...enc.update(plaintext), ...enc.final()]);
 }
 
 /**
@@ -231,7 +221,7 @@ export function encryptBuffer(dbKey: Uint8Array, plaintext: Uint8Array): Uint8Ar
  */
 export function decryptBuffer(dbKey: Uint8Array, encrypted: Uint8Array): Uint8Array {
   const dec = new FileDecryptor(dbKey);
-  return concat([...dec.update(encrypted), ...dec.final()]);
+  return concatBytes([...dec.update(encrypted), ...dec.final()]);
 }
 
 /**
@@ -248,5 +238,5 @@ export async function decryptToBuffer(
   const parts: Uint8Array[] = [];
   for await (const chunk of source) parts.push(...dec.update(chunk));
   parts.push(...dec.final());
-  return concat(parts);
+  return concatBytes(parts);
 }

@@ -1,31 +1,45 @@
 import { Transform } from 'node:stream';
 import { FileDecryptor, FileEncryptor } from './file-format.js';
 
+/** An incremental byte transformer: the file-format encryptor/decryptor and the backup body around them. */
+export interface ByteCodec {
+  update(chunk: Uint8Array): Iterable<Uint8Array>;
+  final(): Iterable<Uint8Array>;
+}
+
+/**
+ * A Transform stream over `codec`: what each input chunk yields is pushed as it comes, then what
+ * `final()` yields. An error the codec throws (part-way through its output, too) is emitted on
+ * the stream after `mapError`.
+ */
+export function codecStream(codec: ByteCodec, mapError: (err: unknown) => unknown = (err) => err): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      try {
+        for (const part of codec.update(chunk)) this.push(part);
+        callback();
+      } catch (err) {
+        callback(mapError(err) as Error);
+      }
+    },
+    flush(callback) {
+      try {
+        for (const part of codec.final()) this.push(part);
+        callback();
+      } catch (err) {
+        callback(mapError(err) as Error);
+      }
+    },
+  });
+}
+
 /**
  * A Transform stream that encrypts bytes into the chunked file format (see file-format.ts).
  * The output is safe to write to disk as it comes.
  * @throws CRYPTO_KEY_INVALID (synchronously) when `dbKey` is not 32 bytes.
  */
 export function createEncryptStream(dbKey: Uint8Array): Transform {
-  const enc = new FileEncryptor(dbKey);
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      try {
-        for (const part of enc.update(chunk)) this.push(part);
-        callback();
-      } catch (err) {
-        callback(err as Error);
-      }
-    },
-    flush(callback) {
-      try {
-        for (const part of enc.final()) this.push(part);
-        callback();
-      } catch (err) {
-        callback(err as Error);
-      }
-    },
-  });
+  return codecStream(new FileEncryptor(dbKey));
 }
 
 /**
@@ -41,23 +55,5 @@ export function createEncryptStream(dbKey: Uint8Array): Transform {
  * @throws CRYPTO_KEY_INVALID (synchronously) when `dbKey` is not 32 bytes.
  */
 export function createDecryptStream(dbKey: Uint8Array): Transform {
-  const dec = new FileDecryptor(dbKey);
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      try {
-        for (const part of dec.update(chunk)) this.push(part);
-        callback();
-      } catch (err) {
-        callback(err as Error);
-      }
-    },
-    flush(callback) {
-      try {
-        for (const part of dec.final()) this.push(part);
-        callback();
-      } catch (err) {
-        callback(err as Error);
-      }
-    },
-  });
+  return codecStream(new FileDecryptor(dbKey));
 }

@@ -3,7 +3,7 @@
  * file names, chunked AEAD for files, envelope encryption for server-held keys, Ed25519 device
  * keys. Node only (node:crypto + argon2); Uint8Array in, Uint8Array out; no network, no storage.
  */
-export { KEY_LENGTH } from './bytes.js';
+export { KEY_LENGTH, concatBytes } from './bytes.js';
 export { toBase64, fromBase64, toBase64Url, fromBase64Url, toHex, fromHex, utf8 } from './encoding.js';
 export { constantTimeEqual } from './constant-time.js';
 export { labels } from './labels.js';

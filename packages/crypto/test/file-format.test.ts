@@ -8,6 +8,7 @@ import type { Test } from 'tap';
 import {
   FILE_CHUNK_SIZE,
   FILE_HEADER_LENGTH,
+  concatBytes,
   createDecryptStream,
   createEncryptStream,
   decryptBuffer,
@@ -23,16 +24,6 @@ const dbKey = generateDbKey();
 
 function pattern(n: number): Uint8Array {
   return Uint8Array.from({ length: n }, (_, i) => (i * 31 + (i >> 8)) & 0xff);
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }
 
 /** Byte equality without tap's element-by-element diff, which is slow on 200 KB arrays. */
@@ -56,7 +47,7 @@ async function throughStream(stream: NodeJS.ReadWriteStream, data: Uint8Array, p
   await pipeline(Readable.from(pieces), stream, async (source: AsyncIterable<Buffer | string>) => {
     for await (const chunk of source) out.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
   });
-  return concat(out);
+  return concatBytes(out);
 }
 
 /** Decrypts `file` all three ways and returns the error code each raised (undefined if none). */
@@ -143,20 +134,20 @@ t.test('a bit flip anywhere in the salt or any chunk is detected as CRYPTO_FILE_
 });
 
 const rearranged: ReadonlyArray<readonly [string, Uint8Array]> = [
-  ['reordered chunks', concat([header, c1, c0, c2])],
-  ['a duplicated chunk', concat([header, c0, c0, c1, c2])],
-  ['a dropped middle chunk', concat([header, c0, c2])],
-  ['a dropped last chunk (cut at a chunk boundary)', concat([header, c0, c1])],
+  ['reordered chunks', concatBytes([header, c1, c0, c2])],
+  ['a duplicated chunk', concatBytes([header, c0, c0, c1, c2])],
+  ['a dropped middle chunk', concatBytes([header, c0, c2])],
+  ['a dropped last chunk (cut at a chunk boundary)', concatBytes([header, c0, c1])],
   ['a cut inside the last chunk', file3.subarray(0, file3.byteLength - 100)],
   ['a cut inside the last tag', file3.subarray(0, file3.byteLength - 1)],
-  ['a cut leaving less than a tag', concat([header, c0, c1, c2.subarray(0, 10)])],
+  ['a cut leaving less than a tag', concatBytes([header, c0, c1, c2.subarray(0, 10)])],
   ['only the header', header],
   ['a cut inside the header', header.subarray(0, 10)],
-  ['one appended byte', concat([file3, Uint8Array.from([0])])],
-  ['an appended tag-sized tail', concat([file3, new Uint8Array(16)])],
-  ['the last chunk appended again', concat([file3, c2])],
-  ['a chunk from another file under the same key', concat([header, split(encryptBuffer(dbKey, plain3)).chunks[0] ?? c0, c1, c2])],
-  ['the header of another file under the same key', concat([encryptBuffer(dbKey, plain3).subarray(0, 20), c0, c1, c2])],
+  ['one appended byte', concatBytes([file3, Uint8Array.from([0])])],
+  ['an appended tag-sized tail', concatBytes([file3, new Uint8Array(16)])],
+  ['the last chunk appended again', concatBytes([file3, c2])],
+  ['a chunk from another file under the same key', concatBytes([header, split(encryptBuffer(dbKey, plain3)).chunks[0] ?? c0, c1, c2])],
+  ['the header of another file under the same key', concatBytes([encryptBuffer(dbKey, plain3).subarray(0, 20), c0, c1, c2])],
   ['no bytes at all', new Uint8Array(0)],
 ];
 
@@ -203,7 +194,7 @@ async function decryptInTwoSteps(file: Uint8Array, at: number): Promise<{ emitte
   await new Promise((resolve) => setImmediate(resolve));
   stream.end(file.subarray(at));
   const error = await ended;
-  return { emitted: concat(parts), error };
+  return { emitted: concatBytes(parts), error };
 }
 
 t.test('the decrypt stream emits nothing from a chunk that fails authentication', async (t) => {
@@ -236,7 +227,7 @@ t.test('the decrypt stream holds a complete chunk back until it knows whether it
 });
 
 t.test('a file cut at a chunk boundary is reported only when the stream ends, so output is untrusted until then', async (t) => {
-  const cut = concat([header, c0, c1]);
+  const cut = concatBytes([header, c0, c1]);
   const { emitted, error } = await decryptInTwoSteps(cut, 20 + SEALED_CHUNK + 1);
   t.match(error, { code: 'CRYPTO_FILE_TAMPERED' });
   sameBytes(t, emitted, plain3.subarray(0, FILE_CHUNK_SIZE), 'the first chunk was genuine, yet the file as a whole is not');

@@ -2,11 +2,11 @@
 // cleanup): an online login (which may adopt a key and migrate databases) and optionally a sync,
 // on an existing phone directory. Reads its arguments as JSON on stdin (they hold a password) and
 // prints one line per milestone on stdout. Run by `Phone.runProcess`.
-import { writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { createDevice, createHttpTransport, type MigrationStep } from '@fieldvault/client';
+import { createDevice, type MigrationStep } from '@fieldvault/client';
 import { kdfBounds } from '@fieldvault/crypto';
 import { SqlCipherStorage } from '@fieldvault/storage-sqlcipher';
+import { childPhoneTransport, killSelf, readChildPhoneArgs, sayLine as say, type ChildPhoneArgs } from '@fieldvault/test-support';
 
 /** Where the child kills itself. */
 export type PhoneProcessKill =
@@ -17,14 +17,7 @@ export type PhoneProcessKill =
   /** When the sync's pull has committed `records` records (or more). */
   | { readonly pulled: number };
 
-export interface PhoneProcessArgs {
-  readonly dir: string;
-  readonly imei: string;
-  readonly username: string;
-  readonly password: string;
-  readonly url: string;
-  readonly fingerprint: string;
-  readonly serverId: string;
+export interface PhoneProcessArgs extends ChildPhoneArgs {
   readonly sync: boolean;
   /** Records to register (these names) after the login and before the sync; each id is printed as `created <id>`. */
   readonly create?: readonly string[];
@@ -33,20 +26,12 @@ export interface PhoneProcessArgs {
   readonly kill?: PhoneProcessKill;
 }
 
-const say = (line: string): void => void writeSync(1, `${line}\n`);
 const die = (why: string): never => {
   say(`killed ${why}`);
-  process.kill(process.pid, 'SIGKILL');
-  throw new Error('unreachable');
+  return killSelf();
 };
 
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-const args = JSON.parse(await readStdin()) as PhoneProcessArgs;
+const args = await readChildPhoneArgs<PhoneProcessArgs>();
 const kill = args.kill;
 const device = await createDevice({
   directory: args.dir,
@@ -59,7 +44,7 @@ const device = await createDevice({
     if (kill !== undefined && 'migration' in kill && kill.migration === e.step) die(`at migration step ${e.step}`);
   },
 });
-const transport = createHttpTransport({ baseUrl: args.url, serverId: args.serverId, tls: { pinSha256: args.fingerprint }, timeoutMs: 10_000 });
+const transport = childPhoneTransport(args);
 const session = await device.loginOnline(args.username, args.password, { transport });
 say(`logged-in ${session.kind} ${session.keyId}`);
 for (const name of args.create ?? []) say(`created ${(await session.createRecord({ name })).id}`);

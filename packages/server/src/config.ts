@@ -129,6 +129,11 @@ export const ServerConfigSchema = Type.Object(
         pushMaxBytes: Type.Integer({ minimum: 1_024, maximum: 67_108_864, default: 4_194_304 }),
         /** Soft size budget of one pull page in bytes: a page stops once it is reached (at least one record). */
         pullMaxBytes: Type.Integer({ minimum: 1_024, maximum: 67_108_864, default: 4_194_304 }),
+        /**
+         * Pull read-ahead (sync/read-ahead.ts): most next pages read from the store ahead of the
+         * phone's request and held at once, server-wide (one per session, 30 s at most); 0 turns it off.
+         */
+        pullReadAhead: Type.Integer({ minimum: 0, maximum: 10_000, default: 16 }),
         /** Most versions a record's history may hold (RECORD_TOO_LARGE above). */
         maxHistory: Type.Integer({ minimum: 1, maximum: MAX_HISTORY_CEILING, default: 2_000 }),
       },

@@ -141,3 +141,55 @@ t.test('a tampered, foreign or malformed checkpoint is refused with SYNC_CHECKPO
   const limit = await app.inject({ method: 'GET', url: '/v1/sync/pull?limit=1001', headers: bearer(amina.token) });
   t.equal(json(limit)['code'], 'INPUT_INVALID', 'limit is capped at 1000');
 });
+
+t.test('read-ahead: pages served from the next page read early are the pages read on request, and it decides nothing', async (t) => {
+  // The same pulls against one store with read-ahead on (default) and off.
+  const on = await makeApp(t, couch);
+  const { token: admin } = await setupAdmin(on.app);
+  const amina = await phoneFor(on.app, admin, on.clock, 'amina');
+  const bilal = await phoneFor(on.app, admin, on.clock, 'bilal');
+  const records = Array.from({ length: 35 }, (_, i) => newRecord(amina, { name: `Child ${i}`, age: i % 15 }));
+  await push(on.app, amina.token, records);
+  const off = await makeApp(t, couch, { couch: { dbPrefix: on.app.fieldvaultConfig.couch.dbPrefix }, sync: { pullReadAhead: 0 }, kek: on.config.kek, setupToken: null });
+
+  const walk = async (app: typeof on.app, token: string, midway?: () => Promise<void>) => {
+    const pages: Array<{ ids: string[]; checkpoint: string; more: boolean }> = [];
+    let since: string | undefined;
+    for (;;) {
+      const page = await pull(app, token, since, 10);
+      pages.push({ ids: page.records.map((r) => r.id), checkpoint: page.checkpoint, more: page.more });
+      since = page.checkpoint;
+      if (pages.length === 1) await midway?.();
+      if (!page.more) return pages;
+    }
+  };
+  const linesBefore = on.logs.lines.length;
+  const withReadAhead = await walk(on.app, bilal.token);
+  const served = on.logs.lines.slice(linesBefore).filter((l) => l.includes('"msg":"sync pull"')).map((l) => JSON.parse(l) as { readAhead: boolean });
+  t.same(served.map((l) => l.readAhead), [false, true, true, true], 'every page after the first came from the read-ahead');
+  // Same database and KEK: bilal's session is valid there and checkpoints encode the same.
+  const withoutReadAhead = await walk(off.app, bilal.token);
+  t.same(withReadAhead, withoutReadAhead, 'same records, same order, same checkpoints');
+
+  // A record written after its page was read ahead still arrives, at its new position.
+  const carol = await phoneFor(on.app, admin, on.clock, 'carol');
+  const late = newRecord(amina, { name: 'Written while page 2 was held' });
+  const seen = (await walk(on.app, carol.token, () => push(on.app, amina.token, [late]).then(() => undefined))).flatMap((p) => p.ids);
+  t.ok(seen.includes(late.id), 'the late record is pulled');
+  t.equal(new Set(seen).size, 36, 'every record, none twice');
+});
+
+t.test('read-ahead: a device blacklisted after its first page gets no held page', async (t) => {
+  const { app, clock } = await makeApp(t, couch);
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bilal = await phoneFor(app, admin, clock, 'bilal');
+  await push(app, amina.token, Array.from({ length: 15 }, (_, i) => newRecord(amina, { name: `Child ${i}` })));
+  const first = await pull(app, bilal.token, undefined, 10);
+  t.ok(first.more);
+  await app.inject({ method: 'POST', url: `/v1/devices/${bilal.device.imei}/blacklist`, headers: bearer(admin), payload: {} });
+  const res = await app.inject({ method: 'GET', url: `/v1/sync/pull?since=${encodeURIComponent(first.checkpoint)}&limit=10`, headers: bearer(bilal.token) });
+  t.equal(res.statusCode, 403);
+  t.equal(json(res)['code'], 'DEVICE_BLACKLISTED');
+  t.notMatch(res.body, /Child 1[0-4]/, 'nothing of the held page is sent');
+});

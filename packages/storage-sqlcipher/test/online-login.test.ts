@@ -2,34 +2,23 @@
 // (apps/server on the embedded store, self-signed TLS pinned by fingerprint) and real SDK devices
 // on SQLCipher files. After each step the phone's databases and keyring and the servers' key
 // records (admin GET /v1/devices/:imei) are checked.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import type { ChildRecord, KeyRecord, LoginBody, LoginResponse } from '@fieldvault/protocol';
 import { formatHlc } from '@fieldvault/protocol';
 import { createHttpTransport, type Transport } from '@fieldvault/client';
 import { generateDbKey, keyId, toBase64 } from '@fieldvault/crypto';
-import { PASSWORD_A, PASSWORD_B, PASSWORD_C, filesUnder, jpegWithGps, newDevice, recording, rejection, snapshot } from './helpers.js';
-import { startServerProcess, type ServerProcess } from '@fieldvault/test-support';
+import type { ServerProcess } from '@fieldvault/test-support';
+import { PASSWORD_A, PASSWORD_B, PASSWORD_C, filesUnder, jpegWithGps, newDevice, recording, rejection, snapshot, startServers } from './helpers.js';
 
-const root = mkdtempSync(join(tmpdir(), 'fieldvault-online-'));
-const servers: ServerProcess[] = [];
-t.teardown(async () => {
-  await Promise.all(servers.map((s) => s.stop()));
-  rmSync(root, { recursive: true, force: true });
-});
-const [A, B] = (await Promise.all([
-  startServerProcess(join(root, 'a'), 'server-a').then((s) => (servers.push(s), s)),
-  startServerProcess(join(root, 'b'), 'server-b').then((s) => (servers.push(s), s)),
-])) as [ServerProcess, ServerProcess];
 // The same field workers exist on both servers, with the same passwords.
-for (const s of [A, B]) {
-  await s.createUser('amina', PASSWORD_A);
-  await s.createUser('bilal', PASSWORD_B);
-}
+const [A, B] = (await startServers(t, 'online', ['server-a', 'server-b'], [['amina', PASSWORD_A], ['bilal', PASSWORD_B]])) as [
+  ServerProcess,
+  ServerProcess,
+];
 
 const ids = (records: readonly ChildRecord[]): string[] => records.map((r) => r.id).sort();
 

@@ -33,7 +33,9 @@ let nextImei = 356938035645000;
 
 function runChild(args: Record<string, unknown>): Promise<{ signal: NodeJS.Signals | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...LOADER, CHILD, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...LOADER, CHILD], { stdio: ['pipe', 'pipe', 'pipe'] });
+    // The arguments hold a password: stdin, never argv (argv is readable by every local user).
+    child.stdin.end(JSON.stringify(args));
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));

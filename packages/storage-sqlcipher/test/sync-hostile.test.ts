@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import t, { type Test } from 'tap';
 import { createHttpTransport, type Session } from '@fieldvault/client';
-import { createClock, createRecord, type ChildRecord, type PullResponse } from '@fieldvault/protocol';
+import { applyEdit, createClock, createRecord, type ChildRecord, type PullResponse } from '@fieldvault/protocol';
 import { PASSWORD_A, filesUnder, newDevice, rejection, snapshot } from './helpers.js';
 import { startServerProcess, type ServerProcess } from '@fieldvault/test-support';
 
@@ -166,6 +166,24 @@ t.test('a server that announces more pages but repeats its checkpoint is refused
   const url = await hostile(t, () => json(page([first], { more: true, checkpoint: 'same.checkpoint' })));
   t.equal((await rejection(session.sync({ transport: transportTo(url), retry: NO_RETRY }))).code, 'TRANSPORT_BAD_RESPONSE');
   t.equal((await session.getRecord(first.id)).id, first.id, 'the first (valid) page was committed, with its checkpoint');
+});
+
+t.test('a page that names one record twice (two versions) is merged into one row holding both versions', async (t) => {
+  // Not something our server sends (the changes feed lists a document once); a buggy or hostile
+  // one must not make the phone drop the first copy's versions.
+  const { session } = await phoneAt(t, '356938035646007', false);
+  const base = record('Twice');
+  const clock = createClock({ node: '356938035646999' });
+  const edit = (field: string, value: string) => applyEdit(base, { field, value, ts: clock.now(), by: 'bilal', device: '356938035646999' });
+  const withLocation = edit('location', 'Camp Two');
+  const withCaregiver = edit('caregiver', 'Aunt Grace');
+  const url = await hostile(t, () => json(page([withLocation, withCaregiver])));
+  await session.sync({ transport: transportTo(url), retry: NO_RETRY });
+  const stored = await session.getRecord(base.id);
+  t.equal(stored.fields['location']?.value, 'Camp Two', "the first copy's edit is kept");
+  t.equal(stored.fields['caregiver']?.value, 'Aunt Grace', "the second copy's edit is kept");
+  t.equal(stored.history.length, 3, 'name, location and caregiver versions, once each');
+  t.equal((await session.listRecords({ limit: 1000 })).filter((r) => r.id === base.id).length, 1, 'one row');
 });
 
 /** A small seeded PRNG (mulberry32), so a failing fuzz case can be replayed. */

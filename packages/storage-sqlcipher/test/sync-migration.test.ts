@@ -1,27 +1,14 @@
 // Issue 5, item 4: a flow-4 migration carries the losing database's per-server acknowledgements
 // and checkpoints into the winner, so the next syncs send and fetch only what each server lacks.
 // Real server processes (apps/server on the embedded store) and a real SDK device on SQLCipher.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import t from 'tap';
-import { startServerProcess, type ServerProcess } from '@fieldvault/test-support';
-import { PASSWORD_A, PASSWORD_B, newDevice } from './helpers.js';
+import type { ServerProcess } from '@fieldvault/test-support';
+import { PASSWORD_A, PASSWORD_B, newDevice, startServers } from './helpers.js';
 
-const root = mkdtempSync(join(tmpdir(), 'fieldvault-sync-migration-'));
-const servers: ServerProcess[] = [];
-t.teardown(async () => {
-  await Promise.all(servers.map((s) => s.stop()));
-  rmSync(root, { recursive: true, force: true });
-});
-const [A, B] = (await Promise.all([
-  startServerProcess(join(root, 'a'), 'server-a').then((s) => (servers.push(s), s)),
-  startServerProcess(join(root, 'b'), 'server-b').then((s) => (servers.push(s), s)),
-])) as [ServerProcess, ServerProcess];
-for (const s of [A, B]) {
-  await s.createUser('amina', PASSWORD_A);
-  await s.createUser('bilal', PASSWORD_B);
-}
+const [A, B] = (await startServers(t, 'sync-migration', ['server-a', 'server-b'], [['amina', PASSWORD_A], ['bilal', PASSWORD_B]])) as [
+  ServerProcess,
+  ServerProcess,
+];
 
 t.test('after flow 4 merges the database synced with A into the one synced with B, each server gets only what it lacks', async (t) => {
   const { device } = await newDevice(t, { imei: '356938035643851' });

@@ -6,7 +6,7 @@ import { createServer as createTcpServer, connect as tcpConnect, type Socket } f
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { ensureSchema, type Device, type Logger, type Session, type SyncProgress, type Transport } from '@fieldvault/client';
+import { ensureSchema, PENDING_PAGE_SQL, SCHEMA_VERSION, type Device, type Logger, type Session, type SyncProgress, type Transport } from '@fieldvault/client';
 import { dbFileName } from '@fieldvault/crypto';
 import { defaultChildForm, isDeleted, needsReview, openConflicts, conflictId, FieldvaultError, type ChildRecord, type FormDefinition } from '@fieldvault/protocol';
 import { SqlCipherStorage } from '../src/index.js';
@@ -545,7 +545,7 @@ t.test('a device blacklisted while a session is open is wiped at its next sync',
   t.notOk(amina.active);
 });
 
-t.test('a version-1 database is migrated to schema v2 in place when opened, and its records are pending for every server', async (t) => {
+t.test('a version-1 database is migrated to the current schema in place when opened, and its records are pending for every server', async (t) => {
   const p = await phone(t, 'p18', IMEI); // serverKey() makes keys for helpers' IMEI
   const k = serverKey(Date.now() - 1_000, 'server-a');
   const s = await p.device.adoptVerifiedKey({ username: 'amina', password: PASSWORD_A, serverId: 'server-a', keyRecord: k.record, key: k.key });
@@ -555,6 +555,8 @@ t.test('a version-1 database is migrated to schema v2 in place when opened, and 
   const raw = await p.storage.open(dbFileName(k.key), k.key, { create: false });
   await raw.transaction(async (tx) => {
     for (const table of ['server_acks', 'photo_acks', 'checkpoints', 'server_roles']) await tx.execute(`DROP TABLE ${table}`);
+    await tx.execute('DROP INDEX records_by_seq_id');
+    await tx.execute('CREATE INDEX records_by_seq ON records (local_seq)');
     await tx.execute('PRAGMA user_version = 1');
   });
   await raw.close();
@@ -566,9 +568,51 @@ t.test('a version-1 database is migrated to schema v2 in place when opened, and 
   t.equal((await amina.sync({ transport: A.transport() })).pushed, 2);
   await amina.logout();
   const check = await p.storage.open(dbFileName(k.key), k.key, { create: false });
-  t.same(await check.query('PRAGMA user_version'), [{ user_version: 2 }]);
+  t.same(await check.query('PRAGMA user_version'), [{ user_version: SCHEMA_VERSION }]);
   await ensureSchema(check);
   await check.close();
+});
+
+t.test('schema v3: a version-2 database gets the (local_seq, id) index, and a push page reads it in order without a sort', async (t) => {
+  const storage = new SqlCipherStorage({ directory: t.testdir() });
+  const key = Buffer.alloc(32, 7);
+  const db = await storage.open('f'.repeat(64), key, { create: true });
+  t.teardown(() => db.close());
+  await ensureSchema(db);
+  // What SDK 0.2 left: schema v2 with the single-column index.
+  await db.transaction(async (tx) => {
+    await tx.execute('DROP INDEX records_by_seq_id');
+    await tx.execute('CREATE INDEX records_by_seq ON records (local_seq)');
+    await tx.execute('PRAGMA user_version = 2');
+  });
+  const indexes = async (): Promise<string[]> =>
+    (await db.query<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records' AND name LIKE 'records_by_seq%' ORDER BY name")).map((r) => r.name);
+  t.same(await indexes(), ['records_by_seq']);
+  await ensureSchema(db);
+  t.same(await db.query('PRAGMA user_version'), [{ user_version: SCHEMA_VERSION }]);
+  t.same(await indexes(), ['records_by_seq_id'], 'the new index replaces the old one');
+  const plan = (await db.query<{ detail: string }>(`EXPLAIN QUERY PLAN ${PENDING_PAGE_SQL}`, ['server-a', 0, '', 100, 500])).map((r) => r.detail);
+  t.ok(plan.some((d) => d.includes('records_by_seq_id')), `the page walks the index: ${plan.join(' | ')}`);
+  t.notOk(plan.some((d) => /TEMP B-TREE/.test(d)), 'no sort of everything after the page start');
+  // Keyset paging across rows that share a local_seq (as after a migration): every row once, in order.
+  await db.transaction(async (tx) => {
+    for (let i = 0; i < 7; i += 1) {
+      await tx.execute(
+        `INSERT INTO records (id, created_by, created_at, updated_at, deleted, needs_review, flagged, reunited, investigated, duplicate, verified, local_seq, doc)
+         VALUES (?, 'amina', 'c', 'u', 0, 0, 0, 0, 0, 0, 0, ?, '{}')`,
+        [`r${6 - i}`, i < 5 ? 3 : 4],
+      );
+    }
+  });
+  const seen: string[] = [];
+  for (let after = { seq: 0, id: '' }; ; ) {
+    const rows = await db.query<{ id: string; local_seq: number }>(PENDING_PAGE_SQL, ['server-a', after.seq, after.id, 4, 2]);
+    const last = rows.at(-1);
+    if (last === undefined) break;
+    seen.push(...rows.map((r) => `${r.local_seq}:${r.id}`));
+    after = { seq: last.local_seq, id: last.id };
+  }
+  t.same(seen, ['3:r2', '3:r3', '3:r4', '3:r5', '3:r6', '4:r0', '4:r1']);
 });
 
 t.test('verified users search the server and read its form', async (t) => {

@@ -1,9 +1,12 @@
 /**
  * @fieldvault/test-support — fixtures shared by the test suites and benches (not shipped): real
- * server processes (`launchServerProcess`, `startServerProcess`), a PNG maker, file listings and snapshots.
+ * server processes (`launchServerProcess`, `startServerProcess`), the child side of a phone process
+ * (`readChildPhoneArgs`, `childPhoneTransport`, `sayLine`, `killSelf`), a PNG maker, file listings and snapshots.
  */
 export type { DeviceAction, HttpAnswer, LaunchedServer, LaunchOptions, ServerProcess, ServerProcessOptions } from './server-process.js';
 export { ADMIN_PASSWORD, launchServerProcess, startServerProcess } from './server-process.js';
+export type { ChildPhoneArgs } from './child-phone.js';
+export { childPhoneTransport, killSelf, readChildPhoneArgs, sayLine } from './child-phone.js';
 export type { SnapshotOptions } from './files.js';
 export { filesContaining, filesUnder, snapshot } from './files.js';
 export { png } from './png.js';

@@ -6,7 +6,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { ImeiSchema, UsernameSchema } from '../ids.js';
 import { KeyRecordSchema } from '../key-record.js';
-import { Base64Key32Schema, Base64Sig64Schema, PasswordInputSchema, RoleSchema, TokenSchema } from './common.js';
+import { Base64Key32Schema, PasswordInputSchema, RoleSchema, TokenSchema } from './common.js';
+import { deviceSignedFields, signedMessageBytes, type DeviceSignedInput } from './device-signed.js';
 
 export const UserSummarySchema = Type.Object({ username: Type.String(), role: RoleSchema }, { additionalProperties: false });
 
@@ -25,12 +26,8 @@ export const LoginBodySchema = Type.Object(
   {
     username: UsernameSchema,
     password: PasswordInputSchema,
-    imei: ImeiSchema,
-    /** The device's Ed25519 public key, raw 32 bytes, base64. */
-    devicePublicKey: Base64Key32Schema,
-    challenge: TokenSchema,
-    /** Ed25519 signature (64 bytes, base64) over `loginSignatureMessage(...)`. */
-    signature: Base64Sig64Schema,
+    // The device proof, signed over `loginSignatureMessage(...)`.
+    ...deviceSignedFields,
     /** Flow 2/4: the DB key the device already holds (base64, 32 bytes) and its record. */
     dbKey: Type.Optional(Base64Key32Schema),
     keyRecord: Type.Optional(KeyRecordSchema),
@@ -69,23 +66,17 @@ export type LoginResponse = Static<typeof LoginResponseSchema>;
 /** Domain label of the login signature, so a device signature can't be replayed as anything else. */
 export const LOGIN_SIGNATURE_LABEL = 'fieldvault/login/v1';
 
-export interface LoginSignatureInput {
-  /** The nonce from `POST /v1/auth/challenge`, as returned (base64url). */
-  readonly challenge: string;
-  readonly username: string;
-  readonly imei: string;
+export interface LoginSignatureInput extends DeviceSignedInput {
   /** Key id of the DB key offered with this login, or '' when none is offered. */
   readonly keyId: string;
 }
 
 /**
- * The exact bytes a device signs to log in. Both sides must build them identically, so the
- * encoding is canonical and unambiguous: the label, then each field name and value, each item as a
- * 4-byte big-endian length and its UTF-8 bytes (no separator a username could forge).
+ * The exact bytes a device signs to log in: the label, then each field name and value, in the
+ * canonical length-prefixed encoding of {@link signedMessageBytes} (both sides build them identically).
  */
 export function loginSignatureMessage(input: LoginSignatureInput): Uint8Array {
-  const enc = new TextEncoder();
-  const items = [
+  return signedMessageBytes([
     LOGIN_SIGNATURE_LABEL,
     'challenge',
     input.challenge,
@@ -95,14 +86,5 @@ export function loginSignatureMessage(input: LoginSignatureInput): Uint8Array {
     input.imei,
     'keyId',
     input.keyId,
-  ].map((s) => enc.encode(s));
-  const out = new Uint8Array(items.reduce((n, b) => n + 4 + b.byteLength, 0));
-  const view = new DataView(out.buffer);
-  let at = 0;
-  for (const b of items) {
-    view.setUint32(at, b.byteLength);
-    out.set(b, at + 4);
-    at += 4 + b.byteLength;
-  }
-  return out;
+  ]);
 }

@@ -6,8 +6,9 @@
  * Shared by the server (route schemas) and the SDK. See docs/protocol.md.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { ImeiSchema, UsernameSchema } from '../ids.js';
-import { Base64Key32Schema, Base64Sig64Schema, IsoTimeSchema, PasswordInputSchema, TokenSchema } from './common.js';
+import { UsernameSchema } from '../ids.js';
+import { IsoTimeSchema, PasswordInputSchema } from './common.js';
+import { deviceSignedFields, signedMessageBytes, type DeviceSignedInput } from './device-signed.js';
 import { PUSH_MAX_RECORDS_CEILING, PushResultSchema } from './sync.js';
 
 /** The two signed sign-up calls; the action is part of the signed bytes so one can't stand for the other. */
@@ -19,16 +20,8 @@ export const SIGNUP_STATUSES = ['pending', 'approved', 'rejected'] as const;
 export type SignupStatus = (typeof SIGNUP_STATUSES)[number];
 export const SignupStatusSchema = Type.Union(SIGNUP_STATUSES.map((s) => Type.Literal(s)));
 
-const deviceProof = {
-  username: UsernameSchema,
-  imei: ImeiSchema,
-  /** The device's Ed25519 public key, raw 32 bytes, base64. */
-  devicePublicKey: Base64Key32Schema,
-  /** From `POST /v1/auth/challenge` for this IMEI; single use. */
-  challenge: TokenSchema,
-  /** Ed25519 signature (64 bytes, base64) over `signupSignatureMessage(...)`. */
-  signature: Base64Sig64Schema,
-};
+/** The device proof of both sign-up calls, signed over `signupSignatureMessage(...)`. */
+const deviceProof = { username: UsernameSchema, ...deviceSignedFields };
 
 /**
  * `POST /v1/signups` body. `password` is the one the user chose on the phone; the server keeps
@@ -75,30 +68,14 @@ export type SignupStatusResponse = Static<typeof SignupStatusResponseSchema>;
 /** Domain label of sign-up signatures, distinct from the login's. */
 export const SIGNUP_SIGNATURE_LABEL = 'fieldvault/signup/v1';
 
-export interface SignupSignatureInput {
+export interface SignupSignatureInput extends DeviceSignedInput {
   readonly action: SignupAction;
-  /** The nonce from `POST /v1/auth/challenge`, as returned (base64url). */
-  readonly challenge: string;
-  readonly username: string;
-  readonly imei: string;
 }
 
 /**
- * The exact bytes a device signs for a sign-up call: the label, then each field name and value,
- * each item as a 4-byte big-endian length and its UTF-8 bytes (the login's canonical encoding).
+ * The exact bytes a device signs for a sign-up call: the label, then each field name and value, in
+ * the login's canonical encoding ({@link signedMessageBytes}).
  */
 export function signupSignatureMessage(input: SignupSignatureInput): Uint8Array {
-  const enc = new TextEncoder();
-  const items = [SIGNUP_SIGNATURE_LABEL, 'action', input.action, 'challenge', input.challenge, 'username', input.username, 'imei', input.imei].map((s) =>
-    enc.encode(s),
-  );
-  const out = new Uint8Array(items.reduce((n, b) => n + 4 + b.byteLength, 0));
-  const view = new DataView(out.buffer);
-  let at = 0;
-  for (const b of items) {
-    view.setUint32(at, b.byteLength);
-    out.set(b, at + 4);
-    at += 4 + b.byteLength;
-  }
-  return out;
+  return signedMessageBytes([SIGNUP_SIGNATURE_LABEL, 'action', input.action, 'challenge', input.challenge, 'username', input.username, 'imei', input.imei]);
 }

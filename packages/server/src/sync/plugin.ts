@@ -20,11 +20,15 @@ import { REVIEWERS, canRead } from '../records/access.js';
 import type { AuthContext } from '../sessions/plugin.js';
 import { createOpaqueTokenCodec } from './opaque-token.js';
 import { errorResult, isFlagged, mergePushed, outcomeResult, parsePushItem, pushItemId, relayAuthors, type PushContext } from './push.js';
+import { PullReadAhead } from './read-ahead.js';
 
 /** Device `lastSeenAt` / `lastSyncAt` are written at most this often (one device write per sync, not per page). */
 export const DEVICE_TOUCH_INTERVAL_MS = 10_000;
 
 const CHECKPOINT_VERSION = 1;
+
+/** How long a page read ahead waits for the phone's next request. */
+const READ_AHEAD_TTL_MS = 30_000;
 
 /** Most distinct deletion and resolution authors whose role one push looks up (relays, records/access.ts). */
 const MAX_RELAY_AUTHOR_LOOKUPS = 32;
@@ -43,6 +47,8 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
   const config = app.fieldvaultConfig;
   const limits = { maxHistory: config.sync.maxHistory };
   const checkpoints = createOpaqueTokenCodec(config.kek, 'checkpoint', `${config.serverId}\u0000${config.couch.dbPrefix}`);
+  type Changes = Awaited<ReturnType<typeof app.repo.recordChanges>>;
+  const readAhead = new PullReadAhead<Changes>({ maxHeld: config.sync.pullReadAhead, ttlMs: READ_AHEAD_TTL_MS, now: () => app.now() });
 
   /**
    * Marks the device seen and synced (throttled) and returns its status. A device blacklisted
@@ -176,7 +182,10 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
       const deviceStatus = await touchDevice(auth);
 
       // One row more than asked tells whether there is more without trusting `pending`.
-      const { changes, lastSeq } = await app.repo.recordChanges(since, limit + 1);
+      const early = readAhead.take(auth.tokenHash, PullReadAhead.key(since, limit + 1));
+      const fresh = (): Promise<Changes> => app.repo.recordChanges(since, limit + 1);
+      // A read ahead that failed is read again here, so its error is this request's own.
+      const { changes, lastSeq } = early === undefined ? await fresh() : await early.catch(fresh);
       const budget = config.sync.pullMaxBytes;
       // Each record is serialised once: its text both counts against the budget and goes out as is.
       const records: string[] = [];
@@ -195,14 +204,17 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
         consumed += 1;
       }
       const more = consumed < changes.length;
-      const checkpoint = encodeCheckpoint(position ?? lastSeq ?? 0);
+      const next = position ?? lastSeq ?? 0;
+      const checkpoint = encodeCheckpoint(next);
+      // The phone will ask for the page after this one: read it now (see read-ahead.ts).
+      if (more) readAhead.start(auth.tokenHash, PullReadAhead.key(next, limit + 1), () => app.repo.recordChanges(next, limit + 1));
       await app.audit(request, {
         event: 'sync.pull',
         username: auth.username,
         imei: auth.imei,
         details: { records: records.length, bytes, more, fromStart: since === undefined },
       });
-      request.log.info({ records: records.length, bytes, more }, 'sync pull');
+      request.log.info({ records: records.length, bytes, more, readAhead: early !== undefined }, 'sync pull');
       const rest: Omit<PullResponse, 'records'> = { checkpoint, more, deviceStatus, serverTime: app.now() };
       return sendJsonText(reply, jsonWithArray('records', records, rest));
     },
