@@ -137,7 +137,7 @@ const UPSERT_SQL = `INSERT INTO records (${RECORD_COLUMNS.join(', ')}) VALUES ($
  */
 export async function putRecord(tx: SqlExecutor, record: ChildRecord): Promise<number> {
   const seq = await nextLocalSeq(tx);
-  await tx.execute(UPSERT_SQL, recordRow(record, seq));
+  await putRecordAt(tx, record, seq);
   return seq;
 }
 

@@ -166,8 +166,6 @@ export async function takeLocalSeqs(db: SqlExecutor, n: number): Promise<number>
 }
 
 /** The next value of the database's local write counter (call inside a write transaction). */
-export async function nextLocalSeq(db: SqlExecutor): Promise<number> {
-  const next = Number((await readMeta(db, 'local_seq')) ?? '0') + 1;
-  await writeMeta(db, 'local_seq', String(next));
-  return next;
+export function nextLocalSeq(db: SqlExecutor): Promise<number> {
+  return takeLocalSeqs(db, 1);
 }

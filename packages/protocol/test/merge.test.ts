@@ -155,12 +155,18 @@ t.test('sequential edits by different devices that synced in between are not fla
   );
 });
 
-t.test('a resolved conflict stays resolved when the winning branch is edited again', async (t) => {
+/** Two replicas edit `name` concurrently (Ada K on 0, Ada M on 1); replica 0 then holds both, in conflict. */
+function concurrentNameEdits(): ReturnType<typeof createWorld> {
   const world = createWorld();
   sync(world, 0, 1);
   edit(world, 0, 'name', 'Ada K');
   edit(world, 1, 'name', 'Ada M');
   sync(world, 1, 0);
+  return world;
+}
+
+t.test('a resolved conflict stays resolved when the winning branch is edited again', async (t) => {
+  const world = concurrentNameEdits();
   const merged = world.replicas[0]!;
   const [c] = openConflicts(merged);
   t.ok(c, 'the concurrent edit is flagged');
@@ -361,11 +367,7 @@ t.test('issue 5: the same conflict resolved by two supervisors on two phones is 
 });
 
 t.test('a bare conflict id from an old record and an authored resolution of the same conflict are both kept', async (t) => {
-  const world = createWorld();
-  sync(world, 0, 1);
-  edit(world, 0, 'name', 'Ada K');
-  edit(world, 1, 'name', 'Ada M');
-  sync(world, 1, 0);
+  const world = concurrentNameEdits();
   const r = world.replicas[0]!;
   const id = conflictId(openConflicts(r)[0]!);
   const legacy = normalizeRecord({ ...r, resolved: [id] });
