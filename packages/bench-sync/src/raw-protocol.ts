@@ -5,10 +5,17 @@ import { performance } from 'node:perf_hooks';
 import type { ChildRecord, PullResponse, PushResponse } from '@fieldvault/protocol';
 import type { BenchServer } from './server-process.js';
 
-/** Push bodies of `batch` records each, serialised once (the JSON work a phone does is not the server's). */
+/**
+ * Push bodies of `batch` records each, serialised once (the JSON work a phone does is not the
+ * server's). Every record is new to the server, so each body carries the `unacknowledged` hint
+ * for all its records, as the SDK's first push of them does.
+ */
 export function pushBodies(records: readonly ChildRecord[], batch: number): string[] {
   const out: string[] = [];
-  for (let i = 0; i < records.length; i += batch) out.push(JSON.stringify({ records: records.slice(i, i + batch) }));
+  for (let i = 0; i < records.length; i += batch) {
+    const slice = records.slice(i, i + batch);
+    out.push(JSON.stringify({ records: slice, unacknowledged: slice.map((_, j) => j) }));
+  }
   return out;
 }
 

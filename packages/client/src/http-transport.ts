@@ -655,9 +655,10 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
   });
 
   async function push(token: string, request: PushRequest, o?: TransportCallOptions): Promise<PushResponse> {
-    const records = request.records;
+    const { records, unacknowledged } = request;
+    const body = unacknowledged === undefined ? { records } : { records, unacknowledged };
     const res = await json(
-      { method: 'POST', path: '/v1/sync/push', token: checkToken(token), body: jsonBody({ records }), ...sync(o) },
+      { method: 'POST', path: '/v1/sync/push', token: checkToken(token), body: jsonBody(body), ...sync(o) },
       (v) => checkSchema(PushResponseSchema, v, 'TRANSPORT_BAD_RESPONSE'),
     );
     // One result per record, in order: a server cannot acknowledge records it was not sent.

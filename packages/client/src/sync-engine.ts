@@ -10,6 +10,7 @@ import {
   type ChildRecord,
   type PullResponse,
   type PushResult,
+  type PushResponse,
   type SyncDeviceStatus,
 } from '@fieldvault/protocol';
 import type { Logger } from './logger.js';
@@ -324,6 +325,8 @@ export async function runSync(ctx: SyncContext, options: SyncOptions): Promise<S
     emit({ phase: 'push', recordsDone: done, recordsTotal: totals.records, bytesDone, bytesTotal: totals.bytes });
   };
 
+  /** False once this server refused the `unacknowledged` hint (see PushBodySchema). */
+  let sendHints = true;
   /**
    * Sends one batch, then, once the batch before it is acknowledged (`previous`), acknowledges
    * it: requests overlap, acknowledgements and progress stay in batch order and each follows its
@@ -331,9 +334,21 @@ export async function runSync(ctx: SyncContext, options: SyncOptions): Promise<S
    */
   const pushBatch = async (batch: readonly PendingRow[], previous: Promise<void>, sig: AbortSignal | undefined): Promise<void> => {
     const records = batch.map((row) => recordFromDoc(row.doc));
+    const unacknowledged = batch.flatMap((row, i) => (Number(row.unacked) === 1 ? [i] : []));
+    const send = (hint: boolean): Promise<PushResponse> =>
+      call('push', () => transport.push(ctx.token, hint ? { records, unacknowledged } : { records }, callOptions(sig)), sig);
     let results: PushResult[];
     try {
-      const res = await call('push', () => transport.push(ctx.token, { records }, callOptions(sig)), sig);
+      const hint = sendHints && unacknowledged.length > 0;
+      let res: PushResponse;
+      try {
+        res = await send(hint);
+      } catch (err) {
+        // A server that predates the hint refuses the field: this batch and the rest go without it.
+        if (!hint || !isFieldvaultError(err) || err.code !== 'INPUT_INVALID') throw err;
+        sendHints = false;
+        res = await send(false);
+      }
       await previous;
       deviceStatus = res.deviceStatus;
       results = res.results;

@@ -14,6 +14,8 @@ export interface PendingRow {
   readonly id: string;
   readonly local_seq: number;
   readonly doc: string;
+  /** 1 when this server never acknowledged any version of the record (it most likely lacks it), else 0. */
+  readonly unacked: number;
 }
 
 /** A photo to upload: its file is on this device and the server is not known to hold it. */
@@ -43,7 +45,7 @@ const PENDING = `FROM records r LEFT JOIN server_acks a ON a.server_id = ? AND a
  * already in order. (An OR of two ranges, as before, read and sorted every row after `after`:
  * ≈ 105 000 decrypted rows for a 10 000-record push.) Exported for the query-plan test.
  */
-export const PENDING_PAGE_SQL = `SELECT r.id, r.local_seq, r.doc ${PENDING} AND (r.local_seq, r.id) > (?, ?) AND r.local_seq <= ?
+export const PENDING_PAGE_SQL = `SELECT r.id, r.local_seq, r.doc, a.local_seq_acked IS NULL AS unacked ${PENDING} AND (r.local_seq, r.id) > (?, ?) AND r.local_seq <= ?
   ORDER BY r.local_seq, r.id LIMIT ?`;
 
 /** The photo's current ref on a stored record, or undefined when it has none or it was removed. */

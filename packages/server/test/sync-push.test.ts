@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { conflictId, createClock, isDeleted, mergeRecords, needsReview, openConflicts, resolveConflict, type ChildRecord } from '@fieldvault/protocol';
+import { conflictId, createClock, isDeleted, mergeRecords, needsReview, openConflicts, resolveConflict, type ChildRecord, type PushResponse } from '@fieldvault/protocol';
 import { bearer, json, makeApp, setupAdmin, startStore } from './helpers.js';
 import { edit, newRecord, phoneFor, pull, pullAll, push, pushRaw, recordDoc } from './sync-helpers.js';
 
@@ -377,4 +377,66 @@ t.test('each push and pull is audited with counts only, and the device shows its
   const device = json(await app.inject({ method: 'GET', url: `/v1/devices/${amina.device.imei}`, headers: bearer(admin) }))['device'] as Record<string, unknown>;
   t.equal(device['lastSyncAt'], new Date(clock.now()).toISOString());
   t.equal(device['lastSeenAt'], new Date(clock.now()).toISOString());
+});
+
+t.test('the unacknowledged hint: a record the server holds is merged, never overwritten; a bad index is refused', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bilal = await phoneFor(app, admin, clock, 'bilal');
+  const original = newRecord(amina, { name: 'Amina', location: 'Gulu' });
+  await push(app, amina.token, [original]);
+  const firstDoc = await recordDoc(couch.url, ta, original.id);
+  clock.advance(1_000);
+  // Bilal's phone got the record elsewhere and names it as never acknowledged by this server: wrong.
+  const onB = edit(bilal, original, 'location', 'Lira');
+  const fresh = newRecord(bilal, { name: 'New on B' });
+  const hinted = (records: readonly unknown[], unacknowledged: readonly number[]) =>
+    app.inject({ method: 'POST', url: '/v1/sync/push', headers: bearer(bilal.token), payload: { records, unacknowledged } });
+  const res = json(await hinted([onB, fresh], [0, 1]));
+  t.same(res['results'], [
+    { id: original.id, status: 'ok', changed: true, conflicts: 0 },
+    { id: fresh.id, status: 'ok', changed: true, conflicts: 0 },
+  ]);
+  const doc = await recordDoc(couch.url, ta, original.id);
+  const stored = doc['record'] as ChildRecord;
+  t.same(stored, mergeRecords(original, onB), 'merged with the stored copy');
+  t.same([doc['firstPushedBy'], doc['firstReceivedAt'], doc['pushedBy']], ['amina', firstDoc['firstReceivedAt'], 'bilal'], 'first push kept');
+  const again = json(await hinted([onB], [0]))['results'] as PushResponse['results'];
+  t.same(again[0], { id: original.id, status: 'ok', changed: false, conflicts: 0 }, 'idempotent with the hint');
+  const revBefore = (await recordDoc(couch.url, ta, original.id))._rev;
+
+  for (const unacknowledged of [[1], [0, 5], [-1]]) {
+    const refused = await hinted([edit(bilal, onB, 'age', 4)], unacknowledged);
+    t.equal(refused.statusCode, 400, JSON.stringify(unacknowledged));
+    t.equal(json(refused)['code'], 'INPUT_INVALID');
+    t.match(json(refused)['message'], /unacknowledged/, 'the message names the field');
+  }
+  t.equal((await recordDoc(couch.url, ta, original.id))._rev, revBefore, 'a refused push stores nothing');
+});
+
+t.test('the unacknowledged hint: a record refused as new but allowed as an edit of the stored copy is accepted', async (t) => {
+  const ta = await makeApp(t, couch);
+  const { app, clock } = ta;
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bilal = await phoneFor(app, admin, clock, 'bilal');
+  const sam = await phoneFor(app, admin, clock, 'sam', 'supervisor');
+  const rec = newRecord(amina, { name: 'Deleted by a supervisor' });
+  await push(app, amina.token, [rec]);
+  clock.advance(1_000);
+  t.equal((await push(app, sam.token, [edit(sam, rec, '_deleted', true)])).results[0]?.status, 'ok');
+  const demoted = await app.inject({ method: 'PATCH', url: '/v1/users/sam', headers: bearer(admin), payload: { role: 'field_worker' } });
+  t.equal(demoted.statusCode, 200);
+  // As a new record, sam's deletion would be bilal's relay of a non-supervisor's deletion (refused);
+  // against the stored copy it adds nothing, so bilal's edit of the deleted record is fine.
+  const [seen] = (await pull(app, bilal.token)).records.filter((r) => r.id === rec.id) as [ChildRecord];
+  clock.advance(1_000);
+  const onB = edit(bilal, seen, 'age', 6);
+  const res = await app.inject({ method: 'POST', url: '/v1/sync/push', headers: bearer(bilal.token), payload: { records: [onB], unacknowledged: [0] } });
+  t.same((json(res)['results'] as PushResponse['results'])[0], { id: rec.id, status: 'ok', changed: true, conflicts: 0 });
+  const [stored] = (await pull(app, amina.token)).records.filter((r) => r.id === rec.id) as [ChildRecord];
+  t.ok(isDeleted(stored));
+  t.equal(stored.fields['age']?.value, 6);
 });

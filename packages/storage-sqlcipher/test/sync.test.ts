@@ -176,6 +176,46 @@ t.test('a batch with one invalid record saves the others; the refused one is rep
   t.same(await amina.pendingCounts('server-a'), { records: 1, photos: 0 });
 });
 
+t.test('the unacknowledged hint names the records a server never acknowledged; a server that refuses it gets the batch again without it', async (t) => {
+  const p = await phone(t, 'p42', '356938035644042');
+  await p.device.loginOnline('amina', PASSWORD_A, { transport: A.transport() });
+  const amina = await p.device.loginOnline('amina', PASSWORD_A, { transport: B.transport() });
+  const made = [await amina.createRecord({ name: 'Hint one' }), await amina.createRecord({ name: 'Hint two' }), await amina.createRecord({ name: 'Hint three' })];
+  const sent: Array<{ ids: string[]; hinted: string[] }> = [];
+  const watching = (base: Transport, refuseHints = false): Transport => ({
+    ...base,
+    push: (token, request, o) => {
+      sent.push({ ids: request.records.map((r) => r.id), hinted: (request.unacknowledged ?? []).map((i) => request.records[i]?.id ?? `#${i}`) });
+      // An older server refuses the field (INPUT_INVALID). This server refuses an index past the
+      // records the same way: the hinted request really is refused by the server.
+      const unacknowledged = refuseHints && request.unacknowledged !== undefined ? [...request.unacknowledged, request.records.length] : request.unacknowledged;
+      return base.push(token, unacknowledged === undefined ? { records: request.records } : { records: request.records, unacknowledged }, o);
+    },
+  });
+
+  const first = await amina.sync({ transport: watching(A.transport()) });
+  t.equal(first.pushed, 3);
+  t.same(sent, [{ ids: made.map((r) => r.id), hinted: made.map((r) => r.id) }], 'all three are new to A');
+
+  sent.length = 0;
+  await amina.updateRecord(made[0]!.id, { age: 5 });
+  const fourth = await amina.createRecord({ name: 'Hint four' });
+  await amina.sync({ transport: watching(A.transport()) });
+  t.same(sent, [{ ids: [made[0]!.id, fourth.id], hinted: [fourth.id] }], 'an edit of an acknowledged record is not named, a new record is');
+
+  // B predates the hint: the first hinted batch is refused, sent again without it, and the rest go without it.
+  sent.length = 0;
+  const toB = await amina.sync({ transport: watching(B.transport(), true), batch: { pushRecords: 2 } });
+  const local = await amina.listRecords({ limit: 1000 });
+  t.same([toB.pushed, toB.failed], [local.length, []], 'everything on the phone, relayed records too');
+  t.ok(sent.length >= 3, `${sent.length} requests`);
+  t.ok(sent[0]!.hinted.length > 0, 'the first batch carries the hint');
+  t.same(sent.slice(-2).map((s) => s.hinted), [[], []], 'the last two go without it');
+  const onB = await B.records();
+  for (const r of [...made, fourth]) t.ok(byId(onB, r.id) !== undefined, `B holds ${r.id}`);
+  t.same(await amina.pendingCounts('server-b'), { records: 0, photos: 0 });
+});
+
 /**
  * A TCP proxy to `server` that cuts the first connection carrying more than `cutAfter` bytes to
  * the server: exactly `cutAfter` bytes go through, then both sides are closed at once, wherever

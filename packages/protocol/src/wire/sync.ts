@@ -34,14 +34,26 @@ const ErrorCodeSchema = Type.Union(Object.keys(errorCatalogue).map((c) => Type.L
  * `POST /v1/sync/push` body. Each item is validated by the server on its own (`parseRecord`,
  * the form, the caller's rights), so one malformed record fails alone: the body schema only
  * requires a list. Send records as {@link ChildRecord}s ({@link PushRequest}).
+ *
+ * `unacknowledged` (optional) lists the indexes in `records` of the records this
+ * server has never acknowledged to the phone. It is a hint, never trusted: the server writes
+ * those as new documents without reading first, and a record it does hold after all (pushed by
+ * another phone, or a lost answer) makes that write fail and takes the usual read-merge-write
+ * path. A wrong hint costs one more store round trip, never a wrong merge. Servers that predate
+ * the field refuse it (`INPUT_INVALID`); the SDK then sends the batch again without it.
  */
 export const PushBodySchema = Type.Object(
-  { records: Type.Array(Type.Unknown(), { maxItems: PUSH_MAX_RECORDS_CEILING }) },
+  {
+    records: Type.Array(Type.Unknown(), { maxItems: PUSH_MAX_RECORDS_CEILING }),
+    unacknowledged: Type.Optional(Type.Array(Type.Integer({ minimum: 0, maximum: PUSH_MAX_RECORDS_CEILING - 1 }), { maxItems: PUSH_MAX_RECORDS_CEILING })),
+  },
   { additionalProperties: false },
 );
 /** What the SDK sends. */
 export interface PushRequest {
   readonly records: readonly ChildRecord[];
+  /** Indexes in `records` of the records this server never acknowledged (see {@link PushBodySchema}). */
+  readonly unacknowledged?: readonly number[];
 }
 
 /**

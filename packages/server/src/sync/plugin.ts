@@ -95,6 +95,10 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
       if (items.length > max) {
         throw new FieldvaultError('INPUT_TOO_LARGE', { detail: `records: at most ${max} per push`, details: { field: 'records', maxRecords: max } });
       }
+      const hinted = request.body.unacknowledged ?? [];
+      if (hinted.some((i) => i >= items.length)) {
+        throw new FieldvaultError('INPUT_INVALID', { detail: 'unacknowledged: indexes into records', details: { field: 'unacknowledged' } });
+      }
       const deviceStatus = await touchDevice(auth);
 
       // Validate every item on its own; copies of one id in a batch are merged (merge is a join).
@@ -124,6 +128,12 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
       const relayedDeletions = new Set<string>();
       const relayedResolutions = new Set<string>();
       const ctx: PushContext = { auth, form: app.childForm, limits, now: app.now(), maxSkewMs: config.maxSkewMs, reviewers, relayedDeletions, relayedResolutions };
+      // The phone's hint: records this server never acknowledged to it are most likely new here (no read first).
+      const likelyAbsent = new Set<string>();
+      for (const i of hinted) {
+        const id = results[i] === undefined ? pushItemId(items[i]) : null;
+        if (id !== null) likelyAbsent.add(id);
+      }
       const outcomes = await app.repo.modifyRecords([...byId.keys()], (id, current): RecordEnvelope | undefined => {
         const incoming = (byId.get(id) as { record: ChildRecord }).record;
         try {
@@ -134,7 +144,7 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
           request.log.error({ recordId: id, errName: (err as Error).name, stack: String((err as Error).stack) }, 'push of one record failed');
           throw new FieldvaultError('INTERNAL_ERROR', { details: { op: 'sync.push' } });
         }
-      });
+      }, likelyAbsent);
 
       let changed = 0;
       let flagged = 0;
@@ -167,7 +177,7 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
           failedCodes: Object.entries(codes).map(([c, n]) => `${c}:${n}`).join(',') || null,
         },
       });
-      request.log.info({ records: items.length, changed, failed: failed.length }, 'sync push');
+      request.log.info({ records: items.length, changed, failed: failed.length, hinted: likelyAbsent.size }, 'sync push');
       return { results: final, deviceStatus };
     },
   );
