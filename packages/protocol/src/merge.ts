@@ -54,30 +54,63 @@ function canonicalVersion(v: FieldVersion): FieldVersion {
   return out;
 }
 
-/** Identity of a version: two versions are the same write iff these keys are equal. */
-function versionKey(v: FieldVersion): string {
-  return JSON.stringify([v.field, v.ts, v.value, v.by, v.device, v.base ?? null]);
+/** True when two field values have the same JSON; false may also mean "not cheaply known" (NaN, objects). */
+function sameJsonValue(a: FieldValue, b: FieldValue): boolean {
+  if (a === b) return true;
+  if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * True when two versions are certainly the same write (equal {@link versionJson}), checked without
+ * serialising; false can still be the same write in odd cases (a NaN value), which the JSON
+ * comparison then settles.
+ */
+function sameWrite(a: FieldVersion, b: FieldVersion): boolean {
+  return (
+    a.ts === b.ts &&
+    a.field === b.field &&
+    a.by === b.by &&
+    a.device === b.device &&
+    (a.base ?? null) === (b.base ?? null) &&
+    sameJsonValue(a.value, b.value)
+  );
+}
+
+/**
+ * Identity of a (canonical) version and the last tie-break of the version order: two versions
+ * are the same write iff these are equal. Serialising is what made normalising a record slow, so
+ * it is computed lazily, only for two versions with one `ts` and `field` that are not
+ * {@link sameWrite} — a bug or a forgery, never a normal record.
+ */
+function versionJson(k: Keyed): string {
+  if (k.json === undefined) {
+    const v = k.v;
+    k.json = JSON.stringify([v.field, v.ts, v.value, v.by, v.device, v.base ?? null]);
+  }
+  return k.json;
 }
 
 interface Keyed {
   readonly v: FieldVersion;
-  readonly key: string;
+  /** {@link versionJson} of `v`, once computed. */
+  json?: string;
 }
 
 /**
  * The total order on versions: by `ts`, then `field`, then the version's canonical JSON. Two
  * different versions of one field share a `ts` only through a bug or forgery; the last tie-break
- * still picks the same winner everywhere.
+ * still picks the same winner everywhere. Zero exactly for the same write, so it also deduplicates.
  */
 function compareKeyed(x: Keyed, y: Keyed): number {
-  return cmp(x.v.ts, y.v.ts) || cmp(x.v.field, y.v.field) || cmp(x.key, y.key);
+  // sameWrite implies equal JSON, so answering 0 early is the JSON comparison's own answer.
+  return cmp(x.v.ts, y.v.ts) || cmp(x.v.field, y.v.field) || (sameWrite(x.v, y.v) ? 0 : cmp(versionJson(x), versionJson(y)));
 }
 
 /** Orders two versions by the merge order (positive when `a` wins). */
 export function compareVersions(a: FieldVersion, b: FieldVersion): number {
-  const x = canonicalVersion(a);
-  const y = canonicalVersion(b);
-  return compareKeyed({ v: x, key: versionKey(x) }, { v: y, key: versionKey(y) });
+  return compareKeyed({ v: canonicalVersion(a) }, { v: canonicalVersion(b) });
 }
 
 function photoBaseKey(p: PhotoRef): string {
@@ -131,6 +164,20 @@ function indexResolved(resolved: Iterable<string>): Map<string, string[]> {
 }
 
 /**
+ * True when each version was written on top of the one before it (strictly newer, `base` = its
+ * `ts`): the usual edits of one field. Then every version is on the winner's base chain and the
+ * field has no conflict, which this settles without walking the chain.
+ */
+function isLinear(versions: readonly FieldVersion[]): boolean {
+  for (let i = 1; i < versions.length; i++) {
+    const prev = versions[i - 1] as FieldVersion;
+    const v = versions[i] as FieldVersion;
+    if (!(prev.ts < v.ts) || v.base !== prev.ts) return false;
+  }
+  return true;
+}
+
+/**
  * The conflicts of one field. `versions` are all versions of the field in merge order, so the last
  * is the winner W. A version is superseded, not lost, when it is on W's `base` chain (the editor of
  * W, or of one of its ancestors, saw it). Every other version lost to a concurrent edit; of those,
@@ -144,7 +191,7 @@ function indexResolved(resolved: Iterable<string>): Map<string, string[]> {
  */
 function fieldConflicts(versions: readonly FieldVersion[], resolvedByLoser: ReadonlyMap<string, readonly string[]>): Conflict[] {
   const winner = versions[versions.length - 1];
-  if (winner === undefined || versions.length < 2) return [];
+  if (winner === undefined || versions.length < 2 || isLinear(versions)) return [];
   const byTs = new Map<string, FieldVersion[]>();
   for (const v of versions) {
     const list = byTs.get(v.ts);
@@ -187,30 +234,39 @@ function fieldConflicts(versions: readonly FieldVersion[], resolvedByLoser: Read
   return out;
 }
 
-/**
- * Builds the canonical record from its sets: deduplicated, sorted history; `fields` = the newest
- * version of each field; `conflicts` derived from the history and `resolved` (see
- * `fieldConflicts`); photos and `resolved` deduplicated and sorted. A pure function of the sets, which is what
- * makes merge commutative, associative and idempotent.
- */
-export function buildRecord(parts: RecordParts): ChildRecord {
-  const unique = new Map<string, Keyed>();
-  for (const raw of parts.versions) {
-    const v = canonicalVersion(raw);
-    const key = versionKey(v);
-    if (!unique.has(key)) unique.set(key, { v, key });
+/** A fresh photo ref with a fixed key order (canonical JSON): what {@link mergePhoto} makes of a ref alone. */
+function canonicalPhoto(p: PhotoRef): PhotoRef {
+  const out: PhotoRef = { sha256: p.sha256, size: p.size, type: p.type, addedAt: p.addedAt, by: p.by };
+  if (p.removedAt !== undefined) {
+    out.removedAt = p.removedAt;
+    if (p.removedBy !== undefined) out.removedBy = p.removedBy;
   }
-  const sorted = [...unique.values()].sort(compareKeyed);
+  return out;
+}
 
+/** The creation triple and id of a record, copied as they are. */
+type RecordHeader = Pick<RecordParts, 'id' | 'createdBy' | 'createdAt' | 'device'>;
+
+/**
+ * The canonical record from its header, its history already canonical (fresh canonical versions,
+ * deduplicated, in merge order), its photos and its resolutions: everything else is derived here,
+ * in one place for the full rebuild and the fast path alike.
+ */
+function assembleRecord(
+  header: RecordHeader,
+  history: FieldVersion[],
+  photoEntries: Iterable<readonly [string, PhotoRef]>,
+  resolvedEntries: Iterable<ResolvedEntry>,
+): ChildRecord {
   const perField = new Map<string, FieldVersion[]>();
-  for (const { v } of sorted) {
+  for (const v of history) {
     const list = perField.get(v.field);
     if (list === undefined) perField.set(v.field, [v]);
     else list.push(v);
   }
   const fieldNames = [...perField.keys()].sort(cmp);
   const uniqueResolved = new Map<string, ResolvedEntry>();
-  for (const raw of parts.resolved) {
+  for (const raw of resolvedEntries) {
     const entry = canonicalResolution(raw);
     const key = resolutionKey(entry);
     if (!uniqueResolved.has(key)) uniqueResolved.set(key, entry);
@@ -227,21 +283,22 @@ export function buildRecord(parts: RecordParts): ChildRecord {
   }
 
   const photoMap = new Map<string, PhotoRef>();
-  for (const [id, ref] of parts.photos) {
+  for (const [id, ref] of photoEntries) {
     const prev = photoMap.get(id);
-    photoMap.set(id, mergePhoto(prev ?? ref, ref));
+    // A ref alone joins to its canonical copy (mergePhoto(ref, ref)), without building its keys.
+    photoMap.set(id, prev === undefined ? canonicalPhoto(ref) : mergePhoto(prev, ref));
   }
   const photos: Record<string, PhotoRef> = {};
   for (const id of [...photoMap.keys()].sort(cmp)) photos[id] = photoMap.get(id) as PhotoRef;
 
   return {
-    id: parts.id,
+    id: header.id,
     type: 'child',
-    createdBy: parts.createdBy,
-    createdAt: parts.createdAt,
-    device: parts.device,
+    createdBy: header.createdBy,
+    createdAt: header.createdAt,
+    device: header.device,
     fields,
-    history: sorted.map((k) => k.v),
+    history,
     photos,
     conflicts: [...conflicts.values()].sort(
       (x, y) => cmp(x.field, y.field) || cmp(x.winner, y.winner) || cmp(x.loser, y.loser),
@@ -250,8 +307,32 @@ export function buildRecord(parts: RecordParts): ChildRecord {
   };
 }
 
-/** Everything a record holds, as the sets merge works on. */
-function partsOf(r: ChildRecord): RecordParts {
+/**
+ * Builds the canonical record from its sets: deduplicated, sorted history; `fields` = the newest
+ * version of each field; `conflicts` derived from the history and `resolved` (see
+ * `fieldConflicts`); photos and `resolved` deduplicated and sorted. A pure function of the sets, which is what
+ * makes merge commutative, associative and idempotent.
+ */
+export function buildRecord(parts: RecordParts): ChildRecord {
+  const keyed: Keyed[] = [];
+  for (const raw of parts.versions) keyed.push({ v: canonicalVersion(raw) });
+  // The sort is stable and compares the same write as equal, so each write's copies end up
+  // adjacent in input order: keeping the first of each run keeps its first occurrence.
+  keyed.sort(compareKeyed);
+  const history: FieldVersion[] = [];
+  let prev: Keyed | undefined;
+  for (const k of keyed) {
+    if (prev === undefined || compareKeyed(prev, k) !== 0) history.push(k.v);
+    prev = k;
+  }
+  return assembleRecord(parts, history, parts.photos, parts.resolved);
+}
+
+/**
+ * Everything a record holds, as the sets merge works on. `buildRecord(recordParts(r))` is the
+ * full rebuild {@link normalizeRecord} short-cuts (tests compare the two).
+ */
+export function recordParts(r: ChildRecord): RecordParts {
   return {
     id: r.id,
     createdBy: r.createdBy,
@@ -264,11 +345,44 @@ function partsOf(r: ChildRecord): RecordParts {
 }
 
 /**
+ * Fresh canonical copies of the record's history when it is already what the full rebuild would
+ * make of the record's versions, else undefined. That holds when the history is strictly
+ * increasing by (`ts`, `field`) — then it has no duplicates and no two versions reach the JSON
+ * tie-break, so sorting would keep its order — and every `fields` entry is the same write as the
+ * newest version of its field in the history, so the union merge takes adds nothing to it.
+ * `fields` and `conflicts` need no check: the rebuild derives them from the history alone.
+ * Exported for tests (not from the package): they check that canonical records take this path.
+ */
+export function canonicalHistory(record: ChildRecord): FieldVersion[] | undefined {
+  const history: FieldVersion[] = [];
+  const newest = new Map<string, FieldVersion>();
+  let prev: FieldVersion | undefined;
+  for (const v of record.history) {
+    if (prev !== undefined && !(prev.ts < v.ts || (prev.ts === v.ts && prev.field < v.field))) return undefined;
+    prev = v;
+    newest.set(v.field, v);
+    history.push(canonicalVersion(v));
+  }
+  for (const v of Object.values(record.fields)) {
+    const h = newest.get(v.field);
+    if (h === undefined || !sameWrite(h, v)) return undefined;
+  }
+  return history;
+}
+
+/**
  * The canonical form of a record (what {@link mergeRecords} would return for it alone): history
- * deduplicated and sorted, current values and conflicts recomputed from it.
+ * deduplicated and sorted, current values and conflicts recomputed from it. Always a fresh
+ * object sharing nothing with `record`.
+ *
+ * Records are almost always canonical already (every one a server or phone stored was built
+ * here), so a history found in order is copied as it is instead of deduplicated and sorted; the
+ * result is the same, to the JSON key order, as the full rebuild's.
  */
 export function normalizeRecord(record: ChildRecord): ChildRecord {
-  return buildRecord(partsOf(record));
+  const history = canonicalHistory(record);
+  if (history === undefined) return buildRecord(recordParts(record));
+  return assembleRecord(record, history, Object.entries(record.photos), record.resolved);
 }
 
 /**
@@ -290,8 +404,8 @@ export function mergeRecords(a: ChildRecord, b: ChildRecord): ChildRecord {
   const first =
     cmp(a.createdAt, b.createdAt) || cmp(a.createdBy, b.createdBy) || cmp(a.device, b.device);
   const creator = first <= 0 ? a : b;
-  const pa = partsOf(a);
-  const pb = partsOf(b);
+  const pa = recordParts(a);
+  const pb = recordParts(b);
   return buildRecord({
     id: a.id,
     createdBy: creator.createdBy,
