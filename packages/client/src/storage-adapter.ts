@@ -51,6 +51,13 @@ export interface StorageHandle extends SqlExecutor {
   attach(alias: string, name: string, key: Uint8Array): Promise<void>;
   /** Detaches a database attached with `attach`. */
   detach(alias: string): Promise<void>;
+  /**
+   * Optional. Runs `fn`, a phase of many large write transactions (a sync's pull), in whatever
+   * mode the adapter finds cheaper per written page, and returns to its usual mode afterwards,
+   * also when `fn` fails. Every commit inside must stay exactly as durable as outside, and calls on
+   * the handle inside `fn` work as usual. Must be called outside a transaction.
+   */
+  bulkWrites?<T>(fn: () => Promise<T>): Promise<T>;
   /** Closes the handle; later calls fail with VAULT_LOCKED. Closing twice is a no-op. */
   close(): Promise<void>;
 }

@@ -197,6 +197,11 @@ function newestTimestamp(records: readonly ChildRecord[]): string | undefined {
   return newest;
 }
 
+/** Runs `fn` through the handle's `bulkWrites` when the adapter has one (it is optional). */
+function bulkWrites<T>(db: StorageHandle, fn: () => Promise<T>): Promise<T> {
+  return db.bulkWrites === undefined ? fn() : db.bulkWrites(fn);
+}
+
 /** Splits rows into push bodies of at most `maxBytes` (a record over the limit goes alone; the server answers for it). */
 function byBytes(rows: readonly PendingRow[], maxBytes: number): PendingRow[][] {
   const out: PendingRow[][] = [];
@@ -423,70 +428,89 @@ export async function runSync(ctx: SyncContext, options: SyncOptions): Promise<S
     };
     throwIfCancelled(signal);
     let next: Promise<PullResponse> | undefined = fetchPage(since);
-    try {
-      while (next !== undefined) {
-        const page: PullResponse = await next;
-        next = undefined;
-        throwIfCancelled(signal);
-        deviceStatus = page.deviceStatus;
-        if (page.more && page.checkpoint === since) {
-          // The same position again would be asked for again, forever.
-          throw new FieldvaultError('TRANSPORT_BAD_RESPONSE', { detail: 'the server announces more records but repeats its checkpoint' });
-        }
-        const newest = newestTimestamp(page.records);
-        const offset = page.serverTime - ctx.now();
-        clockOffsetMs = Math.abs(offset) > DEFAULT_MAX_SKEW_MS ? offset : undefined;
-        // Before anything is written: a version too far ahead of both this device's clock and the
-        // server's (a server breaking its own skew rule) stops the pull here. A device clock that runs
-        // behind does not (issue 5): the server's clock vouches for the page.
-        if (newest !== undefined) ctx.records.observe(newest, page.serverTime);
-        if (page.more) {
-          next = fetchPage(page.checkpoint);
-          // Let the request leave before the commit: the commit's statements run without giving
-          // the event loop a turn, so the server would otherwise wait for the commit to end.
-          await yieldToIo();
-        }
-        const removedFiles: string[] = [];
-        let pageBytes = 0;
-        await ctx.db.transaction(async (tx) => {
-          pageBytes = 0;
-          // The page's stored rows in one read, and its write counter values in one take.
-          const held = await storedRows(tx, page.records.map((r) => r.id));
-          let nextSeq = await takeLocalSeqs(tx, page.records.length);
-          for (const incoming of page.records) {
-            const row = held.get(incoming.id);
-            const merged = row === undefined ? incoming : mergeRecords(recordFromDoc(row.doc), incoming);
-            const mergedJson = JSON.stringify(merged);
-            // A new record is its own merge: one serialisation serves both comparisons and the byte count.
-            const incomingJson = merged === incoming ? mergedJson : JSON.stringify(incoming);
-            pageBytes += utf8Length(incomingJson);
-            let seq: number;
-            if (row === undefined || mergedJson !== row.doc) {
-              seq = nextSeq;
-              nextSeq += 1;
-              await putRecordAt(tx, merged, seq, mergedJson);
-              // A page naming one id twice (a server's bug) merges the second copy into the first.
-              held.set(incoming.id, { doc: mergedJson, local_seq: seq });
-            } else {
-              seq = row.local_seq;
-            }
-            // The server holds exactly this: nothing of it is pending for this server.
-            if (mergedJson === incomingJson) await state.ack(tx, incoming.id, seq);
-            if (needsReview(merged)) conflicted.add(merged.id);
-            for (const [photoId, ref] of Object.entries(merged.photos)) {
-              if (ref.removedAt === undefined) continue;
-              if ((await tx.execute('DELETE FROM photo_files WHERE photo_id = ?', [photoId])) > 0) removedFiles.push(photoId);
-            }
+    /** The next page, checked, with nothing written yet; the page after it is already asked for. */
+    const receivePage = async (): Promise<PullResponse> => {
+      const page: PullResponse = await (next as Promise<PullResponse>);
+      next = undefined;
+      throwIfCancelled(signal);
+      deviceStatus = page.deviceStatus;
+      if (page.more && page.checkpoint === since) {
+        // The same position again would be asked for again, forever.
+        throw new FieldvaultError('TRANSPORT_BAD_RESPONSE', { detail: 'the server announces more records but repeats its checkpoint' });
+      }
+      const newest = newestTimestamp(page.records);
+      const offset = page.serverTime - ctx.now();
+      clockOffsetMs = Math.abs(offset) > DEFAULT_MAX_SKEW_MS ? offset : undefined;
+      // Before anything is written: a version too far ahead of both this device's clock and the
+      // server's (a server breaking its own skew rule) stops the pull here. A device clock that runs
+      // behind does not (issue 5): the server's clock vouches for the page.
+      if (newest !== undefined) ctx.records.observe(newest, page.serverTime);
+      if (page.more) {
+        next = fetchPage(page.checkpoint);
+        // Let the request leave before the commit: the commit's statements run without giving
+        // the event loop a turn, so the server would otherwise wait for the commit to end.
+        await yieldToIo();
+      }
+      return page;
+    };
+    /** Commits one page: its records, their acknowledgements and the checkpoint, in one transaction. */
+    const commitPage = async (page: PullResponse): Promise<void> => {
+      const removedFiles: string[] = [];
+      let pageBytes = 0;
+      await ctx.db.transaction(async (tx) => {
+        pageBytes = 0;
+        // The page's stored rows in one read, and its write counter values in one take.
+        const held = await storedRows(tx, page.records.map((r) => r.id));
+        let nextSeq = await takeLocalSeqs(tx, page.records.length);
+        for (const incoming of page.records) {
+          const row = held.get(incoming.id);
+          const merged = row === undefined ? incoming : mergeRecords(recordFromDoc(row.doc), incoming);
+          const mergedJson = JSON.stringify(merged);
+          // A new record is its own merge: one serialisation serves both comparisons and the byte count.
+          const incomingJson = merged === incoming ? mergedJson : JSON.stringify(incoming);
+          pageBytes += utf8Length(incomingJson);
+          let seq: number;
+          if (row === undefined || mergedJson !== row.doc) {
+            seq = nextSeq;
+            nextSeq += 1;
+            await putRecordAt(tx, merged, seq, mergedJson);
+            // A page naming one id twice (a server's bug) merges the second copy into the first.
+            held.set(incoming.id, { doc: mergedJson, local_seq: seq });
+          } else {
+            seq = row.local_seq;
           }
-          await ctx.records.saveClock(tx);
-          await state.setCheckpoint(tx, page.checkpoint, iso());
+          // The server holds exactly this: nothing of it is pending for this server.
+          if (mergedJson === incomingJson) await state.ack(tx, incoming.id, seq);
+          if (needsReview(merged)) conflicted.add(merged.id);
+          for (const [photoId, ref] of Object.entries(merged.photos)) {
+            if (ref.removedAt === undefined) continue;
+            if ((await tx.execute('DELETE FROM photo_files WHERE photo_id = ?', [photoId])) > 0) removedFiles.push(photoId);
+          }
+        }
+        await ctx.records.saveClock(tx);
+        await state.setCheckpoint(tx, page.checkpoint, iso());
+      });
+      // After the commit: a crash before this leaves an unreferenced encrypted file, never a lost row.
+      for (const photoId of removedFiles) await ctx.photos.deleteFile(photoId);
+      since = page.checkpoint;
+      pulled += page.records.length;
+      pullBytes += pageBytes;
+      emit({ phase: 'pull', recordsDone: pulled, recordsTotal: pulled, bytesDone: pullBytes, bytesTotal: pullBytes });
+    };
+    try {
+      const first = await receivePage();
+      await commitPage(first);
+      if (first.more) {
+        // Pages 2…n: many large commits, for which the adapter may use a cheaper journal
+        // (StorageHandle.bulkWrites). Only for a pull of more than one page, and only once the
+        // second page has passed its checks: a refused answer leaves every file as it was.
+        const second = await receivePage();
+        await bulkWrites(ctx.db, async () => {
+          for (let page = second; ; page = await receivePage()) {
+            await commitPage(page);
+            if (!page.more) break;
+          }
         });
-        // After the commit: a crash before this leaves an unreferenced encrypted file, never a lost row.
-        for (const photoId of removedFiles) await ctx.photos.deleteFile(photoId);
-        since = page.checkpoint;
-        pulled += page.records.length;
-        pullBytes += pageBytes;
-        emit({ phase: 'pull', recordsDone: pulled, recordsTotal: pulled, bytesDone: pullBytes, bytesTotal: pullBytes });
       }
     } catch (err) {
       stop.abort();

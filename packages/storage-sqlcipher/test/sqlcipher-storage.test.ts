@@ -1,11 +1,16 @@
 import { createDecipheriv, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { SqlCipherStorage } from '../src/index.js';
 import { rejection, snapshot } from './helpers.js';
 
 const NAME = 'a'.repeat(64);
+const BULK_CHILD = fileURLToPath(new URL('./fixtures/bulk-child.ts', import.meta.url));
+// The child needs tap's TypeScript loader (and nothing else of tap's).
+const LOADER = process.execArgv.filter((a) => a.includes('@tapjs/typescript') || a === '--enable-source-maps');
 const CANARY = 'CANARY-5f1d0c7e-plaintext-must-not-appear';
 
 async function withTable(dir: string, key: Uint8Array, name = NAME): Promise<SqlCipherStorage> {
@@ -179,6 +184,80 @@ t.test('a closed handle fails with VAULT_LOCKED', async (t) => {
   await db.close();
   await db.close();
   t.equal((await rejection(db.query('SELECT 1'))).code, 'VAULT_LOCKED');
+});
+
+const journalMode = async (db: { query: (sql: string) => Promise<Array<Record<string, unknown>>> }): Promise<unknown> => (await db.query('PRAGMA journal_mode'))[0]?.['journal_mode'];
+
+t.test('bulkWrites runs under a rollback journal and returns to WAL, also when its work fails', async (t) => {
+  const dir = t.testdir();
+  const key = randomBytes(32);
+  const storage = await withTable(dir, key);
+  const db = await storage.open(NAME, key, { create: false });
+  t.equal(await journalMode(db), 'wal');
+  const inside = await db.bulkWrites(async () => {
+    await db.transaction((tx) => tx.execute('INSERT INTO t VALUES (?)', ['bulk']));
+    return journalMode(db);
+  });
+  t.equal(inside, 'truncate', 'inside: a rollback journal');
+  t.equal(await journalMode(db), 'wal', 'after: WAL again');
+  const err = await rejection(db.bulkWrites(async () => Promise.reject(new Error('page refused'))));
+  t.equal(err.message, 'page refused', 'the error passes through');
+  t.equal(await journalMode(db), 'wal', 'WAL again after a failure');
+  await db.close();
+  const again = await storage.open(NAME, key, { create: false });
+  t.same(await again.query('SELECT x FROM t ORDER BY x'), [{ x: CANARY }, { x: 'bulk' }], 'what was committed inside is kept');
+  t.equal(await journalMode(again), 'wal');
+  await again.close();
+});
+
+t.test('bulkWrites stays in WAL while another connection has the file open', async (t) => {
+  const dir = t.testdir();
+  const key = randomBytes(32);
+  const storage = await withTable(dir, key);
+  const db = await storage.open(NAME, key, { create: false });
+  const other = await storage.open(NAME, key, { create: false });
+  t.teardown(async () => {
+    await db.close();
+    await other.close();
+  });
+  const inside = await db.bulkWrites(async () => {
+    await db.transaction((tx) => tx.execute('INSERT INTO t VALUES (?)', ['bulk']));
+    return journalMode(db);
+  });
+  t.equal(inside, 'wal', 'SQLite refuses the switch; the work runs in WAL');
+  t.same(await other.query("SELECT x FROM t WHERE x = 'bulk'"), [{ x: 'bulk' }], 'and the other connection reads it');
+});
+
+t.test('kill -9 inside bulkWrites: every commit that returned is there, the torn one is rolled back, the file is intact', async (t) => {
+  const dir = t.testdir();
+  const key = randomBytes(32);
+  const child = spawn(process.execPath, [...LOADER, BULK_CHILD, dir, NAME, key.toString('hex')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let errText = '';
+  child.stderr.on('data', (d: Buffer) => (errText += d.toString()));
+  const closed = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      // Killed after a few commits, wherever the next one stands.
+      if ((out.match(/committed/g) ?? []).length >= 7) {
+        child.kill('SIGKILL');
+        resolve();
+      }
+    });
+    child.on('close', () => reject(new Error(`child ended early: ${out} ${errText}`)));
+  });
+  t.equal(await closed, 'SIGKILL');
+  t.match(out, /^mode truncate$/m, 'the child ran under the rollback journal');
+  const acknowledged = Math.max(...[...out.matchAll(/committed (\d+)/g)].map((m) => Number(m[1])));
+  const db = await new SqlCipherStorage({ directory: dir }).open(NAME, key, { create: false });
+  t.teardown(() => db.close());
+  t.same(await db.query('PRAGMA integrity_check'), [{ integrity_check: 'ok' }]);
+  const counts = await db.query<{ n: number; c: number }>('SELECT n, count(*) AS c FROM t GROUP BY n ORDER BY n');
+  t.ok(counts.length >= acknowledged, `all ${acknowledged} acknowledged commits are there (${counts.length} found)`);
+  t.ok(counts.every((r) => r.c === 200), 'no commit is there in part');
+  t.same(counts.map((r) => r.n), counts.map((_, i) => i + 1), 'in order, none missing');
+  t.equal(await journalMode(db), 'wal', 'reopened in WAL');
 });
 
 t.test('remove deletes the database with its side files, list names what is there', async (t) => {
