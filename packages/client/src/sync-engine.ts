@@ -30,12 +30,16 @@ import { takeLocalSeqs } from './vault-schema.js';
  *                of a batch are acknowledged in one local transaction after the answer; a record
  *                refused by the server is reported in `failed` and stays pending (it is tried
  *                again at the next sync, once per sync: the push walks `local_seq` forward).
+ *                Records this server never acknowledged are named (`unacknowledged`), so the
+ *                server writes them without reading first; a server that refuses the field gets
+ *                the batch again without it.
  *   pull         pages from this server's checkpoint. Each page: the device clock takes in the
  *                page's newest timestamp, measured against the server's clock of the same answer
  *                (so later local edits are newer, even on a phone whose clock runs behind), then ONE transaction
  *                merges every record (protocol `mergeRecords`), acknowledges the ones the server
  *                already holds exactly, and moves the checkpoint. A crash or a cancellation
- *                leaves the checkpoint at the last committed page.
+ *                leaves the checkpoint at the last committed page. Pages 2…n run in the
+ *                adapter's `bulkWrites` (a cheaper journal for many large commits).
  *   photos-up    photos whose file is on the phone and whose record the server has, not yet
  *                known to the server: decrypted (verified) from the vault and uploaded as plain
  *                bytes over the verified TLS connection; resumable.
