@@ -358,7 +358,16 @@ export class SqlCipherStorage implements StorageAdapter {
       throw mapError(err, 'open');
     }
     try {
-      db.pragma('journal_mode = WAL');
+      try {
+        db.pragma('journal_mode = WAL');
+      } catch (err) {
+        // Another connection holds the file in a rollback journal for a bulk phase
+        // (`bulkWrites`), and SQLite refuses to switch it meanwhile. This connection then uses a
+        // rollback journal too — TRUNCATE, as durable as WAL with synchronous=FULL (DELETE is not:
+        // its unlink is not synced) — and follows the file back to WAL when it switches.
+        if (!errCode(err).startsWith('SQLITE_BUSY')) throw err;
+        db.pragma('journal_mode = TRUNCATE');
+      }
       db.pragma('synchronous = FULL');
       db.pragma('temp_store = MEMORY');
       db.pragma(`cache_size = -${this.#cacheSizeKiB}`);

@@ -228,6 +228,30 @@ t.test('bulkWrites stays in WAL while another connection has the file open', asy
   t.same(await other.query("SELECT x FROM t WHERE x = 'bulk'"), [{ x: 'bulk' }], 'and the other connection reads it');
 });
 
+t.test('a connection opened while another is in bulkWrites opens, reads and writes; the file is in WAL again once it is alone', async (t) => {
+  const dir = t.testdir();
+  const key = randomBytes(32);
+  const storage = await withTable(dir, key);
+  const db = await storage.open(NAME, key, { create: false });
+  await db.bulkWrites(async () => {
+    let other: Awaited<ReturnType<typeof storage.open>> | undefined;
+    await db.transaction(async (tx) => {
+      await tx.execute('INSERT INTO t VALUES (?)', ['bulk']);
+      // As a second process (`fieldvault list` during a long pull) would, in the middle of a
+      // commit: SQLite refuses to switch the file to WAL now, and the open must not fail for it.
+      other = await storage.open(NAME, key, { create: false });
+    });
+    if (other === undefined) throw new Error('not opened');
+    t.same(await other.query("SELECT x FROM t WHERE x = 'bulk'"), [{ x: 'bulk' }]);
+    await other.transaction((tx) => tx.execute('INSERT INTO t VALUES (?)', ['other']));
+    t.equal(await journalMode(other), 'truncate', 'it uses the rollback journal the file is in');
+    await other.close();
+  });
+  t.equal(await journalMode(db), 'wal', 'back to WAL');
+  t.same(await db.query('SELECT x FROM t ORDER BY x'), [{ x: CANARY }, { x: 'bulk' }, { x: 'other' }]);
+  await db.close();
+});
+
 t.test('kill -9 inside bulkWrites: every commit that returned is there, the torn one is rolled back, the file is intact', async (t) => {
   const dir = t.testdir();
   const key = randomBytes(32);
