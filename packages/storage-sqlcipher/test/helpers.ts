@@ -145,3 +145,6 @@ export function recording(transport: Transport): Transport & { tokens: string[] 
     tokens,
   };
 }
+
+/** Node arguments a child process needs to run a `.ts` fixture: tap's TypeScript loader (and nothing else of tap's). */
+export const TS_LOADER: readonly string[] = process.execArgv.filter((a) => a.includes('@tapjs/typescript') || a === '--enable-source-maps');

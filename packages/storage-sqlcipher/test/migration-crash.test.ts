@@ -7,15 +7,13 @@ import { KEYRING_FILE, RecordStore, ensureSchema, parseKeyring, type Device, typ
 import { dbFileName, keyId, toHex } from '@fieldvault/crypto';
 import { createClock, createRecord, defaultChildForm, type KeyRecord } from '@fieldvault/protocol';
 import { SqlCipherStorage } from '../src/index.js';
-import { IMEI, PASSWORD_A, PASSWORD_B, jpegWithGps, newDevice, serverKey } from './helpers.js';
+import { IMEI, PASSWORD_A, PASSWORD_B, TS_LOADER, jpegWithGps, newDevice, serverKey } from './helpers.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/migrate-child.ts', import.meta.url));
-// The child needs tap's TypeScript loader (and nothing else of tap's).
-const LOADER = process.execArgv.filter((a) => a.includes('@tapjs/typescript') || a === '--enable-source-maps');
 
 function runChild(args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...LOADER, CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...TS_LOADER, CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));

@@ -5,12 +5,10 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { SqlCipherStorage } from '../src/index.js';
-import { rejection, snapshot } from './helpers.js';
+import { TS_LOADER, rejection, snapshot } from './helpers.js';
 
 const NAME = 'a'.repeat(64);
 const BULK_CHILD = fileURLToPath(new URL('./fixtures/bulk-child.ts', import.meta.url));
-// The child needs tap's TypeScript loader (and nothing else of tap's).
-const LOADER = process.execArgv.filter((a) => a.includes('@tapjs/typescript') || a === '--enable-source-maps');
 const CANARY = 'CANARY-5f1d0c7e-plaintext-must-not-appear';
 
 async function withTable(dir: string, key: Uint8Array, name = NAME): Promise<SqlCipherStorage> {
@@ -255,7 +253,7 @@ t.test('a connection opened while another is in bulkWrites opens, reads and writ
 t.test('kill -9 inside bulkWrites: every commit that returned is there, the torn one is rolled back, the file is intact', async (t) => {
   const dir = t.testdir();
   const key = randomBytes(32);
-  const child = spawn(process.execPath, [...LOADER, BULK_CHILD, dir, NAME, key.toString('hex')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...TS_LOADER, BULK_CHILD, dir, NAME, key.toString('hex')], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let errText = '';
   child.stderr.on('data', (d: Buffer) => (errText += d.toString()));

@@ -10,12 +10,10 @@ import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import type { Device, Session, SyncBatchOptions, Transport } from '@fieldvault/client';
 import type { ChildRecord } from '@fieldvault/protocol';
-import { PASSWORD_A, PASSWORD_B, newDevice, rejection } from './helpers.js';
+import { PASSWORD_A, PASSWORD_B, TS_LOADER, newDevice, rejection } from './helpers.js';
 import { startServerProcess, type ServerProcess } from '@fieldvault/test-support';
 
 const CHILD = fileURLToPath(new URL('./fixtures/sync-child.ts', import.meta.url));
-// The child needs tap's TypeScript loader (and nothing else of tap's).
-const LOADER = process.execArgv.filter((a) => a.includes('@tapjs/typescript') || a === '--enable-source-maps');
 
 const root = mkdtempSync(join(tmpdir(), 'fieldvault-sync-crash-'));
 let server: ServerProcess = await startServerProcess(join(root, 's'), 'server-s', {
@@ -33,7 +31,7 @@ let nextImei = 356938035645000;
 
 function runChild(args: Record<string, unknown>): Promise<{ signal: NodeJS.Signals | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...LOADER, CHILD], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...TS_LOADER, CHILD], { stdio: ['pipe', 'pipe', 'pipe'] });
     // The arguments hold a password: stdin, never argv (argv is readable by every local user).
     child.stdin.end(JSON.stringify(args));
     let out = '';
