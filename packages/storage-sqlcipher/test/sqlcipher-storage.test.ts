@@ -253,7 +253,8 @@ t.test('a connection opened while another is in bulkWrites opens, reads and writ
 t.test('kill -9 inside bulkWrites: every commit that returned is there, the torn one is rolled back, the file is intact', async (t) => {
   const dir = t.testdir();
   const key = randomBytes(32);
-  const child = spawn(process.execPath, [...TS_LOADER, BULK_CHILD, dir, NAME, key.toString('hex')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...TS_LOADER, BULK_CHILD, dir, NAME], { stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.end(key.toString('hex'));
   let out = '';
   let errText = '';
   child.stderr.on('data', (d: Buffer) => (errText += d.toString()));
