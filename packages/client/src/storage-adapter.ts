@@ -52,10 +52,10 @@ export interface StorageHandle extends SqlExecutor {
   /** Detaches a database attached with `attach`. */
   detach(alias: string): Promise<void>;
   /**
-   * Optional. Runs `fn`, a phase of many large write transactions (a sync's pull), in whatever
-   * mode the adapter finds cheaper per written page, and returns to its usual mode afterwards,
-   * also when `fn` fails. Every commit inside must stay exactly as durable as outside, and calls on
-   * the handle inside `fn` work as usual. Must be called outside a transaction.
+   * Optional. Runs `fn`, work that writes many pages (a sync's pull, a migration's copy), in
+   * whatever mode the adapter finds cheaper per written page, and returns to its usual mode
+   * afterwards, also when `fn` fails. Every commit inside must stay exactly as durable as outside,
+   * and calls on the handle inside `fn` work as usual. Must be called outside a transaction.
    */
   bulkWrites?<T>(fn: () => Promise<T>): Promise<T>;
   /** Closes the handle; later calls fail with VAULT_LOCKED. Closing twice is a no-op. */
@@ -83,4 +83,9 @@ export interface StorageAdapter {
   remove(name: string): Promise<void>;
   /** The names of every database this adapter holds (used by wipe). */
   list(): Promise<string[]>;
+}
+
+/** Runs `fn` through the handle's `bulkWrites` when the adapter has one (it is optional). */
+export function withBulkWrites<T>(db: StorageHandle, fn: () => Promise<T>): Promise<T> {
+  return db.bulkWrites === undefined ? fn() : db.bulkWrites(fn);
 }

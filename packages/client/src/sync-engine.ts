@@ -17,7 +17,7 @@ import type { Logger } from './logger.js';
 import type { PhotoStore } from './photo-store.js';
 import { putRecordAt, recordFromDoc, recordTimestamps, type RecordStore } from './record-store.js';
 import { DEFAULT_RETRY, throwIfCancelled, withRetry, type RetryOptions } from './retry.js';
-import type { SqlExecutor, StorageHandle } from './storage-adapter.js';
+import { withBulkWrites, type SqlExecutor, type StorageHandle } from './storage-adapter.js';
 import { ServerSyncState, type PendingRow, type PhotoUp } from './sync-state.js';
 import type { Transport } from './transport.js';
 import { takeLocalSeqs } from './vault-schema.js';
@@ -199,11 +199,6 @@ function newestTimestamp(records: readonly ChildRecord[]): string | undefined {
   let newest: string | undefined;
   for (const r of records) for (const ts of recordTimestamps(r)) if (newest === undefined || ts > newest) newest = ts;
   return newest;
-}
-
-/** Runs `fn` through the handle's `bulkWrites` when the adapter has one (it is optional). */
-function bulkWrites<T>(db: StorageHandle, fn: () => Promise<T>): Promise<T> {
-  return db.bulkWrites === undefined ? fn() : db.bulkWrites(fn);
 }
 
 /** Splits rows into push bodies of at most `maxBytes` (a record over the limit goes alone; the server answers for it). */
@@ -509,7 +504,7 @@ export async function runSync(ctx: SyncContext, options: SyncOptions): Promise<S
         // (StorageHandle.bulkWrites). Only for a pull of more than one page, and only once the
         // second page has passed its checks: a refused answer leaves every file as it was.
         const second = await receivePage();
-        await bulkWrites(ctx.db, async () => {
+        await withBulkWrites(ctx.db, async () => {
           for (let page = second; ; page = await receivePage()) {
             await commitPage(page);
             if (!page.more) break;

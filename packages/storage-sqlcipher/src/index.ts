@@ -2,5 +2,5 @@
  * @fieldvault/storage-sqlcipher — the SDK's `StorageAdapter` for Node: SQLCipher 4 database files
  * (raw 32-byte keys) through better-sqlite3-multiple-ciphers.
  */
-export type { SqlCipherStorageHandle, SqlCipherStorageOptions } from './sqlcipher-storage.js';
+export type { PageSize, SqlCipherStorageHandle, SqlCipherStorageOptions } from './sqlcipher-storage.js';
 export { SqlCipherStorage } from './sqlcipher-storage.js';

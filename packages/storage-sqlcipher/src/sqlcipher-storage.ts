@@ -7,11 +7,20 @@ import { FieldvaultError } from '@fieldvault/protocol';
 /*
  * SQLCipher 4 files through better-sqlite3-multiple-ciphers (SQLite3 Multiple Ciphers).
  *
- * Opening: `cipher='sqlcipher'` and `legacy=4` are set BEFORE the key, or the library silently
- * uses its own ChaCha20 default; the key is the raw 32 bytes as `x'<64 hex>'` (no SQLCipher KDF:
- * the key is already random and full strength). Then one read (`PRAGMA user_version` and a
- * `sqlite_master` scan) so that a wrong key fails at open with VAULT_DB_KEY_REJECTED. The cipher
- * settings are connection defaults, so databases ATTACHed with `KEY` use the same format.
+ * Opening: `cipher='sqlcipher'`, `legacy=4` and the page size are set BEFORE the key, or the
+ * library silently uses its own ChaCha20 default; the key is the raw 32 bytes as `x'<64 hex>'` (no
+ * SQLCipher KDF: the key is already random and full strength). Then one read (`PRAGMA user_version`
+ * and a `sqlite_master` scan) so that a wrong key fails at open with VAULT_DB_KEY_REJECTED. The
+ * cipher settings are connection defaults, so databases ATTACHed with `KEY` use the same format.
+ *
+ * Page size: new databases get 8 KiB pages (SQLCipher 4's `cipher_page_size = 8192`; its default
+ * is 4 KiB). A record row is ≈ 2.4 KB and every page loses 80 bytes to its IV and HMAC, so a 4 KiB
+ * page holds one record and wastes the rest: 10 000 records took 44 MB, with 8 KiB pages 30 MB, and
+ * each pulled record costs fewer page encryptions (docs/performance.md, "Sixth round"). The page
+ * size is not readable without the key (the whole first page is encrypted), and a file opened with
+ * the wrong one fails exactly like a wrong key, so an existing file is tried with this adapter's
+ * page size and then with the other: files written before the change (4 KiB) keep working as they
+ * are, and so do ATTACHed ones.
  *
  * Crash safety: WAL journal with `synchronous=FULL` (every commit is fsynced before it returns;
  * readers never block the writer). The migration protocol does not rely on atomic commits across
@@ -30,6 +39,21 @@ export interface SqlCipherStorageOptions {
   readonly cacheSizeKiB?: number;
   /** How long a statement waits for a lock held by another connection, in ms; default 5000. */
   readonly busyTimeoutMs?: number;
+  /**
+   * Page size of the databases this adapter creates: 8192 (default) or 4096 (SQLCipher 4's
+   * default, for files another SQLCipher 4 reader must open with default settings). Existing
+   * files are opened with whichever of the two they were written with.
+   */
+  readonly pageSize?: PageSize;
+}
+
+/** The page sizes this adapter writes and reads. */
+export type PageSize = 4096 | 8192;
+const PAGE_SIZES: readonly PageSize[] = [8192, 4096];
+
+/** `preferred` first, then the other page size. */
+function pageSizesFrom(preferred: PageSize): PageSize[] {
+  return [preferred, ...PAGE_SIZES.filter((p) => p !== preferred)];
 }
 
 type Db = InstanceType<typeof Database>;
@@ -41,11 +65,17 @@ function errCode(err: unknown): string {
   return typeof code === 'string' ? code : '';
 }
 
+/** What a wrong key gives at the first read; a wrong page size gives the same. */
+function isKeyRejection(err: unknown): boolean {
+  const code = errCode(err);
+  return code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' || code.startsWith('SQLITE_CORRUPT_');
+}
+
 /** Maps a driver error to the catalogue. SQL errors are bugs in the core: INTERNAL_ERROR, with the SQLite code only. */
 function mapError(err: unknown, phase: 'open' | 'use'): FieldvaultError {
   if (err instanceof FieldvaultError) return err;
   const code = errCode(err);
-  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' || code.startsWith('SQLITE_CORRUPT_')) {
+  if (isKeyRejection(err)) {
     return phase === 'open'
       ? new FieldvaultError('VAULT_DB_KEY_REJECTED', { cause: err })
       : new FieldvaultError('VAULT_DB_CORRUPT', { detail: code, cause: err });
@@ -142,15 +172,18 @@ class SqlCipherHandle implements StorageHandle {
   readonly #db: Db;
   readonly #runner: Runner;
   readonly #storage: SqlCipherStorage;
+  /** The main database's page size: the connection's default, tried first for an ATTACH. */
+  readonly #pageSize: PageSize;
   // Serialises every call on this connection: a transaction spans awaits, and nothing from
   // outside may run inside it.
   #tail: Promise<void> = Promise.resolve();
   #closed = false;
 
-  constructor(storage: SqlCipherStorage, name: string, db: Db) {
+  constructor(storage: SqlCipherStorage, name: string, db: Db, pageSize: PageSize) {
     this.#storage = storage;
     this.name = name;
     this.#db = db;
+    this.#pageSize = pageSize;
     this.#runner = new Runner(db);
   }
 
@@ -245,11 +278,28 @@ class SqlCipherHandle implements StorageHandle {
       const path = this.#storage.pathOf(name);
       // ATTACH creates a missing file; a missing source is an error, never a new empty database.
       if (!existsSync(path)) throw new FieldvaultError('VAULT_NOT_FOUND', { detail: 'attached database' });
-      try {
-        this.#db.prepare(`ATTACH DATABASE ? AS ${alias} KEY ?`).run(path, keyLiteral(key));
-      } catch (err) {
-        throw mapError(err, 'open');
+      // The attached file may have the other page size (a database from before 8 KiB pages).
+      const sizes = pageSizesFrom(this.#pageSize);
+      for (const [i, pageSize] of sizes.entries()) {
+        try {
+          this.#attachWith(alias, path, key, pageSize);
+          break;
+        } catch (err) {
+          if (isKeyRejection(err) && i < sizes.length - 1) continue;
+          throw mapError(err, 'open');
+        }
       }
+      this.#runner.clear();
+    });
+  }
+
+  /** ATTACH with a page size, checked by a first read; detached again if that read fails. */
+  #attachWith(alias: string, path: string, key: Uint8Array, pageSize: PageSize): void {
+    // The cipher pragmas without a schema are the connection's defaults for the next ATTACH;
+    // the main database keeps the settings it was opened with.
+    if (pageSize !== this.#pageSize) this.#db.pragma(`legacy_page_size = ${pageSize}`);
+    try {
+      this.#db.prepare(`ATTACH DATABASE ? AS ${alias} KEY ?`).run(path, keyLiteral(key));
       try {
         this.#db.prepare(`SELECT count(*) FROM ${alias}.sqlite_master`).get();
         this.#db.pragma(`${alias}.synchronous = FULL`);
@@ -257,12 +307,13 @@ class SqlCipherHandle implements StorageHandle {
         try {
           this.#db.exec(`DETACH DATABASE ${alias}`);
         } catch {
-          // Reported below.
+          // The first error is the one reported.
         }
-        throw mapError(err, 'open');
+        throw err;
       }
-      this.#runner.clear();
-    });
+    } finally {
+      if (pageSize !== this.#pageSize) this.#db.pragma(`legacy_page_size = ${this.#pageSize}`);
+    }
   }
 
   detach(alias: string): Promise<void> {
@@ -303,6 +354,7 @@ export class SqlCipherStorage implements StorageAdapter {
   readonly directory: string;
   readonly #cacheSizeKiB: number;
   readonly #busyTimeoutMs: number;
+  readonly #pageSize: PageSize;
   readonly #open = new Map<string, Set<SqlCipherHandle>>();
 
   constructor(options: SqlCipherStorageOptions) {
@@ -312,6 +364,11 @@ export class SqlCipherStorage implements StorageAdapter {
     this.directory = options.directory;
     this.#cacheSizeKiB = options.cacheSizeKiB ?? 8192;
     this.#busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    const pageSize: unknown = options.pageSize ?? 8192;
+    if (!PAGE_SIZES.includes(pageSize as PageSize)) {
+      throw new FieldvaultError('INPUT_INVALID', { detail: 'pageSize: 4096 or 8192', details: { field: 'pageSize' } });
+    }
+    this.#pageSize = pageSize as PageSize;
   }
 
   /** @internal The file of database `name`. Names come from the core (hex) and are trusted. */
@@ -340,23 +397,35 @@ export class SqlCipherStorage implements StorageAdapter {
     const path = this.pathOf(name);
     const existed = existsSync(path);
     if (!existed && !options.create) throw new FieldvaultError('VAULT_NOT_FOUND', { detail: 'database' });
-    let db: Db;
-    try {
-      if (!existed) mkdirSync(this.directory, { recursive: true, mode: 0o700 });
-      db = new Database(path, { fileMustExist: existed, timeout: this.#busyTimeoutMs });
-    } catch (err) {
-      throw mapError(err, 'open');
+    // A new file gets this adapter's page size; an existing one is tried with it, then the other.
+    const sizes = existed ? pageSizesFrom(this.#pageSize) : [this.#pageSize];
+    let opened: { db: Db; pageSize: PageSize } | undefined;
+    for (const [i, pageSize] of sizes.entries()) {
+      let db: Db;
+      try {
+        if (!existed) mkdirSync(this.directory, { recursive: true, mode: 0o700 });
+        db = new Database(path, { fileMustExist: existed, timeout: this.#busyTimeoutMs });
+      } catch (err) {
+        throw mapError(err, 'open');
+      }
+      try {
+        db.pragma(`cipher = 'sqlcipher'`);
+        db.pragma('legacy = 4');
+        db.pragma(`legacy_page_size = ${pageSize}`);
+        db.pragma(`key = "${keyLiteral(key)}"`);
+        db.pragma('user_version');
+        db.prepare('SELECT count(*) FROM sqlite_master').get();
+        opened = { db, pageSize };
+        break;
+      } catch (err) {
+        db.close();
+        // Only a key check that failed is worth the other page size; the last failure is reported.
+        if (isKeyRejection(err) && i < sizes.length - 1) continue;
+        throw mapError(err, 'open');
+      }
     }
-    try {
-      db.pragma(`cipher = 'sqlcipher'`);
-      db.pragma('legacy = 4');
-      db.pragma(`key = "${keyLiteral(key)}"`);
-      db.pragma('user_version');
-      db.prepare('SELECT count(*) FROM sqlite_master').get();
-    } catch (err) {
-      db.close();
-      throw mapError(err, 'open');
-    }
+    if (opened === undefined) throw new FieldvaultError('INTERNAL_ERROR', { detail: 'no page size tried' });
+    const { db, pageSize } = opened;
     try {
       try {
         db.pragma('journal_mode = WAL');
@@ -377,7 +446,7 @@ export class SqlCipherStorage implements StorageAdapter {
       throw mapError(err, 'use');
     }
     if (!existed) fsyncDirectory(this.directory);
-    const handle = new SqlCipherHandle(this, name, db);
+    const handle = new SqlCipherHandle(this, name, db, pageSize);
     const set = this.#open.get(name) ?? new Set();
     set.add(handle);
     this.#open.set(name, set);

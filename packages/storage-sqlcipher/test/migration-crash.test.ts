@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
@@ -218,7 +218,17 @@ t.test('the crash child completes a migration when it is not killed', async (t) 
 });
 
 t.test('a migration copies thousands of records in bulk into the winning database', async (t) => {
-  const { dir, device, storage } = await newDevice(t);
+  // The copy runs in the adapter's bulk mode: a rollback journal beside the winner while it is
+  // uncommitted (under WAL there is no `-journal` file), and WAL again afterwards.
+  const journals: Array<number | null> = [];
+  let winner = '';
+  const { dir, device, storage } = await newDevice(t, {
+    onMigrationStep: ({ step }) => {
+      if (step !== 'records-copy-uncommitted') return;
+      const journal = join(storage.directory, `${winner}.db-journal`);
+      journals.push(existsSync(journal) ? statSync(journal).size : null);
+    },
+  });
   const now = Date.now();
   const ka = serverKey(now - 60_000, 'server-a');
   const kb = serverKey(now - 30_000, 'server-a');
@@ -235,7 +245,13 @@ t.test('a migration copies thousands of records in bulk into the winning databas
     }
   });
   await db.close();
+  winner = dbFileName(kb.key);
   const s = await device.adoptVerifiedKey({ username: 'amina', password: PASSWORD_A, serverId: 'server-a', keyRecord: kb.record, key: kb.key });
+  t.equal(journals.length, 1, 'one copy');
+  t.ok((journals[0] ?? 0) > 0, `a rollback journal while the copy was uncommitted (${String(journals[0])} bytes)`);
+  const check = await storage.open(winner, kb.key, { create: false });
+  t.same(await check.query('PRAGMA journal_mode'), [{ journal_mode: 'wal' }], 'the winner is in WAL again');
+  await check.close();
   const seen = new Set<string>();
   for (let offset = 0; ; offset += 1000) {
     const page = await s.listRecords({ limit: 1000, offset });
