@@ -329,14 +329,16 @@ t.test('a connection opened while another is in bulkWrites opens, reads and writ
   await db.close();
 });
 
-for (const childPageSize of [undefined, 4096] as const) {
+for (const [childPageSize, journal] of [[undefined, 'truncate'], [4096, 'truncate'], [4096, 'wal']] as const) {
   // With 4096 the file is one from before 8 KiB pages: the default adapter first tries 8 KiB
-  // pages on a file that most likely has a hot journal, then opens it with its own.
-  const label = childPageSize === undefined ? '' : ' (a 4 KiB-page file, reopened by a default adapter)';
-  t.test(`kill -9 inside bulkWrites: every commit that returned is there, the torn one is rolled back, the file is intact${label}`, async (t) => {
+  // pages on a file that most likely has a hot journal (or a WAL never checkpointed), then opens
+  // it with its own.
+  const label = childPageSize === undefined ? '' : ` (a 4 KiB-page file${journal === 'wal' ? ' in WAL' : ''}, reopened by a default adapter)`;
+  const where = journal === 'wal' ? 'in WAL' : 'inside bulkWrites';
+  t.test(`kill -9 ${where}: every commit that returned is there, the torn one is rolled back, the file is intact${label}`, async (t) => {
     const dir = t.testdir();
     const key = randomBytes(32);
-    const args = childPageSize === undefined ? [dir, NAME] : [dir, NAME, String(childPageSize)];
+    const args = [dir, NAME, String(childPageSize ?? 'default'), journal];
     const child = spawn(process.execPath, [...TS_LOADER, BULK_CHILD, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdin.end(key.toString('hex'));
     let out = '';
@@ -355,10 +357,12 @@ for (const childPageSize of [undefined, 4096] as const) {
       child.on('close', () => reject(new Error(`child ended early: ${out} ${errText}`)));
     });
     t.equal(await closed, 'SIGKILL');
-    t.match(out, /^mode truncate$/m, 'the child ran under the rollback journal');
+    t.match(out, new RegExp(`^mode ${journal}$`, 'm'), `the child ran in ${journal}`);
     const acknowledged = Math.max(...[...out.matchAll(/committed (\d+)/g)].map((m) => Number(m[1])));
-    const journal = join(dir, `${NAME}.db-journal`);
-    t.comment(`journal left by the kill: ${existsSync(journal) ? `${statSync(journal).size} bytes` : 'none'}`);
+    for (const suffix of ['-journal', '-wal']) {
+      const side = join(dir, `${NAME}.db${suffix}`);
+      t.comment(`${suffix} left by the kill: ${existsSync(side) ? `${statSync(side).size} bytes` : 'none'}`);
+    }
     const db = await new SqlCipherStorage({ directory: dir }).open(NAME, key, { create: false });
     t.teardown(() => db.close());
     t.same(await db.query('PRAGMA integrity_check'), [{ integrity_check: 'ok' }]);
