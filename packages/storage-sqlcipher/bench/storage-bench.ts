@@ -18,7 +18,7 @@ import { appendRows, benchRow, formatNumber, formatTable, summarize, type BenchR
 import { createDevice, ensureSchema, type OpenOptions, type StorageAdapter, type StorageHandle } from '@fieldvault/client';
 import { defaultKdfParams, deriveKek, generateDbKey, keyId, kdfDefaults } from '@fieldvault/crypto';
 import { formatHlc } from '@fieldvault/protocol';
-import { SqlCipherStorage } from '@fieldvault/storage-sqlcipher';
+import { DEFAULT_PAGE_SIZE, SqlCipherStorage } from '@fieldvault/storage-sqlcipher';
 
 const { values: args } = parseArgs({
   options: {
@@ -141,9 +141,6 @@ function keyLiteral(key: Uint8Array): string {
   return `x'${Buffer.from(key).toString('hex')}'`;
 }
 
-/** The page size SqlCipherStorage gives new databases (its default). */
-const PAGE_SIZE = 8192;
-
 /**
  * Opens a raw connection with exactly the pragmas SqlCipherStorage.open uses (cipher, legacy,
  * page size, key, first read; WAL, synchronous=FULL, temp_store=MEMORY, cache_size, foreign_keys);
@@ -155,11 +152,11 @@ function openRaw(path: string, key: Uint8Array | undefined, cacheKiB: number | u
   if (key !== undefined) {
     db.pragma(`cipher = 'sqlcipher'`);
     db.pragma('legacy = 4');
-    db.pragma(`legacy_page_size = ${PAGE_SIZE}`);
+    db.pragma(`legacy_page_size = ${DEFAULT_PAGE_SIZE}`);
     if (noHmac) db.pragma('hmac_use = 0');
     db.pragma(`key = "${keyLiteral(key)}"`);
   } else {
-    db.pragma(`page_size = ${PAGE_SIZE}`);
+    db.pragma(`page_size = ${DEFAULT_PAGE_SIZE}`);
   }
   db.pragma('user_version');
   db.prepare('SELECT count(*) FROM sqlite_master').get();

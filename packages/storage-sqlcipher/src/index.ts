@@ -3,4 +3,4 @@
  * (raw 32-byte keys) through better-sqlite3-multiple-ciphers.
  */
 export type { PageSize, SqlCipherStorageHandle, SqlCipherStorageOptions } from './sqlcipher-storage.js';
-export { SqlCipherStorage } from './sqlcipher-storage.js';
+export { DEFAULT_PAGE_SIZE, SqlCipherStorage } from './sqlcipher-storage.js';

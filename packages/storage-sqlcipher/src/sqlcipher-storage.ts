@@ -50,11 +50,8 @@ export interface SqlCipherStorageOptions {
 /** The page sizes this adapter writes and reads. */
 export type PageSize = 4096 | 8192;
 const PAGE_SIZES: readonly PageSize[] = [8192, 4096];
-
-/** `preferred` first, then the other page size. */
-function pageSizesFrom(preferred: PageSize): PageSize[] {
-  return [preferred, ...PAGE_SIZES.filter((p) => p !== preferred)];
-}
+/** The page size of new databases unless `pageSize` says otherwise. */
+export const DEFAULT_PAGE_SIZE: PageSize = 8192;
 
 type Db = InstanceType<typeof Database>;
 
@@ -69,6 +66,22 @@ function errCode(err: unknown): string {
 function isKeyRejection(err: unknown): boolean {
   const code = errCode(err);
   return code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' || code.startsWith('SQLITE_CORRUPT_');
+}
+
+/**
+ * `attempt` with `preferred`, then, if its key check failed, with the other page size (an existing
+ * file's page size cannot be read without the key). The last failure is reported, mapped as an
+ * open error: a wrong key is VAULT_DB_KEY_REJECTED once both sizes have failed.
+ */
+function withEitherPageSize<T>(preferred: PageSize, attempt: (pageSize: PageSize) => T): T {
+  const sizes = [preferred, ...PAGE_SIZES.filter((p) => p !== preferred)];
+  for (let i = 0; ; i += 1) {
+    try {
+      return attempt(sizes[i] as PageSize);
+    } catch (err) {
+      if (!isKeyRejection(err) || i === sizes.length - 1) throw mapError(err, 'open');
+    }
+  }
 }
 
 /** Maps a driver error to the catalogue. SQL errors are bugs in the core: INTERNAL_ERROR, with the SQLite code only. */
@@ -279,16 +292,7 @@ class SqlCipherHandle implements StorageHandle {
       // ATTACH creates a missing file; a missing source is an error, never a new empty database.
       if (!existsSync(path)) throw new FieldvaultError('VAULT_NOT_FOUND', { detail: 'attached database' });
       // The attached file may have the other page size (a database from before 8 KiB pages).
-      const sizes = pageSizesFrom(this.#pageSize);
-      for (const [i, pageSize] of sizes.entries()) {
-        try {
-          this.#attachWith(alias, path, key, pageSize);
-          break;
-        } catch (err) {
-          if (isKeyRejection(err) && i < sizes.length - 1) continue;
-          throw mapError(err, 'open');
-        }
-      }
+      withEitherPageSize(this.#pageSize, (pageSize) => this.#attachWith(alias, path, key, pageSize));
       this.#runner.clear();
     });
   }
@@ -364,7 +368,7 @@ export class SqlCipherStorage implements StorageAdapter {
     this.directory = options.directory;
     this.#cacheSizeKiB = options.cacheSizeKiB ?? 8192;
     this.#busyTimeoutMs = options.busyTimeoutMs ?? 5000;
-    const pageSize: unknown = options.pageSize ?? 8192;
+    const pageSize: unknown = options.pageSize ?? DEFAULT_PAGE_SIZE;
     if (!PAGE_SIZES.includes(pageSize as PageSize)) {
       throw new FieldvaultError('INPUT_INVALID', { detail: 'pageSize: 4096 or 8192', details: { field: 'pageSize' } });
     }
@@ -387,6 +391,23 @@ export class SqlCipherStorage implements StorageAdapter {
     return existsSync(this.pathOf(name));
   }
 
+  /** A connection to `path` with the cipher settings and `key`, checked by a first read; closed if that fails. */
+  #keyed(path: string, existed: boolean, key: Uint8Array, pageSize: PageSize): Db {
+    const db = new Database(path, { fileMustExist: existed, timeout: this.#busyTimeoutMs });
+    try {
+      db.pragma(`cipher = 'sqlcipher'`);
+      db.pragma('legacy = 4');
+      db.pragma(`legacy_page_size = ${pageSize}`);
+      db.pragma(`key = "${keyLiteral(key)}"`);
+      db.pragma('user_version');
+      db.prepare('SELECT count(*) FROM sqlite_master').get();
+      return db;
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
   /**
    * Opens or creates an encrypted database and checks its key with a first read.
    * @throws VAULT_NOT_FOUND when the file is missing and `create` is false.
@@ -397,35 +418,15 @@ export class SqlCipherStorage implements StorageAdapter {
     const path = this.pathOf(name);
     const existed = existsSync(path);
     if (!existed && !options.create) throw new FieldvaultError('VAULT_NOT_FOUND', { detail: 'database' });
-    // A new file gets this adapter's page size; an existing one is tried with it, then the other.
-    const sizes = existed ? pageSizesFrom(this.#pageSize) : [this.#pageSize];
-    let opened: { db: Db; pageSize: PageSize } | undefined;
-    for (const [i, pageSize] of sizes.entries()) {
-      let db: Db;
+    if (!existed) {
       try {
-        if (!existed) mkdirSync(this.directory, { recursive: true, mode: 0o700 });
-        db = new Database(path, { fileMustExist: existed, timeout: this.#busyTimeoutMs });
+        mkdirSync(this.directory, { recursive: true, mode: 0o700 });
       } catch (err) {
-        throw mapError(err, 'open');
-      }
-      try {
-        db.pragma(`cipher = 'sqlcipher'`);
-        db.pragma('legacy = 4');
-        db.pragma(`legacy_page_size = ${pageSize}`);
-        db.pragma(`key = "${keyLiteral(key)}"`);
-        db.pragma('user_version');
-        db.prepare('SELECT count(*) FROM sqlite_master').get();
-        opened = { db, pageSize };
-        break;
-      } catch (err) {
-        db.close();
-        // Only a key check that failed is worth the other page size; the last failure is reported.
-        if (isKeyRejection(err) && i < sizes.length - 1) continue;
         throw mapError(err, 'open');
       }
     }
-    if (opened === undefined) throw new FieldvaultError('INTERNAL_ERROR', { detail: 'no page size tried' });
-    const { db, pageSize } = opened;
+    // A new file gets this adapter's page size (the first one tried always opens an empty file).
+    const { db, pageSize } = withEitherPageSize(this.#pageSize, (pageSize) => ({ db: this.#keyed(path, existed, key, pageSize), pageSize }));
     try {
       try {
         db.pragma('journal_mode = WAL');
