@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import nano from 'nano';
@@ -23,6 +25,55 @@ export async function startStore(t: Test): Promise<EmbeddedCouch> {
   const couch = await startEmbeddedCouch({ dataDir: t.testdir() });
   t.teardown(() => couch.stop());
   return couch;
+}
+
+/** What a {@link storeRecorder} saw: every request the server sent to the store, in order. */
+export interface StoreRecorder {
+  /** The recorder's URL, given to the server as the store's. */
+  readonly url: string;
+  readonly crashed: boolean;
+  /** `METHOD path?query` of each request, decoded (`device:…` rather than `device%3A…`). */
+  readonly requests: string[];
+}
+
+/**
+ * A recording HTTP relay in front of the real store: each request is forwarded as it is and the
+ * answer streamed back, so the server talks to the real store; the test reads which requests it
+ * made (e.g. how often one document was read).
+ */
+export async function storeRecorder(t: Test, couch: EmbeddedCouch): Promise<StoreRecorder> {
+  const target = new URL(couch.url);
+  const agent = new http.Agent({ keepAlive: true });
+  const requests: string[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push(`${req.method ?? ''} ${decodeURIComponent(req.url ?? '')}`);
+    const upstream = http.request(
+      { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: { ...req.headers, host: target.host }, agent },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  // The store's credentials (if any) are in couch.url; the relay's URL carries the same.
+  const url = new URL(couch.url);
+  url.host = `127.0.0.1:${port}`;
+  t.teardown(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    agent.destroy();
+  });
+  return {
+    url: url.toString().replace(/\/$/, ''),
+    get crashed() {
+      return couch.crashed;
+    },
+    requests,
+  };
 }
 
 /** A fake wall clock (the only fake the tests use). */
@@ -73,7 +124,7 @@ export type Overrides = Partial<Omit<BuildAppInput, 'couch' | 'setupToken'>> & {
 /**
  * A server on a fresh database prefix in `couch`; closed and its databases dropped in teardown.
  */
-export async function makeApp(t: Test, couch: EmbeddedCouch, overrides: Overrides = {}): Promise<TestApp> {
+export async function makeApp(t: Test, couch: Pick<EmbeddedCouch, 'url' | 'crashed'>, overrides: Overrides = {}): Promise<TestApp> {
   const clock = fakeClock();
   const logs = new LogCapture();
   const { setupToken = SETUP_TOKEN, couch: couchOverride, ...rest } = overrides;

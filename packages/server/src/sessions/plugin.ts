@@ -3,7 +3,7 @@ import fp from 'fastify-plugin';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { FieldvaultError } from '@fieldvault/protocol';
-import { ROLES, type Role, type SessionRecord } from '../couch/records.js';
+import { ROLES, type DeviceRecord, type Role, type SessionRecord } from '../couch/records.js';
 import { EmptyObjectSchema, TOKEN_PATTERN, iso, responses } from '../http/schemas.js';
 import { hashSecret, newToken } from '../http/tokens.js';
 import { UserSummarySchema } from '@fieldvault/protocol';
@@ -19,6 +19,12 @@ export interface AuthContext {
   readonly console: boolean;
   readonly tokenHash: string;
   readonly expiresAt: number;
+  /**
+   * The device as this request's authentication read it (absent for console sessions): the sync
+   * routes decide from it whether the device's last-seen/last-sync times are due for a write,
+   * instead of reading the device document a second time in the same request.
+   */
+  readonly device?: Pick<DeviceRecord, 'status' | 'lastSeenAt' | 'lastSyncAt'>;
 }
 
 declare module 'fastify' {
@@ -99,7 +105,15 @@ export const sessionsPlugin = fp(
       // bulk delete of session documents has not finished (or raced with a new login).
       if (user === undefined || user.disabled || user.epoch !== session.userEpoch) throw invalid();
       if (device === undefined || device.epoch !== session.deviceEpoch) throw invalid();
-      return { username: user.username, role: user.role, imei: session.imei, console: false, tokenHash, expiresAt: session.expiresAt };
+      return {
+        username: user.username,
+        role: user.role,
+        imei: session.imei,
+        console: false,
+        tokenHash,
+        expiresAt: session.expiresAt,
+        device: { status: device.status, lastSeenAt: device.lastSeenAt, lastSyncAt: device.lastSyncAt ?? null },
+      };
     }
 
     app.decorate('requireAuth', (roles?: readonly Role[], options: { readonly console?: boolean } = {}): onRequestHookHandler => {

@@ -13,7 +13,7 @@ import {
   type PushResult,
   type SyncDeviceStatus,
 } from '@fieldvault/protocol';
-import type { RecordEnvelope } from '../couch/records.js';
+import type { DeviceRecord, RecordEnvelope } from '../couch/records.js';
 import { jsonWithArray, sendJsonText } from '../http/json-reply.js';
 import { responses } from '../http/schemas.js';
 import { REVIEWERS, canRead } from '../records/access.js';
@@ -50,16 +50,25 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
   type Changes = Awaited<ReturnType<typeof app.repo.recordChanges>>;
   const readAhead = new PullReadAhead<Changes>({ maxHeld: config.sync.pullReadAhead, ttlMs: READ_AHEAD_TTL_MS, now: () => app.now() });
 
+  const touchDue = (now: number, d: Pick<DeviceRecord, 'lastSeenAt' | 'lastSyncAt'>): boolean =>
+    now - d.lastSeenAt >= DEVICE_TOUCH_INTERVAL_MS || now - (d.lastSyncAt ?? 0) >= DEVICE_TOUCH_INTERVAL_MS;
+
   /**
-   * Marks the device seen and synced (throttled) and returns its status. A device blacklisted
-   * since the session was checked is refused here, before anything is read or written.
+   * Marks the device seen and synced (throttled) and returns its status.
+   *
+   * Between two writes (most requests of a sync) the device as this request's authentication read
+   * it decides: a second read in the same request would tell nothing new, and it queued behind the
+   * store's record writes on every push and pull page (docs/performance.md, "Seventh round"). When
+   * a write is due the device is read again and written; one blacklisted since the session was
+   * checked is refused then, before anything is read or written.
    * @throws DEVICE_BLACKLISTED
    */
   async function touchDevice(auth: AuthContext): Promise<SyncDeviceStatus> {
     const now = app.now();
+    const seen = auth.device;
+    if (seen !== undefined && seen.status !== 'blacklisted' && !touchDue(now, seen)) return seen.status;
     const device = await app.repo.modifyDevice(auth.imei, (cur) => {
-      if (cur === undefined || cur.status === 'blacklisted') return undefined;
-      if (now - cur.lastSeenAt < DEVICE_TOUCH_INTERVAL_MS && now - (cur.lastSyncAt ?? 0) < DEVICE_TOUCH_INTERVAL_MS) return undefined;
+      if (cur === undefined || cur.status === 'blacklisted' || !touchDue(now, cur)) return undefined;
       return { ...cur, lastSeenAt: Math.max(cur.lastSeenAt, now), lastSyncAt: now };
     });
     if (device === undefined || device.status === 'blacklisted') throw new FieldvaultError('DEVICE_BLACKLISTED');
