@@ -2,7 +2,8 @@
 // (docs/performance.md, "Seventh round".) Not part of `npm run bench`: it explains a goal, it
 // sets none. Run: `npm run ceiling` in this package (≈ 1–2 min).
 //
-// The same 10 000 records as the sync bench (recordFields, protocol createRecord) on one fresh
+// 10 000 records built like the sync bench's (its recordFields through the protocol's
+// createRecord, ≈ 2.5 KB as JSON; the bench's phones make them through the SDK) on one fresh
 // embedded store, three ways, alternating order every round, each into a new database:
 //   bulk     the sync bench's raw baseline: nano `_bulk_docs` of the stored envelopes, 500 per
 //            request, one request at a time;
@@ -82,8 +83,8 @@ async function pushThrough(relay: Relay, depth: number): Promise<number> {
 
 const dir = mkdtempSync(join(tmpdir(), 'fieldvault-ceiling-'));
 const store = await startEmbeddedCouch({ dataDir: join(dir, 'store') });
-const rates = new Map<string, number[]>();
-const cpu = new Map<string, number[]>();
+/** Per path, one sample per round: records per second and CPU ms per record. */
+const samples = new Map<string, Array<{ rate: number; cpuMs: number }>>();
 let dbCount = 0;
 try {
   process.stdout.write(`${N} records (${JSON.stringify(records[0]).length} B each as JSON), ${ROUNDS} rounds, batches of ${BATCH}\n`);
@@ -120,8 +121,9 @@ try {
   function note(name: string, ms: number, meter: CpuMeter): void {
     const cores = meter.cores();
     const busy = Object.entries(cores).filter(([k]) => k !== 'others').reduce((s, [, v]) => s + v, 0);
-    (rates.get(name) ?? rates.set(name, []).get(name))?.push((N / ms) * 1000);
-    (cpu.get(name) ?? cpu.set(name, []).get(name))?.push((busy * ms) / N);
+    const list = samples.get(name) ?? [];
+    list.push({ rate: (N / ms) * 1000, cpuMs: (busy * ms) / N });
+    samples.set(name, list);
     process.stdout.write(`  ${name}: ${Math.round((N / ms) * 1000)} rec/s, cores ${JSON.stringify(cores)}\n`);
   }
   for (let round = 0; round < ROUNDS; round += 1) {
@@ -130,11 +132,12 @@ try {
     for (const name of round % 2 === 0 ? names : names.reverse()) await (steps[name] as () => Promise<void>)();
   }
   const median = (xs: readonly number[]): number => summarize(xs).p50;
-  const base = median(rates.get('bulk') ?? []);
+  const base = median((samples.get('bulk') ?? []).map((x) => x.rate));
   process.stdout.write('\n| path | rec/s (median) | vs raw `_bulk_docs` | per round | CPU ms per record |\n|---|---|---|---|---|\n');
-  for (const [name, rs] of rates) {
-    const m = median(rs);
-    process.stdout.write(`| ${name} | ${Math.round(m)} | ${(m / base).toFixed(3)}× | ${rs.map((r) => Math.round(r)).join(' / ')} | ${median(cpu.get(name) ?? []).toFixed(3)} |\n`);
+  for (const [name, list] of samples) {
+    const rates = list.map((x) => x.rate);
+    const m = median(rates);
+    process.stdout.write(`| ${name} | ${Math.round(m)} | ${(m / base).toFixed(3)}× | ${rates.map((r) => Math.round(r)).join(' / ')} | ${median(list.map((x) => x.cpuMs)).toFixed(3)} |\n`);
   }
 } finally {
   await store.stop();
