@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Environment } from './config.js';
 import { CliError } from './errors.js';
 import type { Home, ServerTrust, StoredSession } from './home.js';
-import { createApiClient, type ApiCall, type ApiClient } from './http.js';
+import { createApiClient, trustProblem, type ApiCall, type ApiClient } from './http.js';
 import type { Output } from './output.js';
 import { createProgress, type Progress } from './progress.js';
 import type { Prompter } from './prompt.js';
@@ -51,6 +51,9 @@ export function makeContext(input: { env: Environment; home: Home; out: Output; 
     progress: () => createProgress(env.stderrIsTty && globals.json !== true),
     server(options = {}) {
       if (options.server !== undefined) {
+        // A mistyped --server or --pin is a command-line mistake (exit 2), found before any file or network.
+        const problem = trustProblem({ url: options.server, ...(options.pin === undefined ? {} : { pinSha256: options.pin }) });
+        if (problem !== undefined) throw new CliError('ADMIN_USAGE', `--${problem.field}: ${problem.detail}`);
         let ca: string | undefined;
         if (options.ca !== undefined) {
           try {

@@ -1,4 +1,4 @@
-import { isFieldvaultError } from '@fieldvault/protocol';
+import { isFieldvaultError, type ErrorCode, type FieldvaultError } from '@fieldvault/protocol';
 
 /*
  * The admin CLI's own errors: things only a command line can get wrong (no server configured, not
@@ -20,8 +20,16 @@ export const cliErrorCatalogue = {
     hint: 'Run "fieldvault-admin login" (password and a code from your authenticator app).',
   },
   ADMIN_INPUT_REQUIRED: {
-    message: 'An answer (password, setup token or one-time code) is needed, but there is no terminal to ask on and --stdin was not given.',
-    hint: 'Run the command in a terminal, or pipe the answers in, one per line, and pass --stdin.',
+    message: 'An answer (password, setup token or one-time code) is needed, but none was given.',
+    hint: 'Run the command in a terminal and type it, or pipe the answers in, one per line, and pass --stdin.',
+  },
+  ADMIN_STDIN_EXHAUSTED: {
+    message: 'Standard input (--stdin) ended before every answer this command asks for was read.',
+    hint: 'Pipe one line per answer, in the order the command asks them (docs/admin-cli.md, "Answers on standard input").',
+  },
+  ADMIN_CODE_MALFORMED: {
+    message: 'That is not a one-time code: type the 6 digits your authenticator app shows, or a recovery code (xxxx-xxxx-xxxx-xxxx).',
+    hint: 'Run the command again with the code as the app shows it now (nothing was sent to the server).',
   },
   ADMIN_PASSWORD_MISMATCH: {
     message: 'The two passwords typed do not match.',
@@ -72,6 +80,22 @@ export class CliError extends Error {
   }
 }
 
+/**
+ * Server-catalogue hints written for phone users that would mislead an admin at the CLI: the
+ * CLI's own words replace them (the code and message stay the server's).
+ */
+const adminHints: Partial<Record<ErrorCode, string>> = {
+  TRANSPORT_UNREACHABLE:
+    'Check the network connection, that the server is running and the URL it was given with --server (fieldvault-admin login --server URL), then retry.',
+};
+
+/** A catalogued error's text with the admin CLI's hint in place of a phone-only one. */
+function adminMessage(err: FieldvaultError): string {
+  const hint = adminHints[err.code];
+  if (hint === undefined || !err.message.endsWith(err.hint)) return err.message;
+  return `${err.message.slice(0, err.message.length - err.hint.length)}${hint}`;
+}
+
 export interface ErrorReport {
   readonly code: string;
   readonly message: string;
@@ -88,7 +112,7 @@ export function reportOf(err: unknown, debug: boolean): ErrorReport {
   if (err instanceof CliError) {
     return { code: err.code, message: err.message, exitCode: err.code === 'ADMIN_USAGE' ? 2 : err.code === 'ADMIN_INTERRUPTED' ? 130 : 1 };
   }
-  if (isFieldvaultError(err)) return { code: err.code, message: err.message, exitCode: 1 };
+  if (isFieldvaultError(err)) return { code: err.code, message: adminMessage(err), exitCode: 1 };
   const detail = debug ? ` ${err instanceof Error ? (err.stack ?? err.message) : String(err)}` : ' Run again with --debug to see the details.';
   return { code: 'INTERNAL_ERROR', message: `An unexpected error happened.${detail}`, exitCode: 1 };
 }

@@ -44,22 +44,30 @@ export function normalisePin(pin: string): string | undefined {
   return /^[0-9a-f]{64}$/.test(hex) ? hex : undefined;
 }
 
-/** @throws INPUT_INVALID for a URL that is not https: or carries credentials, or a malformed pin. */
-export function createApiClient(trust: ServerTrust): ApiClient {
+/** What is wrong with a server's URL or pin, if anything (checked for options and for the stored config). */
+export function trustProblem(trust: Pick<ServerTrust, 'url' | 'pinSha256'>): { field: 'server' | 'pin'; detail: string } | undefined {
   let url: URL;
   try {
     url = new URL(trust.url);
   } catch {
-    throw new FieldvaultError('INPUT_INVALID', { detail: 'server: not a URL (https://host:port)', details: { field: 'server' } });
+    return { field: 'server', detail: 'not a URL (https://host:port)' };
   }
-  if (url.protocol !== 'https:') throw new FieldvaultError('INPUT_INVALID', { detail: 'server: must be an https: URL', details: { field: 'server' } });
+  if (url.protocol !== 'https:') return { field: 'server', detail: 'must be an https: URL' };
   if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
-    throw new FieldvaultError('INPUT_INVALID', { detail: 'server: no credentials, query or fragment in the URL', details: { field: 'server' } });
+    return { field: 'server', detail: 'no credentials, query or fragment in the URL' };
   }
+  if (trust.pinSha256 !== undefined && normalisePin(trust.pinSha256) === undefined) {
+    return { field: 'pin', detail: 'a SHA-256 certificate fingerprint (64 hex digits, colons optional)' };
+  }
+  return undefined;
+}
+
+/** @throws INPUT_INVALID for a URL that is not https: or carries credentials, or a malformed pin. */
+export function createApiClient(trust: ServerTrust): ApiClient {
+  const problem = trustProblem(trust);
+  if (problem !== undefined) throw new FieldvaultError('INPUT_INVALID', { detail: `${problem.field}: ${problem.detail}`, details: { field: problem.field } });
+  const url = new URL(trust.url);
   const pin = trust.pinSha256 === undefined ? undefined : normalisePin(trust.pinSha256);
-  if (trust.pinSha256 !== undefined && pin === undefined) {
-    throw new FieldvaultError('INPUT_INVALID', { detail: 'pin: a SHA-256 certificate fingerprint (64 hex digits, colons optional)', details: { field: 'pin' } });
-  }
   const base = url.href.replace(/\/+$/, '');
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const port = Number(url.port === '' ? 443 : url.port);

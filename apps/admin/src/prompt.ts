@@ -13,7 +13,7 @@ import { CliError } from './errors.js';
 export interface Prompter {
   /**
    * One answer. `confirm` asks twice on a terminal (new passwords); from stdin it reads one line.
-   * @throws ADMIN_INPUT_REQUIRED, ADMIN_PASSWORD_MISMATCH, ADMIN_INTERRUPTED
+   * @throws ADMIN_INPUT_REQUIRED, ADMIN_STDIN_EXHAUSTED, ADMIN_PASSWORD_MISMATCH, ADMIN_INTERRUPTED
    */
   ask(prompt: string, options?: { readonly secret?: boolean; readonly confirm?: boolean }): Promise<string>;
   close(): void;
@@ -64,10 +64,11 @@ export function createPrompter(options: AnswerSourceOptions): Prompter {
     async ask(prompt, { secret = true, confirm = false } = {}) {
       if (reader !== undefined) {
         const line = await reader.next();
-        if (line === undefined || line === '') throw new CliError('ADMIN_INPUT_REQUIRED', `standard input has no line for "${prompt}"`);
+        if (line === undefined) throw new CliError('ADMIN_STDIN_EXHAUSTED', `no line left for "${prompt}"`);
+        if (line === '' || line === '\r') throw new CliError('ADMIN_INPUT_REQUIRED', `standard input had an empty line for "${prompt}"`);
         return line.endsWith('\r') ? line.slice(0, -1) : line;
       }
-      if (!options.stdinIsTty) throw new CliError('ADMIN_INPUT_REQUIRED', prompt);
+      if (!options.stdinIsTty) throw new CliError('ADMIN_INPUT_REQUIRED', `"${prompt}": there is no terminal to ask on and --stdin was not given`);
       const first = await fromTerminal(`${prompt}: `, secret);
       if (confirm) {
         const again = await fromTerminal(`${prompt} (again): `, secret);

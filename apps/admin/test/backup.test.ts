@@ -261,3 +261,30 @@ t.test('the server refuses a KEK mismatch, an inconsistent or cut archive, and u
   const admin = await other.call('POST', '/v1/setup/admin', { setupToken: other.setupToken, username: 'late', password: ADMIN_PASSWORD });
   t.equal(admin.body['code'], 'AUTH_SETUP_COMPLETED', 'after a restore the setup token creates no admin');
 });
+
+t.test("a server restored under the source's own id refuses the source's pull checkpoints (another copy of the store, another change sequence); a pull from the start gives everything", async (t) => {
+  // A phone pulled from the source, so it holds a checkpoint into the source store's sequence.
+  const onSource = await source.deviceLogin('amina', AMINA_PASSWORD, '356938035644005');
+  t.equal(onSource.status, 200);
+  const sourceToken = onSource.body['token'] as string;
+  const page = await source.call('GET', '/v1/sync/pull?limit=2', undefined, sourceToken);
+  t.equal(page.status, 200);
+  const checkpoint = page.body['checkpoint'] as string;
+  t.equal((await source.call('GET', `/v1/sync/pull?limit=2&since=${encodeURIComponent(checkpoint)}`, undefined, sourceToken)).status, 200, 'the source takes its own checkpoint (its generation is stable)');
+
+  // Restored with the same KEK, server id and database names: only the store is another copy.
+  const target = await startServer(join(dir, 'same-id'), { FIELDVAULT_KEK_FILE: kekFile });
+  t.teardown(() => target.stop());
+  const r = await cli(join(dir, 'home-same-id'), ['--json', 'restore', backupFile, '--identity', me.priv, '--server', target.url, '--ca', target.certFile], [target.setupToken]);
+  t.equal(r.code, 0, r.stderr);
+  const onTarget = await target.deviceLogin('amina', AMINA_PASSWORD, '356938035644013');
+  t.equal(onTarget.status, 200);
+  const token = onTarget.body['token'] as string;
+  const stale = await target.call('GET', `/v1/sync/pull?limit=2&since=${encodeURIComponent(checkpoint)}`, undefined, token);
+  t.same([stale.status, stale.body['code']], [400, 'SYNC_CHECKPOINT_INVALID'], "the source's checkpoint is refused");
+  const fresh = await target.call('GET', '/v1/sync/pull?limit=100', undefined, token);
+  t.equal(fresh.status, 200);
+  t.equal((fresh.body['records'] as unknown[]).length, 3, 'a pull from the start gives every restored record');
+  const next = await target.call('GET', `/v1/sync/pull?limit=100&since=${encodeURIComponent(fresh.body['checkpoint'] as string)}`, undefined, token);
+  t.same([next.status, (next.body['records'] as unknown[] | undefined)?.length], [200, 0], "and the restored server's own checkpoints work");
+});

@@ -1,13 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createDevice, createHttpTransport, type Device, type HttpTransport, type Session } from '@fieldvault/client';
-import { isFieldvaultError, FieldvaultError } from '@fieldvault/protocol';
+import { USERNAME_PATTERN, isFieldvaultError, FieldvaultError } from '@fieldvault/protocol';
 import { SqlCipherStorage } from '@fieldvault/storage-sqlcipher';
 import type { Environment } from './config.js';
+import { fieldError, inFieldWorkerWords, type ServerRef } from './errors.js';
 import { Home, type HomeConfig, type ServerEntry } from './home.js';
 import type { Output } from './output.js';
 import type { PasswordSource } from './password.js';
-import { createProgress, type Progress } from './progress.js';
+import { createInterruptibleProgress, type InterruptibleProgress, type Progress } from './progress.js';
 
 /*
  * Sessions in a command line. The SDK keeps database keys and server tokens in memory only, and
@@ -42,10 +43,42 @@ export interface Context {
   progress(): Progress;
 }
 
-export function makeContext(parts: Omit<Context, 'progress'>): Context {
+export interface ContextParts extends Omit<Context, 'progress'> {
+  /** Written to `stderr` when the first Ctrl-C asks a cancellable command to stop. */
+  readonly interruptNote: string;
+  /** Where progress bars and the interrupt note go (process.stderr). */
+  readonly stderr?: NodeJS.WritableStream;
+}
+
+/**
+ * The context of one command. Ctrl-C during a cancellable command first clears the progress bars
+ * (a bar redraws its line from a saved cursor position: text written below it while it runs ends
+ * up glued into the next message), then prints the note; bars stay silent from then on.
+ */
+export function makeContext({ interruptNote, stderr = process.stderr, ...parts }: ContextParts): Context {
+  const bars: InterruptibleProgress[] = [];
+  let interrupted = false;
   return {
     ...parts,
-    progress: () => createProgress(parts.env.stderrIsTty && parts.globals.json !== true),
+    cancellation() {
+      const signal = parts.cancellation();
+      signal.addEventListener(
+        'abort',
+        () => {
+          interrupted = true;
+          const cleared = bars.map((b) => b.interrupt()).some((active) => active);
+          // A cleared bar leaves the cursor at the start of its line; otherwise start a new line after the echoed ^C.
+          stderr.write(cleared ? interruptNote : `\n${interruptNote}`);
+        },
+        { once: true },
+      );
+      return signal;
+    },
+    progress() {
+      const bar = createInterruptibleProgress(parts.env.stderrIsTty && parts.globals.json !== true && !interrupted, stderr);
+      bars.push(bar);
+      return bar;
+    },
   };
 }
 
@@ -63,17 +96,45 @@ export interface OpenDevice {
 export async function openDevice(ctx: Context): Promise<OpenDevice> {
   ctx.home.lock();
   const { config } = ctx.home.ensure();
+  ctx.home.checkImei(config);
   const directory = ctx.home.sdkDirectory;
   const storage = new SqlCipherStorage({ directory: join(directory, 'databases') });
   const device = await createDevice({ directory, imei: config.imei, storage });
   return { device, storage, config };
 }
 
-/** `--user`, else the remembered user. @throws FIELD_NO_USER */
+/** `--user`, else the remembered user. @throws FIELD_NO_USER, FIELD_USAGE (not a username) */
 export function userOf(ctx: Context, config: HomeConfig): string {
   const user = ctx.globals.user ?? config.currentUser;
   if (user === null || user === undefined) throw new FieldvaultError('FIELD_NO_USER');
+  // Checked before any password is asked: the SDK and the servers accept only this form.
+  if (!USERNAME_PATTERN.test(user)) {
+    const lower = user.toLowerCase();
+    throw new FieldvaultError('FIELD_USAGE', {
+      detail:
+        `--user "${user}": a username is 1 to 64 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit` +
+        (lower !== user && USERNAME_PATTERN.test(lower) ? `; did you mean --user ${lower}?` : ''),
+    });
+  }
   return user;
+}
+
+/**
+ * Refuses, before a password is asked, a user the phone does not know at all: the phone lists its
+ * users without a password (as `status --locked` does), so saying so gives nothing away, and
+ * "wrong password" would send the user hunting for a password that cannot work.
+ * @throws FIELD_USER_UNKNOWN
+ */
+async function checkUserOnPhone(device: Device, username: string): Promise<void> {
+  const users = await device.users();
+  if (users.some((u) => u.username === username)) return;
+  const known = users.map((u) => u.username);
+  throw fieldError(
+    'FIELD_USER_UNKNOWN',
+    `There is no user "${username}" on this phone${known.length === 0 ? ' (no one has signed up or logged in here yet)' : ` (users here: ${known.join(', ')})`}. ` +
+      `If "${username}" has an account on a server, log in online once: "fieldvault-field login --user ${username} SERVER". ` +
+      `Otherwise sign up on this phone: "fieldvault-field signup --user ${username}".`,
+  );
 }
 
 /** The named server, or the only one configured. @throws FIELD_SERVER_UNKNOWN, FIELD_SERVER_AMBIGUOUS */
@@ -131,21 +192,36 @@ export async function withSession<T>(ctx: Context, mode: LoginMode, work: (s: Op
   // Resolve the server before the password is asked, so a typo costs no typing.
   const target = mode.offline ? undefined : serverOf(opened.config, mode.server);
   const transport = target === undefined ? undefined : transportOf(target.entry);
+  if (mode.offline) await checkUserOnPhone(opened.device, username);
+  const ref: ServerRef | undefined = target === undefined ? undefined : { name: target.name, url: target.entry.url };
   const password = await ctx.passwords.ask(`Password for ${username}`);
-  const session = await forgettingWipedUser(ctx, () =>
-    transport === undefined ? opened.device.loginOffline(username, password) : opened.device.loginOnline(username, password, { transport }),
+  const session = await inServerTerms(ref, () =>
+    forgettingWipedUser(ctx, () =>
+      transport === undefined ? opened.device.loginOffline(username, password) : opened.device.loginOnline(username, password, { transport }),
+    ),
   );
   try {
-    return await forgettingWipedUser(ctx, () =>
-      work({
-        ...opened,
-        session,
-        username,
-        ...(target === undefined || transport === undefined ? {} : { server: { ...target, transport } }),
-      }),
+    return await inServerTerms(ref, () =>
+      forgettingWipedUser(ctx, () =>
+        work({
+          ...opened,
+          session,
+          username,
+          ...(target === undefined || transport === undefined ? {} : { server: { ...target, transport } }),
+        }),
+      ),
     );
   } finally {
     await session.logout();
+  }
+}
+
+/** Runs `call`, rewording its catalogued errors for the field worker with the server named (see `inFieldWorkerWords`). */
+async function inServerTerms<T>(server: ServerRef | undefined, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    throw isFieldvaultError(err) ? inFieldWorkerWords(err, server) : err;
   }
 }
 

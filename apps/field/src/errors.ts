@@ -1,22 +1,169 @@
 import { unexpectedErrorReport, type ErrorReport } from '@fieldvault/cli-kit';
-import { errorCatalogue, isFieldvaultError, type ErrorCode } from '@fieldvault/protocol';
+import { errorCatalogue, isErrorCode, isFieldvaultError, FieldvaultError, type ErrorCode } from '@fieldvault/protocol';
+import { allowedValuesOf, optionOf } from './fields.js';
 
 /*
  * The CLI's own errors (a server name nobody added, no user named, no terminal to ask a password
  * on) are `FIELD_*` codes of the one catalogue in packages/protocol/src/errors.ts, thrown as
  * `FieldvaultError` like the SDK's, so a user reads one kind of error whatever raised it and
  * docs/errors.md lists them all.
+ *
+ * The catalogue's messages of the other codes are written for app developers ("check the field
+ * against docs/protocol.md"). A field worker is not one: the CLI keeps the code (scripts and
+ * support match on it) and replaces the message with one in the field worker's words — what went
+ * wrong here and what to do — where it knows better (`inFieldWorkerWords`).
  */
 
 /** The `FIELD_*` codes of the catalogue (docs/field-cli.md lists them too). */
 export const cliErrorCodes: readonly ErrorCode[] = (Object.keys(errorCatalogue) as ErrorCode[]).filter((c) => c.startsWith('FIELD_'));
 
+const worded = new WeakSet<FieldvaultError>();
+
 /**
- * The report of any error. Catalogued errors (SDK and CLI) come through with their own message,
- * which never holds a key, token or password. Anything else is a bug: it is reported as
- * INTERNAL_ERROR without its message (which could carry anything), unless `debug` asks for it.
+ * A catalogued error whose message is the CLI's own: what went wrong and what to do, in the field
+ * worker's words. The code stays the catalogue's.
+ */
+export function fieldError(code: ErrorCode, message: string, cause?: unknown): FieldvaultError {
+  const err = new FieldvaultError(code, cause === undefined ? {} : { cause });
+  err.message = message;
+  worded.add(err);
+  return err;
+}
+
+/** The detail a catalogued error was raised with (the part in parentheses), if any. */
+export function detailOf(err: FieldvaultError): string | undefined {
+  const spec = errorCatalogue[err.code];
+  const prefix = `${spec.message} (`;
+  const suffix = `) ${spec.hint}`;
+  if (!err.message.startsWith(prefix) || !err.message.endsWith(suffix)) return undefined;
+  return err.message.slice(prefix.length, err.message.length - suffix.length);
+}
+
+function causeCode(err: FieldvaultError): string | undefined {
+  const code = (err.cause as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** The server an online command talked to, to name it in messages. */
+export interface ServerRef {
+  readonly name: string;
+  readonly url: string;
+}
+
+function serverWords(server: ServerRef | undefined): { at: string; fix: string } {
+  return server === undefined
+    ? { at: 'The server address', fix: 'Check the address' }
+    : { at: `The address of server "${server.name}" (${server.url})`, fix: `Check it with "fieldvault-field servers list"` };
+}
+
+/**
+ * The error as a field worker should read it: the same error when the catalogue's message already
+ * speaks to them (or the CLI worded it), else a catalogued error with the same code and the CLI's
+ * message. `server`: the server the command talked to, when there was one.
+ */
+export function inFieldWorkerWords(err: FieldvaultError, server?: ServerRef): FieldvaultError {
+  if (worded.has(err)) return err;
+  const detail = detailOf(err);
+  const details = err.details ?? {};
+  const again = (message: string): FieldvaultError => fieldError(err.code, message, err);
+  switch (err.code) {
+    case 'DEVICE_BLACKLISTED':
+      return again(
+        details['wiped'] === false
+          ? 'An admin has blocked this phone (for example after it was reported lost or stolen), so the server refused it. ' +
+              'Removing the fieldvault data from this phone did not finish; it is tried again the next time the phone contacts a server. Contact your admin.'
+          : 'An admin has blocked this phone (for example after it was reported lost or stolen), so the server refused it, ' +
+              'and the fieldvault data on this phone (records, photos and keys) has been removed. Contact your admin: nobody can log in on this phone until they unblock it.',
+      );
+    case 'TRANSPORT_TLS_UNTRUSTED': {
+      const code = causeCode(err) ?? detail ?? '';
+      if (/WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|UNKNOWN_PROTOCOL|HTTP_REQUEST/i.test(code)) {
+        const { at, fix } = serverWords(server);
+        return again(
+          `${at} starts with https://, but the program at that port does not speak HTTPS (it may be a plain-HTTP port, or another program). ` +
+            `Nothing was sent. ${fix}: use the https:// address and port the server prints when it starts.`,
+        );
+      }
+      return err;
+    }
+    case 'INPUT_ROUTE_NOT_FOUND': {
+      const { at, fix } = serverWords(server);
+      return again(
+        `${at} is not the base address of a fieldvault server: something answered there, but not the fieldvault service (often a wrong path after the port). ` +
+          `${fix}: it should be https://HOST:PORT exactly as the server prints it when it starts, with no path after it` +
+          (server === undefined ? '.' : `; replace a wrong one with "fieldvault-field servers remove ${server.name}" and "fieldvault-field servers add".`),
+      );
+    }
+    case 'RECORD_INVALID': {
+      const field = typeof details['field'] === 'string' ? details['field'] : undefined;
+      if (field === undefined) return err;
+      const problem = detail?.startsWith(`${field}: `) === true ? detail.slice(field.length + 2) : 'is not allowed';
+      const allowed = allowedValuesOf(field);
+      return again(`The value for --${optionOf(field)} ${problem}${allowed === undefined ? '' : ` (allowed: ${allowed})`}. Nothing was saved: run the command again with a corrected value.`);
+    }
+    case 'INPUT_INVALID': {
+      const field = typeof details['field'] === 'string' ? details['field'] : undefined;
+      if (field === undefined) return again(`A value given to this command is not accepted${detail === undefined ? '' : ` (${detail})`}. Nothing was changed: check the command line ("fieldvault-field help <command>") and run it again.`);
+      return again(`The value given for ${field} is not accepted${detail === undefined ? '' : ` (${detail})`}. Nothing was changed: check it ("fieldvault-field help <command>") and run the command again.`);
+    }
+    case 'SYNC_CANCELLED':
+      return again('The sync was stopped before it finished. Nothing is lost: what was already sent and received is kept, and "fieldvault-field sync" continues from there.');
+    case 'VAULT_KEYRING_CORRUPT':
+      if (detail?.includes('belongs to another device') === true) {
+        return again(
+          "This phone's keyring (sdk/keyring.json) was made for another IMEI than the one in config.json: config.json was replaced or edited. " +
+            'Nothing was changed. Put the phone\'s own IMEI back in config.json (see "fieldvault-field init --help"); do not wipe the phone.',
+        );
+      }
+      return err;
+    default:
+      return err;
+  }
+}
+
+/** What a record or photo that a sync could not send or fetch means for the field worker, and what to do. */
+export function syncFailureText(code: string, what: 'record' | 'photo'): string {
+  const retry = what === 'record' ? 'It stays on this phone and is sent again at every sync' : 'It is tried again at the next sync';
+  switch (code) {
+    case 'RECORD_FORBIDDEN':
+      return `The server does not let your account make this change (deleting, restoring or resolving a record someone else created needs a supervisor). ${retry}: ask your supervisor to make the change, or to review the record.`;
+    case 'RECORD_INVALID':
+      return `The server's form does not accept a value of this record. ${retry}: "show" the record, correct the value with "edit", then sync again.`;
+    case 'RECORD_TOO_LARGE':
+      return `The record has grown larger than the server accepts (very long text or history). ${retry}: ask your supervisor.`;
+    case 'HLC_TOO_FAR_AHEAD':
+      return `The change is dated ahead of the server's clock: this phone's date or time is wrong. Set the phone's date and time; ${retry.charAt(0).toLowerCase()}${retry.slice(1)}.`;
+    case 'RECORD_CREATOR_MISMATCH':
+      return `The server holds this record with another author or creation date than this phone. ${retry}: tell your admin.`;
+    case 'PHOTO_TOO_LARGE':
+      return `The photo is larger than this phone accepts, so it was not downloaded. ${retry}; ask your supervisor if it is needed here.`;
+    case 'PHOTO_NOT_FOUND':
+    case 'RECORD_NOT_FOUND':
+      return what === 'photo'
+        ? `The server does not have this photo yet (the phone that took it has not synced it). ${retry}.`
+        : `The server does not have this record yet. ${retry}.`;
+    case 'PHOTO_DIGEST_MISMATCH':
+    case 'CRYPTO_FILE_TAMPERED':
+      return `The photo arrived damaged or does not match its record. ${retry}; tell your admin if it keeps failing.`;
+    case 'PHOTO_TYPE_UNSUPPORTED':
+      return `The photo is not a JPEG, PNG or WebP image. ${retry}; tell your admin if it keeps failing.`;
+    default: {
+      const known = isErrorCode(code) ? `${errorCatalogue[code].message} ` : '';
+      return `${known}${retry}; tell your admin if it keeps failing.`;
+    }
+  }
+}
+
+/**
+ * The report of any error. Catalogued errors (SDK and CLI) come through in the field worker's
+ * words (see `inFieldWorkerWords`), which never hold a key, token or password. Anything else is a
+ * bug: it is reported as INTERNAL_ERROR without its message (which could carry anything), unless
+ * `debug` asks for it.
  */
 export function reportOf(err: unknown, debug: boolean): ErrorReport {
-  if (isFieldvaultError(err)) return { code: err.code, message: err.message, exitCode: err.code === 'FIELD_USAGE' ? 2 : err.code === 'FIELD_INTERRUPTED' ? 130 : 1 };
+  if (isFieldvaultError(err)) {
+    const shown = inFieldWorkerWords(err);
+    return { code: shown.code, message: shown.message, exitCode: err.code === 'FIELD_USAGE' ? 2 : err.code === 'FIELD_INTERRUPTED' ? 130 : 1 };
+  }
   return unexpectedErrorReport(err, debug);
 }

@@ -1,11 +1,13 @@
 import { Option, type Command } from 'commander';
-import { defaultChildForm, type FieldValue, type FormDefinition, type FormField, FieldvaultError } from '@fieldvault/protocol';
+import { defaultChildForm, validateAgainstForm, type FieldValue, type FormDefinition, type FormField, FieldvaultError } from '@fieldvault/protocol';
 
 /*
  * Record fields on the command line, generated from the form the SDK validates against (the
  * child form of @fieldvault/protocol): `--name`, `--age`, `--sex`, `--location`, `--caregiver`,
  * `--protection-concerns`, `--notes`, `--flagged` … The CLI only parses the shape of a value
- * (a number, yes/no, a list); the SDK checks it against the form and names the field it rejects.
+ * (a number, yes/no, a list) and checks the values against the same form before asking for a
+ * password, so that a value the form refuses is a usage error naming the option and the values it
+ * allows (the SDK checks again when it saves).
  */
 
 export const FORM: FormDefinition = defaultChildForm;
@@ -78,7 +80,53 @@ function parseBoolean(flag: string, raw: unknown): boolean {
   throw usage(flag, 'yes or no');
 }
 
-/** The field values given as options, typed by the form; `unset` names fields to clear (null). */
+/** `protection_concerns` → `protection-concerns`: the option of a record field. */
+export function optionOf(fieldName: string): string {
+  return fieldName.replaceAll('_', '-');
+}
+
+/** What a field of the form allows, in words (`a number from 0 to 120`, `one of: female, male`), if the form knows the field. */
+export function allowedValuesOf(fieldName: string, form: FormDefinition = FORM): string | undefined {
+  const field = form.fields.find((f) => f.name === fieldName);
+  if (field === undefined) return undefined;
+  const bounds = (min: number | undefined, max: number | undefined, unit: string): string =>
+    min !== undefined && max !== undefined ? `from ${min} to ${max}${unit}` : min !== undefined ? `${min}${unit} or more` : max !== undefined ? `up to ${max}${unit}` : '';
+  switch (field.type) {
+    case 'number':
+      return `a number ${bounds(field.min, field.max, '')}`.trim();
+    case 'boolean':
+      return 'yes or no';
+    case 'date':
+      return 'a date YYYY-MM-DD';
+    case 'select':
+      return `one of: ${(field.options ?? []).join(', ')}`;
+    case 'string[]': {
+      const count = bounds(field.min, field.max, ' items');
+      const items = field.options === undefined ? 'text items' : `items from: ${field.options.join(', ')}`;
+      return `${items}, comma-separated${count === '' ? '' : `, ${count}`}${field.maxLength === undefined ? '' : `, each at most ${field.maxLength} characters`}`;
+    }
+    default:
+      return field.maxLength === undefined ? 'text' : `text of at most ${field.maxLength} characters`;
+  }
+}
+
+/**
+ * The form's objections to the values given (not to fields left out: `edit` changes some fields
+ * only), as a usage error naming the option and what it allows.
+ * @throws FIELD_USAGE
+ */
+function checkAgainstForm(values: Readonly<Record<string, FieldValue>>, form: FormDefinition): void {
+  const problem = validateAgainstForm(values, form, { allowUnknown: true }).find((p) => Object.hasOwn(values, p.field));
+  if (problem === undefined) return;
+  const flag = optionOf(problem.field);
+  if (problem.problem === 'required') throw usage(flag, 'this field is required and cannot be cleared (--unset)');
+  throw usage(flag, `${problem.message}; allowed: ${allowedValuesOf(problem.field, form) ?? 'see "fieldvault-field help register"'}`);
+}
+
+/**
+ * The field values given as options, typed and checked against the form; `unset` names fields to
+ * clear (null). @throws FIELD_USAGE
+ */
 export function fieldValuesFrom(options: Readonly<Record<string, unknown>>, unset: readonly string[] = [], form: FormDefinition = FORM): Record<string, FieldValue> {
   const values: Record<string, FieldValue> = {};
   for (const field of form.fields) {
@@ -108,6 +156,7 @@ export function fieldValuesFrom(options: Readonly<Record<string, unknown>>, unse
     if (Object.hasOwn(values, field.name)) throw new FieldvaultError('FIELD_USAGE', { detail: `--unset ${name} together with --${optionName(field).flag}` });
     values[field.name] = null;
   }
+  checkAgainstForm(values, form);
   return values;
 }
 

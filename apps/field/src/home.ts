@@ -1,7 +1,9 @@
 import { randomInt } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { KEYRING_FILE, parseKeyring } from '@fieldvault/client';
 import { IMEI_PATTERN, NODE_ID_PATTERN, USERNAME_PATTERN, FieldvaultError } from '@fieldvault/protocol';
+import { fieldError } from './errors.js';
 
 /*
  * The CLI home: the "phone" this command line plays. It holds
@@ -167,14 +169,87 @@ export class Home {
 
   /**
    * The config, creating the home (mode 0700) with a fresh IMEI (or `imei`) on first use.
-   * @throws FIELD_HOME_CORRUPT, FIELD_HOME_UNWRITABLE
+   *
+   * A home whose config.json is gone but whose SDK directory holds data is not a new phone: its
+   * keyring, databases and server enrolments belong to the IMEI it had, and a fresh random one
+   * would make every later command fail on a keyring "of another device". The IMEI is then taken
+   * back from the keyring (readable without a password), or `imei` must be given (`init --imei`).
+   * @throws FIELD_HOME_CORRUPT, FIELD_HOME_UNWRITABLE, FIELD_IMEI_UNKNOWN, FIELD_USAGE (an `imei`
+   * that is not the keyring's)
    */
   ensure(imei?: string): { config: HomeConfig; created: boolean } {
     const existing = this.read();
     if (existing !== undefined) return { config: existing, created: false };
-    const config: HomeConfig = { imei: imei ?? generateImei(), currentUser: null, servers: {} };
+    let chosen = imei;
+    if (this.#sdkHasData()) {
+      const recorded = this.keyringImei();
+      if (recorded !== undefined && imei !== undefined && imei !== recorded) {
+        throw new FieldvaultError('FIELD_USAGE', { detail: `--imei: this phone's data (${this.sdkDirectory}) belongs to IMEI ${recorded}; give that one, or use another --home for another phone` });
+      }
+      chosen = recorded ?? imei;
+      if (chosen === undefined) {
+        throw fieldError(
+          'FIELD_IMEI_UNKNOWN',
+          `${this.configFile} is missing, but this phone already holds data (${this.sdkDirectory}) and its IMEI cannot be read back from it. ` +
+            'Nothing was changed. Give the phone its old IMEI again: "fieldvault-field init --imei <the old IMEI>" (it is in a backup of config.json, ' +
+            'and your admin sees it among the server\'s devices). Do not wipe the phone: its records may not all be synced.',
+        );
+      }
+    }
+    const config: HomeConfig = { imei: chosen ?? generateImei(), currentUser: null, servers: {} };
     this.write(config);
     return { config, created: true };
+  }
+
+  /** True when the SDK directory holds any file (an empty skeleton is not data). */
+  #sdkHasData(): boolean {
+    const hasFile = (dir: string): boolean => {
+      let entries;
+      try {
+        entries = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        return false;
+      }
+      return entries.some((e) => (e.isDirectory() ? hasFile(join(dir, e.name)) : true));
+    };
+    return hasFile(this.sdkDirectory);
+  }
+
+  /**
+   * The IMEI the SDK's keyring was written for (it is public and kept in the clear; the keyring's
+   * checksum and structure are checked), or undefined without a readable keyring.
+   */
+  keyringImei(): string | undefined {
+    let bytes: Uint8Array;
+    let claimed: unknown;
+    try {
+      bytes = readFileSync(join(this.sdkDirectory, KEYRING_FILE));
+      claimed = (JSON.parse(Buffer.from(bytes).toString('utf8')) as { content?: { imei?: unknown } } | null)?.content?.imei;
+    } catch {
+      return undefined;
+    }
+    if (typeof claimed !== 'string' || !IMEI_PATTERN.test(claimed)) return undefined;
+    try {
+      parseKeyring(bytes, claimed);
+    } catch {
+      return undefined;
+    }
+    return claimed;
+  }
+
+  /**
+   * Refuses a config.json whose IMEI is not the one the phone's keyring was written for (a
+   * replaced or hand-edited config): the SDK would call the keyring corrupt, and it is not.
+   * @throws FIELD_HOME_CORRUPT
+   */
+  checkImei(config: HomeConfig): void {
+    const recorded = this.keyringImei();
+    if (recorded === undefined || recorded === config.imei) return;
+    throw fieldError(
+      'FIELD_HOME_CORRUPT',
+      `${this.configFile} gives this phone the IMEI ${config.imei}, but its data (${this.sdkDirectory}) belongs to IMEI ${recorded}: config.json was replaced or edited. ` +
+        `Nothing was changed. Put "imei": "${recorded}" back in config.json; do not wipe the phone.`,
+    );
   }
 
   /** Writes config.json atomically (temp file, fsync, rename), mode 0600. */

@@ -6,6 +6,7 @@
  */
 import { readVersion, runMain, type CliDefinition } from '@fieldvault/cli-kit';
 import { FieldvaultError } from '@fieldvault/protocol';
+import type { Command } from 'commander';
 import { registerAccountCommands } from './commands/account.js';
 import { registerDeviceCommands } from './commands/device.js';
 import { registerRecordCommands } from './commands/records.js';
@@ -56,8 +57,7 @@ const cli: CliDefinition<Context, GlobalOptions> = {
   helpAfter: HELP_AFTER,
   usageError: (detail) => new FieldvaultError('FIELD_USAGE', { detail }),
   reportOf,
-  // Quitting mid-write is safe too: the SDK's databases and keyring are crash-safe; keys die with the process.
-  interruptNote: '\nstopping at a safe point… (Ctrl-C again to quit at once)\n',
+  // No interruptNote here: the context prints it once the progress bars are cleared (see makeContext).
   context(globals, cancellation) {
     home = new Home(resolveHome(globals.home, env));
     return makeContext({
@@ -67,6 +67,8 @@ const cli: CliDefinition<Context, GlobalOptions> = {
       out: createOutput(globals.json === true),
       passwords: createPasswordSource({ fromStdin: globals.passwordStdin === true, stdinIsTty: env.stdinIsTty }),
       cancellation,
+      // Quitting mid-write is safe too: the SDK's databases and keyring are crash-safe; keys die with the process.
+      interruptNote: 'stopping at a safe point… (Ctrl-C again to quit at once)\n',
     });
   },
   register(program, action) {
@@ -75,8 +77,48 @@ const cli: CliDefinition<Context, GlobalOptions> = {
     registerServerCommands(program, action);
     registerRecordCommands(program, action);
     registerSyncCommand(program, action);
+    registerHelpCommand(program);
   },
   cleanup: () => home?.unlock(),
 };
+
+/**
+ * `help [command...]`: commander's own help command takes one name, so `help servers add` would
+ * print the help of `servers`, while errors send users to "help <command>". This one follows the
+ * whole path.
+ */
+function registerHelpCommand(program: Command): void {
+  program.helpCommand(false);
+  program
+    .command('help')
+    .summary('show the help of a command (e.g. "help servers add")')
+    .description('Shows the help of the command named, e.g. "fieldvault-field help servers add"; with no command, the main help.')
+    .argument('[command...]', 'a command, or a group and its command')
+    .action((names: string[]) => {
+      let command: Command = program;
+      for (const name of names) {
+        const next = command.commands.find((c) => c.name() === name || c.aliases().includes(name));
+        if (next === undefined) {
+          const known = command.commands.map((c) => c.name()).filter((n) => n !== 'help');
+          throw new FieldvaultError('FIELD_USAGE', { detail: `help: no command "${[...names.slice(0, names.indexOf(name)), name].join(' ')}" (commands${command === program ? '' : ` of ${command.name()}`}: ${known.join(', ')})` });
+        }
+        command = next;
+      }
+      command.help();
+    });
+}
+
+/*
+ * `fieldvault-field … | head`: once the reader has gone, writes to stdout fail with EPIPE. The
+ * command's work is done or safe to cut (the stores are crash-safe), so end quietly instead of
+ * with an uncaught stack trace.
+ */
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    home?.unlock();
+    process.exit(process.exitCode ?? 0);
+  });
+}
 
 runMain(cli);

@@ -1,5 +1,6 @@
 import { askOnTerminal, type AnswerSourceOptions } from '@fieldvault/cli-kit';
 import { FieldvaultError } from '@fieldvault/protocol';
+import { fieldError } from './errors.js';
 
 /*
  * Passwords come from a prompt that does not echo (the `read` package, muted output, on stderr so
@@ -30,6 +31,8 @@ export function createPasswordSource(options: AnswerSourceOptions): PasswordSour
   const stdin = options.stdin ?? process.stdin;
   const prompts = options.prompts ?? process.stderr;
   let lines: Promise<string[]> | undefined;
+  /** Password lines read so far (for the messages). */
+  let asked = 0;
 
   const fromTerminal = (prompt: string): Promise<string> =>
     askOnTerminal(prompt, { input: stdin, output: prompts, interrupted: () => new FieldvaultError('FIELD_INTERRUPTED') });
@@ -38,8 +41,22 @@ export function createPasswordSource(options: AnswerSourceOptions): PasswordSour
     async ask(prompt, { confirm = false } = {}) {
       if (options.fromStdin) {
         lines ??= readStdinLines(stdin);
-        const line = (await lines).shift();
-        if (line === undefined || line === '') throw new FieldvaultError('FIELD_PASSWORD_REQUIRED', { detail: 'standard input has no more password lines' });
+        const all = await lines;
+        const line = all.shift();
+        if (line === undefined) {
+          throw fieldError(
+            'FIELD_PASSWORD_REQUIRED',
+            `--password-stdin was given, but standard input has no ${asked === 0 ? '' : 'more '}password line${asked === 0 ? '' : ` for "${prompt}"`}. ` +
+              'Put each password the command asks for on its own line of standard input (sign-up asks once), or leave out --password-stdin to type it.',
+          );
+        }
+        asked += 1;
+        if (line === '') {
+          throw fieldError(
+            'FIELD_PASSWORD_REQUIRED',
+            `--password-stdin was given, but the password line read from standard input is empty. Put the password on ${asked === 1 ? 'the first line' : `line ${asked}`} of standard input, or leave out --password-stdin to type it.`,
+          );
+        }
         return line;
       }
       if (!options.stdinIsTty) throw new FieldvaultError('FIELD_PASSWORD_REQUIRED');

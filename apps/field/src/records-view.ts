@@ -11,6 +11,7 @@ import {
   type FieldVersion,
   recordUpdatedAt,
 } from '@fieldvault/protocol';
+import { fieldError } from './errors.js';
 import { labelOf, orderedFieldNames } from './fields.js';
 import { bytes, isoOf, keyValues, showValue, table, timeOf } from './output.js';
 
@@ -196,4 +197,22 @@ export async function findRecord(session: Session, idOrPrefix: string, options: 
   if (matches.length === 0) throw new FieldvaultError('VAULT_RECORD_NOT_FOUND', { detail: idOrPrefix });
   if (matches.length > 1) throw new FieldvaultError('FIELD_USAGE', { detail: `"${idOrPrefix}" matches ${matches.length} records: give more characters of the id` });
   return matches[0] as ChildRecord;
+}
+
+/**
+ * The record an id names, for a command that changes it (edit, delete, photo add/remove, resolve).
+ * A deleted record is found too, so that the user hears it is deleted rather than "no such
+ * record" for a record `show` displays. @throws VAULT_RECORD_NOT_FOUND (worded "it is deleted"
+ * for a deleted record), FIELD_USAGE
+ */
+export async function findRecordToChange(session: Session, idOrPrefix: string, change: string): Promise<ChildRecord> {
+  const record = await findRecord(session, idOrPrefix, { includeDeleted: true });
+  if (isDeleted(record)) {
+    throw fieldError(
+      'VAULT_RECORD_NOT_FOUND',
+      `Record ${record.id} is deleted, so it cannot be ${change}. "fieldvault-field show ${shortId(record.id)}" still shows it with its history; ` +
+        'a supervisor can tell you whether it should come back.',
+    );
+  }
+  return record;
 }

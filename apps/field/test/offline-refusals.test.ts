@@ -29,9 +29,10 @@ t.test('a wrong password is refused with its code, a non-zero exit, and nothing 
   const asJson = await cliWith(home, 'not her password at all, sorry', ['--json', 'list']);
   t.match(JSON.parse(asJson.stderr), { error: { code: 'VAULT_WRONG_PASSWORD', message: /^The password is wrong/ } }, 'with --json the error is JSON too');
   t.same(snapshot(home), before, 'every file on the phone is unchanged');
+  // The phone lists its users without a password (status --locked), so an unknown name is said plainly.
   const unknown = await cliWith(home, PASSWORD_A, ['--user', 'nobody', 'list']);
   t.equal(unknown.code, 1);
-  t.match(unknown.stderr, /VAULT_WRONG_PASSWORD/, 'an unknown user looks the same as a wrong password');
+  t.match(unknown.stderr, /error FIELD_USER_UNKNOWN: There is no user "nobody" on this phone \(users here: amina\)\..*login --user nobody SERVER.*signup --user nobody/);
 });
 
 t.test('a second user on the same phone sees only their own records while unverified', async (t) => {
@@ -122,11 +123,18 @@ t.test('command-line mistakes exit 2 with FIELD_USAGE; form violations carry the
     t.match(r.stderr, /^fieldvault-field: error FIELD_USAGE: /);
     t.match(r.stderr, pattern);
   }
-  const range = await cliWith(home, PASSWORD_A, ['register', '--name', 'X', '--age', '300']);
-  t.equal(range.code, 1);
-  t.match(range.stderr, /error RECORD_INVALID: .*age: must be at most 120/);
-  const concern = await cliWith(home, PASSWORD_A, ['register', '--name', 'X', '--protection-concerns', 'lost']);
-  t.match(concern.stderr, /error RECORD_INVALID: .*protection_concerns/);
+  // Values the form refuses: a usage error naming the option and what the form allows, before any password.
+  for (const [args, pattern] of [
+    [['--age', '300'], /--age: must be at most 120; allowed: a number from 0 to 120/],
+    [['--age=-3'], /--age: must be at least 0; allowed: a number from 0 to 120/],
+    [['--protection-concerns', 'lost'], /--protection-concerns: every item must be one of the options; allowed: items from: .*separated/],
+  ] as const) {
+    const r = await cli(home, ['register', '--name', 'X', ...args]);
+    t.equal(r.code, 2, `${args.join(' ')}: exit 2`);
+    t.match(r.stderr, /^fieldvault-field: error FIELD_USAGE: /);
+    t.match(r.stderr, pattern);
+    t.notMatch(r.stderr, /docs\/protocol\.md|FIELD_PASSWORD_REQUIRED/, 'no developer words, no password asked');
+  }
   const notFound = await cliWith(home, PASSWORD_A, ['show', '00000000-0000-4000-8000-000000000000']);
   t.equal(notFound.code, 1);
   t.match(notFound.stderr, /error VAULT_RECORD_NOT_FOUND/);

@@ -37,7 +37,7 @@ t.test('servers add, list and remove; the certificate must be pinned or trusted'
   t.match(added.stdout, /added server office: https:\/\/127\.0\.0\.1:\d+ \(server-a\), pin /);
   const withCa = await addServer(home, 'office-ca', ['--ca', A.certFile]);
   t.equal(withCa.code, 1);
-  t.match(withCa.stderr, /error FIELD_SERVER_EXISTS: .*server id server-a is already configured as "office"/, 'one entry per server id');
+  t.match(withCa.stderr, /error FIELD_SERVER_ID_EXISTS: .*server id server-a is configured as "office"/, 'one entry per server id, and the error says the id is the problem');
   const list = json<{ servers: { name: string; serverId: string; url: string }[] }>(await cli(home, ['--json', 'servers', 'list']));
   t.same(list.servers.map((s) => [s.name, s.serverId, s.url]), [['office', 'server-a', A.url]]);
   const human = await cli(home, ['servers', 'list']);
@@ -48,7 +48,7 @@ t.test('servers add, list and remove; the certificate must be pinned or trusted'
     [['servers', 'add', 'x', A.url.replace('https', 'http'), '--server-id', 'srv-x', '--pin', A.fingerprint], /https:\/\//],
     [['servers', 'add', 'x', A.url, '--server-id', 'srv-x', '--pin', 'AB:CD'], /--pin: the SHA-256 fingerprint/],
     [['servers', 'add', 'Bad Name', A.url, '--server-id', 'srv-x', '--pin', A.fingerprint], /server name/],
-    [['servers', 'add', 'x', A.url, '--pin', A.fingerprint], /--server-id/],
+    [['servers', 'add', '--offline', 'x', A.url, '--pin', A.fingerprint], /--server-id/],
   ] as const) {
     const r = await cli(home, [...args]);
     t.equal(r.code, 2, args.join(' '));
@@ -130,7 +130,11 @@ t.test('online refusals print the server\'s code, exit 1, and change nothing on 
   await cliWith(home, PASSWORD_A, ['--user', 'amina', 'signup']);
   await cliWith(home, PASSWORD_A, ['register', '--name', 'Kept offline']);
   await addServer(home);
-  await cli(home, ['servers', 'add', 'wrong-pin', A.url, '--server-id', 'server-x', '--pin', 'AA'.repeat(32)]);
+  // A wrong pin is refused at "servers add" now (it contacts the server); --offline adds it unchecked.
+  const refused = await cli(home, ['servers', 'add', 'wrong-pin', A.url, '--server-id', 'server-x', '--pin', 'AA'.repeat(32)]);
+  t.equal(refused.code, 1);
+  t.match(refused.stderr, /error TRANSPORT_TLS_UNTRUSTED/);
+  await cli(home, ['servers', 'add', '--offline', 'wrong-pin', A.url, '--server-id', 'server-x', '--pin', 'AA'.repeat(32)]);
   await cli(home, ['servers', 'add', 'nobody', 'https://127.0.0.1:9', '--server-id', 'server-y', '--pin', A.fingerprint]);
   const before = snapshot(join(home, 'sdk'));
 

@@ -151,7 +151,7 @@ t.test('a failed sync login changes nothing on the phone', async (t) => {
   t.match(none.stderr, /error FIELD_SERVER_UNKNOWN/);
   t.match(await servers(home, PASSWORD_A), [{ pending: { records: 1, photos: 0 } }], 'the record is still waiting');
   const human = ok(t, await cliWith(home, PASSWORD_A, ['sync']), 'sync');
-  t.match(human.stdout, /server\s+office \(server-a\)\npushed\s+1 record\(s\)/);
+  t.match(human.stdout, /server\s+office \(server-a\)\nsent\s+1 record\(s\)/);
   t.match(human.stdout, /failed\s+none/);
 });
 
@@ -164,7 +164,8 @@ t.test('a blacklisted phone is wiped at its next sync, and forgets its user', as
   await A.deviceAction(imei, 'blacklist');
   const r = await cliWith(home, PASSWORD_B, ['sync']);
   t.equal(r.code, 1);
-  t.match(r.stderr, /error DEVICE_BLACKLISTED/);
+  t.match(r.stderr, /error DEVICE_BLACKLISTED: An admin has blocked this phone .*the fieldvault data on this phone \(records, photos and keys\) has been removed\. Contact your admin/);
+  t.notMatch(r.stderr, /The app must wipe/, 'not the SDK developer\'s instruction');
   const after = json<{ currentUser: string | null; users: unknown[]; databaseFiles: number }>(await cli(home, ['--json', 'status', '--locked']));
   t.same([after.currentUser, after.users, after.databaseFiles], [null, [], 0], 'no user, no key, no database left');
 });

@@ -82,6 +82,12 @@ export const settings: readonly Setting[] = [
   { env: 'FIELDVAULT_TRUST_PROXY', help: '"true" behind a reverse proxy you run, so X-Forwarded-For gives client IPs (default false)' },
 ];
 
+/**
+ * Variables of fieldvault's other programs (the two CLIs' homes, the SDK tour's password). A shell
+ * that runs them and the server sets them too; they are not typos of the server's settings.
+ */
+const OTHER_PROGRAMS = new Set(['FIELDVAULT_ADMIN_HOME', 'FIELDVAULT_FIELD_HOME', 'FIELDVAULT_EXAMPLE_PASSWORD']);
+
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const SERVER_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
@@ -93,7 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   const problems: string[] = [];
   const known = new Set(settings.map((s) => s.env));
   for (const name of Object.keys(env)) {
-    if (name.startsWith('FIELDVAULT_') && !known.has(name)) {
+    if (name.startsWith('FIELDVAULT_') && !known.has(name) && !OTHER_PROGRAMS.has(name)) {
       problems.push(`unsupported ${name}; supported: ${settings.filter((s) => s.env.startsWith('FIELDVAULT_')).map((s) => s.env).join(', ')}`);
     }
   }

@@ -15,20 +15,32 @@ async function main(): Promise<void> {
     '',
     `fieldvault server ${server.serverId} listening on ${server.url}`,
     server.httpUrl === null ? null : `  plain HTTP on ${server.httpUrl} redirects to HTTPS`,
-    `  store: ${server.store === 'embedded' ? `embedded (data in ${config.dataDir}/couch)` : 'CouchDB at COUCHDB_URL'}`,
+    `  store: ${
+      server.store === 'embedded'
+        ? `embedded (data in ${config.dataDir}/couch)`
+        : server.storeSource === 'COUCHDB_URL'
+          ? 'CouchDB at COUCHDB_URL'
+          : `CouchDB at the URL in ${server.storeSource ?? '?'}`
+    }`,
+    `  KEK id ${server.kekId} (the KEK file ${config.kekFile}: back it up; the store needs this one)`,
     server.selfSignedTls
-      ? `  TLS: self-signed development certificate ${server.tlsCertFile}\n       SHA-256 fingerprint ${server.tlsFingerprint} (pin this in clients, or configure FIELDVAULT_TLS_CERT/KEY)`
-      : `  TLS: ${server.tlsCertFile}`,
+      ? `  TLS: self-signed development certificate ${server.tlsCertFile}`
+      : `  TLS: certificate ${server.tlsCertFile}`,
+    `       SHA-256 fingerprint ${server.tlsFingerprint}`,
+    server.selfSignedTls
+      ? '       (clients: --ca with this certificate file, or --pin with this fingerprint; or configure FIELDVAULT_TLS_CERT/KEY)'
+      : '       (clients: --ca with the CA that issued it, or --pin with this fingerprint)',
     server.setupToken === null
       ? '  first admin: already set up'
       : [
           '',
           '  No admin exists yet. Create the first one with this one-time setup token:',
           `    ${server.setupToken}`,
-          `  e.g. fieldvault-admin init --server ${server.url} --ca ${server.tlsCertFile} --user admin`,
+          `  e.g. fieldvault-admin init --server ${server.url} ${server.selfSignedTls ? `--ca ${server.tlsCertFile}` : `--pin ${server.tlsFingerprint}`} --user admin`,
+          '       (in this repository: npm run admin -- init …, which builds the admin CLI on first use)',
           '       (asks for the token and a password, then enrols an authenticator app for TOTP)',
-          `  or   curl --cacert ${server.tlsCertFile} -H 'content-type: application/json' \\`,
-          `         -d '{"setupToken":"<token>","username":"admin","password":"<15+ characters of your own>"}' ${server.url}/v1/setup/admin`,
+          `  or   curl ${server.selfSignedTls ? `--cacert ${server.tlsCertFile}` : '--cacert <issuing CA file>'} -H 'content-type: application/json' \\`,
+          `         -d '{"setupToken":"<token>","username":"admin","password":"<${server.passwordMinLength}+ characters of your own>"}' ${server.url}/v1/setup/admin`,
           '  (the token is also kept, mode 0600, in <data>/secrets/setup-token until it is used)',
         ].join('\n'),
     '',

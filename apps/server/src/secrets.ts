@@ -18,6 +18,34 @@ export function assertPrivateFile(file: string): void {
   }
 }
 
+/**
+ * Makes the data directory private (0700), creating it if missing. The embedded store, the KEK
+ * and the TLS key live in it: a directory others can enter would expose whatever file inside is
+ * not private by itself (operations audit, item 2). An existing directory of ours that is open to
+ * group or others is tightened with a warning rather than refused: the operator's intent (a
+ * private data directory) is clear and the change takes nothing away from this account. One that
+ * belongs to another account cannot be fixed by us, so the start stops.
+ * @returns a warning to show when the mode was changed, else null.
+ * @throws CONFIG_DATA_DIR_INSECURE when it is open to others and not ours; CONFIG_INVALID when it is not a directory.
+ */
+export function ensurePrivateDataDir(dir: string): string | null {
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700); // the umask may have narrowed the mode oddly; never widened
+    return null;
+  }
+  const st = statSync(dir);
+  if (!st.isDirectory()) throw new FieldvaultError('CONFIG_INVALID', { detail: `FIELDVAULT_DATA_DIR ${dir} is not a directory` });
+  const mode = st.mode & 0o777;
+  if ((mode & 0o077) === 0) return null;
+  const shown = mode.toString(8).padStart(4, '0');
+  if (process.getuid !== undefined && st.uid !== process.getuid()) {
+    throw new FieldvaultError('CONFIG_DATA_DIR_INSECURE', { detail: `${dir} has mode ${shown} and belongs to uid ${st.uid}, not to this account (uid ${process.getuid()})` });
+  }
+  chmodSync(dir, 0o700);
+  return `warning: data directory ${dir} had mode ${shown} (open to other users); changed it to 0700`;
+}
+
 /** Writes `content` to `file` atomically with mode 0600 (never visible half-written or world-readable). */
 export function writePrivateFile(file: string, content: string | Uint8Array): void {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
@@ -28,7 +56,9 @@ export function writePrivateFile(file: string, content: string | Uint8Array): vo
 }
 
 /**
- * Reads the 32-byte server KEK (base64 in the file), creating it on first start.
+ * Reads the 32-byte server KEK (base64 in the file), creating it when missing. A created KEK is
+ * kept only if the store holds nothing sealed under another one: `buildApp` checks that
+ * (CONFIG_KEK_MISMATCH) and start.ts removes the file it just created when the check fails.
  * @throws CONFIG_SECRET_FILE_INSECURE, CONFIG_SECRET_FILE_INVALID
  */
 export function loadOrCreateKek(file: string): { kek: Uint8Array; created: boolean } {
@@ -41,7 +71,9 @@ export function loadOrCreateKek(file: string): { kek: Uint8Array; created: boole
   const text = readFileSync(file, 'utf8').trim();
   const kek = new Uint8Array(Buffer.from(text, 'base64'));
   if (kek.length !== 32 || Buffer.from(kek).toString('base64') !== text) {
-    throw new FieldvaultError('CONFIG_SECRET_FILE_INVALID', { detail: `${file} must hold 32 bytes in base64` });
+    throw new FieldvaultError('CONFIG_SECRET_FILE_INVALID', {
+      detail: `the KEK file ${file} (FIELDVAULT_KEK_FILE: the server key-encryption key that seals stored device keys) must hold 32 bytes in base64; restore it from your backup: a new KEK cannot open the keys sealed under the old one`,
+    });
   }
   return { kek, created: false };
 }
@@ -51,7 +83,9 @@ export function loadOrCreateServerId(file: string): string {
   if (existsSync(file)) {
     const id = readFileSync(file, 'utf8').trim();
     if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(id)) {
-      throw new FieldvaultError('CONFIG_SECRET_FILE_INVALID', { detail: `${file} must hold a server id like "srv-1a2b3c4d"` });
+      throw new FieldvaultError('CONFIG_SECRET_FILE_INVALID', {
+        detail: `the server id file ${file} (this server's issuer id in key timestamps) must hold an id like "srv-1a2b3c4d"; restore it from your backup or set FIELDVAULT_SERVER_ID`,
+      });
     }
     return id;
   }

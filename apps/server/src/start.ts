@@ -9,10 +9,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startEmbeddedCouch, type EmbeddedCouch } from '@fieldvault/couch-embedded';
-import { FieldvaultError } from '@fieldvault/protocol';
+import { FieldvaultError, isFieldvaultError } from '@fieldvault/protocol';
+import { kekId } from '@fieldvault/crypto';
 import { buildApp } from '@fieldvault/server';
 import type { AppConfig } from './config.js';
-import { assertPrivateFile, loadOrCreateKek, loadOrCreateServerId, writePrivateFile } from './secrets.js';
+import { assertPrivateFile, ensurePrivateDataDir, loadOrCreateKek, loadOrCreateServerId, writePrivateFile } from './secrets.js';
+import { waitForStore } from './store-probe.js';
 import { loadTls } from './tls.js';
 
 export interface RunningServer {
@@ -25,6 +27,12 @@ export interface RunningServer {
   /** Set while no admin exists: the one-time token for `POST /v1/setup/admin`. */
   readonly setupToken: string | null;
   readonly store: 'embedded' | 'couchdb';
+  /** Where the CouchDB URL came from (null for the embedded store): shown in the banner. */
+  readonly storeSource: string | null;
+  /** Public id of the KEK in use (never the key). */
+  readonly kekId: string;
+  /** Minimum password length in force (FIELDVAULT_PASSWORD_MIN_LENGTH). */
+  readonly passwordMinLength: number;
   /** Resolves after the listeners, the app and the embedded store have all stopped. */
   stop(): Promise<void>;
   /**
@@ -39,14 +47,19 @@ export interface RunningServer {
 export interface StartOptions {
   /** Where server log lines go (default stdout). */
   readonly logStream?: NodeJS.WritableStream;
+  /** Where start-up warnings go (default stderr). */
+  readonly warn?: (line: string) => void;
 }
 
 /**
  * @throws CONFIG_* for bad secrets or TLS material, STORE_START_FAILED when the store can't start.
  */
 export async function startServer(config: AppConfig, options: StartOptions = {}): Promise<RunningServer> {
+  const warn = options.warn ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const dataDirWarning = ensurePrivateDataDir(config.dataDir);
+  if (dataDirWarning !== null) warn(dataDirWarning);
   // Secrets first: refuse to start (before touching the store) if any is exposed.
-  const { kek } = loadOrCreateKek(config.kekFile);
+  const { kek, created: kekCreated } = loadOrCreateKek(config.kekFile);
   const serverId = config.serverId ?? loadOrCreateServerId(join(config.dataDir, 'server-id'));
   const tls = await loadTls(config);
   const setupTokenFile = join(config.dataDir, 'secrets', 'setup-token');
@@ -54,6 +67,15 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
 
   let couch: EmbeddedCouch | null = null;
   let couchUrl = config.couchdbUrl ?? (config.couchdbUrlFile === null ? null : readCouchUrlFile(config.couchdbUrlFile));
+  const storeSource = config.couchdbUrl !== null ? 'COUCHDB_URL' : config.couchdbUrlFile;
+  if (couchUrl !== null) {
+    try {
+      await waitForStore(couchUrl, config.storeWaitMs, warn);
+    } catch (err) {
+      if (kekCreated) rmSync(config.kekFile, { force: true }); // nothing was checked against it yet
+      throw err;
+    }
+  }
   let storeCrashed: Promise<string> = new Promise<string>(() => {});
   let supervisor: StoreSupervisor | null = null;
   if (couchUrl === null) {
@@ -90,6 +112,7 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
     await app.ready();
   } catch (err) {
     await couch?.stop();
+    if (isFieldvaultError(err) && err.code === 'CONFIG_KEK_MISMATCH') throw kekMismatch(err, config.kekFile, kekCreated);
     throw err;
   }
 
@@ -101,14 +124,17 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   }
 
   let redirect: Server | null = null;
+  let listening = 'FIELDVAULT_PORT';
   try {
     await app.listen({ host: config.host, port: config.port });
     const httpsPort = (app.server.address() as AddressInfo).port;
+    listening = 'FIELDVAULT_HTTP_PORT';
     if (config.httpPort !== null) redirect = await listenRedirect(config.host, config.httpPort, httpsPort);
   } catch (err) {
     await app.close();
     await couch?.stop();
-    throw new FieldvaultError('CONFIG_INVALID', { detail: `cannot listen on ${config.host}:${config.port} or the HTTP port`, cause: err });
+    const port = listening === 'FIELDVAULT_PORT' ? config.port : (config.httpPort ?? 0);
+    throw new FieldvaultError('CONFIG_INVALID', { detail: listenFailure(err, config.host, port, listening), cause: err });
   }
 
   const httpsPort = (app.server.address() as AddressInfo).port;
@@ -123,6 +149,9 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
     tlsCertFile: tls.certFile,
     setupToken,
     store: couch === null ? 'couchdb' : 'embedded',
+    storeSource: couch === null ? storeSource : null,
+    kekId: kekId(kek),
+    passwordMinLength: config.passwordMinLength,
     storeCrashed,
     storeRestarts: () => supervisor?.restarts() ?? 0,
     stop: () => {
@@ -141,16 +170,56 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
  * @throws CONFIG_SECRET_FILE_INSECURE, CONFIG_SECRET_FILE_INVALID (never quoting the content)
  */
 function readCouchUrlFile(file: string): string {
-  if (!existsSync(file)) throw new FieldvaultError('CONFIG_SECRET_FILE_INVALID', { detail: `${file} does not exist` });
+  const what = `the CouchDB URL file ${file} (FIELDVAULT_COUCHDB_URL_FILE or <data>/secrets/couchdb-url: the store's URL with the app user's credentials, as written by fieldvault-admin setup)`;
+  if (!existsSync(file)) {
+    throw new FieldvaultError('CONFIG_SECRET_FILE_INVALID', { detail: `${what} does not exist: run fieldvault-admin setup again or fix the path` });
+  }
   assertPrivateFile(file);
   const text = readFileSync(file, 'utf8').trim();
   try {
     const url = new URL(text);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
   } catch {
-    throw new FieldvaultError('CONFIG_SECRET_FILE_INVALID', { detail: `${file} must hold one http(s) CouchDB URL` });
+    // Never quote the content: it holds a password.
+    throw new FieldvaultError('CONFIG_SECRET_FILE_INVALID', { detail: `${what} must hold one http(s) URL` });
   }
   return text;
+}
+
+/** CONFIG_KEK_MISMATCH from the store check, said in terms of the KEK file (ids only). */
+function kekMismatch(err: FieldvaultError, file: string, created: boolean): FieldvaultError {
+  const expected = String(err.details?.['storeKekId']);
+  if (created) {
+    // The KEK generated a moment ago is not kept: nothing was sealed under it.
+    rmSync(file, { force: true });
+    return new FieldvaultError('CONFIG_KEK_MISMATCH', {
+      detail: `the KEK file ${file} (FIELDVAULT_KEK_FILE) does not exist, but the store holds keys sealed under KEK id ${expected}; no new KEK was kept: restore the KEK file with id ${expected} from your backup to ${file}, or point FIELDVAULT_KEK_FILE at it`,
+      details: err.details ?? {},
+    });
+  }
+  return new FieldvaultError('CONFIG_KEK_MISMATCH', {
+    detail: `the KEK in ${file} (FIELDVAULT_KEK_FILE) has id ${String(err.details?.['kekId'])}, but the store's keys are sealed under KEK id ${expected}: restore the KEK file with id ${expected} from your backup, or point FIELDVAULT_KEK_FILE at it`,
+    details: err.details ?? {},
+  });
+}
+
+/** Why a listener could not start, naming the address, the variable and the cause (audit item 5). */
+function listenFailure(err: unknown, host: string, port: number, variable: string): string {
+  const code = (err as { code?: unknown }).code;
+  const where = `${host}:${port} (FIELDVAULT_HOST, ${variable})`;
+  switch (code) {
+    case 'EADDRINUSE':
+      return `cannot listen on ${where}: the port is in use by another program (EADDRINUSE); stop it or choose another ${variable}`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `cannot listen on ${where}: host name "${host}" not found (${code}); set FIELDVAULT_HOST to an address or name of this machine`;
+    case 'EADDRNOTAVAIL':
+      return `cannot listen on ${where}: ${host} is not an address of this machine (EADDRNOTAVAIL); set FIELDVAULT_HOST to one of its addresses, or 0.0.0.0 for all`;
+    case 'EACCES':
+      return `cannot listen on ${where}: ports below 1024 need privileges (EACCES); choose a port from 1024 up and forward to it`;
+    default:
+      return `cannot listen on ${where}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
+  }
 }
 
 interface StoreSupervisor {

@@ -2,9 +2,10 @@
  * TLS material for the HTTPS listener: the configured certificate and key, or — for `npm start`
  * on a developer machine — a self-signed certificate generated once into the data directory.
  */
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { generate } from 'selfsigned';
 import { FieldvaultError } from '@fieldvault/protocol';
 import type { AppConfig } from './config.js';
@@ -20,7 +21,8 @@ export interface TlsMaterial {
 }
 
 /**
- * @throws CONFIG_SECRET_FILE_INSECURE when the key file is not 0600; CONFIG_INVALID when unreadable.
+ * @throws CONFIG_SECRET_FILE_INSECURE when the key file is not 0600; CONFIG_INVALID when a file is
+ * missing or unreadable, not PEM, or the key is not the certificate's.
  */
 export async function loadTls(config: AppConfig): Promise<TlsMaterial> {
   let certFile = config.tlsCertFile;
@@ -47,20 +49,51 @@ export async function loadTls(config: AppConfig): Promise<TlsMaterial> {
       writePrivateFile(certFile, pems.cert);
     }
   }
+  // Named as the operator set them: the variable, the file, and what to do (audit item 4).
+  const certName = selfSigned ? `the development certificate ${certFile}` : `FIELDVAULT_TLS_CERT ${certFile}`;
+  const keyName = selfSigned ? `the development key ${keyFile}` : `FIELDVAULT_TLS_KEY ${keyFile}`;
+  const cert = readPem(certFile, certName, 'the PEM certificate chain of this server');
+  const key = readPem(keyFile, keyName, 'the PEM private key of that certificate');
   assertPrivateFile(keyFile);
-  let cert: string;
-  let key: string;
+  let x509: X509Certificate;
   try {
-    cert = readFileSync(certFile, 'utf8');
-    key = readFileSync(keyFile, 'utf8');
+    x509 = new X509Certificate(cert);
   } catch (cause) {
-    throw new FieldvaultError('CONFIG_INVALID', { detail: `cannot read TLS certificate or key (${certFile}, ${keyFile})`, cause });
+    throw new FieldvaultError('CONFIG_INVALID', { detail: `${certName} is not a PEM certificate (${reason(cause)}): it must start with -----BEGIN CERTIFICATE-----`, cause });
   }
-  let fingerprint: string;
+  let privateKey: KeyObject;
   try {
-    fingerprint = new X509Certificate(cert).fingerprint256;
+    privateKey = createPrivateKey(key);
   } catch (cause) {
-    throw new FieldvaultError('CONFIG_INVALID', { detail: `${certFile} is not a PEM certificate`, cause });
+    throw new FieldvaultError('CONFIG_INVALID', {
+      detail: `${keyName} is not an unencrypted PEM private key (${reason(cause)}): it must start with -----BEGIN PRIVATE KEY----- (or RSA/EC PRIVATE KEY); decrypt it with openssl pkey if it has a passphrase`,
+      cause,
+    });
   }
+  if (!x509.checkPrivateKey(privateKey)) {
+    throw new FieldvaultError('CONFIG_INVALID', { detail: `${keyName} is not the private key of ${certName} (key values mismatch): set the key that was issued with this certificate` });
+  }
+  try {
+    createSecureContext({ cert, key, minVersion: 'TLSv1.2' });
+  } catch (cause) {
+    throw new FieldvaultError('CONFIG_INVALID', { detail: `${certName} and ${keyName} cannot be used for TLS (${reason(cause)})`, cause });
+  }
+  const fingerprint = x509.fingerprint256;
   return { cert, key, fingerprint, selfSigned, certFile };
+}
+
+/** The text of a PEM file, or CONFIG_INVALID saying which file is missing or unreadable. */
+function readPem(file: string, name: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (cause) {
+    const code = (cause as { code?: unknown }).code;
+    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable by this account' : code === 'EISDIR' ? 'is a directory' : `cannot be read (${String(code)})`;
+    throw new FieldvaultError('CONFIG_INVALID', { detail: `${name} ${why}: it must name ${what}`, cause });
+  }
+}
+
+/** The first line of an error's message (OpenSSL's, e.g. "DECODER routines::unsupported"), no stack. */
+function reason(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
 }

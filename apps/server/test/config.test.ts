@@ -24,6 +24,15 @@ t.test('every problem is reported at once, including unknown FIELDVAULT_ variabl
   t.match(err.message, /FIELDVAULT_LOG_LEVEL/);
 });
 
+t.test("the other fieldvault programs' variables are not taken for typos", async (t) => {
+  // A shell that runs the CLIs and the server has their home variables set.
+  const c = loadConfig({ FIELDVAULT_ADMIN_HOME: '/home/a/.fv-admin', FIELDVAULT_FIELD_HOME: '/home/a/.fv-field', FIELDVAULT_EXAMPLE_PASSWORD: 'x' }, '/srv/fv');
+  t.equal(c.port, 8443);
+  const err = t.throws(() => loadConfig({ FIELDVAULT_FIELD_HOME: '/x', FIELDVAULT_ADMIN_HOMES: '/y' })) as { message?: string };
+  t.match(err.message, /unsupported FIELDVAULT_ADMIN_HOMES/, 'a typo of them still is');
+  t.notMatch(err.message ?? '', /unsupported FIELDVAULT_FIELD_HOME\b/);
+});
+
 t.test('an invalid COUCHDB_URL is reported without echoing its credentials', async (t) => {
   const err = t.throws(() => loadConfig({ COUCHDB_URL: 'not a url with s3cretpw' })) as { code?: string; message?: string };
   t.equal(err.code, 'CONFIG_INVALID');

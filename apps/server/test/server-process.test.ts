@@ -177,21 +177,23 @@ t.test('kill -9 of the embedded store: the server answers 503 with Retry-After m
 
   // Ask the store-backed setup route until the admin created before the crash is seen again.
   const answers: string[] = [];
-  let retryAfter: unknown;
+  // Every answer while the store is down, checked after the loop: a fixed number of assertions
+  // whatever the timing, and the 503 is required, not checked only when it happens to be seen.
+  const unavailable: Array<{ status: number; retryAfter: unknown }> = [];
   for (let i = 0; i < 200; i++) {
     const r = await https(`${s.url}/v1/setup/admin`, ca, { setupToken: token, username: 'admin2', password: 'correct horse battery staple 42' });
     const code = (r.json as { code: string }).code;
     answers.push(code);
-    if (code === 'STORE_UNAVAILABLE') {
-      t.equal(r.status, 503);
-      retryAfter = r.headers['retry-after'];
-    }
+    if (code === 'STORE_UNAVAILABLE') unavailable.push({ status: r.status, retryAfter: r.headers['retry-after'] });
     if (code === 'AUTH_SETUP_COMPLETED' && storePids(s.child.pid ?? 0).some((p) => p !== store)) break;
     await new Promise((r) => setTimeout(r, 50));
   }
   t.equal(answers.at(-1), 'AUTH_SETUP_COMPLETED', 'the admin made before the crash is still there');
   t.same([...new Set(answers)].filter((c) => c !== 'STORE_UNAVAILABLE' && c !== 'AUTH_SETUP_COMPLETED'), [], 'no other answer while the store was down');
-  if (answers.includes('STORE_UNAVAILABLE')) t.equal(retryAfter, '2', 'phones are told when to retry');
+  // The store's restart takes a new process and its database opening (≥ 0.3 s); the first request
+  // goes out within milliseconds of the kill, so it is always answered while the store is down.
+  t.ok(unavailable.length > 0, 'requests while the store was down were answered STORE_UNAVAILABLE');
+  t.same(unavailable.filter((u) => u.status !== 503 || u.retryAfter !== '2'), [], 'each with 503 and Retry-After: 2, so phones know when to retry');
   t.equal(s.child.exitCode, null, 'the server process kept running');
   await new Promise((r) => setTimeout(r, 200));
   t.match(s.output(), /embedded store exited \(code null, signal SIGKILL\); restarting it on port \d+/);

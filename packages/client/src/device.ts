@@ -229,6 +229,23 @@ function wipeKeys(keys: Iterable<Uint8Array>): void {
   for (const k of keys) k.fill(0);
 }
 
+/**
+ * A challenge answer, checked: its schema, and the server id it names (when the server names one)
+ * against the id the phone configured for it. Run before the password or a key is sent, so a
+ * phone configured with the wrong id (its sync state would be kept under that id) sends nothing else.
+ * @throws TRANSPORT_BAD_RESPONSE, TRANSPORT_SERVER_ID_MISMATCH
+ */
+function checkChallenge(answer: unknown, configured: string): { challenge: string; serverId: string | undefined } {
+  const res = checkSchema(ChallengeResponseSchema, answer, 'TRANSPORT_BAD_RESPONSE');
+  if (res.serverId !== undefined && res.serverId !== configured) {
+    throw new FieldvaultError('TRANSPORT_SERVER_ID_MISMATCH', {
+      detail: `the server says its id is "${res.serverId}", this phone has it as "${configured}"`,
+      details: { serverId: configured, reported: res.serverId },
+    });
+  }
+  return { challenge: res.challenge, serverId: res.serverId };
+}
+
 function resolveOptions(options: DeviceOptions): ResolvedOptions & { directory: string } {
   if (typeof options !== 'object' || options === null) throw inputInvalid('options', 'must be an object');
   const problems: string[] = [];
@@ -542,6 +559,13 @@ export class Device implements SessionHost {
       const photos = new PhotoStore(this.#fs, db, records, key, { maxBytes: this.#o.photoMaxBytes, username });
       const unverified =
         target.kind === 'unverified' ? undefined : u.entries.find((x) => x.entry.kind === 'unverified' && k.entries.includes(x.entry));
+      // An unverified database of this user that this password does not open: their records from
+      // an offline sign-up under another password (the server password differs from the phone one).
+      // Nothing moves them by itself; the app asks for the old password (`claimUnverifiedRecords`).
+      const unverifiedLocked =
+        target.kind !== 'unverified' &&
+        !u.entries.some((x) => x.entry.kind === 'unverified') &&
+        k.entries.some((e) => e.username === username && e.kind === 'unverified');
       const state: SessionState = {
         db,
         key,
@@ -552,7 +576,7 @@ export class Device implements SessionHost {
         now: this.#o.now,
         photoMaxBytes: this.#o.photoMaxBytes,
       };
-      const session = new Session(this, { username, kind: target.kind, keyId: target.keyId, keyRecord: target.record, state });
+      const session = new Session(this, { username, kind: target.kind, keyId: target.keyId, keyRecord: target.record, state, unverifiedLocked });
       this.#session = session;
       this.#o.logger.info({ username, kind: target.kind, keyId: target.keyId }, 'session opened');
       return session;
@@ -718,6 +742,12 @@ export class Device implements SessionHost {
    *
    * **Blacklisted device**: when the server answers DEVICE_BLACKLISTED, every database, photo,
    * the keyring and the device key are wiped (`wipe`) before the error is thrown.
+   *
+   * **Two passwords**: when the user signed up offline under a password other than this one, their
+   * unverified database does not open and its records cannot move: the session says so
+   * (`unverifiedRecordsLocked`) and `Session.claimUnverifiedRecords(oldPassword)` moves them.
+   * @throws TRANSPORT_SERVER_ID_MISMATCH when the server names another id than `transport.serverId`
+   * in its challenge answer (nothing else was sent).
    * @throws INPUT_INVALID when the username is malformed, no transport is given, or its server id is malformed.
    * @throws VAULT_SESSION_OPEN when another user is logged in (the same user's session is replaced).
    * @throws AUTH_INVALID_CREDENTIALS, AUTH_ACCOUNT_LOCKED, RATE_LIMITED, USER_DISABLED,
@@ -748,6 +778,7 @@ export class Device implements SessionHost {
       try {
         if (u.entries.length === 0 && entriesOf(k, username).length > 0) {
           this.#o.logger.warn({ username, serverId }, 'the password opens none of this user\'s keys here; logging in online without offering a key');
+          // The session says so too (`unverifiedRecordsLocked`) when an unverified database is left behind.
         }
         const offer = this.#offer(k, u, serverId);
         const ask = async <T>(call: () => Promise<T>): Promise<T> => {
@@ -762,7 +793,7 @@ export class Device implements SessionHost {
         const response: LoginResponse = await withRetry(
           async () => {
             const answer = await ask(() => transport.challenge({ imei: this.imei }));
-            const { challenge } = checkSchema(ChallengeResponseSchema, answer, 'TRANSPORT_BAD_RESPONSE');
+            const { challenge } = checkChallenge(answer, serverId);
             const signature = await this.#deviceKeys.sign(
               loginSignatureMessage({ challenge, username, imei: this.imei, keyId: offer?.record.keyId ?? '' }),
             );
@@ -809,6 +840,22 @@ export class Device implements SessionHost {
   }
 
   /**
+   * Asks a server which server id it has (for an app's "add server" screen): one challenge
+   * request over the transport's verified TLS, carrying only this device's public IMEI. Returns
+   * the id the server names, or `null` when the server does not tell its id (older servers); the
+   * transport's own `serverId` is not used. Changes nothing on the phone.
+   * @throws INPUT_INVALID when no transport is given.
+   * @throws TRANSPORT_UNREACHABLE, TRANSPORT_TLS_UNTRUSTED, TRANSPORT_BAD_RESPONSE, RATE_LIMITED…
+   */
+  async identifyServer(transport: Transport | undefined = this.#o.transport): Promise<{ serverId: string | null }> {
+    if (transport === undefined || typeof transport.challenge !== 'function') {
+      throw inputInvalid('transport', 'pass a transport (e.g. createHttpTransport(…)) or give the device one');
+    }
+    const answer = checkSchema(ChallengeResponseSchema, await transport.challenge({ imei: this.imei }), 'TRANSPORT_BAD_RESPONSE');
+    return { serverId: answer.serverId ?? null };
+  }
+
+  /**
    * Pending sign-ups (issue 7): an unverified user asks a server for an account. The password
    * must open the user's unverified key here (the same one they will log in online with, so that
    * flow 1 can move their records once approved); the server checks its policy and keeps only an
@@ -825,7 +872,7 @@ export class Device implements SessionHost {
    * @throws SIGNUP_USERNAME_TAKEN, SIGNUP_PENDING_ELSEWHERE, AUTH_INVALID_CREDENTIALS (a renewed
    *   request with another password), DEVICE_BINDING_MISMATCH, DEVICE_RETIRED, RATE_LIMITED… from the server.
    * @throws DEVICE_BLACKLISTED after wiping the device, as `loginOnline`.
-   * @throws TRANSPORT_UNREACHABLE, TRANSPORT_TLS_UNTRUSTED, TRANSPORT_BAD_RESPONSE
+   * @throws TRANSPORT_SERVER_ID_MISMATCH (as `loginOnline`), TRANSPORT_UNREACHABLE, TRANSPORT_TLS_UNTRUSTED, TRANSPORT_BAD_RESPONSE
    */
   async requestAccount(username: string, password: string, options: AccountRequestOptions = {}): Promise<AccountRequestResult> {
     checkUsername(username);
@@ -919,7 +966,7 @@ export class Device implements SessionHost {
 
   async #signupChallenge(transport: Transport, serverId: string): Promise<string> {
     const answer = await this.#askServer(serverId, () => transport.challenge({ imei: this.imei }));
-    return checkSchema(ChallengeResponseSchema, answer, 'TRANSPORT_BAD_RESPONSE').challenge;
+    return checkChallenge(answer, serverId).challenge;
   }
 
   /** A server call that wipes the device first when the server reports it blacklisted. */
@@ -1068,20 +1115,49 @@ export class Device implements SessionHost {
     return this.#mutex.run(async () => {
       const fromKey = state.unverifiedKey;
       if (fromKey === undefined || !session.active) return { records: 0, photos: 0 };
-      const op: PendingMigration = {
-        op: 'move',
-        username: session.username,
-        fromKeyId: keyId(fromKey),
-        toKeyId: session.keyId,
-        sourceKey: wrapSuccessor(state.key, fromKey),
-        startedAt: new Date(this.#o.now()).toISOString(),
-      };
-      const k = await this.#keyring.save(withPending(await this.#keyring.load(), op));
-      await this.#step('move', 'journal-written', op);
-      const { result } = await this.#runMigration(k, op, fromKey, state.key, state.db);
+      const result = await this.#journaledMove(await this.#keyring.load(), session, state, fromKey);
       fromKey.fill(0);
       (state as { unverifiedKey: Uint8Array | undefined }).unverifiedKey = undefined;
       return result;
+    });
+  }
+
+  /**
+   * Flow 1's move of the unverified database under `fromKey` into the session's database: the
+   * journal goes into the keyring (`k`) first, so a crash at any step is resumed by the next login.
+   */
+  async #journaledMove(k: KeyringContent, session: Session, state: SessionState, fromKey: Uint8Array): Promise<MigrationResult> {
+    const op: PendingMigration = {
+      op: 'move',
+      username: session.username,
+      fromKeyId: keyId(fromKey),
+      toKeyId: session.keyId,
+      sourceKey: wrapSuccessor(state.key, fromKey),
+      startedAt: new Date(this.#o.now()).toISOString(),
+    };
+    const saved = await this.#keyring.save(withPending(k, op));
+    await this.#step('move', 'journal-written', op);
+    return (await this.#runMigration(saved, op, fromKey, state.key, state.db)).result;
+  }
+
+  /** @internal Session callback: see `Session.claimUnverifiedRecords`. */
+  claimUnverifiedRecords(session: Session, state: SessionState, oldPassword: string): Promise<MigrationResult> {
+    return this.#mutex.run(async () => {
+      if (!session.active) throw new FieldvaultError('VAULT_LOCKED');
+      const k = await this.#keyring.load();
+      const entry = k.entries.find((e) => e.username === session.username && e.kind === 'unverified');
+      if (entry === undefined) return { records: 0, photos: 0 };
+      // A wrong password throws here, before anything is written (VAULT_WRONG_PASSWORD).
+      const fromKey = await unwrapKeyForUser(oldPassword, entry, { imei: this.imei });
+      try {
+        // The same journaled move as flow 1: resumed by the next login that opens the target key
+        // if the process dies, idempotent, and the emptied unverified database is deleted.
+        const result = await this.#journaledMove(k, session, state, fromKey);
+        this.#o.logger.info({ username: session.username, records: result.records, photos: result.photos }, 'unverified records claimed with the old phone password');
+        return result;
+      } finally {
+        fromKey.fill(0);
+      }
     });
   }
 

@@ -18,6 +18,7 @@ import {
   PushResponseSchema,
   RecordSearchPageSchema,
   RecordSearchQuerySchema,
+  SetPasswordResponseSchema,
   SignupRequestResponseSchema,
   SignupStatusResponseSchema,
   TOKEN_PATTERN,
@@ -41,6 +42,8 @@ import {
   type PushResponse,
   type RecordSearchQuery,
   type RecordSearchResponse,
+  type SetPasswordBody,
+  type SetPasswordResponse,
   type SignupRequestBody,
   type SignupRequestResponse,
   type SignupStatusBody,
@@ -129,6 +132,8 @@ export interface HttpTransportOptions {
 
 /** A `Transport` over HTTPS (see `createHttpTransport`). */
 export interface HttpTransport extends Transport {
+  /** `POST /v1/auth/password` (see `Transport.setPassword`). */
+  setPassword(request: SetPasswordBody): Promise<SetPasswordResponse>;
   /** The normalised base URL, without a trailing slash. */
   readonly baseUrl: string;
   /**
@@ -425,9 +430,9 @@ function serverError(raw: RawResponse): FieldvaultError {
 }
 
 
-function checkToken(token: unknown): string {
-  // Also keeps anything that could break the header line out of the request.
-  if (typeof token !== 'string' || !TOKEN_PATTERN.test(token)) throw invalid('token', 'a session token as issued by the server');
+function checkToken(token: unknown, field = 'token'): string {
+  // Also keeps anything that could break the header line out of the request; the value is never echoed.
+  if (typeof token !== 'string' || !TOKEN_PATTERN.test(token)) throw invalid(field, field === 'token' ? 'a session token as issued by the server' : '43 characters as issued by the server (letters, digits, "-", "_")');
   return token;
 }
 
@@ -791,6 +796,14 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
     login: (request: LoginBody): Promise<LoginResponse> => post('/v1/auth/login', request, (v) => checkSchema(LoginResponseSchema, v, 'TRANSPORT_BAD_RESPONSE')),
     requestAccount: (request: SignupRequestBody): Promise<SignupRequestResponse> =>
       post('/v1/signups', request, (v) => checkSchema(SignupRequestResponseSchema, v, 'TRANSPORT_BAD_RESPONSE')),
+    // The token travels in the body only (never the URL); an invalid one is refused without echoing it.
+    setPassword: async (request: SetPasswordBody): Promise<SetPasswordResponse> => {
+      checkToken(request.resetToken, 'resetToken');
+      if (typeof request.password !== 'string') throw invalid('password', 'must be a string');
+      return post('/v1/auth/password', { resetToken: request.resetToken, password: request.password }, (v) =>
+        checkSchema(SetPasswordResponseSchema, v, 'TRANSPORT_BAD_RESPONSE'),
+      );
+    },
     signupStatus: (request: SignupStatusBody): Promise<SignupStatusResponse> =>
       post('/v1/signups/status', request, (v) => checkSchema(SignupStatusResponseSchema, v, 'TRANSPORT_BAD_RESPONSE')),
     push,

@@ -41,6 +41,8 @@ export type { StoredPhoto, PhotoContent, PhotoInput } from './photo-store.js';
 export { PHOTO_DIRECTORY, DEFAULT_PHOTO_MAX_BYTES, photoPath } from './photo-store.js';
 export { detectPhotoType, stripImageMetadata } from './image-metadata.js';
 export type { MigrationStep, MigrationEvent, MigrationListener, MigrationResult } from './migration.js';
+export type { SetPasswordWithTokenInput, PasswordSet } from './password-token.js';
+export { setPasswordWithToken } from './password-token.js';
 export type { KnownServer } from './session.js';
 export { Session } from './session.js';
 export type { DeviceOptions, AdoptKeyInput, DeviceUser, KdfCost, OnlineLoginOptions, AccountRequestOptions, AccountRequestResult, AccountStatus } from './device.js';

@@ -42,6 +42,7 @@ export interface SessionState {
 /** The device side of a session: what it calls back into. */
 export interface SessionHost {
   moveUnverifiedRecords(session: Session, state: SessionState): Promise<MigrationResult>;
+  claimUnverifiedRecords(session: Session, state: SessionState, oldPassword: string): Promise<MigrationResult>;
   sessionClosed(session: Session): void;
   /** A server reported DEVICE_BLACKLISTED: wipe the device and return the error to throw. */
   deviceBlacklisted(serverId: string, reported: FieldvaultError): Promise<FieldvaultError>;
@@ -79,19 +80,36 @@ export class Session {
   /** The key record of that key (verified and temporary databases). */
   readonly keyRecord: KeyRecord | undefined;
   #state: SessionState | undefined;
+  #unverifiedLocked: boolean;
   readonly #host: SessionHost;
   readonly #syncing = new Mutex();
 
   /** @internal Sessions are made by `Device`. */
-  constructor(host: SessionHost, init: { username: string; kind: DbKind; keyId: string; keyRecord: KeyRecord | undefined; state: SessionState }) {
+  constructor(
+    host: SessionHost,
+    init: { username: string; kind: DbKind; keyId: string; keyRecord: KeyRecord | undefined; state: SessionState; unverifiedLocked?: boolean },
+  ) {
     this.#host = host;
     this.username = init.username;
     this.kind = init.kind;
     this.keyId = init.keyId;
     this.keyRecord = init.keyRecord;
     this.#state = init.state;
+    this.#unverifiedLocked = init.unverifiedLocked === true;
   }
 
+  /**
+   * True when this user still has an unverified database on this phone (records made after an
+   * offline sign-up) that the password of this login does not open: the phone password chosen at
+   * sign-up differs from this one (typically the server password set with an invitation token).
+   * Those records are not in the database this session sees and no sync sends them: ask the user
+   * for the password they chose on the phone and call `claimUnverifiedRecords(oldPassword)`. The
+   * number of records is unknown until then (the database is encrypted under that password).
+   * Always false for an unverified session.
+   */
+  get unverifiedRecordsLocked(): boolean {
+    return this.#unverifiedLocked;
+  }
   /** False once logged out. */
   get active(): boolean {
     return this.#state !== undefined;
@@ -235,6 +253,27 @@ export class Session {
     const state = this.#open();
     if (this.kind === 'unverified') throw new FieldvaultError('VAULT_FORBIDDEN', { detail: 'the session is unverified' });
     return this.#host.moveUnverifiedRecords(this, state);
+  }
+
+  /**
+   * Flow 1 for a user whose phone password (chosen at the offline sign-up) differs from the one
+   * this session was opened with (see `unverifiedRecordsLocked`): unlocks their unverified
+   * database with `oldPassword`, moves its records and photos into the database this session
+   * sees (they are then pushed by the next sync, with their ids unchanged) and deletes the emptied
+   * unverified database and its keyring entry. Journaled and crash-safe like
+   * `moveUnverifiedRecords`: a process killed mid-way finishes the move at the next login that
+   * opens this database. Returns zero counts when the user has no unverified database here.
+   * @throws VAULT_WRONG_PASSWORD when `oldPassword` does not open the unverified database (nothing changed).
+   * @throws VAULT_FORBIDDEN for an unverified session (log in online first), INPUT_INVALID, VAULT_LOCKED,
+   * VAULT_KEYRING_CORRUPT, VAULT_STORAGE_FAILED
+   */
+  async claimUnverifiedRecords(oldPassword: string): Promise<MigrationResult> {
+    const state = this.#open();
+    if (typeof oldPassword !== 'string') throw new FieldvaultError('INPUT_INVALID', { detail: 'oldPassword: must be a string', details: { field: 'oldPassword' } });
+    if (this.kind === 'unverified') throw new FieldvaultError('VAULT_FORBIDDEN', { detail: 'the session is unverified: log in online first' });
+    const result = await this.#host.claimUnverifiedRecords(this, state, oldPassword);
+    this.#unverifiedLocked = false;
+    return result;
   }
 
   // ---------------------------------------------------------------------------------- sync

@@ -260,10 +260,28 @@ export function checkSyncOptions(options: SyncOptions): void {
  * Runs one sync (push, pull, photos up, photos down) with `options.transport`'s server. The
  * summary's `wiped` is always false here: retirement is handled by the session.
  * @throws TRANSPORT_UNREACHABLE, STORE_UNAVAILABLE, RATE_LIMITED after the retries; TRANSPORT_BAD_RESPONSE,
- * TRANSPORT_TLS_UNTRUSTED, SESSION_INVALID, DEVICE_BLACKLISTED, SYNC_CHECKPOINT_INVALID, HLC_TOO_FAR_AHEAD
+ * TRANSPORT_TLS_UNTRUSTED, SESSION_INVALID, DEVICE_BLACKLISTED, SYNC_CHECKPOINT_INVALID (only when even a sync from the start is refused: a refused checkpoint makes it forget the server's state and sync once more), HLC_TOO_FAR_AHEAD
  * (a pulled version dated beyond the allowed skew of both this device's clock and the server's), SYNC_CANCELLED, VAULT_*.
  */
 export async function runSync(ctx: SyncContext, options: SyncOptions): Promise<SyncSummary> {
+  try {
+    return await syncOnce(ctx, options);
+  } catch (err) {
+    if (codeOf(err) !== 'SYNC_CHECKPOINT_INVALID') throw err;
+    const state = new ServerSyncState(ctx.db, options.transport.serverId);
+    // Refused from the start too: nothing of ours to forget, and trying again would change nothing.
+    if ((await state.checkpoint()) === undefined) throw err;
+    // The server does not know the checkpoint it gave this phone: it was restored from a backup,
+    // or its id or secrets were reset. It may lack records and photos it acknowledged since, so
+    // everything goes again (the server merges, so nothing is duplicated), and the pull restarts.
+    ctx.logger.warn({ serverId: state.serverId }, 'the server refused its own checkpoint (restored or reset?): syncing everything again from the start');
+    await ctx.db.transaction(async (tx) => state.forget(tx));
+    return syncOnce(ctx, options);
+  }
+}
+
+/** One sync as {@link runSync} describes, from this server's acknowledgements and checkpoint as they are. */
+async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSummary> {
   const { transport, signal } = options;
   const serverId = transport.serverId;
   const retry = options.retry ?? DEFAULT_RETRY;

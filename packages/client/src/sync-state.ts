@@ -123,6 +123,17 @@ export class ServerSyncState {
     );
   }
 
+  /**
+   * Forgets what this server acknowledged and where its pull stood (records and photos pending
+   * again, the next pull from the start): for a server that no longer knows this phone's
+   * checkpoint, e.g. one restored from a backup, which may lack what it acknowledged since.
+   */
+  async forget(tx: SqlExecutor): Promise<void> {
+    await tx.execute('DELETE FROM server_acks WHERE server_id = ?', [this.serverId]);
+    await tx.execute('DELETE FROM photo_acks WHERE server_id = ?', [this.serverId]);
+    await tx.execute('UPDATE checkpoints SET checkpoint = NULL WHERE server_id = ?', [this.serverId]);
+  }
+
   /** Notes a sync that ran to its end. */
   async markSynced(at: string): Promise<void> {
     await this.#db.execute(

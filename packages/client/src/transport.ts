@@ -11,6 +11,8 @@ import type {
   PushResponse,
   RecordSearchQuery,
   RecordSearchResponse,
+  SetPasswordBody,
+  SetPasswordResponse,
   SignupRequestBody,
   SignupRequestResponse,
   SignupStatusBody,
@@ -129,6 +131,12 @@ export interface Transport {
   requestAccount?(request: SignupRequestBody): Promise<SignupRequestResponse>;
   /** `POST /v1/signups/status`: where this device's request stands. Optional, as `requestAccount`. */
   signupStatus?(request: SignupStatusBody): Promise<SignupStatusResponse>;
+  /**
+   * `POST /v1/auth/password`: sets a user's password with the single-use invitation or reset token
+   * an admin was given (`setPasswordWithToken` checks the policy first). No session. Optional.
+   * @throws AUTH_RESET_TOKEN_INVALID, PASSWORD_TOO_SHORT, PASSWORD_TOO_LONG, PASSWORD_TOO_COMMON, RATE_LIMITED, …
+   */
+  setPassword?(request: SetPasswordBody): Promise<SetPasswordResponse>;
   /**
    * `POST /v1/auth/logout`: ends the server session of `token` (the SDK calls it, best effort,
    * when the user logs out). Optional: without it the server session simply expires.

@@ -86,6 +86,8 @@ async function main(): Promise<void> {
     process.stderr.write('fieldvault-couch child: start it with startEmbeddedCouch() or the fieldvault-couch CLI\n');
     process.exit(2);
   }
+  // Everything LevelDB creates is private to this account (records in plain JSON, password hashes).
+  process.umask(0o077);
   const config = parseConfig(process.argv[2]);
   checkDataDir(config.dataDir);
 

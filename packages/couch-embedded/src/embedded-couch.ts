@@ -1,10 +1,10 @@
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { isIP } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { FieldvaultError } from '@fieldvault/protocol';
@@ -114,6 +114,23 @@ function positiveInt(value: number | undefined, name: string, fallback: number):
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value <= 0) throw invalid(`"${name}" must be a positive integer of milliseconds`);
   return value;
+}
+
+/**
+ * Takes group and other permissions off the store directory and everything in it. The databases
+ * hold child records in plain JSON and password hashes, so no other local account may read them;
+ * the child also runs with umask 077 (child.ts), this covers stores created before that.
+ */
+function makePrivate(dir: string): void {
+  const tighten = (path: string, isDir: boolean): void => {
+    const mode = lstatSync(path).mode & 0o777;
+    if ((mode & 0o077) !== 0) chmodSync(path, mode & (isDir ? 0o700 : 0o600));
+  };
+  tighten(dir, true);
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isDirectory() && !entry.isFile()) continue; // never follow a symlink out of the store
+    tighten(join(entry.parentPath, entry.name), entry.isDirectory());
+  }
 }
 
 /** GET / on the store; resolves true when it answers with the express-pouchdb welcome. */
@@ -243,9 +260,10 @@ export async function startEmbeddedCouch(options: StartEmbeddedCouchOptions): Pr
   const dataDir = resolve(options.dataDir);
 
   try {
-    mkdirSync(dataDir, { recursive: true });
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    makePrivate(dataDir);
   } catch (err) {
-    throw startFailed(`cannot create data directory ${dataDir}: ${err instanceof Error ? err.message : String(err)}`, err);
+    throw startFailed(`cannot create data directory ${dataDir} or make it private: ${err instanceof Error ? err.message : String(err)}`, err);
   }
   const script = childScriptPath();
   if (!existsSync(script)) {

@@ -389,7 +389,7 @@ export const errorCatalogue = {
   AUTH_TOTP_NOT_ADMIN: {
     status: 403,
     message: 'Only admin accounts use two-factor authentication and the admin console login.',
-    hint: 'Field workers and supervisors log in from a phone with the field app; ask an admin if this account should be an admin.',
+    hint: 'Field workers and supervisors log in from a phone with the field app and have no authenticator to enrol or reset; if the account should be an admin, an admin changes its role first.',
   },
 
   // Sessions
@@ -409,6 +409,11 @@ export const errorCatalogue = {
     status: 502,
     message: "The server's TLS certificate is not trusted: it does not chain to the configured CA, does not name the host, or does not match the pinned fingerprint.",
     hint: 'Nothing was sent. Check the server URL and the CA file or certificate fingerprint configured for this server (the server prints its fingerprint at start); if they are right, someone may be intercepting the connection.',
+  },
+  TRANSPORT_SERVER_ID_MISMATCH: {
+    status: 502,
+    message: 'The server at this address says its server id is not the one configured for it.',
+    hint: 'Nothing but a challenge request was sent (no password, no key). The server prints its id at start ("fieldvault server <id> listening on …"): configure the server under that id (field CLI: "fieldvault-field servers remove NAME", then "servers add" again, without --server-id to take the id the server tells), or fix the address if it points at another server.',
   },
   TRANSPORT_BAD_RESPONSE: {
     status: 502,
@@ -434,8 +439,8 @@ export const errorCatalogue = {
   },
   USER_LAST_ADMIN: {
     status: 409,
-    message: 'This change would leave the server without an enabled admin.',
-    hint: 'Create or enable another admin first.',
+    message: 'This change would leave the server without an admin who can log in (enabled, with a password set and, where TOTP is required, an authenticator enrolled).',
+    hint: 'First make another admin able to log in: add or promote one, have them set their password and log in once (enrolling TOTP); then try again.',
   },
 
   // Pending sign-ups
@@ -494,6 +499,16 @@ export const errorCatalogue = {
     status: 503,
     message: 'The database store is not reachable right now.',
     hint: 'Retry with backoff; operators should check the CouchDB service (docs/operations.md).',
+  },
+  STORE_CONNECT_FAILED: {
+    status: 503,
+    message: 'The server could not reach its CouchDB store at start-up.',
+    hint: 'The message names the store address (host:port, never its credentials) and the cause. Start CouchDB or fix COUCHDB_URL (or the URL file), then start the server again; it waits FIELDVAULT_STORE_WAIT_SECONDS for a store that is still starting.',
+  },
+  STORE_TLS_UNTRUSTED: {
+    status: 503,
+    message: "The CouchDB store's TLS certificate is not trusted (unknown issuer, expired, or not issued for the host in the URL).",
+    hint: 'Nothing was sent to the store. Use the host name the certificate was issued for in COUCHDB_URL; for a certificate from a private CA start the server with NODE_EXTRA_CA_CERTS=<CA PEM file> (docs/operations.md). Never turn certificate checks off.',
   },
   STORE_START_FAILED: {
     status: 500,
@@ -586,8 +601,18 @@ export const errorCatalogue = {
   },
   CONFIG_SECRET_FILE_INVALID: {
     status: 500,
-    message: 'A secret file exists but does not hold what it should.',
-    hint: 'Restore the file from your backup; do not replace a KEK with a new one or stored keys become unreadable.',
+    message: 'A secret file the server needs is missing or does not hold what it should.',
+    hint: 'The message names the file, what it is for and how to fix it: restore it from your backup or write it again as the message says, or point the variable named in the message at the right file, then start again.',
+  },
+  CONFIG_KEK_MISMATCH: {
+    status: 500,
+    message: "The server key-encryption key (KEK) file is missing or is not the KEK this store's keys are sealed under.",
+    hint: 'The message names the KEK id the store expects (ids only, never key bytes) and the KEK file. Restore the KEK file with that id from your backup (or fix FIELDVAULT_KEK_FILE), then start again. Do not start with a new KEK: device keys and admin TOTP secrets sealed under the old one could not be opened.',
+  },
+  CONFIG_DATA_DIR_INSECURE: {
+    status: 500,
+    message: 'The data directory is open to other users and belongs to another account, so the server cannot make it private.',
+    hint: 'The store in it holds child records and password hashes: run `chown` to the account that runs the server and `chmod 700` on the directory named in the message, then start again.',
   },
 
   // The field-worker CLI (apps/field). Never sent by a server; the status is for the report shape only.
@@ -626,6 +651,11 @@ export const errorCatalogue = {
     message: 'A server with this name is already configured.',
     hint: 'Choose another name, or remove the old entry first with "fieldvault-field servers remove NAME".',
   },
+  FIELD_SERVER_ID_EXISTS: {
+    status: 409,
+    message: 'This server id is already configured on this device under another name.',
+    hint: 'The server is configured already: use that name (see "fieldvault-field servers list"), or remove that entry first with "fieldvault-field servers remove NAME" to add it under a new name.',
+  },
   FIELD_FILE_UNREADABLE: {
     status: 400,
     message: 'A file named on the command line cannot be read, or an output file cannot be created.',
@@ -650,6 +680,16 @@ export const errorCatalogue = {
     status: 499,
     message: 'The command was interrupted.',
     hint: 'Run the command again when ready; what it had already committed on the device is kept.',
+  },
+  FIELD_USER_UNKNOWN: {
+    status: 404,
+    message: 'No user with this name has signed up or logged in on this device.',
+    hint: 'Check the name ("fieldvault-field status --locked" lists the users of this device); a user with a server account logs in online once ("fieldvault-field login --user NAME SERVER"), a new user signs up ("fieldvault-field signup --user NAME").',
+  },
+  FIELD_IMEI_UNKNOWN: {
+    status: 500,
+    message: 'config.json is missing, but the device already holds data (sdk/) and its IMEI cannot be read back from it.',
+    hint: 'Nothing was changed: give the device its old IMEI again with "fieldvault-field init --imei IMEI" (from a backup of config.json, or from an admin, who sees it among the server\'s devices); do not wipe the device.',
   },
 
   // Internal

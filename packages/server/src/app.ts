@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import rateLimit from '@fastify/rate-limit';
-import { FieldvaultError, createClock } from '@fieldvault/protocol';
+import { createClock } from '@fieldvault/protocol';
 import { adminAuthPlugin } from './admin-auth/plugin.js';
 import { auditPlugin } from './audit/plugin.js';
 import { backupPlugin } from './backup/plugin.js';
@@ -10,9 +9,11 @@ import { resolveConfig, type BuildAppInput } from './config.js';
 import { couchPlugin } from './couch/plugin.js';
 import { devicesPlugin } from './devices/plugin.js';
 import { formsPlugin } from './forms/plugin.js';
+import { kekGuardPlugin } from './kek/plugin.js';
 import './http/context.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { loggerOptions } from './http/logger.js';
+import { installRateLimits } from './http/rate-limit.js';
 import { parseStrictJson } from './http/strict-json.js';
 import { installValidators } from './http/validation.js';
 import { photosPlugin } from './photos/plugin.js';
@@ -94,15 +95,12 @@ export async function buildApp(input: BuildAppInput): Promise<FastifyInstance> {
   app.decorate('now', now);
   app.decorate('clock', createClock({ node: config.serverId, now, maxSkewMs: config.maxSkewMs }));
 
-  await app.register(rateLimit, {
-    global: true,
-    max: config.rateLimit.max,
-    timeWindow: config.rateLimit.timeWindowMs,
-    errorResponseBuilder: (_request, context) =>
-      new FieldvaultError('RATE_LIMITED', { details: { retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000)) } }),
-  });
+  // First onRequest hook of every route (and of unknown ones): counted before any store lookup.
+  await installRateLimits(app, { max: config.rateLimit.max, timeWindowMs: config.rateLimit.timeWindowMs });
 
   await app.register(couchPlugin, { url: config.couch.url, dbPrefix: config.couch.dbPrefix, startupWaitMs: config.couch.startupWaitMs });
+  // Before any route can seal or open a key: the KEK must be the one the store's keys are under.
+  await app.register(kekGuardPlugin);
   await app.register(sessionsPlugin);
   await app.register(auditPlugin);
   await app.register(credentialsPlugin);

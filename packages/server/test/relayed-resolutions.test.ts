@@ -1,7 +1,8 @@
 // Issue 5: relayed conflict resolutions. A supervisor resolves a conflict on another server (or
 // on their phone, pushed there); a field worker's phone pulled the record there and pushes it
 // here. Each resolution names its author, so this server accepts it as a relay when the author is
-// a supervisor or admin it knows, and still refuses a field worker's own or a forged resolution.
+// a supervisor or admin it knows, still refuses a field worker's own, and leaves out (without
+// refusing the record) one it cannot attribute: forged, or by another server's supervisor.
 import t, { type Test } from 'tap';
 import { conflictId, mergeRecords, needsReview, openConflicts, resolveConflict, type ChildRecord } from '@fieldvault/protocol';
 import { bearer, makeApp, setupAdmin, startStore, type TestApp } from './helpers.js';
@@ -97,7 +98,12 @@ t.test("a field worker's own resolution is still refused (RECORD_FORBIDDEN, fiel
   t.equal((await recordDoc(couch.url, w.ta, stored.id))._rev, before._rev, 'stored record unchanged');
 });
 
-t.test('a resolution attributed to a field worker, an unknown user or a disabled supervisor is refused', async (t) => {
+async function auditUnapplied(w: World, username: string): Promise<unknown[]> {
+  const res = await w.ta.app.inject({ method: 'GET', url: `/v1/audit?event=sync.push&username=${username}&limit=100`, headers: bearer(w.admin) });
+  return (res.json() as { events: Array<{ details: Record<string, unknown> }> }).events.map((e) => e.details['unappliedRelays']);
+}
+
+t.test('a resolution attributed to a field worker, an unknown user or a disabled supervisor is not applied here, and the record is not refused', async (t) => {
   const w = await world(t);
   const { stored, id } = await conflictedOnServer(w, 'Forged resolutions');
   await phoneFor(w.ta.app, w.admin, w.ta.clock, 'sara', 'supervisor');
@@ -107,27 +113,52 @@ t.test('a resolution attributed to a field worker, an unknown user or a disabled
   for (const [by, why] of [
     ['carla', 'another field worker'],
     ['bilal', 'the record creator (a field worker)'],
-    ['zainab', 'a user this server does not know'],
+    ['zainab', 'a user this server does not know (e.g. a supervisor of another server only)'],
     ['sara', 'a disabled supervisor'],
   ] as const) {
     const res = (await push(w.ta.app, w.amina.token, [resolvedAs(by, w.amina, stored, id)])).results[0];
-    t.same([res?.status, res?.code, res?.field], ['error', 'RECORD_FORBIDDEN', 'resolved'], why);
+    t.same(res, { id: stored.id, status: 'ok', changed: false, conflicts: 1 }, `${why}: accepted without it, the conflict still open`);
   }
   // A bare conflict id (a record from before resolutions had authors) names nobody.
   const bare: ChildRecord = { ...stored, resolved: [id] };
   const res = (await push(w.ta.app, w.amina.token, [bare])).results[0];
-  t.same([res?.code, res?.field], ['RECORD_FORBIDDEN', 'resolved'], 'an authorless (old) resolution from a field worker');
-  t.equal((await recordDoc(couch.url, w.ta, stored.id))._rev, before._rev, 'stored record unchanged');
+  t.same(res, { id: stored.id, status: 'ok', changed: false, conflicts: 1 }, 'an authorless (old) resolution from a field worker is not applied either');
+  const after = await recordDoc(couch.url, w.ta, stored.id);
+  t.equal(after._rev, before._rev, 'stored record unchanged');
+  t.same((after['record'] as ChildRecord).resolved, [], 'no resolution stored');
+  t.same((await auditUnapplied(w, 'amina')).filter((n) => n !== 0 && n !== undefined), [1, 1, 1, 1, 1], 'each push counts the record whose relay was not applied');
   t.same((await push(w.ta.app, w.sam.token, [bare])).results[0], { id: stored.id, status: 'ok', changed: true, conflicts: 0 }, 'a supervisor still brings in an old resolution');
 });
 
-t.test("one forged resolution beside a supervisor's refuses the whole record", async (t) => {
+t.test("multi-server: a field worker's edit travels with a resolution made by another server's supervisor; the edit is stored, the resolution left for this server's supervisors", async (t) => {
+  const w = await world(t);
+  const { stored, id } = await conflictedOnServer(w, 'Resolved on server A by its supervisor');
+  // zainab supervises on server A only. amina's phone pulled her resolution there, then amina
+  // edited the record; both reach this server in one push, and again at every later sync.
+  w.ta.clock.advance(1_000);
+  const carried = edit(w.amina, resolvedAs('zainab', w.amina, stored, id), 'location', 'Camp 7');
+  const first = (await push(w.ta.app, w.amina.token, [carried])).results[0];
+  t.same(first, { id: stored.id, status: 'ok', changed: true, conflicts: 1 }, 'accepted (was RECORD_FORBIDDEN for good)');
+  const record = (await recordDoc(couch.url, w.ta, stored.id))['record'] as ChildRecord;
+  t.equal(record.fields['location']?.value, 'Camp 7', 'her edit is stored');
+  t.ok(needsReview(record), 'the conflict stays open for this server');
+  t.same(record.resolved, [], 'without the unattributed resolution');
+  t.same((await push(w.ta.app, w.amina.token, [carried])).results[0], { id: stored.id, status: 'ok', changed: false, conflicts: 1 }, 'the same push again changes nothing');
+  // This server's own supervisor resolves it here; the phone's copy (a join) agrees later.
+  const here = resolvedOn(w.sam, record, id);
+  t.same((await push(w.ta.app, w.sam.token, [here])).results[0], { id: stored.id, status: 'ok', changed: true, conflicts: 0 });
+  t.same((await push(w.ta.app, w.amina.token, [mergeRecords(carried, here)])).results[0], { id: stored.id, status: 'ok', changed: false, conflicts: 0 }, 'and her next sync is clean');
+});
+
+t.test("one forged resolution beside a supervisor's: the supervisor's is relayed, the forged one left out", async (t) => {
   const w = await world(t);
   const { stored, id } = await conflictedOnServer(w, 'Mixed resolutions');
   const both = mergeRecords(resolvedOn(w.sam, stored, id), resolvedOn(w.carla, stored, id));
   t.equal(both.resolved.length, 2, 'two resolutions of one conflict');
   const res = (await push(w.ta.app, w.amina.token, [both])).results[0];
-  t.same([res?.code, res?.field], ['RECORD_FORBIDDEN', 'resolved']);
+  t.same(res, { id: stored.id, status: 'ok', changed: true, conflicts: 0 });
+  const record = (await recordDoc(couch.url, w.ta, stored.id))['record'] as ChildRecord;
+  t.same(record.resolved.map((e) => (typeof e === 'string' ? e : e.by)), ['sam'], "only sam's resolution is stored");
 });
 
 t.test("a new record (never on this server) already resolved by a supervisor is relayed; one resolved by the pusher is not", async (t) => {

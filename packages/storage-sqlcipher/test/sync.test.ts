@@ -541,11 +541,18 @@ t.test('requests are retried with backoff on network, store and rate-limit failu
   const started = Date.now();
   t.equal((await rejection(amina.sync({ transport: down, retry: { attempts: 3, baseDelayMs: 50 } }))).code, 'TRANSPORT_UNREACHABLE', 'given up after the tries');
   t.ok(Date.now() - started >= 50 / 2 + 100 / 2, 'with growing waits between them');
-  const refused: Transport = { ...base, pull: async () => Promise.reject(new FieldvaultError('SYNC_CHECKPOINT_INVALID')) };
+  const refused: Transport = { ...base, pull: async () => Promise.reject(new FieldvaultError('TRANSPORT_BAD_RESPONSE')) };
   let tries = 0;
   const counted: Transport = { ...refused, pull: (...args) => (tries++, refused.pull(...args)) };
-  t.equal((await rejection(amina.sync({ transport: counted, retry: FAST_RETRY }))).code, 'SYNC_CHECKPOINT_INVALID');
+  t.equal((await rejection(amina.sync({ transport: counted, retry: FAST_RETRY }))).code, 'TRANSPORT_BAD_RESPONSE');
   t.equal(tries, 1, 'other errors are not retried');
+  // A refused checkpoint is not a network failure either: the sync runs once more from the start
+  // (sync-store-replaced.test.ts), and a server that refuses that too ends it.
+  const noCheckpoint: Transport = { ...base, pull: async () => Promise.reject(new FieldvaultError('SYNC_CHECKPOINT_INVALID')) };
+  let refusals = 0;
+  const countedRefusals: Transport = { ...noCheckpoint, pull: (...args) => (refusals++, noCheckpoint.pull(...args)) };
+  t.equal((await rejection(amina.sync({ transport: countedRefusals, retry: FAST_RETRY }))).code, 'SYNC_CHECKPOINT_INVALID');
+  t.equal(refusals, 2, 'one pull with the checkpoint, one from the start, no backoff retries');
 });
 
 t.test('a retired device: the final sync pushes everything, then the SDK wipes the device; with a record refused it keeps its data', async (t) => {

@@ -1,7 +1,8 @@
 /**
  * @fieldvault/test-support — fixtures shared by the test suites and benches (not shipped): real
  * server processes (`launchServerProcess`, `startServerProcess`), the child side of a phone process
- * (`readChildPhoneArgs`, `childPhoneTransport`, `sayLine`, `killSelf`), a PNG maker, file listings and snapshots.
+ * (`readChildPhoneArgs`, `childPhoneTransport`, `sayLine`, `killSelf`), a PNG maker, file listings and snapshots,
+ * and a stand-in server that names another server id (`startIdentityStandIn`).
  */
 export type { DeviceAction, HttpAnswer, LaunchedServer, LaunchOptions, ServerProcess, ServerProcessOptions } from './server-process.js';
 export { ADMIN_PASSWORD, launchServerProcess, startServerProcess } from './server-process.js';
@@ -10,3 +11,5 @@ export { childPhoneTransport, killSelf, readChildPhoneArgs, sayLine } from './ch
 export type { SnapshotOptions } from './files.js';
 export { filesContaining, filesUnder, snapshot } from './files.js';
 export { png } from './png.js';
+export type { IdentityStandIn } from './identity-stand-in.js';
+export { startIdentityStandIn } from './identity-stand-in.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { USERNAME_PATTERN, isFieldvaultError } from '@fieldvault/protocol';
+import { FieldvaultError, USERNAME_PATTERN, isFieldvaultError } from '@fieldvault/protocol';
 import type { Context, ServerOptions } from '../context.js';
 import { CliError } from '../errors.js';
 import type { ServerTrust } from '../home.js';
@@ -37,8 +37,15 @@ async function signIn(ctx: Context, opts: unknown): Promise<{ trust: ServerTrust
  * never printed to stdout where scripts might store it); the admin adds it to an authenticator
  * app and types the first code, which confirms it and opens the first session.
  */
-async function enrol(ctx: Context, client: ApiClient, username: string, password: string): Promise<{ recoveryCodes: string[]; session: SessionView }> {
+async function enrol(
+  ctx: Context,
+  client: ApiClient,
+  username: string,
+  password: string,
+  onStarted?: () => void,
+): Promise<{ recoveryCodes: string[]; session: SessionView }> {
   const started = await client.call<{ secret: string; otpauthUri: string; issuer: string }>({ method: 'POST', path: '/v1/admin/totp/enrol', body: { username, password } });
+  onStarted?.();
   process.stderr.write(
     [
       '',
@@ -49,8 +56,26 @@ async function enrol(ctx: Context, client: ApiClient, username: string, password
       '',
     ].join('\n'),
   );
-  const code = await ctx.prompter.ask('First 6-digit code from the app', { secret: false });
+  const code = checkCode(await ctx.prompter.ask('First 6-digit code from the app', { secret: false }), { recovery: false });
   return client.call<{ recoveryCodes: string[]; session: SessionView }>({ method: 'POST', path: '/v1/admin/totp/confirm', body: { username, password, code } });
+}
+
+const TOTP_CODE = /^[0-9]{6}$/;
+const RECOVERY_CODE = /^[A-Za-z2-7]{4}(-?[A-Za-z2-7]{4}){3}$/;
+
+/**
+ * The code as typed (spaces removed: apps show "123 456"), checked locally so a typo is not sent.
+ * @throws ADMIN_CODE_MALFORMED
+ */
+function checkCode(typed: string, { recovery = true } = {}): string {
+  const code = typed.replace(/\s+/g, '');
+  if (TOTP_CODE.test(code) || (recovery && RECOVERY_CODE.test(code))) return code;
+  throw new CliError('ADMIN_CODE_MALFORMED', recovery ? undefined : 'enrolment is confirmed with a code from the app, not a recovery code');
+}
+
+/** Remembers the server and the admin (no secret) for the next command. */
+function remember(ctx: Context, trust: ServerTrust, username: string): void {
+  ctx.home.saveConfig({ server: trust, username });
 }
 
 function showRecoveryCodes(codes: readonly string[]): string {
@@ -114,17 +139,30 @@ export function registerSessionCommands(program: Command, action: Action): void 
     .action(
       action(async (ctx, opts) => {
         const { trust, client, username, password } = await signIn(ctx, opts);
-        const code = await ctx.prompter.ask('6-digit code from the authenticator app (or a recovery code)', { secret: false });
-        let session: SessionView;
-        let recoveryCodes: string[] | undefined;
-        try {
-          session = await client.call<SessionView>({ method: 'POST', path: '/v1/admin/login', body: { username, password, code: code.trim() } });
-        } catch (err) {
-          if (!isFieldvaultError(err) || err.code !== 'AUTH_TOTP_ENROLMENT_REQUIRED') throw err;
+        // First the password alone: the server answers whether the account has an authenticator,
+        // so an admin without one goes to enrolment without being asked for a code they cannot have.
+        const step = await client.call<SessionView>({ method: 'POST', path: '/v1/admin/login', body: { username, password } }).then(
+          () => {
+            // The console never opens a session without a code; an answer without one is not ours.
+            throw new FieldvaultError('TRANSPORT_BAD_RESPONSE', { detail: 'a console session without a second factor' });
+          },
+          (err: unknown) => {
+            if (isFieldvaultError(err) && (err.code === 'AUTH_TOTP_ENROLMENT_REQUIRED' || err.code === 'AUTH_TOTP_REQUIRED')) return err.code;
+            throw err;
+          },
+        );
+        // The server is reachable and trusted and the password right: remember them now, so that
+        // an enrolment or a code cut short can be finished with "enrol" or "login" alone.
+        remember(ctx, trust, username);
+        if (step === 'AUTH_TOTP_ENROLMENT_REQUIRED') {
           process.stderr.write('This account has no authenticator yet: enrolling one now.\n');
-          ({ session, recoveryCodes } = await enrol(ctx, client, username, password));
+          const { session, recoveryCodes } = await enrol(ctx, client, username, password);
+          opened(ctx, trust, session, recoveryCodes);
+          return;
         }
-        opened(ctx, trust, session, recoveryCodes);
+        const code = checkCode(await ctx.prompter.ask('6-digit code from the authenticator app (or a recovery code)', { secret: false }));
+        const session = await client.call<SessionView>({ method: 'POST', path: '/v1/admin/login', body: { username, password, code } });
+        opened(ctx, trust, session, undefined);
       }),
     );
 
@@ -132,7 +170,7 @@ export function registerSessionCommands(program: Command, action: Action): void 
     .action(
       action(async (ctx, opts) => {
         const { trust, client, username, password } = await signIn(ctx, opts);
-        const { recoveryCodes, session } = await enrol(ctx, client, username, password);
+        const { recoveryCodes, session } = await enrol(ctx, client, username, password, () => remember(ctx, trust, username));
         opened(ctx, trust, session, recoveryCodes);
       }),
     );

@@ -18,6 +18,8 @@ export interface UserView {
   readonly updatedAt: string;
   readonly passwordChangedAt: string | null;
   readonly totp: string;
+  /** Present on show, list and reset: the login lock after repeated failed logins (null: none). */
+  readonly lock?: { readonly failures: number; readonly until: string | null } | null;
 }
 
 function name(value: string): string {
@@ -29,8 +31,14 @@ const path = (username: string, rest = ''): string => `/v1/users/${encodeURIComp
 
 function state(u: UserView): string {
   if (u.disabled) return 'disabled';
+  if (u.lock != null) return 'locked';
   if (!u.hasPassword) return 'invited';
   return 'active';
+}
+
+function lockLine(lock: NonNullable<UserView['lock']>): string {
+  const until = lock.until === null ? 'until a password reset ("users reset")' : `until ${timeOf(lock.until)}`;
+  return `locked ${until} after ${lock.failures} failed logins; "users reset" ends it`;
 }
 
 function userLines(u: UserView): string {
@@ -38,6 +46,7 @@ function userLines(u: UserView): string {
     ['user', u.username],
     ['role', u.role],
     ['state', state(u)],
+    ...(u.lock == null ? [] : [['login lock', lockLine(u.lock)] as [string, string]]),
     ['two-factor (TOTP)', u.role === 'admin' || u.totp !== 'none' ? u.totp : '— (not used by this role)'],
     ['created', `${timeOf(u.createdAt)} by ${u.createdBy}`],
     ['updated', timeOf(u.updatedAt)],

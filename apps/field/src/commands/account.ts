@@ -6,6 +6,8 @@ import type { HomeConfig, ServerEntry } from '../home.js';
 import { keyValues, table, timeOf } from '../output.js';
 import { shortId } from '../records-view.js';
 import type { Action } from './action.js';
+import { registerClaimCommand } from './claim-records.js';
+import { registerSetPasswordCommand } from './set-password.js';
 
 /*
  * Pending sign-ups (issue 7): a user who signed up offline on this phone asks a server for an
@@ -48,6 +50,8 @@ async function requestTarget(ctx: Context, server: unknown): Promise<{ device: D
 }
 
 export function registerAccountCommands(program: Command, action: Action): void {
+  registerSetPasswordCommand(program, action);
+  registerClaimCommand(program, action);
   program
     .command('request-account')
     .summary('ask a server for an account for the user who signed up offline on this phone')

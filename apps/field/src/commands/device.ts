@@ -48,6 +48,20 @@ function databasesOf(users: readonly DeviceUser[], verified: KeyRecord | undefin
   return out;
 }
 
+/**
+ * Users with an unverified database on this phone besides a verified (or temporary) one: records
+ * from an offline sign-up that the flow-1 move did not take, because the password of their online
+ * login (the server's) did not open it. `claim-records` moves them.
+ */
+export function strandedUsers(users: readonly DeviceUser[]): string[] {
+  return users.filter((u) => u.kinds.includes('unverified') && u.kinds.some((k) => k !== 'unverified')).map((u) => u.username);
+}
+
+/** The command that moves a user's stranded unverified records (with --user when not the remembered user). */
+export function claimCommand(username: string, config: HomeConfig): string {
+  return `fieldvault-field${config.currentUser === username ? '' : ` --user ${username}`} claim-records`;
+}
+
 function trustOf(config: HomeConfig, name: string): string {
   const e = config.servers[name];
   if (e === undefined) return '';
@@ -127,7 +141,16 @@ export function registerDeviceCommands(program: Command, action: Action): void {
         const mode = offline === true ? ({ offline: true } as const) : ({ offline: false, server: server as string | undefined } as const);
         await withSession(ctx, mode, async ({ session, username, server: s }) => {
           const records = await countRecords(session);
-          ctx.home.update((c) => ({ ...c, currentUser: username }));
+          const config = ctx.home.update((c) => ({ ...c, currentUser: username }));
+          // Records of an offline sign-up under another password: not in this database, never synced, until claimed.
+          const stranded = session.unverifiedRecordsLocked
+            ? {
+                command: claimCommand(username, config),
+                message:
+                  `${username} also has an unverified database on this phone (records made after "signup" here) that this password does not open: ` +
+                  'the password chosen on this phone differs from this one. Those records are NOT in the verified database and will not sync.',
+              }
+            : null;
           const login = s === undefined ? undefined : session.serverLogins.find((l) => l.serverId === s.entry.serverId);
           const data = {
             user: username,
@@ -138,13 +161,15 @@ export function registerDeviceCommands(program: Command, action: Action): void {
             keyIssuer: session.keyRecord?.issuer ?? null,
             records,
             current: true,
+            unverifiedRecordsLocked: stranded === null ? null : { next: `${stranded.command} (asks this password, then the one chosen on this phone)` },
           };
+          if (stranded !== null) ctx.out.note(`warning: ${stranded.message}\nMove them with: ${stranded.command}`);
           ctx.out.result(data, () =>
             keyValues([
               ['user', `${username} (remembered as current user)`],
               ['login', s === undefined ? 'offline (password checked on this phone)' : `online to ${s.name} (${s.entry.serverId}) as ${login?.role ?? '?'}`],
               ['database', `${kindLabel(session.kind)}${session.keyRecord === undefined ? '' : `, key ${session.keyId.slice(0, 12)}… from ${session.keyRecord.issuer}`}`],
-              ['records', String(records)],
+              ['records', stranded === null ? String(records) : `${records} (not counting the unverified records this password does not open: see the warning)`],
               ['session', 'ended with this command: keys and tokens were in memory only'],
             ]),
           );
@@ -205,16 +230,21 @@ export function registerDeviceCommands(program: Command, action: Action): void {
         const known = new Map((unlocked?.known ?? []).map((k) => [k.serverId, k]));
         const configured = Object.entries(config.servers).map(([name, e]) => ({ name, url: e.url, serverId: e.serverId }));
         const unconfigured = [...known.keys()].filter((id) => !configured.some((c) => c.serverId === id)).map((serverId) => ({ name: null, url: null, serverId }));
+        // A server that is not configured (removed, or added under another id once) gets nothing
+        // from this phone: its sync state is kept so that adding it back resumes where it stopped,
+        // but counting "pending" work for it would grow with every record and mean nothing.
         const servers = [...configured, ...unconfigured].map((s) => {
           const k = known.get(s.serverId);
           return {
             ...s,
+            configured: s.name !== null,
             trust: s.name === null ? '' : trustOf(config, s.name),
             role: k?.role ?? null,
             lastSyncAt: k?.lastSyncAt ?? null,
-            pending: unlocked?.pending.get(s.serverId) ?? k?.pending ?? null,
+            pending: s.name === null ? null : (unlocked?.pending.get(s.serverId) ?? k?.pending ?? null),
           };
         });
+        const stranded = strandedUsers(users).map((username) => ({ user: username, next: claimCommand(username, config) }));
         const data = {
           home: ctx.home.dir,
           imei: config.imei,
@@ -224,6 +254,7 @@ export function registerDeviceCommands(program: Command, action: Action): void {
           databases,
           databaseFiles: files,
           servers,
+          strandedUnverified: stranded,
         };
         ctx.out.result(data, () => {
           const lines = [
@@ -256,7 +287,9 @@ export function registerDeviceCommands(program: Command, action: Action): void {
                     value: (s) =>
                       s.pending !== null
                         ? `${s.pending.records} record(s), ${s.pending.photos} photo(s)`
-                        : unlocked === undefined
+                        : !s.configured
+                          ? 'not configured: nothing is sent to it ("servers add" it again to resume)'
+                          : unlocked === undefined
                           ? '(locked: needs your password)'
                           : unlocked.kind === 'unverified'
                             ? 'all yours, after the first online login'
@@ -265,6 +298,13 @@ export function registerDeviceCommands(program: Command, action: Action): void {
                   },
                 ]),
           ];
+          if (stranded.length > 0) {
+            lines.push(
+              '',
+              'Unverified records left behind (an unverified database a user\'s current password does not open; they do not sync):',
+              ...stranded.map((x) => `  ${x.user}: move them into the verified database with "${x.next}"`),
+            );
+          }
           return lines.join('\n');
         });
       }),

@@ -1,21 +1,25 @@
 import { writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import { DEFAULT_PHOTO_MAX_BYTES, RECORD_FLAGS, detectPhotoType, stripImageMetadata, type RecordFlag, type RecordQuery, type Session } from '@fieldvault/client';
-import { FieldvaultError, SEARCH_MAX_LIMIT, conflictId, openConflicts, type ChildRecord, type RecordSearchQuery } from '@fieldvault/protocol';
+import { DEFAULT_PHOTO_MAX_BYTES, MAX_PAGE_SIZE, RECORD_FLAGS, detectPhotoType, stripImageMetadata, type RecordFlag, type RecordQuery, type Session } from '@fieldvault/client';
+import { FieldvaultError, SEARCH_MAX_LIMIT, conflictId, isFieldvaultError, openConflicts, type ChildRecord, type RecordSearchQuery } from '@fieldvault/protocol';
 import { readArgFile, serverOf, withSession, type Context } from '../context.js';
-import { addFieldOptions, fieldValuesFrom } from '../fields.js';
+import { fieldError } from '../errors.js';
+import { addFieldOptions, fieldValuesFrom, optionOf } from '../fields.js';
 import { bytes } from '../output.js';
-import { conflictsOf, findRecord, historyOf, recordDetails, recordTable, shortId, summaryOf } from '../records-view.js';
+import { conflictsOf, findRecord, findRecordToChange, historyOf, recordDetails, recordTable, shortId, summaryOf } from '../records-view.js';
 import type { Action } from './action.js';
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-function nonNegativeInt(flag: string): (v: string) => number {
+/** A whole number in [min, max] (max: none when undefined), else a usage error saying the range. */
+function wholeNumber(flag: string, min: number, max?: number): (v: string) => number {
   return (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new FieldvaultError('FIELD_USAGE', { detail: `${flag}: a whole number` });
+    const n = v.trim() === '' ? Number.NaN : Number(v);
+    if (!Number.isInteger(n) || n < min || (max !== undefined && n > max)) {
+      throw new FieldvaultError('FIELD_USAGE', { detail: `${flag}: a whole number ${max === undefined ? `of ${min} or more` : `from ${min} to ${max}`}` });
+    }
     return n;
   };
 }
@@ -163,7 +167,7 @@ export function registerRecordCommands(program: Command, action: Action): void {
         const changes = fieldValuesFrom(opts, opts.unset ?? []);
         if (Object.keys(changes).length === 0) throw new FieldvaultError('FIELD_USAGE', { detail: 'nothing to change: give at least one --field value (see "edit --help")' });
         await withSession(ctx, { offline: true }, async ({ session }) => {
-          const found = await findRecord(session, String(id));
+          const found = await findRecordToChange(session, String(id), 'edited');
           const record = await session.updateRecord(found.id, changes);
           ctx.out.result({ record: summaryOf(record), changed: Object.keys(changes) }, () => `updated ${record.id}: ${Object.keys(changes).join(', ')}`);
         });
@@ -192,8 +196,8 @@ export function registerRecordCommands(program: Command, action: Action): void {
     .command('list')
     .summary('list the records you can see')
     .description('Lists the records of the database you see, newest first. Unverified users see only the records they created.')
-    .option('--limit <n>', 'records per page (1–1000)', nonNegativeInt('--limit'), 100)
-    .option('--offset <n>', 'records to skip', nonNegativeInt('--offset'), 0)
+    .option('--limit <n>', `records per page (1–${MAX_PAGE_SIZE})`, wholeNumber('--limit', 1, MAX_PAGE_SIZE), 100)
+    .option('--offset <n>', 'records to skip', wholeNumber('--offset', 0), 0)
     .option('--deleted', 'include deleted records')
     .addHelpText('after', '\nExample:\n  fieldvault-field list --limit 20')
     .action(
@@ -221,8 +225,8 @@ export function registerRecordCommands(program: Command, action: Action): void {
     .option('--needs-review', 'only records with an unreviewed concurrent edit')
     .option('--mine', 'only records you created')
     .option('--deleted', 'include deleted records')
-    .option('--limit <n>', 'results per page (1–1000 here; 1–100 from a server, default 20 there)', nonNegativeInt('--limit'))
-    .option('--offset <n>', 'results to skip (local search)', nonNegativeInt('--offset'))
+    .option('--limit <n>', `results per page (1–${MAX_PAGE_SIZE} here; 1–${SEARCH_MAX_LIMIT} from a server, default 20 there)`, wholeNumber('--limit', 1, MAX_PAGE_SIZE))
+    .option('--offset <n>', 'results to skip (local search)', wholeNumber('--offset', 0))
     .addOption(new Option('--server <name>', 'search this server instead of the device'))
     .option('--cursor <cursor>', 'the next page of a server search (printed with the results)')
     .addHelpText('after', '\nExamples:\n  fieldvault-field search --name amina --age-min 5 --age-max 10\n  fieldvault-field search --location "camp 3" --flag flagged --server office')
@@ -230,6 +234,8 @@ export function registerRecordCommands(program: Command, action: Action): void {
       action(async (ctx, raw) => {
         const o = raw as SearchOptions;
         const flags = parseFlagQuery(o.flag ?? []);
+        // A cursor pages a server's results: without --server it would be silently ignored.
+        if (o.cursor !== undefined && o.server === undefined) throw new FieldvaultError('FIELD_USAGE', { detail: '--cursor pages a server search: give it with the same --server NAME and criteria as the search that printed it' });
         if (o.server !== undefined) {
           await searchOnServer(ctx, o, flags);
           return;
@@ -261,7 +267,7 @@ export function registerRecordCommands(program: Command, action: Action): void {
     .action(
       action(async (ctx, id) => {
         await withSession(ctx, { offline: true }, async ({ session }) => {
-          const found = await findRecord(session, String(id));
+          const found = await findRecordToChange(session, String(id), 'deleted again');
           const record = await session.deleteRecord(found.id);
           ctx.out.result({ record: summaryOf(record) }, () => `deleted ${record.id}`);
         });
@@ -281,10 +287,17 @@ export function registerRecordCommands(program: Command, action: Action): void {
     .action(
       action(async (ctx, id, field) => {
         await withSession(ctx, { offline: true }, async ({ session }) => {
-          const found = await findRecord(session, String(id));
+          const found = await findRecordToChange(session, String(id), 'resolved');
           const name = field === undefined ? undefined : String(field).replaceAll('-', '_');
           const open = openConflicts(found).filter((c) => name === undefined || c.field === name);
-          if (open.length === 0) throw new FieldvaultError('RECORD_CONFLICT_NOT_FOUND', { detail: name === undefined ? 'the record has no open conflict' : `no open conflict on ${name}` });
+          if (open.length === 0) {
+            const others = [...new Set(openConflicts(found).map((c) => optionOf(c.field)))];
+            throw fieldError(
+              'RECORD_CONFLICT_NOT_FOUND',
+              `Record ${shortId(found.id)} has no open conflict${name === undefined ? '' : ` on ${optionOf(name)}`}: there is nothing to resolve` +
+                `${others.length === 0 ? '' : `; its open conflicts are on: ${others.join(', ')}`}. "fieldvault-field show ${shortId(found.id)}" lists a record's conflicts.`,
+            );
+          }
           let record = found;
           for (const c of open) record = await session.resolveConflict(found.id, conflictId(c));
           ctx.out.result({ record: summaryOf(record), resolved: open.map((c) => c.field) }, () => `resolved ${open.length} conflict(s) of ${record.id}: ${open.map((c) => c.field).join(', ')}`);
@@ -302,7 +315,7 @@ export function registerRecordCommands(program: Command, action: Action): void {
       action(async (ctx, id, files) => {
         const photos = loadPhotos(files as string[]);
         await withSession(ctx, { offline: true }, async ({ session }) => {
-          const found = await findRecord(session, String(id));
+          const found = await findRecordToChange(session, String(id), 'given photos');
           const { added } = await addPhotos(ctx, session, found.id, photos);
           ctx.out.result({ record: found.id, photos: added }, () =>
             added.map((p) => `added photo ${shortId(p.photoId)} ${p.type} ${bytes(p.size)} from ${p.file}`).join('\n'),
@@ -341,7 +354,7 @@ export function registerRecordCommands(program: Command, action: Action): void {
     .action(
       action(async (ctx, id, photoArg) => {
         await withSession(ctx, { offline: true }, async ({ session }) => {
-          const found = await findRecord(session, String(id));
+          const found = await findRecordToChange(session, String(id), 'changed');
           const photoId = photoIdOf(found, String(photoArg));
           await session.removePhoto(found.id, photoId);
           ctx.out.result({ record: found.id, photoId, removed: true }, () => `removed photo ${shortId(photoId)} from ${found.id}`);
@@ -354,6 +367,7 @@ async function searchOnServer(ctx: Context, o: SearchOptions, flags: Partial<Rec
   // The server name is checked before the password is asked.
   const { name } = serverOf(ctx.home.ensure().config, o.server);
   if (o.offset !== undefined && o.offset > 0) throw new FieldvaultError('FIELD_USAGE', { detail: '--offset is for local search; a server pages with --cursor' });
+  if (o.limit !== undefined && o.limit > SEARCH_MAX_LIMIT) throw new FieldvaultError('FIELD_USAGE', { detail: `--limit: a server returns at most ${SEARCH_MAX_LIMIT} results per page (--limit 1 to ${SEARCH_MAX_LIMIT}); page on with --cursor` });
   await withSession(ctx, { offline: false, server: name }, async ({ session, username, server }) => {
     if (server === undefined) throw new FieldvaultError('FIELD_SERVER_UNKNOWN', { detail: name });
     const query: Partial<RecordSearchQuery> = {
@@ -365,10 +379,23 @@ async function searchOnServer(ctx: Context, o: SearchOptions, flags: Partial<Rec
       ...(o.needsReview === true ? { needsReview: true } : {}),
       ...(o.mine === true ? { createdBy: username } : {}),
       includeDeleted: o.deleted === true,
-      limit: Math.min(Math.max(o.limit ?? 20, 1), SEARCH_MAX_LIMIT),
+      limit: o.limit ?? 20,
       ...(o.cursor === undefined ? {} : { cursor: o.cursor }),
     };
-    const page = await session.searchServer(server.transport, query);
+    let page: Awaited<ReturnType<Session['searchServer']>>;
+    try {
+      page = await session.searchServer(server.transport, query);
+    } catch (err) {
+      if (o.cursor !== undefined && isFieldvaultError(err) && err.code === 'SYNC_CHECKPOINT_INVALID') {
+        throw fieldError(
+          'SYNC_CHECKPOINT_INVALID',
+          `The --cursor value is not valid for this search on ${name}: a cursor only continues the search that printed it (same server, same criteria), exactly as printed. ` +
+            'Run the search again without --cursor, then page on with the cursor it prints.',
+          err,
+        );
+      }
+      throw err;
+    }
     ctx.out.result({ where: 'server', server: name, records: page.records.map(summaryOf), nextCursor: page.nextCursor }, () =>
       [
         recordTable(page.records),

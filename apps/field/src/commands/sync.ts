@@ -1,7 +1,8 @@
 import { FieldvaultError } from '@fieldvault/protocol';
 import type { Command } from 'commander';
-import type { SyncProgress, SyncSummary } from '@fieldvault/client';
+import { MAX_PAGE_SIZE, type Session, type SyncProgress, type SyncSummary } from '@fieldvault/client';
 import { serverOf, withSession } from '../context.js';
+import { syncFailureText } from '../errors.js';
 import { keyValues, table } from '../output.js';
 import { shortId } from '../records-view.js';
 import type { Action } from './action.js';
@@ -13,13 +14,41 @@ const PHASE_LABEL: Readonly<Record<SyncProgress['phase'], string>> = {
   'photos-down': 'photos down',
 };
 
-function summaryText(name: string, s: SyncSummary): string {
+/** A record or photo the sync could not send or fetch, with what it means for the field worker. */
+interface Failure {
+  readonly what: string;
+  readonly code: string;
+  readonly message: string;
+}
+
+/**
+ * The ids of the records on this phone with an unreviewed concurrent edit. Read before and after a
+ * sync, so that the summary tells which of the sync's conflicts are new here: the SDK counts every
+ * record of the sync that has one, also those this phone knew about (e.g. from another server).
+ */
+async function idsNeedingReview(session: Session): Promise<Set<string>> {
+  const ids = new Set<string>();
+  for (let offset = 0; ; offset += MAX_PAGE_SIZE) {
+    const page = await session.searchRecords({ needsReview: true, includeDeleted: true, limit: MAX_PAGE_SIZE, offset });
+    for (const r of page) ids.add(r.id);
+    if (page.length < MAX_PAGE_SIZE) return ids;
+  }
+}
+
+function conflictsLine(s: SyncSummary, newConflicts: number): string {
+  if (s.conflicts === 0) return 'none';
+  const fresh = newConflicts === 0 ? 'none of them new on this phone' : newConflicts === s.conflicts ? 'all new on this phone' : `${newConflicts} of them new on this phone`;
+  return `${s.conflicts} record(s) of this sync have an edit waiting for a supervisor's review (${fresh}); "search --needs-review" lists them`;
+}
+
+function summaryText(name: string, s: SyncSummary, failures: readonly Failure[], newConflicts: number): string {
   const lines = [
     keyValues([
       ['server', `${name} (${s.serverId})`],
-      ['pushed', `${s.pushed} record(s)`],
-      ['pulled', `${s.pulled} record(s)`],
-      ['conflicts', s.conflicts === 0 ? 'none' : `${s.conflicts} record(s) now need review ("search --needs-review")`],
+      ['sent', `${s.pushed} record(s)`],
+      // The SDK counts every record the server sent, this phone's own changes coming back included.
+      ['received', `${s.pulled} record(s), counting this phone's own changes the server sends back`],
+      ['conflicts', conflictsLine(s, newConflicts)],
       ['photos', `${s.photos.uploaded} uploaded, ${s.photos.downloaded} downloaded${s.photos.failed.length === 0 ? '' : `, ${s.photos.failed.length} failed`}`],
       ['device', s.wiped ? 'retired: everything was synced, so this phone was wiped' : s.deviceStatus],
       ['failed', s.failed.length === 0 ? 'none' : `${s.failed.length} record(s), kept on the phone and retried next sync`],
@@ -29,15 +58,9 @@ function summaryText(name: string, s: SyncSummary): string {
     const minutes = Math.round(Math.abs(s.clockOffsetMs) / 60_000);
     lines.push('', `warning: this device's clock is about ${minutes} minute(s) ${s.clockOffsetMs > 0 ? 'behind' : 'ahead of'} the server's: set the date and time.`);
   }
-  const failures = [
-    ...s.failed.map((f) => ({ what: `record ${shortId(f.id)}`, code: f.code })),
-    ...s.photos.failed.map((f) => ({ what: `photo ${shortId(f.photoId)}`, code: f.code })),
-  ];
   if (failures.length > 0) {
-    lines.push('', table(failures, [
-      { header: 'FAILED', value: (f) => f.what },
-      { header: 'CODE', value: (f) => f.code },
-    ]));
+    lines.push('', 'Not synced:');
+    for (const f of failures) lines.push(`  ${f.what} (${f.code}): ${f.message}`);
   }
   return lines.join('\n');
 }
@@ -63,6 +86,7 @@ export function registerSyncCommand(program: Command, action: Action): void {
           const signal = ctx.cancellation();
           const progress = ctx.progress();
           let summary: SyncSummary;
+          const reviewBefore = await idsNeedingReview(session);
           try {
             // Ctrl-C aborts the signal: the SDK stops at a safe point with SYNC_CANCELLED.
             summary = await session.sync({
@@ -75,7 +99,14 @@ export function registerSyncCommand(program: Command, action: Action): void {
             progress.stop();
           }
           if (summary.wiped) ctx.home.update((c) => ({ ...c, currentUser: null }));
-          ctx.out.result({ server: name, ...summary }, () => summaryText(name, summary));
+          const newConflicts = summary.wiped ? 0 : [...(await idsNeedingReview(session))].filter((id) => !reviewBefore.has(id)).length;
+          const failed = summary.failed.map((f) => ({ ...f, message: syncFailureText(f.code, 'record') }));
+          const photosFailed = summary.photos.failed.map((f) => ({ ...f, message: syncFailureText(f.code, 'photo') }));
+          const failures: Failure[] = [
+            ...failed.map((f) => ({ what: `record ${shortId(f.id)}`, code: f.code, message: f.message })),
+            ...photosFailed.map((f) => ({ what: `photo ${shortId(f.photoId)}`, code: f.code, message: f.message })),
+          ];
+          ctx.out.result({ server: name, ...summary, failed, photos: { ...summary.photos, failed: photosFailed }, newConflicts }, () => summaryText(name, summary, failures, newConflicts));
           if (summary.failed.length > 0 || summary.photos.failed.length > 0) process.exitCode = 1;
         });
       }),

@@ -4,6 +4,7 @@
  * and response validation). See docs/protocol.md.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { NodeIdSchema } from '../hlc.js';
 import { ImeiSchema, UsernameSchema } from '../ids.js';
 import { KeyRecordSchema } from '../key-record.js';
 import { Base64Key32Schema, PasswordInputSchema, RoleSchema, TokenSchema } from './common.js';
@@ -18,6 +19,13 @@ export const ChallengeResponseSchema = Type.Object(
     /** Single-use nonce (32 random bytes, base64url) to sign into the login message. */
     challenge: TokenSchema,
     expiresAt: Type.String(),
+    /**
+     * The answering server's id (the one it prints at start). Optional so that servers that do not
+     * send it yet still answer validly; when present, the SDK refuses to log in (or sign up) if it
+     * is not the id the phone configured for this server (TRANSPORT_SERVER_ID_MISMATCH), before the
+     * password or a key is sent, and `Device.identifyServer` reads it for an app's "add server".
+     */
+    serverId: Type.Optional(NodeIdSchema),
   },
   { additionalProperties: false },
 );
@@ -58,7 +66,16 @@ export const LoginResponseSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * `POST /v1/auth/password`: an invited user (or one whose password an admin reset) chooses their
+ * password with the single-use token the admin was given. No session; rate-limited like logins.
+ */
+export const SetPasswordBodySchema = Type.Object({ resetToken: TokenSchema, password: PasswordInputSchema }, { additionalProperties: false });
+export const SetPasswordResponseSchema = Type.Object({ user: UserSummarySchema }, { additionalProperties: false });
+
 export type ChallengeBody = Static<typeof ChallengeBodySchema>;
+export type SetPasswordBody = Static<typeof SetPasswordBodySchema>;
+export type SetPasswordResponse = Static<typeof SetPasswordResponseSchema>;
 export type ChallengeResponse = Static<typeof ChallengeResponseSchema>;
 export type LoginBody = Static<typeof LoginBodySchema>;
 export type LoginResponse = Static<typeof LoginResponseSchema>;

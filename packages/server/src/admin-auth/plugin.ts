@@ -5,6 +5,7 @@ import { Type } from '@sinclair/typebox';
 import { FieldvaultError, isFieldvaultError } from '@fieldvault/protocol';
 import type { TotpState, UserRecord } from '../couch/records.js';
 import { EmptyObjectSchema, iso, responses } from '../http/schemas.js';
+import { assertKeepsUsableAdmin } from '../users/last-admin.js';
 import { UserViewSchema, UsernameParamsSchema, userView } from '../users/schemas.js';
 import {
   ConfirmBodySchema,
@@ -179,15 +180,26 @@ export const adminAuthPlugin = fp(
       { config: authLimit, schema: { body: ConsoleLoginBodySchema, response: responses({ 200: ConsoleSessionSchema }) } },
       async (request) => {
         const { username, password, code } = request.body;
+        let codeAsked = false;
         try {
           const user = await adminByPassword(username, password);
           // The console always needs an enrolled TOTP, whatever `adminTotp.required` says.
           if (!isConfirmed(user.totp)) throw new FieldvaultError('AUTH_TOTP_ENROLMENT_REQUIRED');
+          if (code === undefined) {
+            // The CLI's first step sends no code, so an admin without an authenticator goes straight
+            // to enrolment instead of being asked for a code they cannot have. The password was right
+            // but nothing is granted and the failure count is kept (not cleared); audited as its own
+            // event, not as a failed login, since every CLI login passes here.
+            codeAsked = true;
+            await app.audit(request, { event: 'login.code_required', actor: null, username, details: { kind: 'console' } });
+            throw new FieldvaultError('AUTH_TOTP_REQUIRED');
+          }
           const factor = await app.checkSecondFactor(request, user, code);
           const session = await app.createSession({ username: user.username, role: user.role, imei: '', userEpoch: user.epoch, deviceEpoch: 0, kind: 'console' });
           await app.audit(request, { event: 'login.ok', actor: user.username, username: user.username, details: { kind: 'console', factor } });
           return { token: session.token, expiresAt: iso(session.expiresAt), user: { username: user.username, role: user.role } };
         } catch (err) {
+          if (codeAsked) throw err;
           const failure = isFieldvaultError(err) ? err.code : 'INTERNAL_ERROR';
           try {
             await app.audit(request, { event: 'login.failed', actor: null, username, details: { kind: 'console', code: failure } });
@@ -207,7 +219,14 @@ export const adminAuthPlugin = fp(
       },
       async (request) => {
         // The user enrols again at their next login; every session of theirs ends now.
-        const updated = await app.repo.modifyUser(request.params.username, (cur) => ({ ...cur, totp: null, epoch: cur.epoch + 1, updatedAt: app.now() }));
+        const updated = await app.repo.modifyUser(request.params.username, async (cur) => {
+          // Checked on the stored account, before anything changes: a field worker or supervisor has
+          // no authenticator, and "resetting" one must not end their phone sessions.
+          if (cur.role !== 'admin') throw new FieldvaultError('AUTH_TOTP_NOT_ADMIN', { detail: `${cur.username} is a ${cur.role}: there is no authenticator to reset` });
+          const next: UserRecord = { ...cur, totp: null, epoch: cur.epoch + 1, updatedAt: app.now() };
+          await assertKeepsUsableAdmin(() => app.repo.listEnabledAdmins(), config.adminTotp.required, cur, next);
+          return next;
+        });
         const revoked = await app.repo.deleteSessionsOfUser(updated.username);
         await app.audit(request, { event: 'user.totp_reset', username: updated.username, details: { sessionsRevoked: revoked } });
         return { user: userView(updated) };

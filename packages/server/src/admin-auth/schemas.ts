@@ -40,7 +40,11 @@ export const ConfirmResponseSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * `code` may be left out: the answer is then AUTH_TOTP_ENROLMENT_REQUIRED (no authenticator yet) or
+ * AUTH_TOTP_REQUIRED (send the code), so a client learns which before it asks the admin for a code.
+ */
 export const ConsoleLoginBodySchema = Type.Object(
-  { username: UsernameSchema, password: PasswordInputSchema, code: SecondFactorCodeSchema },
+  { username: UsernameSchema, password: PasswordInputSchema, code: Type.Optional(SecondFactorCodeSchema) },
   { additionalProperties: false },
 );

@@ -39,7 +39,8 @@ export const authPlugin: FastifyPluginAsync = async (app) => {
       const challenge = newToken();
       const expiresAt = app.now() + config.challenge.ttlSeconds * 1000;
       await app.repo.createChallenge({ hash: hashSecret(challenge), imei: request.body.imei, expiresAt });
-      return { challenge, expiresAt: iso(expiresAt) };
+      // The server's id (not secret: printed at start) lets a phone check it reached the server it configured.
+      return { challenge, expiresAt: iso(expiresAt), serverId: config.serverId };
     },
   );
 

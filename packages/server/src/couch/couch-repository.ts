@@ -54,6 +54,8 @@ const MAX_WRITE_ATTEMPTS = 12;
 const PAGE_SCAN_LIMIT = 2_000;
 const HIGH = {}; // sorts after every string and number in CouchDB's view collation
 const SETUP_ID = 'meta:setup';
+/** A `_local` document: never in `_all_docs`, `_changes`, replication or backups (see storeGeneration). */
+const GENERATION_ID = '_local/fieldvault-store-generation';
 
 /** `pending`: sign-up requests and their quarantined records (signups/, couch/signup-store.ts). */
 export const DATABASES = ['users', 'devices', 'sessions', 'audit', 'records', 'photos', 'pending'] as const;
@@ -362,9 +364,16 @@ export class CouchRepository {
     return this.listByIdPrefix<UserRecord>(this.users, 'user:', limit, cursor, 'user.list');
   }
 
-  /** Number of enabled admins (for the "never lock out the last admin" rule). */
-  async countEnabledAdmins(): Promise<number> {
-    return (await this.viewRows(this.users, 'enabled_by_role', { key: 'admin' }, 'user.count_admins')).length;
+  /** The enabled admins (for the "never lock out the last usable admin" rule). */
+  async listEnabledAdmins(): Promise<UserRecord[]> {
+    const rows = await this.viewRows(this.users, 'enabled_by_role', { key: 'admin', include_docs: true }, 'user.list_admins');
+    return rows.flatMap((r) => (r.doc ? [strip<UserRecord>(r.doc)] : []));
+  }
+
+  /** The throttle records of these keys (missing ones are left out), in one request. */
+  async getThrottles(keys: readonly string[]): Promise<ThrottleRecord[]> {
+    const docs = await this.fetchDocs(this.sessions, keys.map((k) => `throttle:${k}`), 'throttle.get_many');
+    return [...docs.values()].filter((d) => d['type'] === 'throttle').map((d) => strip<ThrottleRecord>(d));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -517,6 +526,30 @@ export class CouchRepository {
     const record = doc['record'];
     if (typeof record !== 'object' || record === null) return undefined;
     return strip<RecordEnvelope>(doc);
+  }
+
+  /**
+   * A random id of this store's records database, made the first time it is asked for (servers
+   * sharing the databases agree on the first one written). Kept in a `_local` document, which is
+   * never listed, replicated or backed up: a store restored from a backup, or new databases, get
+   * one of their own, and pull checkpoints name it (sync/plugin.ts), because the sequence a
+   * checkpoint points into belongs to one copy of the database.
+   * @throws STORE_UNAVAILABLE
+   */
+  async storeGeneration(): Promise<string> {
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const doc = await this.getDoc(this.records, GENERATION_ID, 'generation.get');
+      if (typeof doc?.['generation'] === 'string') return doc['generation'];
+      const generation = randomBytes(12).toString('base64url');
+      try {
+        await this.records.insert({ generation } as unknown as Doc, GENERATION_ID);
+        return generation;
+      } catch (err) {
+        // 409: another server sharing the databases wrote it first; read theirs.
+        if (statusOf(err) !== 409) throw storeError(err, 'generation.create');
+      }
+    }
+    throw new FieldvaultError('STORE_CONFLICT', { details: { op: 'generation.create' } });
   }
 
   /** The stored record `id` (a UUID), or undefined. */

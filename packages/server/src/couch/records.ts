@@ -123,6 +123,8 @@ export const AUDIT_EVENTS = [
   'setup.admin_created',
   'login.ok',
   'login.failed',
+  /** Console login step 1: the password was right, the second factor is asked next (nothing granted). */
+  'login.code_required',
   'logout',
   'key.issued',
   'key.adopted',

@@ -88,7 +88,16 @@ export const devicesPlugin: FastifyPluginAsync = async (app) => {
       },
     },
     async (request) => {
-      const page = await app.repo.listDevices(request.query.status, request.query.limit, request.query.cursor);
+      const { cursor } = request.query;
+      // A cursor is the last device of the previous page and devices are never deleted: one that
+      // names no device was not issued by this list (an empty page would read as "no more devices").
+      if (cursor !== undefined && (await app.repo.getDevice(cursor)) === undefined) {
+        throw new FieldvaultError('INPUT_INVALID', {
+          detail: 'query.cursor: not a nextCursor of this list; list again without it',
+          details: { field: 'query.cursor' },
+        });
+      }
+      const page = await app.repo.listDevices(request.query.status, request.query.limit, cursor);
       return { devices: page.items.map(deviceView), nextCursor: page.nextCursor };
     },
   );

@@ -16,6 +16,14 @@ const fastifyCodes: Readonly<Record<string, ErrorCode>> = {
 interface ValidationIssue {
   readonly instancePath?: string;
   readonly message?: string;
+  readonly params?: { readonly allowedValues?: unknown };
+}
+
+/** The rule that failed; for an `enum`, with its allowed values (schema constants, never the input). */
+function ruleOf(issue: ValidationIssue | undefined): string {
+  const message = issue?.message ?? 'invalid';
+  const allowed = issue?.params?.allowedValues;
+  return Array.isArray(allowed) ? `${message}: ${allowed.map(String).join(', ')}` : message;
 }
 
 /**
@@ -28,7 +36,7 @@ export function toFieldvaultError(err: unknown): FieldvaultError {
   if (Array.isArray(e.validation)) {
     const first = e.validation[0];
     const where = `${e.validationContext ?? 'request'}${first?.instancePath ?? ''}`.replaceAll('/', '.');
-    const detail = `${where}: ${first?.message ?? 'invalid'}`;
+    const detail = `${where}: ${ruleOf(first)}`;
     const code: ErrorCode = e.validationContext === 'params' ? 'INPUT_ID_INVALID' : 'INPUT_INVALID';
     return new FieldvaultError(code, { detail, details: { field: where } });
   }

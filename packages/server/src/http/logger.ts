@@ -1,4 +1,4 @@
-import type { FastifyServerOptions } from 'fastify';
+import type { FastifyRequest, FastifyServerOptions } from 'fastify';
 import type { LogStream } from '../config.js';
 
 /** Field names whose values are secret wherever they appear in a log object. */
@@ -29,10 +29,66 @@ export const REDACT_PATHS: readonly string[] = [
   ...SECRET_FIELDS.flatMap((f) => [f, `*.${f}`, `*.*.${f}`]),
 ];
 
+/**
+ * Query parameters whose values may be logged: numbers, enums, dates, flags and record ids. Every
+ * other value is replaced by `[redacted]`: a token pasted into a URL (`?access_token=…`), an
+ * opaque cursor, or a child's name from a search must not reach the request log (operations
+ * audit, item 9). Names stay, so the log still shows what was asked.
+ */
+export const LOGGED_QUERY_PARAMS: ReadonlySet<string> = new Set([
+  'limit',
+  'offset',
+  'status',
+  'event',
+  'from',
+  'to',
+  'record',
+  'includeDeleted',
+  'needsReview',
+  'flagged',
+  'reunited',
+  'investigated',
+  'duplicate',
+  'verified',
+]);
+
+const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/;
+
+/** `url` with the value of every query parameter not in {@link LOGGED_QUERY_PARAMS} redacted. */
+export function redactQuery(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const parts = url.slice(q + 1).split('&').map((pair) => {
+    const eq = pair.indexOf('=');
+    const rawName = eq < 0 ? pair : pair.slice(0, eq);
+    let name: string;
+    try {
+      name = decodeURIComponent(rawName.replaceAll('+', ' '));
+    } catch {
+      return '[redacted]';
+    }
+    if (LOGGED_QUERY_PARAMS.has(name)) return pair;
+    // A name that does not look like one (a bare token: `?<token>`) is not shown either.
+    if (!PARAM_NAME.test(name)) return '[redacted]';
+    return eq < 0 ? name : `${name}=[redacted]`;
+  });
+  return `${url.slice(0, q)}?${parts.join('&')}`;
+}
+
 export function loggerOptions(level: string, stream: LogStream | undefined): NonNullable<FastifyServerOptions['logger']> {
   return {
     level,
     redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
+    serializers: {
+      // Fastify's own request serializer, with the query string redacted.
+      req: (req: FastifyRequest) => ({
+        method: req.method,
+        url: redactQuery(req.url),
+        host: req.host,
+        remoteAddress: req.ip,
+        ...(req.socket.remotePort === undefined ? {} : { remotePort: req.socket.remotePort }),
+      }),
+    },
     ...(stream === undefined ? {} : { stream }),
   };
 }

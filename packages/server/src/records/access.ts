@@ -1,4 +1,4 @@
-import { DELETED_FIELD, FieldvaultError, resolutionKey, type ChildRecord, type FieldVersion, type ResolvedEntry } from '@fieldvault/protocol';
+import { DELETED_FIELD, FieldvaultError, normalizeRecord, resolutionKey, type ChildRecord, type FieldVersion, type ResolvedEntry } from '@fieldvault/protocol';
 import type { Role } from '../couch/records.js';
 import type { AuthContext } from '../sessions/plugin.js';
 
@@ -37,6 +37,15 @@ import type { AuthContext } from '../sessions/plugin.js';
  *   pusher (a field worker's own resolution is refused, as is one naming a field worker or an
  *   unknown user). A bare conflict id (written before resolutions had authors) names nobody, so
  *   only a supervisor or admin may bring it in newly, as before. Counted as `relayedResolutions`;
+ * - what a relay carries that this server cannot attribute is not applied here, rather than
+ *   refusing the record: deletions and resolutions made by someone else whom this server does not
+ *   know as allowed to make them (a supervisor of another server only, a field worker who is not
+ *   the creator, an unknown name, a bare conflict id) are left out of the stored record
+ *   (`withoutUnattributed`), and the rest of the push (edits, photos) is stored. Refusing would
+ *   block every later edit of that record to this server for good, with nothing the field worker
+ *   could do; left out, the conflict stays open (or the record live) for this server's own
+ *   supervisors, and the same push again changes nothing. Counted as `unappliedRelays`. The
+ *   pusher's own deletion or resolution is still refused (RECORD_FORBIDDEN): that is their action;
  * - nobody changes who created a record (`createdBy`, `createdAt`, `device`): merge keeps the
  *   oldest creation, so a forged older one would take a record over (RECORD_CREATOR_MISMATCH).
  */
@@ -68,6 +77,32 @@ export function addedResolutions(stored: ChildRecord | undefined, merged: ChildR
 export function addedDeletions(stored: ChildRecord | undefined, merged: ChildRecord): FieldVersion[] {
   const known = new Set((stored?.history ?? []).filter((v) => v.field === DELETED_FIELD).map(versionKey));
   return merged.history.filter((v) => v.field === DELETED_FIELD && !known.has(versionKey(v)));
+}
+
+/**
+ * `merged` without the resolutions and `_deleted` versions a field worker's push relays but this
+ * server cannot attribute to someone allowed to make them (see the rules above), and how many
+ * were left out. The pusher's own ones stay, for {@link assertMayWrite} to refuse. Supervisors'
+ * and admins' pushes are taken whole.
+ */
+export function withoutUnattributed(auth: AuthContext, stored: ChildRecord | undefined, merged: ChildRecord, reviewers: ReadonlySet<string>): { record: ChildRecord; unapplied: number } {
+  if (REVIEWERS.includes(auth.role)) return { record: merged, unapplied: 0 };
+  const resolutions = addedResolutions(stored, merged).filter((e) => typeof e === 'string' || (e.by !== auth.username && !reviewers.has(e.by)));
+  const creator = stored?.createdBy ?? merged.createdBy;
+  const deletions =
+    creator === auth.username ? [] : addedDeletions(stored, merged).filter((v) => v.by !== auth.username && v.by !== creator && !reviewers.has(v.by));
+  if (resolutions.length === 0 && deletions.length === 0) return { record: merged, unapplied: 0 };
+  const leftOutResolutions = new Set(resolutions.map(resolutionKey));
+  const leftOutVersions = new Set(deletions.map(versionKey));
+  const keep = (v: FieldVersion): boolean => v.field !== DELETED_FIELD || !leftOutVersions.has(versionKey(v));
+  // `fields` and `conflicts` are derived from the history and `resolved` again by the rebuild.
+  const record = normalizeRecord({
+    ...merged,
+    history: merged.history.filter(keep),
+    fields: Object.fromEntries(Object.entries(merged.fields).filter(([, v]) => keep(v))),
+    resolved: merged.resolved.filter((e) => !leftOutResolutions.has(resolutionKey(e))),
+  });
+  return { record, unapplied: resolutions.length + deletions.length };
 }
 
 function forbidden(field: string, why: string): FieldvaultError {

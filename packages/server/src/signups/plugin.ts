@@ -275,6 +275,7 @@ export const signupsPlugin: FastifyPluginAsync = async (app) => {
         reviewers: new Set(),
         relayedDeletions: new Set(),
         relayedResolutions: new Set(),
+        unappliedRelays: new Set(),
       };
       const outcomes = await app.repo.modifyRecords([...byId.keys()], (id, current): RecordEnvelope | undefined =>
         mergePushed(ctx, current, byId.get(id) as ChildRecord),

@@ -75,15 +75,34 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
     return device.status;
   }
 
-  function encodeCheckpoint(seq: unknown): string {
-    return checkpoints.encode({ v: CHECKPOINT_VERSION, s: seq });
+  // The store's generation (couch-repository.ts, storeGeneration), read once per process: a
+  // checkpoint names the generation of the store whose change sequence it points into.
+  let generation: Promise<string> | undefined;
+  const storeGeneration = (): Promise<string> => {
+    generation ??= app.repo.storeGeneration().catch((err: unknown) => {
+      generation = undefined; // a store that was down is asked again by the next pull
+      throw err;
+    });
+    return generation;
+  };
+
+  function encodeCheckpoint(seq: unknown, g: string): string {
+    return checkpoints.encode({ v: CHECKPOINT_VERSION, s: seq, g });
   }
 
-  /** @throws SYNC_CHECKPOINT_INVALID */
-  function decodeCheckpoint(token: string): unknown {
-    const payload = checkpoints.decode(token) as { v?: unknown; s?: unknown } | null;
+  /**
+   * A checkpoint of another store generation (a store restored from a backup, or new databases)
+   * points into another change sequence: refused, so the phone syncs from the start. One without
+   * a generation (issued before they had one) is taken as it is; the next page's has one.
+   * @throws SYNC_CHECKPOINT_INVALID
+   */
+  function decodeCheckpoint(token: string, g: string): unknown {
+    const payload = checkpoints.decode(token) as { v?: unknown; s?: unknown; g?: unknown } | null;
     if (typeof payload !== 'object' || payload === null || payload.v !== CHECKPOINT_VERSION || !('s' in payload)) {
       throw new FieldvaultError('SYNC_CHECKPOINT_INVALID', { details: { field: 'since' } });
+    }
+    if (payload.g !== undefined && payload.g !== g) {
+      throw new FieldvaultError('SYNC_CHECKPOINT_INVALID', { detail: 'since: issued for an earlier copy of this server\'s store (restored or replaced)', details: { field: 'since' } });
     }
     const seq = payload.s;
     if (typeof seq !== 'string' && typeof seq !== 'number') throw new FieldvaultError('SYNC_CHECKPOINT_INVALID', { details: { field: 'since' } });
@@ -136,7 +155,8 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
       }
       const relayedDeletions = new Set<string>();
       const relayedResolutions = new Set<string>();
-      const ctx: PushContext = { auth, form: app.childForm, limits, now: app.now(), maxSkewMs: config.maxSkewMs, reviewers, relayedDeletions, relayedResolutions };
+      const unappliedRelays = new Set<string>();
+      const ctx: PushContext = { auth, form: app.childForm, limits, now: app.now(), maxSkewMs: config.maxSkewMs, reviewers, relayedDeletions, relayedResolutions, unappliedRelays };
       // The phone's hint: records this server never acknowledged to it are most likely new here (no read first).
       const likelyAbsent = new Set<string>();
       for (const i of hinted) {
@@ -164,6 +184,8 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
           relayedDeletions.delete(id);
           relayedResolutions.delete(id);
         }
+        // Counted even when nothing else changed: the admin sees that a relay keeps carrying them.
+        if (outcome === undefined || outcome.status === 'error') unappliedRelays.delete(id);
         if (isFlagged(outcome)) flagged += 1;
         for (const i of indexes) results[i] = outcomeResult(id, outcome);
       }
@@ -183,6 +205,7 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
           conflicts: flagged,
           relayedDeletions: relayedDeletions.size,
           relayedResolutions: relayedResolutions.size,
+          unappliedRelays: unappliedRelays.size,
           failedCodes: Object.entries(codes).map(([c, n]) => `${c}:${n}`).join(',') || null,
         },
       });
@@ -197,7 +220,8 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
     async (request, reply) => {
       const auth = request.auth as AuthContext;
       const { limit } = request.query;
-      const since = request.query.since === undefined ? undefined : decodeCheckpoint(request.query.since);
+      const g = await storeGeneration();
+      const since = request.query.since === undefined ? undefined : decodeCheckpoint(request.query.since, g);
       const deviceStatus = await touchDevice(auth);
 
       // One row more than asked tells whether there is more without trusting `pending`.
@@ -224,7 +248,7 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
       }
       const more = consumed < changes.length;
       const next = position ?? lastSeq ?? 0;
-      const checkpoint = encodeCheckpoint(next);
+      const checkpoint = encodeCheckpoint(next, g);
       // The phone will ask for the page after this one: read it now (see read-ahead.ts).
       if (more) readAhead.start(auth.tokenHash, PullReadAhead.key(next, limit + 1), () => app.repo.recordChanges(next, limit + 1));
       await app.audit(request, {

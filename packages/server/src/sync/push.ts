@@ -16,7 +16,7 @@ import {
   type RecordLimits,
 } from '@fieldvault/protocol';
 import type { RecordEnvelope, RecordWriteOutcome } from '../couch/records.js';
-import { assertMayWrite } from '../records/access.js';
+import { assertMayWrite, withoutUnattributed } from '../records/access.js';
 import type { AuthContext } from '../sessions/plugin.js';
 
 /**
@@ -105,6 +105,8 @@ export interface PushContext {
   readonly relayedDeletions: Set<string>;
   /** Filled with the ids of records whose push relayed a supervisor's resolution (for the audit log). */
   readonly relayedResolutions: Set<string>;
+  /** Filled with the ids of records whose push relayed deletions or resolutions not applied here (records/access.ts). */
+  readonly unappliedRelays: Set<string>;
 }
 
 /**
@@ -130,7 +132,10 @@ export function relayAuthors(records: Iterable<ChildRecord>, pusher: string): Se
  *   RECORD_TOO_LARGE (merged record over the limits), RECORD_INVALID (form).
  */
 export function mergePushed(ctx: PushContext, current: RecordEnvelope | undefined, incoming: ChildRecord): RecordEnvelope | undefined {
-  const merged = current === undefined ? incoming : mergeRecords(current.record, incoming);
+  const joined = current === undefined ? incoming : mergeRecords(current.record, incoming);
+  const { record: merged, unapplied } = withoutUnattributed(ctx.auth, current?.record, joined, ctx.reviewers);
+  if (unapplied > 0) ctx.unappliedRelays.add(merged.id);
+  else ctx.unappliedRelays.delete(merged.id);
   if (current !== undefined && sameRecord(merged, current.record)) return undefined;
   const check = assertMayWrite(ctx.auth, current?.record, merged, ctx.reviewers);
   if (check.relayedDeletions > 0) ctx.relayedDeletions.add(merged.id);

@@ -28,7 +28,17 @@ declare module 'fastify' {
     recordLoginFailure(username: string): Promise<void>;
     /** Forgets the failures of a username (after a password was set). */
     clearThrottle(username: string): Promise<void>;
+    /** The login locks in force now of these usernames (unlocked ones are absent), for admins to see. */
+    loginLocks(usernames: readonly string[]): Promise<Map<string, LoginLock>>;
   }
+}
+
+/** A username's login lock as an admin sees it. */
+export interface LoginLock {
+  /** Consecutive failed logins counted so far. */
+  readonly failures: number;
+  /** When the lock ends (ms); null for a hard lock, which only a password reset ends. */
+  readonly until: number | null;
 }
 
 export interface VerifyOptions {
@@ -135,6 +145,19 @@ export const credentialsPlugin = fp(
 
     app.decorate('clearThrottle', async (username: string) => {
       await app.repo.deleteThrottle(throttleKey(username));
+    });
+
+    app.decorate('loginLocks', async (usernames: readonly string[]) => {
+      const byKey = new Map(usernames.map((u) => [throttleKey(u), u] as const));
+      const now = app.now();
+      const locks = new Map<string, LoginLock>();
+      for (const t of await app.repo.getThrottles([...byKey.keys()])) {
+        const username = byKey.get(t.key);
+        const locked = lockedFor(t, now);
+        if (username === undefined || locked === null) continue;
+        locks.set(username, { failures: t.failures, until: locked === 'hard' ? null : now + locked });
+      }
+      return locks;
     });
   },
   { name: 'fieldvault-credentials', fastify: '5.x', dependencies: ['fieldvault-couch'] },

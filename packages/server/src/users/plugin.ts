@@ -18,6 +18,7 @@ import {
   UsernameParamsSchema,
   userView,
 } from './schemas.js';
+import { assertKeepsUsableAdmin } from './last-admin.js';
 
 function digest(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
@@ -37,14 +38,9 @@ export const usersPlugin: FastifyPluginAsync = async (app) => {
     return { token, expiresAt: iso(expiresAt) };
   }
 
-  /** @throws USER_LAST_ADMIN when `next` would leave no enabled admin. */
-  async function guardLastAdmin(current: UserRecord, next: UserRecord): Promise<void> {
-    const wasActiveAdmin = current.role === 'admin' && !current.disabled;
-    const staysActiveAdmin = next.role === 'admin' && !next.disabled;
-    if (wasActiveAdmin && !staysActiveAdmin && (await app.repo.countEnabledAdmins()) <= 1) {
-      throw new FieldvaultError('USER_LAST_ADMIN');
-    }
-  }
+  /** @throws USER_LAST_ADMIN when `next` would leave no admin who can log in (see last-admin.ts). */
+  const guardLastAdmin = (current: UserRecord, next: UserRecord): Promise<void> =>
+    assertKeepsUsableAdmin(() => app.repo.listEnabledAdmins(), config.adminTotp.required, current, next);
 
   r.post(
     '/v1/setup/admin',
@@ -133,8 +129,18 @@ export const usersPlugin: FastifyPluginAsync = async (app) => {
       },
     },
     async (request) => {
-      const page = await app.repo.listUsers(request.query.limit, request.query.cursor);
-      return { users: page.items.map(userView), nextCursor: page.nextCursor };
+      const { limit, cursor } = request.query;
+      // A cursor is the last user of the previous page, and users are never deleted: one that
+      // names no user was not issued by this list (an empty page would look like "no more users").
+      if (cursor !== undefined && (await app.repo.getUser(cursor)) === undefined) {
+        throw new FieldvaultError('INPUT_INVALID', {
+          detail: 'query.cursor: not a nextCursor of this list; list again without it',
+          details: { field: 'query.cursor' },
+        });
+      }
+      const page = await app.repo.listUsers(limit, cursor);
+      const locks = await app.loginLocks(page.items.map((u) => u.username));
+      return { users: page.items.map((u) => userView(u, locks.get(u.username) ?? null)), nextCursor: page.nextCursor };
     },
   );
 
@@ -147,7 +153,8 @@ export const usersPlugin: FastifyPluginAsync = async (app) => {
     async (request) => {
       const user = await app.repo.getUser(request.params.username);
       if (user === undefined) throw new FieldvaultError('USER_NOT_FOUND');
-      return { user: userView(user) };
+      const locks = await app.loginLocks([user.username]);
+      return { user: userView(user, locks.get(user.username) ?? null) };
     },
   );
 
@@ -203,16 +210,19 @@ export const usersPlugin: FastifyPluginAsync = async (app) => {
     },
     async (request) => {
       // The old password stops working and every session ends; only the token can set a new one.
-      const updated = await app.repo.modifyUser(request.params.username, (cur) => ({
-        ...cur,
-        passwordHash: null,
-        epoch: cur.epoch + 1,
-        updatedAt: app.now(),
-      }));
+      const updated = await app.repo.modifyUser(request.params.username, async (cur) => {
+        const next: UserRecord = { ...cur, passwordHash: null, epoch: cur.epoch + 1, updatedAt: app.now() };
+        // Until the token is redeemed this admin cannot log in, and the token expires.
+        await guardLastAdmin(cur, next);
+        return next;
+      });
       const revoked = await app.repo.deleteSessionsOfUser(updated.username);
+      // The reset ends a login lock too: with no password set, guessing has nothing to find, and
+      // the user's new password must work at once.
+      await app.clearThrottle(updated.username);
       const reset = await issueReset(updated, 'reset');
       await app.audit(request, { event: 'user.password_reset', username: updated.username, details: { sessionsRevoked: revoked } });
-      return { user: userView(updated), reset };
+      return { user: userView(updated, null), reset };
     },
   );
 

@@ -1,10 +1,22 @@
 import { Type } from '@sinclair/typebox';
 import { UsernameSchema } from '@fieldvault/protocol';
-import { ROLES, type UserRecord } from '../couch/records.js';
+import { ROLES, type Role, type UserRecord } from '../couch/records.js';
+import type { LoginLock } from './credentials.js';
 import { TokenSchema, iso, isoOrNull } from '../http/schemas.js';
 import { PasswordInputSchema } from '@fieldvault/protocol';
 
-export const RoleSchema = Type.Union(ROLES.map((r) => Type.Literal(r)));
+/**
+ * An `enum` rather than a union of literals: a wrong role is then reported with the allowed
+ * values ("must be equal to one of the allowed values: field_worker, supervisor, admin") instead
+ * of "must be equal to constant".
+ */
+export const RoleSchema = Type.Unsafe<Role>({ type: 'string', enum: [...ROLES] });
+
+/** A login lock in force: `until` is null for a hard lock (ends only with a password reset). */
+export const LoginLockViewSchema = Type.Object(
+  { failures: Type.Integer(), until: Type.Union([Type.String(), Type.Null()]) },
+  { additionalProperties: false },
+);
 
 /** A password as typed: bounded in UTF-16 units here, the policy counts code points after NFKC. */
 
@@ -23,6 +35,11 @@ export const UserViewSchema = Type.Object(
     passwordChangedAt: Type.Union([Type.String(), Type.Null()]),
     /** Admin two-factor state: `none`, `pending` (enrolment started, not confirmed) or `enrolled`. */
     totp: Type.Union([Type.Literal('none'), Type.Literal('pending'), Type.Literal('enrolled')]),
+    /**
+     * Present where the route looked it up (user routes): the login lock after repeated failed
+     * logins, or null when the account is not locked.
+     */
+    lock: Type.Optional(Type.Union([LoginLockViewSchema, Type.Null()])),
   },
   { additionalProperties: false },
 );
@@ -63,7 +80,8 @@ export const SetPasswordBodySchema = Type.Object(
   { additionalProperties: false },
 );
 
-export function userView(u: UserRecord): {
+/** The public view of a user; `lock` is included when the caller looked it up (null: not locked). */
+export function userView(u: UserRecord, lock?: LoginLock | null): {
   username: string;
   role: UserRecord['role'];
   disabled: boolean;
@@ -73,6 +91,7 @@ export function userView(u: UserRecord): {
   updatedAt: string;
   passwordChangedAt: string | null;
   totp: 'none' | 'pending' | 'enrolled';
+  lock?: { failures: number; until: string | null } | null;
 } {
   return {
     username: u.username,
@@ -84,5 +103,6 @@ export function userView(u: UserRecord): {
     updatedAt: iso(u.updatedAt),
     passwordChangedAt: isoOrNull(u.passwordChangedAt),
     totp: u.totp === null ? 'none' : u.totp.confirmedAt === null ? 'pending' : 'enrolled',
+    ...(lock === undefined ? {} : { lock: lock === null ? null : { failures: lock.failures, until: isoOrNull(lock.until) } }),
   };
 }
