@@ -1,4 +1,3 @@
-import { Secret, TOTP } from 'otpauth';
 import t from 'tap';
 import type { FastifyInstance } from 'fastify';
 import {
@@ -12,46 +11,15 @@ import {
   makeApp,
   newDevice,
   startStore,
-  type FakeClock,
   type Overrides,
 } from './helpers.js';
+import { codeAt, enrol, post, setupEnrolledAdmin } from './totp-helpers.js';
 
 // Issue 7 step 1: TOTP two-factor authentication for admin accounts, the admin console login,
 // admin session lifetime. Codes are computed here with otpauth from the secret the server shows.
 const couch = await startStore(t);
 
 const STEP = 30_000;
-
-function codeAt(secret: string, ms: number): string {
-  return new TOTP({ algorithm: 'SHA1', digits: 6, period: 30, secret: Secret.fromBase32(secret) }).generate({ timestamp: ms });
-}
-
-async function post(app: FastifyInstance, url: string, payload: unknown, token?: string) {
-  return app.inject({ method: 'POST', url, payload: payload as Record<string, unknown>, ...(token === undefined ? {} : { headers: bearer(token) }) });
-}
-
-interface Enrolled {
-  readonly secret: string;
-  readonly recoveryCodes: string[];
-  readonly token: string;
-}
-
-/** First admin through setup, then TOTP enrolment confirmed at the clock's current step. */
-async function setupEnrolledAdmin(app: FastifyInstance, clock: FakeClock, username = 'admin'): Promise<Enrolled> {
-  const setup = await post(app, '/v1/setup/admin', { setupToken: SETUP_TOKEN, username, password: ADMIN_PASSWORD });
-  if (setup.statusCode !== 201) throw new Error(setup.body);
-  return enrol(app, clock, username, ADMIN_PASSWORD);
-}
-
-async function enrol(app: FastifyInstance, clock: FakeClock, username: string, password: string): Promise<Enrolled> {
-  const started = await post(app, '/v1/admin/totp/enrol', { username, password });
-  if (started.statusCode !== 200) throw new Error(started.body);
-  const { secret } = json(started) as { secret: string };
-  const confirmed = await post(app, '/v1/admin/totp/confirm', { username, password, code: codeAt(secret, clock.now()) });
-  if (confirmed.statusCode !== 200) throw new Error(confirmed.body);
-  const body = json(confirmed) as { recoveryCodes: string[]; session: { token: string } };
-  return { secret, recoveryCodes: body.recoveryCodes, token: body.session.token };
-}
 
 async function totpApp(t: Parameters<typeof makeApp>[0], overrides: Overrides = {}) {
   return makeApp(t, couch, { adminTotp: { required: true }, ...overrides });

@@ -1,4 +1,3 @@
-import { Secret, TOTP } from 'otpauth';
 import t from 'tap';
 import type { FastifyInstance } from 'fastify';
 import {
@@ -12,9 +11,9 @@ import {
   makeApp,
   newDevice,
   startStore,
-  type FakeClock,
   type Overrides,
 } from './helpers.js';
+import { codeAt, enrol, post, setupEnrolledAdmin } from './totp-helpers.js';
 
 // Operations audit of user administration: the last admin who can log in is kept, reset-totp only
 // for admins, login locks visible to admins, clear validation answers. In-process server on the
@@ -22,12 +21,6 @@ import {
 const couch = await startStore(t);
 const STEP = 30_000;
 
-const codeAt = (secret: string, ms: number): string =>
-  new TOTP({ algorithm: 'SHA1', digits: 6, period: 30, secret: Secret.fromBase32(secret) }).generate({ timestamp: ms });
-
-async function post(app: FastifyInstance, url: string, payload: unknown, token?: string) {
-  return app.inject({ method: 'POST', url, payload: payload as Record<string, unknown>, ...(token === undefined ? {} : { headers: bearer(token) }) });
-}
 async function patch(app: FastifyInstance, url: string, payload: unknown, token: string) {
   return app.inject({ method: 'PATCH', url, payload: payload as Record<string, unknown>, headers: bearer(token) });
 }
@@ -35,22 +28,10 @@ async function get(app: FastifyInstance, url: string, token: string) {
   return app.inject({ method: 'GET', url, headers: bearer(token) });
 }
 
-/** Enrols TOTP for an admin whose password is set; returns the secret and a console session. */
-async function enrol(app: FastifyInstance, clock: FakeClock, username: string, password: string): Promise<{ secret: string; token: string }> {
-  const started = await post(app, '/v1/admin/totp/enrol', { username, password });
-  if (started.statusCode !== 200) throw new Error(started.body);
-  const { secret } = json(started) as { secret: string };
-  const confirmed = await post(app, '/v1/admin/totp/confirm', { username, password, code: codeAt(secret, clock.now()) });
-  if (confirmed.statusCode !== 200) throw new Error(confirmed.body);
-  return { secret, token: (json(confirmed) as { session: { token: string } }).session.token };
-}
-
 /** A server requiring admin TOTP (as in production) with `root` set up and enrolled. */
 async function totpServer(t: Parameters<typeof makeApp>[0], overrides: Overrides = {}) {
   const made = await makeApp(t, couch, { adminTotp: { required: true }, ...overrides });
-  const setup = await post(made.app, '/v1/setup/admin', { setupToken: SETUP_TOKEN, username: 'root', password: ADMIN_PASSWORD });
-  if (setup.statusCode !== 201) throw new Error(setup.body);
-  const root = await enrol(made.app, made.clock, 'root', ADMIN_PASSWORD);
+  const root = await setupEnrolledAdmin(made.app, made.clock, 'root');
   return { ...made, root };
 }
 
