@@ -2,26 +2,31 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:f
 import { join } from 'node:path';
 import t from 'tap';
 import { startEmbeddedCouch } from '@fieldvault/couch-embedded';
+import { startCredentialFront } from '@fieldvault/test-support';
 import { ADMIN_PASSWORD, cli, cliEnrolling, errorCode, json, startServer, totp } from './helpers.js';
 
 // Issue 7 step 6: `setup --couchdb URL` against the embedded stand-in, as far as it goes. The
-// stand-in has no users or authentication and does not enforce `_security` (TOOLCHAIN.md), so
+// stand-in has no users and does not enforce `_security` (TOOLCHAIN.md), so
 // these tests check what setup WRITES (databases, views, the app user's document, `_security`,
 // the 0600 secret file), that it is idempotent, and that a server process then runs from the
 // secret file on those databases. What only a real CouchDB 3.x enforces is listed in
-// docs/operations.md.
+// docs/operations.md. The stand-in requires its own per-start credential and knows no other
+// user, so setup and the server reach it through a front that sends that credential whatever
+// user they bring (as a CouchDB 3.x that has those users would let them in).
 const dir = t.testdir();
 const couch = await startEmbeddedCouch({ dataDir: join(dir, 'couch') });
 t.teardown(() => couch.stop());
+const front = await startCredentialFront(couch);
+t.teardown(() => front.stop());
 const home = join(dir, 'home');
 const secretFile = join(dir, 'server', 'secrets', 'couchdb-url');
 const COUCH_ADMIN_PASSWORD = 'the couchdb admin password';
 const PREFIX = 'fvt_';
 const DBS = ['users', 'devices', 'sessions', 'audit', 'records', 'photos', 'pending'].map((d) => `${PREFIX}${d}`);
-const adminUrl = couch.url.replace('http://', 'http://couchadmin@');
+const adminUrl = front.origin.replace('http://', 'http://couchadmin@');
 
 async function get(path: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${couch.url}${path}`);
+  const res = await fetch(`${couch.origin}${path}`, { headers: { authorization: couch.authorization } });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
@@ -55,7 +60,7 @@ t.test('setup creates the databases, views, the app user, _security members and 
   const url = new URL(readFileSync(secretFile, 'utf8').trim());
   t.equal(url.username, 'fieldvault_app');
   t.match(url.password, /^[A-Za-z0-9_-]{43}$/, '256-bit generated password');
-  t.equal(url.host, new URL(couch.url).host);
+  t.equal(url.host, new URL(front.origin).host);
   for (const secret of [COUCH_ADMIN_PASSWORD, url.password]) {
     t.notOk(r.stdout.includes(secret) || r.stderr.includes(secret), 'no password printed');
   }

@@ -108,14 +108,11 @@ export function inFieldWorkerWords(err: FieldvaultError, server?: ServerRef): Fi
     }
     case 'SYNC_CANCELLED':
       return again('The sync was stopped before it finished. Nothing is lost: what was already sent and received is kept, and "fieldvault-field sync" continues from there.');
-    case 'VAULT_KEYRING_CORRUPT':
-      if (detail?.includes('belongs to another device') === true) {
-        return again(
-          "This phone's keyring (sdk/keyring.json) was made for another IMEI than the one in config.json: config.json was replaced or edited. " +
-            'Nothing was changed. Put the phone\'s own IMEI back in config.json (see "fieldvault-field init --help"); do not wipe the phone.',
-        );
-      }
-      return err;
+    case 'VAULT_DEVICE_MISMATCH':
+      return again(
+        "This phone's keyring (sdk/keyring.json) was made for another IMEI than the one in config.json: config.json was replaced or edited. " +
+          'Nothing was changed. Put the phone\'s own IMEI back in config.json (see "fieldvault-field init --help"); do not wipe the phone.',
+      );
     default:
       return err;
   }
@@ -131,6 +128,8 @@ export function syncFailureText(code: string, what: 'record' | 'photo'): string 
       return `The server's form does not accept a value of this record. ${retry}: "show" the record, correct the value with "edit", then sync again.`;
     case 'RECORD_TOO_LARGE':
       return `The record has grown larger than the server accepts (very long text or history). ${retry}: ask your supervisor.`;
+    case 'RECORD_HISTORY_RESERVED':
+      return `The record's history on the server is nearly full; the rest is kept for its creator and supervisors. ${retry}: ask your supervisor to review the record.`;
     case 'HLC_TOO_FAR_AHEAD':
       return `The change is dated ahead of the server's clock: this phone's date or time is wrong. Set the phone's date and time; ${retry.charAt(0).toLowerCase()}${retry.slice(1)}.`;
     case 'RECORD_CREATOR_MISMATCH':

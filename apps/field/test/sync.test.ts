@@ -21,6 +21,7 @@ interface SyncJson {
   serverId: string;
   pushed: number;
   pulled: number;
+  pulledChanged: number;
   failed: { id: string; code: string }[];
   conflicts: number;
   photos: { uploaded: number; downloaded: number; failed: unknown[] };
@@ -135,6 +136,38 @@ t.test('two phones share a record and its photo, and converge after concurrent e
   await sync(t, phone2, PASSWORD_S);
   await sync(t, phone1, PASSWORD_A);
   t.equal(json<{ record: Summary }>(await cliWith(phone1, PASSWORD_A, ['--json', 'show', record.id])).record.needsReview, false, 'resolved on phone 1 too');
+});
+
+t.test("the summary's received line counts the records new or changed on this phone, not the phone's own changes sent back", async (t) => {
+  const phone1 = join(root, 'received-1');
+  const phone2 = join(root, 'received-2');
+  for (const home of [phone1, phone2]) ok(t, await cli(home, ['servers', 'add', 'office', A.url, '--server-id', A.serverId, '--pin', A.fingerprint]), 'servers add');
+  ok(t, await cliWith(phone1, PASSWORD_A, ['--user', 'amina', 'login']), 'amina login');
+  const made: string[] = [];
+  for (const name of ['Lina Odongo', 'Peter Lokiru']) {
+    made.push(json<{ record: Summary }>(ok(t, await cliWith(phone1, PASSWORD_A, ['--json', 'register', '--name', name]), 'register')).record.id);
+  }
+  // The server also holds this file's earlier records: phone 1 receives those as new ones.
+  const pushed = ok(t, await cliWith(phone1, PASSWORD_A, ['sync']), 'push');
+  t.match(pushed.stdout, /^sent\s+2 record\(s\)$/m);
+  t.match(
+    pushed.stdout,
+    /^received\s+\d+ new or changed record\(s\), 2 more this phone already had \(e\.g\. its own changes sent back\)$/m,
+    'the two records pushed and sent back are not counted as received',
+  );
+  const nothing = ok(t, await cliWith(phone1, PASSWORD_A, ['sync']), 'sync again');
+  t.match(nothing.stdout, /^received\s+0 new or changed record\(s\)$/m, 'nothing new, nothing sent back');
+
+  ok(t, await cliWith(phone2, PASSWORD_B, ['--user', 'bilal', 'login']), 'bilal login');
+  const first2 = json<SyncJson>(ok(t, await cliWith(phone2, PASSWORD_B, ['--json', 'sync']), 'bilal sync'));
+  t.ok(first2.pulled >= 2, 'phone 2 receives the records');
+  t.equal(first2.pulledChanged, first2.pulled, 'all of them new on phone 2');
+  ok(t, await cliWith(phone2, PASSWORD_B, ['edit', made[0] ?? '', '--location', 'Camp 4']), 'edit on phone 2');
+  const sent2 = json<SyncJson>(ok(t, await cliWith(phone2, PASSWORD_B, ['--json', 'sync']), 'bilal sends the edit'));
+  t.match(sent2, { pushed: 1, pulled: 1, pulledChanged: 0 }, "phone 2's edit coming back is not new there");
+
+  const edited = ok(t, await cliWith(phone1, PASSWORD_A, ['sync']), 'amina receives the edit');
+  t.match(edited.stdout, /^received\s+1 new or changed record\(s\)$/m, 'the edit made on phone 2 counts 1');
 });
 
 t.test('a failed sync login changes nothing on the phone', async (t) => {

@@ -48,6 +48,28 @@ export interface AppConfig {
   readonly authRateLimitPerMinute: number;
   /** Trust X-Forwarded-For from a reverse proxy (client IPs for rate limits and audit). */
   readonly trustProxy: boolean;
+  /**
+   * Names (or addresses) phones use to reach this server; the HTTP → HTTPS redirect goes only to
+   * one of these or to an address of this machine (security audit L1). Empty → the machine's own.
+   */
+  readonly publicHosts: readonly string[];
+  /** Most password checks one client address (IPv6 /64) may hold in the login queue. */
+  readonly loginQueuePerClient: number;
+  /** Slow clients and socket caps (security audit M1). */
+  readonly requestTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  /** 0 = no limit. */
+  readonly maxConnections: number;
+  readonly maxConnectionsPerClient: number;
+  /** Sign-up limits (security audit M3). */
+  readonly signups: {
+    readonly maxBytes: number;
+    readonly maxRecords: number;
+    readonly quarantineMaxRecords: number;
+    readonly quarantineMaxBytes: number;
+    readonly maxPending: number;
+    readonly perClientPerHour: number;
+  };
 }
 
 interface Setting {
@@ -80,6 +102,18 @@ export const settings: readonly Setting[] = [
   { env: 'FIELDVAULT_RATE_LIMIT', help: 'requests per minute per client IP on every route (default 600)' },
   { env: 'FIELDVAULT_AUTH_RATE_LIMIT', help: 'login/challenge/password requests per minute per client IP (default 60; raise it when many phones share one address)' },
   { env: 'FIELDVAULT_TRUST_PROXY', help: '"true" behind a reverse proxy you run, so X-Forwarded-For gives client IPs (default false)' },
+  { env: 'FIELDVAULT_PUBLIC_HOST', help: 'comma-separated host names phones use for this server; plain HTTP redirects only to these or to the machine\'s own names and addresses (default: the machine\'s own)' },
+  { env: 'FIELDVAULT_LOGIN_QUEUE_PER_CLIENT', help: 'most password checks one client address (an IPv6 /64 counts as one) may hold in the login queue; more get 503 AUTH_BUSY (default 4)' },
+  { env: 'FIELDVAULT_REQUEST_TIMEOUT', help: 'seconds a request may take to arrive whole (headers and body) before the connection is closed; a cut photo upload resumes (default 300)' },
+  { env: 'FIELDVAULT_IDLE_TIMEOUT', help: 'seconds a connection may stay completely silent before it is closed (default 120)' },
+  { env: 'FIELDVAULT_MAX_CONNECTIONS', help: 'most open connections, server-wide (default 800; 0 = no limit)' },
+  { env: 'FIELDVAULT_MAX_CONNECTIONS_PER_CLIENT', help: 'most open connections from one client address (default 64; 0 = no limit; not applied with FIELDVAULT_TRUST_PROXY)' },
+  { env: 'FIELDVAULT_SIGNUP_MAX_BYTES', help: 'largest sign-up request body in bytes (default 2097152)' },
+  { env: 'FIELDVAULT_SIGNUP_MAX_RECORDS', help: 'most records in one sign-up request (default 500)' },
+  { env: 'FIELDVAULT_SIGNUP_QUARANTINE_RECORDS', help: 'most records one pending sign-up holds before an admin decides (default 500)' },
+  { env: 'FIELDVAULT_SIGNUP_QUARANTINE_BYTES', help: 'most bytes of records one pending sign-up holds before an admin decides (default 2097152)' },
+  { env: 'FIELDVAULT_SIGNUP_MAX_PENDING', help: 'most pending sign-up requests on the server; more get 503 SIGNUP_SERVER_FULL until an admin decides some (default 100)' },
+  { env: 'FIELDVAULT_SIGNUPS_PER_ADDRESS', help: 'most new sign-up requests per client address per hour (default 5)' },
 ];
 
 /**
@@ -90,6 +124,8 @@ const OTHER_PROGRAMS = new Set(['FIELDVAULT_ADMIN_HOME', 'FIELDVAULT_FIELD_HOME'
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const SERVER_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+/** A DNS name, an IPv4 address, or an IPv6 address in brackets (as in a Host header). */
+export const HOST_NAME = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*|\[[0-9a-f:.]+\])$/;
 
 /**
  * Reads the configuration from `env` (relative paths resolve against `cwd`).
@@ -165,6 +201,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   const totpRaw = str('FIELDVAULT_ADMIN_TOTP') ?? 'required';
   if (totpRaw !== 'required' && totpRaw !== 'optional') problems.push('FIELDVAULT_ADMIN_TOTP must be "required" or "optional"');
 
+  const publicHosts = (str('FIELDVAULT_PUBLIC_HOST') ?? '')
+    .split(',')
+    .map((h) => h.trim().toLowerCase())
+    .filter((h) => h !== '');
+  for (const h of publicHosts) {
+    if (!HOST_NAME.test(h)) problems.push(`FIELDVAULT_PUBLIC_HOST: "${h}" is not a host name or address (letters, digits, dots, dashes; IPv6 in brackets)`);
+  }
+
   const config: AppConfig = {
     dataDir,
     host: str('FIELDVAULT_HOST') ?? '127.0.0.1',
@@ -189,6 +233,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     rateLimitPerMinute: int('FIELDVAULT_RATE_LIMIT', 600, 1, 1_000_000),
     authRateLimitPerMinute: int('FIELDVAULT_AUTH_RATE_LIMIT', 60, 1, 1_000_000),
     trustProxy: trustRaw === 'true',
+    publicHosts,
+    loginQueuePerClient: int('FIELDVAULT_LOGIN_QUEUE_PER_CLIENT', 4, 1, 100_000),
+    requestTimeoutMs: int('FIELDVAULT_REQUEST_TIMEOUT', 300, 1, 3_600) * 1000,
+    idleTimeoutMs: int('FIELDVAULT_IDLE_TIMEOUT', 120, 1, 3_600) * 1000,
+    maxConnections: int('FIELDVAULT_MAX_CONNECTIONS', 800, 0, 1_000_000),
+    maxConnectionsPerClient: int('FIELDVAULT_MAX_CONNECTIONS_PER_CLIENT', 64, 0, 1_000_000),
+    signups: {
+      maxBytes: int('FIELDVAULT_SIGNUP_MAX_BYTES', 2_097_152, 1_024, 67_108_864),
+      maxRecords: int('FIELDVAULT_SIGNUP_MAX_RECORDS', 500, 0, 10_000),
+      quarantineMaxRecords: int('FIELDVAULT_SIGNUP_QUARANTINE_RECORDS', 500, 0, 1_000_000),
+      quarantineMaxBytes: int('FIELDVAULT_SIGNUP_QUARANTINE_BYTES', 2_097_152, 0, 1_073_741_824),
+      maxPending: int('FIELDVAULT_SIGNUP_MAX_PENDING', 100, 1, 1_000_000),
+      perClientPerHour: int('FIELDVAULT_SIGNUPS_PER_ADDRESS', 5, 1, 100_000),
+    },
   };
   if (problems.length > 0) {
     throw new FieldvaultError('CONFIG_INVALID', { detail: problems.join('; ') });

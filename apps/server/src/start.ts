@@ -9,11 +9,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startEmbeddedCouch, type EmbeddedCouch } from '@fieldvault/couch-embedded';
-import { FieldvaultError, isFieldvaultError } from '@fieldvault/protocol';
+import { FieldvaultError, isFieldvaultError, toErrorBody } from '@fieldvault/protocol';
 import { kekId } from '@fieldvault/crypto';
 import { buildApp } from '@fieldvault/server';
 import type { AppConfig } from './config.js';
 import { assertPrivateFile, ensurePrivateDataDir, loadOrCreateKek, loadOrCreateServerId, writePrivateFile } from './secrets.js';
+import { redirectHost, redirectTargets } from './redirect-target.js';
 import { waitForStore } from './store-probe.js';
 import { loadTls } from './tls.js';
 
@@ -80,6 +81,8 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   let supervisor: StoreSupervisor | null = null;
   if (couchUrl === null) {
     couch = await startEmbeddedCouch({ dataDir: join(config.dataDir, 'couch') });
+    // The URL carries the store's per-start credential (audit H1): it lives only in this process
+    // and the store's; like COUCHDB_URL it is never logged (the couch plugin logs op and status).
     couchUrl = couch.url;
     supervisor = superviseStore(couch, (line) => process.stderr.write(`${line}\n`));
     storeCrashed = supervisor.gaveUp;
@@ -98,14 +101,23 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
       serverId,
       maxSkewMs: config.maxSkewMs,
       password: { minLength: config.passwordMinLength },
-      argon2: { maxQueued: config.loginQueue },
+      argon2: { maxQueued: config.loginQueue, maxQueuedPerClient: config.loginQueuePerClient },
       sync: { pullReadAhead: config.pullReadAhead },
+      // Bodies of photo uploads in progress: beside the store, not in a shared temp directory.
+      photos: { spoolDir: join(config.dataDir, 'spool') },
       session: { ttlSeconds: config.sessionTtlSeconds, adminTtlSeconds: config.adminSessionTtlSeconds },
       adminTotp: { required: config.adminTotpRequired },
       setupToken,
       logLevel: config.logLevel,
       rateLimit: { max: config.rateLimitPerMinute, authMax: config.authRateLimitPerMinute, timeWindowMs: 60_000 },
       trustProxy: config.trustProxy,
+      http: {
+        requestTimeoutMs: config.requestTimeoutMs,
+        connectionTimeoutMs: config.idleTimeoutMs,
+        maxConnections: config.maxConnections,
+        maxConnectionsPerClient: config.maxConnectionsPerClient,
+      },
+      signups: config.signups,
       https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' },
       ...(options.logStream === undefined ? {} : { logStream: options.logStream }),
     });
@@ -129,7 +141,7 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
     await app.listen({ host: config.host, port: config.port });
     const httpsPort = (app.server.address() as AddressInfo).port;
     listening = 'FIELDVAULT_HTTP_PORT';
-    if (config.httpPort !== null) redirect = await listenRedirect(config.host, config.httpPort, httpsPort);
+    if (config.httpPort !== null) redirect = await listenRedirect(config, httpsPort);
   } catch (err) {
     await app.close();
     await couch?.stop();
@@ -270,7 +282,8 @@ function superviseStore(first: EmbeddedCouch, log: (line: string) => void): Stor
     // The old process may hold its LevelDB lock for a moment after SIGKILL: retry briefly.
     for (let attempt = 1; !stopped; attempt++) {
       try {
-        const store = await startEmbeddedCouch({ dataDir: dead.dataDir, port: dead.port });
+        // Same port and credential: the app's store URL stays valid across the restart.
+        const store = await startEmbeddedCouch({ dataDir: dead.dataDir, port: dead.port, credential: dead.credential });
         if (stopped) {
           await store.stop();
           return;
@@ -302,16 +315,29 @@ function superviseStore(first: EmbeddedCouch, log: (line: string) => void): Stor
   };
 }
 
-/** Plain HTTP only ever answers with a redirect to the HTTPS origin (no content over cleartext). */
-async function listenRedirect(host: string, port: number, httpsPort: number): Promise<Server> {
-  const server = createServer((req, res) => {
-    const hostHeader = (req.headers.host ?? '').replace(/:\d+$/, '');
-    // Only a plain host name or address is echoed back; anything odd falls back to localhost.
-    const target = /^[a-zA-Z0-9.-]{1,253}$|^\[[0-9a-fA-F:]+\]$/.test(hostHeader) ? hostHeader : 'localhost';
+/**
+ * Plain HTTP only ever answers with a redirect to the HTTPS origin (no content over cleartext),
+ * and only to a host this server is known by (`redirect-target.ts`, security audit L1); one answer
+ * per connection, and the same request deadline as HTTPS (audit M1).
+ */
+async function listenRedirect(config: AppConfig, httpsPort: number): Promise<Server> {
+  const { host } = config;
+  const port = config.httpPort ?? 0;
+  const targets = redirectTargets(host, config.publicHosts);
+  const server = createServer({ requestTimeout: config.requestTimeoutMs, headersTimeout: Math.min(60_000, config.requestTimeoutMs) }, (req, res) => {
+    const target = redirectHost(targets, req.headers.host);
+    if (target === null) {
+      const body = JSON.stringify(toErrorBody(new FieldvaultError('INPUT_HOST_UNKNOWN')));
+      res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+      res.end(body);
+      return;
+    }
     const path = typeof req.url === 'string' && req.url.startsWith('/') ? req.url : '/';
-    res.writeHead(308, { location: `https://${target}:${httpsPort}${path}`, 'content-length': '0' });
+    res.writeHead(308, { location: `https://${target}:${httpsPort}${path}`, 'content-length': '0', connection: 'close' });
     res.end();
   });
+  server.setTimeout(config.idleTimeoutMs);
+  if (config.maxConnections > 0) server.maxConnections = config.maxConnections;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());

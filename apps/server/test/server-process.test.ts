@@ -1,53 +1,17 @@
 // The runnable server as a real process: secrets, dev TLS, HTTPS + redirect, setup token, restart
 // with the same databases, refusal of exposed secret files, clean stop on SIGINT.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { startServerChild, type ServerChild } from './server-child.js';
 
-const main = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+type Started = ServerChild & { readonly httpUrl: string };
 
-interface Started {
-  child: ChildProcess;
-  url: string;
-  httpUrl: string;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function startProcess(dataDir: string, extraEnv: Record<string, string> = {}): Promise<Started> {
-  const child = spawn(process.execPath, [main], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      FIELDVAULT_DATA_DIR: dataDir,
-      FIELDVAULT_PORT: '0',
-      FIELDVAULT_HTTP_PORT: '0',
-      FIELDVAULT_LOG_LEVEL: 'warn',
-      ...extraEnv,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    const timer = setInterval(() => {
-      const m = /listening on (https:\/\/\S+)/.exec(out);
-      const h = /plain HTTP on (http:\/\/\S+)/.exec(out);
-      if (m?.[1] !== undefined && h?.[1] !== undefined) {
-        clearInterval(timer);
-        resolve({ child, url: m[1], httpUrl: h[1], output: () => out, exited });
-      }
-    }, 50);
-    void exited.then((code) => {
-      clearInterval(timer);
-      reject(Object.assign(new Error(`server exited with ${String(code)}: ${out}`), { output: out, code }));
-    });
-  });
+async function startProcess(dataDir: string, extraEnv: Record<string, string> = {}): Promise<Started> {
+  const s = await startServerChild(dataDir, extraEnv);
+  return { ...s, httpUrl: s.httpUrl ?? '' };
 }
 
 function stopProcess(s: Started): Promise<number | null> {

@@ -220,7 +220,9 @@ t.test('item 6: an https store with an untrusted certificate fails at once; NODE
   // A TLS front for the real store, as a CouchDB behind a TLS proxy with a private CA.
   const target = new URL(couch.url);
   const front = createHttpsServer({ cert: readFileSync(ca.cert), key: readFileSync(ca.key) }, (req, res) => {
-    const up = httpRequest({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: { ...req.headers, host: target.host } }, (answer) => {
+    // The front holds the store's credential, as a proxy in front of a CouchDB that requires one.
+    const headers = { ...req.headers, host: target.host, authorization: couch.authorization };
+    const up = httpRequest({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
       answer.pipe(res);
     });

@@ -6,16 +6,22 @@
 // answer {"ok":<documents stored>}. No authentication, strict parsing, schema, merge, rights, form,
 // audit or device bookkeeping: what is left is the hop itself (TLS, one parse, one serialisation).
 //
-// argv: <store URL> <database>. Prints one JSON line {"port","cert"} once listening on 127.0.0.1.
+// argv: <database>; env FIELDVAULT_RELAY_STORE_URL: the store URL with its credential (never on argv,
+// which ps shows to every account). Prints one JSON line {"port","cert"} once listening on 127.0.0.1.
 import { createServer } from 'node:https';
 import { generate } from 'selfsigned';
 import { Pool } from 'undici';
 import type { ChildRecord } from '@fieldvault/protocol';
 import { storedDoc } from './baselines.js';
 
-const [storeUrl, db] = process.argv.slice(2);
-if (storeUrl === undefined || db === undefined) throw new Error('usage: check-free-relay <store URL> <database>');
-const store = new Pool(storeUrl, { connections: 8 });
+const [db] = process.argv.slice(2);
+const storeUrl = process.env['FIELDVAULT_RELAY_STORE_URL'];
+if (storeUrl === undefined || db === undefined) throw new Error('usage: FIELDVAULT_RELAY_STORE_URL=<store URL> check-free-relay <database>');
+// undici takes an origin; the URL's user:password becomes a Basic header, as nano does it.
+const parsed = new URL(storeUrl);
+const authorization =
+  parsed.username === '' ? undefined : `Basic ${Buffer.from(`${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`).toString('base64')}`;
+const store = new Pool(parsed.origin, { connections: 8 });
 const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
   keyType: 'ec',
   curve: 'P-256',
@@ -30,7 +36,8 @@ const server = createServer({ key: pems.private, cert: pems.cert, keepAliveTimeo
     void (async () => {
       const push = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { records: ChildRecord[] };
       const body = JSON.stringify({ docs: push.records.map(storedDoc) });
-      const answer = await store.request({ path: `/${db}/_bulk_docs`, method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      const headers = { 'content-type': 'application/json', ...(authorization === undefined ? {} : { authorization }) };
+      const answer = await store.request({ path: `/${db}/_bulk_docs`, method: 'POST', headers, body });
       const results = (await answer.body.json()) as Array<{ ok?: boolean }>;
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ ok: results.filter((r) => r.ok === true).length }));

@@ -50,7 +50,8 @@ interface Relay {
 
 async function startRelay(storeUrl: string, db: string): Promise<Relay> {
   const script = fileURLToPath(new URL('./check-free-relay.js', import.meta.url));
-  const child = spawn(process.execPath, [script, storeUrl, db], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // The store URL carries the store's credential: environment (same account only), not argv (ps).
+  const child = spawn(process.execPath, [script, db], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FIELDVAULT_RELAY_STORE_URL: storeUrl } });
   if (child.pid === undefined) throw new Error('the relay did not start');
   const first = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', resolve);

@@ -62,14 +62,17 @@ export function createFileDeviceKeyStore(fs: FileSystem, path: string = DEVICE_K
 
   async function pair(): Promise<{ publicKey: Uint8Array; privateKey: Uint8Array }> {
     if (cached !== undefined) return cached;
-    creating ??= (async () => {
+    const create = async (): Promise<{ publicKey: Uint8Array; privateKey: Uint8Array }> => {
       const existing = await read();
       if (existing !== undefined) return existing;
       const fresh = generateDeviceKeyPair();
       const file = { format: FORMAT, v: 1, publicKey: toBase64(fresh.publicKey), privateKey: toBase64(fresh.privateKey) };
       await fs.writeFileAtomic(path, new TextEncoder().encode(`${JSON.stringify(file)}\n`), { mode: 0o600 });
       return { publicKey: fresh.publicKey, privateKey: fresh.privateKey };
-    })().finally(() => {
+    };
+    // Under the directory lock: two processes creating the pair at once would otherwise each keep
+    // their own key in memory while only one reaches the file (audit H3).
+    creating ??= (fs.withLock === undefined ? create() : fs.withLock(path, create)).finally(() => {
       creating = undefined;
     });
     cached = await creating;

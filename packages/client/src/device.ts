@@ -50,8 +50,12 @@ import {
 import { createFileDeviceKeyStore, type DeviceKeyStore } from './device-key-store.js';
 import { TEMP_FILE_MARKER, type FileSystem } from './file-system.js';
 import {
+  KEYRING_FILE,
   KeyringFile,
+  currentKind,
+  keyringImeiOf,
   entriesOf,
+  latestKeyId,
   successorOf,
   withEntry,
   withPending,
@@ -290,11 +294,19 @@ function resolveOptions(options: DeviceOptions): ResolvedOptions & { directory: 
  * @throws INPUT_INVALID listing every malformed option.
  * @throws RECORD_FORM_INVALID when `form` is malformed; CONFIG_INVALID when `passwordPolicy` is out of bounds.
  * @throws VAULT_STORAGE_FAILED when the directory cannot be created.
+ * @throws VAULT_DEVICE_MISMATCH when the directory's keyring was created for another IMEI (nothing changed).
  */
 export async function createDevice(options: DeviceOptions): Promise<Device> {
   const resolved = resolveOptions(options);
   const fs = options.fileSystem ?? createNodeFileSystem(resolved.directory);
   await fs.mkdir('.');
+  // A directory set up for another IMEI is the app's mistake, not damage: refuse it here with its
+  // own code, before any call could suggest a wipe (audit M4). A damaged keyring passes (wipe works).
+  const keyringBytes = await fs.readFile(KEYRING_FILE);
+  const keyringImei = keyringBytes === undefined ? undefined : keyringImeiOf(keyringBytes);
+  if (keyringImei !== undefined && keyringImei !== resolved.imei) {
+    throw new FieldvaultError('VAULT_DEVICE_MISMATCH', { detail: 'the keyring in this directory was created for another IMEI', details: { field: 'imei' } });
+  }
   await fs.mkdir(PHOTO_DIRECTORY);
   for (const dir of ['.', PHOTO_DIRECTORY]) {
     for (const name of await fs.list(dir)) {
@@ -407,8 +419,7 @@ export class Device implements SessionHost {
 
   /** The kind of database a key is for now: the device's verified key, a server's temporary key, or the entry's own kind. */
   #kindOf(k: KeyringContent, u: UnlockedEntry): DbKind {
-    if (k.verified !== null && u.keyId === k.verified.keyId) return 'verified';
-    return u.entry.kind === 'verified' ? 'verified' : u.entry.kind;
+    return currentKind(k, u.entry.kind, u.keyId);
   }
 
   #recordFor(k: KeyringContent, kind: DbKind, id: string): KeyRecord | undefined {
@@ -596,6 +607,7 @@ export class Device implements SessionHost {
    * @throws INPUT_INVALID when the username is malformed.
    * @throws PASSWORD_TOO_SHORT, PASSWORD_TOO_LONG, PASSWORD_TOO_COMMON
    * @throws VAULT_USER_EXISTS when the username already has keys on this device.
+   * @throws VAULT_BUSY when another process holds the keyring too long (nothing was written).
    * @throws VAULT_KEYRING_CORRUPT, VAULT_STORAGE_FAILED
    */
   async signUpOffline(username: string, password: string): Promise<void> {
@@ -609,7 +621,13 @@ export class Device implements SessionHost {
         // The database exists before the keyring names it, so an entry never points at nothing.
         await (await this.#openDb(key, true)).close();
         const entry = await this.#wrap(username, password, key, 'unverified', undefined);
-        await this.#keyring.save(withEntry(k, entry));
+        try {
+          await this.#keyring.save(withEntry(k, entry));
+        } catch (err) {
+          // No keyring entry names the new, empty database (e.g. VAULT_BUSY): leave no orphan file.
+          await this.#o.storage.remove(dbFileName(key)).catch(() => undefined);
+          throw err;
+        }
         this.#o.logger.info({ username, keyId: entry.keyId }, 'unverified user signed up');
       } finally {
         key.fill(0);
@@ -1183,14 +1201,21 @@ export class Device implements SessionHost {
   }
 
   /**
-   * The users with keys on this device and the kinds of database each can open (for a login screen).
+   * The users with keys on this device and the kinds of database each can open now (for a login
+   * screen), from the keyring alone: no password. An entry whose key was succeeded by the device's
+   * verified key (its database migrated into the verified one) counts as `verified`.
    * @throws VAULT_KEYRING_CORRUPT
    */
   async users(): Promise<DeviceUser[]> {
     const k = await this.#keyring.load();
-    const byUser = new Map<string, DbKind[]>();
-    for (const e of k.entries) byUser.set(e.username, [...(byUser.get(e.username) ?? []), e.kind]);
-    return [...byUser.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([username, kinds]) => ({ username, kinds: kinds.sort() }));
+    const byUser = new Map<string, Set<DbKind>>();
+    for (const e of k.entries) {
+      // The kind the entry opens now, not the one it was written for (audit #18: after flow 4 the
+      // other user's temporary entry leads to the verified key until that user logs in again).
+      const kind = currentKind(k, e.kind, latestKeyId(k, e.keyId));
+      byUser.set(e.username, (byUser.get(e.username) ?? new Set<DbKind>()).add(kind));
+    }
+    return [...byUser.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([username, kinds]) => ({ username, kinds: [...kinds].sort() }));
   }
 
   /**

@@ -26,6 +26,16 @@ export interface FileSystem {
   mkdir(path: string): Promise<void>;
   /** Names in the directory (not paths), `[]` when it does not exist. */
   list(path: string): Promise<string[]>;
+  /**
+   * Runs `work` holding an exclusive lock named after `path` that other processes (and other
+   * `FileSystem` objects on the same directory) respect, waiting for it when another holds it. The
+   * keyring and the device key file do every read-modify-write under it, so two `Device` objects on
+   * one directory (an app and its background worker) do not lose each other's writes (audit H3). A
+   * lock left by a killed process goes stale and is taken over. Optional: a platform where only one
+   * process can open the directory may leave it out (the SDK then only serialises within a `Device`).
+   * @throws VAULT_BUSY when the lock stays held by a live holder for too long.
+   */
+  withLock?<T>(path: string, work: () => Promise<T>): Promise<T>;
 }
 
 /** Marker in the names of temporary files of `writeFileAtomic`, so that leftovers of a crash can be removed. */

@@ -1,5 +1,6 @@
 import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type ClientRequestArgs, type IncomingMessage, type RequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { X509Certificate, createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -196,6 +197,32 @@ function serverIdFromUrl(url: URL): string {
   const port = url.port === '' ? (url.protocol === 'https:' ? '443' : '80') : url.port;
   const host = url.hostname.toLowerCase().replace(/[^a-z0-9.-]/g, '-').replace(/^[^a-z0-9]+/, '');
   return `${host}-${port}`.slice(0, 64);
+}
+
+/**
+ * `Transport.identity`: the normalised base URL and the trust this transport puts in the server's
+ * certificate (sorted pins, SHA-256 fingerprints of the CA certificates, or the system store).
+ * Public values only: no token, no key.
+ */
+function identityOf(base: string, r: Resolved): string {
+  const trust: string[] = [];
+  if (r.pins !== undefined) trust.push(`pin:${[...r.pins].sort().join(',')}`);
+  if (r.ca !== undefined) trust.push(`ca:${caFingerprints(r.ca).join(',')}`);
+  if (trust.length === 0) trust.push(r.url.protocol === 'http:' ? 'insecure-loopback' : 'system-ca');
+  return `${base} ${trust.join(' ')}`;
+}
+
+/** SHA-256 fingerprints of every certificate in a PEM bundle, sorted (unparsable text: a digest of the text). */
+function caFingerprints(pem: string): string[] {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const out = blocks.map((b) => {
+    try {
+      return normalisePin(new X509Certificate(b).fingerprint256) ?? createHash('sha256').update(b).digest('hex');
+    } catch {
+      return createHash('sha256').update(b.replace(/\s+/g, '')).digest('hex');
+    }
+  });
+  return out.sort();
 }
 
 interface Resolved {
@@ -785,6 +812,7 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
 
   return Object.freeze({
     serverId: r.serverId,
+    identity: identityOf(base, r),
     logout,
     baseUrl: base,
     close: (): void => {

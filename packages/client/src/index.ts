@@ -6,9 +6,16 @@
  * the seams a platform fills in: `StorageAdapter` (an encrypted SQLite driver, e.g.
  * @fieldvault/storage-sqlcipher), `FileSystem`, `DeviceKeyStore`, `Transport`, `Logger`.
  */
+// Re-exported so that an app needs only this package (audit L1): catch errors by `code`
+// (`isFieldvaultError(err) && err.code === …`) and review conflicts without a second dependency.
+export type { ErrorCode, ChildRecord, FieldValue, Conflict } from '@fieldvault/protocol';
+export { FieldvaultError, isFieldvaultError, conflictId, openConflicts, needsReview } from '@fieldvault/protocol';
+export type { OpenConflict } from './conflicts.js';
+export { describeOpenConflicts } from './conflicts.js';
 export type { SqlExecutor, SqlRow, SqlValue, StorageAdapter, StorageHandle, OpenOptions } from './storage-adapter.js';
 export type { FileSystem } from './file-system.js';
-export { createNodeFileSystem } from './node-file-system.js';
+export type { NodeFileSystemOptions } from './node-file-system.js';
+export { DEFAULT_LOCK_STALE_MS, DEFAULT_LOCK_WAIT_MS, createNodeFileSystem } from './node-file-system.js';
 export type { DeviceKeyStore } from './device-key-store.js';
 export { DEVICE_KEY_FILE, createFileDeviceKeyStore } from './device-key-store.js';
 export type { Logger } from './logger.js';

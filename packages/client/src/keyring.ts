@@ -1,4 +1,4 @@
-import type { SuccessionEntry, WrappedKeyEntry } from '@fieldvault/crypto';
+import type { DbKind, SuccessionEntry, WrappedKeyEntry } from '@fieldvault/crypto';
 import { KEY_ID_PATTERN, isDbKind } from '@fieldvault/crypto';
 import { FieldvaultError, USERNAME_PATTERN, parseKeyRecord, type KeyRecord } from '@fieldvault/protocol';
 import { canonicalJson } from './canonical-json.js';
@@ -91,7 +91,11 @@ function checkKeyRecord(r: unknown, where: string): KeyRecord {
 /** Structural check of the content read from disk; the entries' cryptographic fields are checked by crypto at unwrap. */
 function checkContent(c: unknown, imei: string): KeyringContent {
   if (!isObject(c)) throw corrupt('content is not an object');
-  if (c['imei'] !== imei) throw corrupt('the keyring belongs to another device');
+  if (c['imei'] !== imei) {
+    // A wrong IMEI passed by the app, not damage: say so, without the wipe hint (audit M4).
+    if (typeof c['imei'] === 'string') throw new FieldvaultError('VAULT_DEVICE_MISMATCH', { detail: 'the keyring belongs to another IMEI', details: { field: 'imei' } });
+    throw corrupt('the keyring belongs to another device');
+  }
   const generation = c['generation'];
   if (typeof generation !== 'number' || !Number.isSafeInteger(generation) || generation < 0) throw corrupt('generation is malformed');
   const verified = c['verified'] === null ? null : checkKeyRecord(c['verified'], 'verified');
@@ -156,6 +160,20 @@ export function parseKeyring(bytes: Uint8Array, imei: string): KeyringContent {
   return checkContent(file['content'], imei);
 }
 
+/**
+ * The IMEI a keyring file names, read without checking the rest (`undefined` when the file does not
+ * parse that far): lets `createDevice` tell a wrong IMEI from a damaged file (audit M4).
+ */
+export function keyringImeiOf(bytes: Uint8Array): string | undefined {
+  try {
+    const file = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as unknown;
+    const imei = isObject(file) && isObject(file['content']) ? file['content']['imei'] : undefined;
+    return typeof imei === 'string' ? imei : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The bytes of a keyring file for `content`. */
 export function serializeKeyring(content: KeyringContent): Uint8Array {
   const plain = JSON.parse(JSON.stringify(content)) as unknown;
@@ -163,41 +181,119 @@ export function serializeKeyring(content: KeyringContent): Uint8Array {
   return new TextEncoder().encode(`${JSON.stringify(file, null, 2)}\n`);
 }
 
-/** Loads and atomically saves the keyring file through the `FileSystem` seam. */
+/** How many loaded versions a `KeyringFile` remembers as bases for `save` (a change is derived from a recent load). */
+const REMEMBERED_BASES = 16;
+
+/**
+ * Loads and atomically saves the keyring file through the `FileSystem` seam.
+ *
+ * Several `Device` objects may share one directory (an app and its background worker, two
+ * processes): every `save` runs under the file system's lock (`FileSystem.withLock`), re-reads
+ * the file there, and when another writer got in since the version the change was made from (its
+ * `generation` differs), applies this change to the fresh copy instead of overwriting it (audit
+ * H3): `rebaseKeyring`.
+ */
 export class KeyringFile {
   readonly #fs: FileSystem;
   readonly #imei: string;
+  /** Contents this object loaded or wrote, by generation: the bases `save` diffs against. */
+  readonly #bases = new Map<number, KeyringContent>();
 
   constructor(fs: FileSystem, imei: string) {
     this.#fs = fs;
     this.#imei = imei;
   }
 
-  /**
-   * The keyring; an empty one when the file does not exist yet (a new device).
-   * @throws VAULT_KEYRING_CORRUPT, VAULT_FORMAT_UNSUPPORTED (see `parseKeyring`).
-   */
-  async load(): Promise<KeyringContent> {
+  #remember(k: KeyringContent): KeyringContent {
+    this.#bases.delete(k.generation);
+    this.#bases.set(k.generation, k);
+    for (const g of this.#bases.keys()) {
+      if (this.#bases.size <= REMEMBERED_BASES) break;
+      this.#bases.delete(g);
+    }
+    return k;
+  }
+
+  async #read(): Promise<KeyringContent> {
     const bytes = await this.#fs.readFile(KEYRING_FILE);
     return bytes === undefined ? emptyKeyring(this.#imei) : parseKeyring(bytes, this.#imei);
   }
 
   /**
-   * Writes `next` (generation + 1) atomically and returns what was written. Re-reads the file first
-   * and refuses to write over a keyring that has become unreadable.
+   * The keyring; an empty one when the file does not exist yet (a new device).
+   * @throws VAULT_KEYRING_CORRUPT, VAULT_FORMAT_UNSUPPORTED (see `parseKeyring`), VAULT_DEVICE_MISMATCH.
+   */
+  async load(): Promise<KeyringContent> {
+    return this.#remember(await this.#read());
+  }
+
+  /** Runs `work` under the keyring's cross-process lock (when the file system has one). */
+  async #locked<T>(work: () => Promise<T>): Promise<T> {
+    return this.#fs.withLock === undefined ? work() : this.#fs.withLock(KEYRING_FILE, work);
+  }
+
+  /**
+   * Writes `next` (a change of a version this object loaded) atomically and returns what was
+   * written. Under the lock, re-reads the file and refuses to write over a keyring that has become
+   * unreadable; when another writer saved since `next`'s base, writes `next`'s change applied to
+   * that fresh version (`rebaseKeyring`) instead, so neither write is lost.
    * @throws VAULT_KEYRING_CORRUPT when the file on disk no longer parses.
-   * @throws VAULT_STORAGE_FAILED when the write fails.
+   * @throws VAULT_STORAGE_FAILED when the write fails; VAULT_BUSY when the lock stays held.
    */
   async save(next: KeyringContent): Promise<KeyringContent> {
-    await this.load();
-    const written: KeyringContent = { ...pruneSuccessions(next), generation: next.generation + 1 };
-    await this.#fs.writeFileAtomic(KEYRING_FILE, serializeKeyring(written), { mode: 0o600 });
-    return written;
+    return this.#locked(async () => {
+      const fresh = await this.#read();
+      let merged = next;
+      if (fresh.generation !== next.generation) {
+        // Without the base (never expected: every change starts from a load) the change is applied
+        // as a whole over the fresh copy, as before the lock existed.
+        merged = rebaseKeyring(this.#bases.get(next.generation) ?? fresh, next, fresh);
+      }
+      const written: KeyringContent = { ...pruneSuccessions(merged), generation: fresh.generation + 1 };
+      await this.#fs.writeFileAtomic(KEYRING_FILE, serializeKeyring(written), { mode: 0o600 });
+      return this.#remember(written);
+    });
   }
 
   async remove(): Promise<void> {
-    await this.#fs.remove(KEYRING_FILE);
+    await this.#locked(() => this.#fs.remove(KEYRING_FILE));
+    this.#bases.clear();
   }
+}
+
+/**
+ * `next`'s change from `base`, applied to `fresh` (a version another writer saved since `base`):
+ * per item — an entry per (username, kind), a succession per `fromKeyId`, a temporary key record
+ * per server, a pending migration per (op, keys, user), the verified key record — what `next`
+ * changed, added or removed relative to `base` is taken from `next`; everything else from `fresh`.
+ * When both changed the same item, `next` (the later writer) wins that item.
+ */
+export function rebaseKeyring(base: KeyringContent, next: KeyringContent, fresh: KeyringContent): KeyringContent {
+  const same = (a: unknown, b: unknown): boolean => canonicalJson(a) === canonicalJson(b);
+  function items<T>(b: readonly T[], n: readonly T[], f: readonly T[], key: (x: T) => string): T[] {
+    const bm = new Map(b.map((x) => [key(x), x]));
+    const nm = new Map(n.map((x) => [key(x), x]));
+    const out = new Map(f.map((x) => [key(x), x]));
+    for (const k of new Set([...bm.keys(), ...nm.keys()])) {
+      const bv = bm.get(k);
+      const nv = nm.get(k);
+      if (bv !== undefined && nv !== undefined && same(bv, nv)) continue;
+      if (nv === undefined) out.delete(k);
+      else out.set(k, nv);
+    }
+    return [...out.values()];
+  }
+  const temp = (r: Readonly<Record<string, KeyRecord>>): [string, KeyRecord][] => Object.entries(r);
+  const temporary = Object.fromEntries(items(temp(base.temporary), temp(next.temporary), temp(fresh.temporary), ([id]) => id));
+  return {
+    imei: fresh.imei,
+    generation: fresh.generation,
+    verified: same(base.verified, next.verified) ? fresh.verified : next.verified,
+    temporary,
+    entries: items(base.entries, next.entries, fresh.entries, (e) => `${e.username}\u0000${e.kind}`),
+    successions: items(base.successions, next.successions, fresh.successions, (s) => s.fromKeyId),
+    pending: items(base.pending, next.pending, fresh.pending, (p) => `${p.op}\u0000${p.fromKeyId}\u0000${p.toKeyId}\u0000${p.username}`),
+  };
 }
 
 // ---- pure helpers on KeyringContent ----
@@ -225,6 +321,32 @@ export function withSuccession(k: KeyringContent, s: SuccessionEntry): KeyringCo
 /** The succession entry that follows `keyId`, if any. */
 export function successorOf(k: KeyringContent, keyId: string): SuccessionEntry | undefined {
   return k.successions.find((s) => s.fromKeyId === keyId);
+}
+
+/**
+ * The key `keyId` leads to through the recorded successions (`keyId` itself when none follows it).
+ * Key ids only, nothing unwrapped: a device with no one logged in can tell which key an entry ends at.
+ */
+export function latestKeyId(k: KeyringContent, keyId: string): string {
+  const seen = new Set([keyId]);
+  let current = keyId;
+  for (let s = successorOf(k, current); s !== undefined && !seen.has(s.toKeyId); s = successorOf(k, current)) {
+    seen.add(s.toKeyId);
+    current = s.toKeyId;
+  }
+  return current;
+}
+
+/**
+ * The kind of database an entry opens now, given the key its succession ends at (`latestKey`): the
+ * device's verified database once that is the verified key, else the entry's own kind. An entry
+ * written before a migration keeps its old kind until its user logs in again (flow 4: the other
+ * user's `temporary:<server>` entry, whose database became the verified one), so every reader of
+ * kinds goes through this.
+ */
+export function currentKind(k: KeyringContent, entryKind: DbKind, latestKey: string): DbKind {
+  if (k.verified !== null && latestKey === k.verified.keyId) return 'verified';
+  return entryKind;
 }
 
 /** Same migration (op, keys, user)? */

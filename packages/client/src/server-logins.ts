@@ -5,7 +5,7 @@ import type { Transport } from './transport.js';
  * The server sessions a device session holds after online logins: per server, the bearer token the
  * server issued. Held in memory only, in a WeakMap keyed by the `Session` object, so the token is
  * never a property an app could log or serialise by accident, and is gone with the session. The
- * sync engine (issue 5) reads the token through `bearerTokenOf`, which the package does not export.
+ * sync engine (issue 5) reads the token through `bearerTokenFor`, which the package does not export.
  */
 
 /** A server the logged-in user is logged in to online (what an app may show; no token). */
@@ -24,6 +24,25 @@ export interface HeldLogin extends ServerLogin {
   /** The connection it was made through, to end the server session at logout. */
   readonly transport: Transport;
 }
+
+/**
+ * What a login is bound to (audit H2): the transport's `identity` (for `createHttpTransport`, its
+ * base URL and TLS trust) when it declares one, else the transport object itself. The token is
+ * handed only to a transport with the same binding, so a transport that merely carries the same
+ * `serverId` (a stale address, a copied configuration entry) never receives it.
+ */
+export function transportBinding(transport: Transport): string | Transport {
+  const identity = (transport as { identity?: unknown }).identity;
+  return typeof identity === 'string' && identity !== '' ? identity : transport;
+}
+
+/** The outcome of looking up the token for a transport. */
+export type TokenLookup =
+  | { readonly found: 'token'; readonly token: string }
+  /** No online login to this server id in the session. */
+  | { readonly found: 'none' }
+  /** A login to this server id exists, made through a transport with another binding: its token must not go here. */
+  | { readonly found: 'other-transport' };
 
 const held = new WeakMap<object, Map<string, HeldLogin>>();
 
@@ -47,9 +66,16 @@ export function serverLoginsOf(session: object): ServerLogin[] {
     .sort((a, b) => (a.serverId < b.serverId ? -1 : a.serverId > b.serverId ? 1 : 0));
 }
 
-/** The bearer token for `serverId`, for the SDK's own requests (sync). Never exported from the package. */
-export function bearerTokenOf(session: object, serverId: string): string | undefined {
-  return held.get(session)?.get(serverId)?.token;
+/**
+ * The bearer token to send through `transport`, for the SDK's own requests (sync, search, form):
+ * only when the login to `transport.serverId` was made through a transport with the same binding
+ * (`transportBinding`). Never exported from the package.
+ */
+export function bearerTokenFor(session: object, transport: Transport): TokenLookup {
+  const login = held.get(session)?.get(transport.serverId);
+  if (login === undefined) return { found: 'none' };
+  if (transportBinding(login.transport) !== transportBinding(transport)) return { found: 'other-transport' };
+  return { found: 'token', token: login.token };
 }
 
 /** Removes and returns every server session of `session` (to carry them to the session that replaces it). */

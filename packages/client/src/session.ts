@@ -12,12 +12,13 @@ import {
   type RecordSearchResponse,
   type Role,
 } from '@fieldvault/protocol';
+import { describeOpenConflicts, type OpenConflict } from './conflicts.js';
 import type { Logger } from './logger.js';
 import type { MigrationResult } from './migration.js';
 import { Mutex } from './mutex.js';
 import type { PhotoContent, PhotoInput, PhotoStore, StoredPhoto } from './photo-store.js';
 import type { ListOptions, RecordQuery, RecordStore } from './record-store.js';
-import { bearerTokenOf, revokeServerLogins, serverLoginsOf, type ServerLogin } from './server-logins.js';
+import { bearerTokenFor, revokeServerLogins, serverLoginsOf, type ServerLogin } from './server-logins.js';
 import type { StorageHandle } from './storage-adapter.js';
 import { checkSyncOptions, runSync, type SyncOptions, type SyncSummary } from './sync-engine.js';
 import { ServerSyncState, knownServerIds, saveServerRole, serverRolesOf, type PendingCounts } from './sync-state.js';
@@ -160,18 +161,39 @@ export class Session {
   }
 
   /**
-   * Marks a conflict of a visible record resolved (its current value stays; to keep the losing
-   * value, `updateRecord` it first). Only supervisors and admins resolve conflicts, on the
-   * server and therefore here (see `deleteRecord` for how the role is known).
+   * The unresolved conflicts of a visible record, each with the `id` `resolveConflict` takes and
+   * both values (`winnerValue` is the field's current value). Anyone who sees the record may list
+   * them; only reviewers resolve them.
+   * @throws VAULT_RECORD_NOT_FOUND, VAULT_LOCKED
+   */
+  async openConflicts(recordId: string): Promise<OpenConflict[]> {
+    return describeOpenConflicts(await this.#open().records.get(recordId));
+  }
+
+  /**
+   * Marks a conflict of a visible record resolved. `keep: 'winner'` (the default) keeps the field's
+   * current value; `keep: 'loser'` first writes the losing value as a new edit of the field (the
+   * winning one stays in history), then resolves the conflict that edit leaves. Only supervisors
+   * and admins resolve conflicts, on the server and therefore here (see `deleteRecord` for how the
+   * role is known). `conflictId` is an `id` from `openConflicts(recordId)`.
    * @throws RECORD_FORBIDDEN when the user is not known as a supervisor or admin on every server.
    * @throws RECORD_CONFLICT_NOT_FOUND, VAULT_RECORD_NOT_FOUND, INPUT_INVALID, VAULT_LOCKED
    */
-  async resolveConflict(recordId: string, conflictId: string): Promise<ChildRecord> {
+  async resolveConflict(recordId: string, conflictId: string, options: { readonly keep?: 'winner' | 'loser' } = {}): Promise<ChildRecord> {
     const state = this.#open();
+    const keep = (options as { keep?: unknown } | null)?.keep ?? 'winner';
+    if (keep !== 'winner' && keep !== 'loser') throw new FieldvaultError('INPUT_INVALID', { detail: "keep: 'winner' or 'loser'", details: { field: 'keep' } });
     if (!(await this.#isReviewer(state))) {
       throw new FieldvaultError('RECORD_FORBIDDEN', { detail: 'resolved: only supervisors resolve conflicts', details: { field: 'resolved' } });
     }
-    return state.records.resolve(recordId, conflictId);
+    if (keep === 'winner') return state.records.resolve(recordId, conflictId);
+    const conflict = describeOpenConflicts(await state.records.get(recordId)).find((c) => c.id === conflictId);
+    if (conflict === undefined) throw new FieldvaultError('RECORD_CONFLICT_NOT_FOUND');
+    // The edit's base is the winner, so the loser stays a losing head: the conflict is now
+    // "this edit vs the same loser", under a new id (see fieldConflicts in protocol's merge).
+    const edited = await state.records.update(recordId, { [conflict.field]: conflict.loserValue });
+    const after = describeOpenConflicts(edited).find((c) => c.field === conflict.field && c.loser === conflict.loser);
+    return after === undefined ? edited : state.records.resolve(recordId, after.id);
   }
 
   /** The user's roles known on this phone, by server: this session's logins over the remembered ones. */
@@ -278,7 +300,11 @@ export class Session {
 
   // ---------------------------------------------------------------------------------- sync
 
-  /** The token of this session's online login to `transport`'s server. @throws SYNC_LOGIN_REQUIRED, INPUT_INVALID */
+  /**
+   * The token of this session's online login to `transport`'s server, checked before anything is
+   * sent: the login must have been made through a transport with the same identity (audit H2).
+   * @throws SYNC_LOGIN_REQUIRED, SYNC_TRANSPORT_CHANGED, INPUT_INVALID
+   */
   #tokenFor(transport: Transport): string {
     const serverId = (transport as Partial<Transport> | undefined)?.serverId;
     if (typeof serverId !== 'string' || !NODE_ID_PATTERN.test(serverId)) {
@@ -287,11 +313,14 @@ export class Session {
     if (this.kind === 'unverified') {
       throw new FieldvaultError('SYNC_LOGIN_REQUIRED', { detail: 'the session is unverified', details: { serverId } });
     }
-    const token = bearerTokenOf(this, serverId);
-    if (token === undefined) {
+    const login = bearerTokenFor(this, transport);
+    if (login.found === 'none') {
       throw new FieldvaultError('SYNC_LOGIN_REQUIRED', { detail: `no online login to ${serverId} in this session`, details: { serverId } });
     }
-    return token;
+    if (login.found === 'other-transport') {
+      throw new FieldvaultError('SYNC_TRANSPORT_CHANGED', { detail: `the login to ${serverId} was made through another address or TLS trust`, details: { serverId } });
+    }
+    return login.token;
   }
 
   /** DEVICE_BLACKLISTED from a server wipes the device (as at login); other errors pass through. */
@@ -327,6 +356,8 @@ export class Session {
    *
    * **Blacklisted device**: DEVICE_BLACKLISTED from the server wipes the device, as at login.
    * @throws SYNC_LOGIN_REQUIRED when the session is unverified or has no online login to this server.
+   * @throws SYNC_TRANSPORT_CHANGED when the login to this server id was made through another
+   * transport identity (another base URL or TLS trust): nothing is sent; log in online through this one.
    * @throws INPUT_INVALID when an option is malformed.
    * @throws SYNC_CANCELLED when `signal` fired (everything committed before stays).
    * @throws TRANSPORT_UNREACHABLE, STORE_UNAVAILABLE, RATE_LIMITED after the retries;
@@ -399,7 +430,7 @@ export class Session {
    * Server-side search (`GET /v1/records/search`) for a verified user logged in online to this
    * server: by name or location words (prefix, any case), sex, age range, flags, creator,
    * `needsReview`; paged with `cursor` / `nextCursor`. Nothing is stored on the phone.
-   * @throws SYNC_LOGIN_REQUIRED, INPUT_INVALID (a malformed criterion), SYNC_CHECKPOINT_INVALID (a
+   * @throws SYNC_LOGIN_REQUIRED, SYNC_TRANSPORT_CHANGED, INPUT_INVALID (a malformed criterion), SYNC_CHECKPOINT_INVALID (a
    * cursor from another search), TRANSPORT_*, SESSION_INVALID, DEVICE_BLACKLISTED (after wiping), VAULT_LOCKED
    */
   async searchServer(transport: Transport, query: Partial<RecordSearchQuery> = {}): Promise<RecordSearchResponse> {
@@ -412,7 +443,7 @@ export class Session {
 
   /**
    * The child form the server publishes (`GET /v1/forms/child`), validated.
-   * @throws SYNC_LOGIN_REQUIRED, TRANSPORT_*, SESSION_INVALID, DEVICE_BLACKLISTED (after wiping), VAULT_LOCKED
+   * @throws SYNC_LOGIN_REQUIRED, SYNC_TRANSPORT_CHANGED, TRANSPORT_*, SESSION_INVALID, DEVICE_BLACKLISTED (after wiping), VAULT_LOCKED
    */
   async serverForm(transport: Transport): Promise<FormDefinition> {
     this.#open();

@@ -104,8 +104,19 @@ export interface SyncSummary {
   readonly serverId: string;
   /** Records the server accepted (stored, or already held). */
   readonly pushed: number;
-  /** Records received from the server (merged into the phone's database). */
+  /**
+   * Records received from the server (merged into the phone's database), each page's records all
+   * counted: this includes the phone's own pushed versions the server sends back, and records the
+   * phone held already in the same (or a newer) version. For "what changed here", see `pulledChanged`.
+   */
   readonly pulled: number;
+  /**
+   * Of the records received, how many were new on this phone or changed it: a record whose local
+   * version already held everything the server sent (this phone's own push coming back, or a
+   * record relayed earlier through another server) is not counted. Each record counts once, however
+   * many pages named it.
+   */
+  readonly pulledChanged: number;
   /** Records the server refused, with its code; they stay pending and are tried again next sync. */
   readonly failed: ReadonlyArray<{ readonly id: string; readonly code: string }>;
   /** Records pushed or pulled in this sync that have a concurrent edit waiting for a supervisor. */
@@ -296,6 +307,8 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
 
   let pushed = 0;
   let pulled = 0;
+  /** Ids of pulled records whose merge wrote a new local version (distinct: a record may be on two pages). */
+  const changedByPull = new Set<string>();
   const failed: Array<{ id: string; code: string }> = [];
   const failedIds = new Set<string>();
   const conflicted = new Set<string>();
@@ -474,8 +487,11 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
     const commitPage = async (page: PullResponse): Promise<void> => {
       const removedFiles: string[] = [];
       let pageBytes = 0;
+      let pageChanged: string[] = [];
       await ctx.db.transaction(async (tx) => {
         pageBytes = 0;
+        // Reset with the transaction: an adapter may run the callback again after a rollback.
+        pageChanged = [];
         // The page's stored rows in one read, and its write counter values in one take.
         const held = await storedRows(tx, page.records.map((r) => r.id));
         let nextSeq = await takeLocalSeqs(tx, page.records.length);
@@ -491,6 +507,7 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
             seq = nextSeq;
             nextSeq += 1;
             await putRecordAt(tx, merged, seq, mergedJson);
+            pageChanged.push(incoming.id);
             // A page naming one id twice (a server's bug) merges the second copy into the first.
             held.set(incoming.id, { doc: mergedJson, local_seq: seq });
           } else {
@@ -511,6 +528,7 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
       for (const photoId of removedFiles) await ctx.photos.deleteFile(photoId);
       since = page.checkpoint;
       pulled += page.records.length;
+      for (const id of pageChanged) changedByPull.add(id);
       pullBytes += pageBytes;
       emit({ phase: 'pull', recordsDone: pulled, recordsTotal: pulled, bytesDone: pullBytes, bytesTotal: pullBytes });
     };
@@ -610,13 +628,14 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
   if (clockOffsetMs !== undefined) log.warn({ serverId, clockOffsetMs }, 'device clock differs from the server clock by more than the allowed skew; set the date and time');
   await state.markSynced(iso());
   log.info(
-    { serverId, pushed, pulled, failed: failed.length, conflicts: conflicted.size, uploaded, downloaded, photosFailed: photoFailed.length, deviceStatus, ms: ctx.now() - started },
+    { serverId, pushed, pulled, pulledChanged: changedByPull.size, failed: failed.length, conflicts: conflicted.size, uploaded, downloaded, photosFailed: photoFailed.length, deviceStatus, ms: ctx.now() - started },
     'sync finished',
   );
   return {
     serverId,
     pushed,
     pulled,
+    pulledChanged: changedByPull.size,
     failed,
     conflicts: conflicted.size,
     photos: { uploaded, downloaded, failed: photoFailed },

@@ -88,6 +88,15 @@ export interface DownloadedPhoto {
 export interface Transport {
   /** A stable id of the server (its node id): names temporary databases and sync checkpoints. */
   readonly serverId: string;
+  /**
+   * Where and how this transport reaches its server, as a string that differs whenever the
+   * endpoint or the trust in it differs (`createHttpTransport`: base URL + certificate pins / CA
+   * fingerprints / system store). An online login is bound to it: `Session.sync`, `searchServer`
+   * and `serverForm` send the login's token only through a transport with the same identity
+   * (SYNC_TRANSPORT_CHANGED otherwise, before anything is sent). Optional: a transport without
+   * one binds its logins to the transport object itself, so only that same object can use them.
+   */
+  readonly identity?: string;
   /** `POST /v1/auth/challenge`. */
   challenge(request: ChallengeBody): Promise<ChallengeResponse>;
   /** `POST /v1/auth/login`. */

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { generateDbKey, kdfBounds, wrapKeyForUser, wrapSuccessor } from '@fieldvault/crypto';
 import { KEYRING_FILE, createNodeFileSystem, parseKeyring, serializeKeyring, type KeyringContent } from '../src/index.js';
-import { KeyringFile, emptyKeyring, pruneSuccessions, withEntry, withSuccession } from '../src/keyring.js';
+import { KeyringFile, emptyKeyring, keyringImeiOf, pruneSuccessions, rebaseKeyring, withEntry, withSuccession } from '../src/keyring.js';
 
 const IMEI = '490154203237518';
 const kdf = { alg: 'argon2id', m: kdfBounds.m.min, t: kdfBounds.t.min, p: 1, salt: new Uint8Array(16).fill(7) } as const;
@@ -41,9 +41,42 @@ t.test('an edited keyring fails its checksum with VAULT_KEYRING_CORRUPT', async 
   t.equal(code(() => parseKeyring(new TextEncoder().encode(text.replace('"amina"', '"bilal"')), IMEI)), 'VAULT_KEYRING_CORRUPT');
 });
 
-t.test('a keyring of another device is VAULT_KEYRING_CORRUPT', async (t) => {
+t.test('a keyring of another IMEI is VAULT_DEVICE_MISMATCH, not damage (SDK audit M4)', async (t) => {
   const bytes = serializeKeyring(await sample());
-  t.equal(code(() => parseKeyring(bytes, '356938035643809')), 'VAULT_KEYRING_CORRUPT');
+  t.equal(code(() => parseKeyring(bytes, '356938035643809')), 'VAULT_DEVICE_MISMATCH');
+  t.equal(keyringImeiOf(bytes), IMEI, 'the IMEI it names is readable without the rest');
+  t.equal(keyringImeiOf(bytes.subarray(0, 20)), undefined);
+});
+
+t.test('a save over a version another writer saved since applies the change to that version (SDK audit H3)', async (t) => {
+  const dir = t.testdir();
+  const first = new KeyringFile(createNodeFileSystem(dir), IMEI);
+  const second = new KeyringFile(createNodeFileSystem(dir), IMEI);
+  const amina = (await sample()).entries[0]!;
+  const bilal = { ...(await sample()).entries[0]!, username: 'bilal' };
+  const base1 = await first.load();
+  const base2 = await second.load();
+  await first.save(withEntry(base1, amina));
+  const written = await second.save(withEntry(base2, bilal));
+  t.same(written.entries.map((e) => e.username).sort(), ['amina', 'bilal'], 'both entries kept');
+  t.equal(written.generation, 2, 'the generation counts both writes');
+  // A removal made from an older version removes only what it removed.
+  const stale = await first.load();
+  await second.save(withEntry(await second.load(), { ...amina, username: 'carl' }));
+  const after = await first.save({ ...stale, entries: stale.entries.filter((e) => e.username !== 'amina') });
+  t.same(after.entries.map((e) => e.username).sort(), ['bilal', 'carl']);
+  t.same(parseKeyring(readFileSync(join(dir, KEYRING_FILE)), IMEI), after, 'what save returns is what is on disk');
+  t.notOk(readdirSync(dir).some((n) => n.endsWith('.lock')), 'no lock left behind');
+});
+
+t.test('rebaseKeyring: a change wins over the other writer only where it changed something', async (t) => {
+  const base = await sample();
+  const other = withEntry(base, { ...base.entries[0]!, username: 'bilal' });
+  const mine = { ...withEntry(base, { ...base.entries[0]!, username: 'carl' }), verified: null };
+  const merged = rebaseKeyring(base, mine, { ...other, generation: 5 });
+  t.same(merged.entries.map((e) => e.username).sort(), ['amina', 'bilal', 'carl']);
+  t.equal(merged.generation, 5);
+  t.same(rebaseKeyring(base, base, other).entries, other.entries, 'no change: the fresh version as it is');
 });
 
 t.test('a keyring from a newer format version is VAULT_FORMAT_UNSUPPORTED', async (t) => {

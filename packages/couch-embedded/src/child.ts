@@ -1,7 +1,7 @@
 /**
  * The store process: express + express-pouchdb over PouchDB's LevelDB adapter, bound to a
- * loopback address. Started only by `startEmbeddedCouch` (it needs the IPC channel), never
- * imported. It reports its port (or why it could not start) over IPC, and exits when told to
+ * loopback address, answering only requests that carry the credential its parent wrote to its
+ * stdin. Started only by `startEmbeddedCouch` (it needs the IPC channel), never imported. It reports its port (or why it could not start) over IPC, and exits when told to
  * (SIGTERM), when the parent goes away (IPC disconnect or a changed parent pid), so that no
  * orphan keeps the LevelDB locks of the data directory.
  */
@@ -13,9 +13,10 @@ import type { NextFunction, Request, Response } from 'express';
 import expressPouchDB from 'express-pouchdb';
 import PouchDB from 'pouchdb';
 import type { PouchDatabase } from 'pouchdb';
+import { requireCredential } from './basic-auth.js';
 import { ALL_DBS_NAME } from './child-protocol.js';
 import { installKeyedReadFastPath } from './keyed-read.js';
-import type { ChildConfig, ChildMessage } from './child-protocol.js';
+import type { ChildConfig, ChildCredential, ChildMessage } from './child-protocol.js';
 
 /** How long a graceful shutdown may take before the child exits anyway. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -46,6 +47,24 @@ function parseConfig(raw: string | undefined): ChildConfig {
     fail('configuration needs dataDir, host and port');
   }
   return { dataDir, host, port };
+}
+
+/** The credential the parent wrote to stdin (one JSON document, then end of input). */
+async function readCredential(): Promise<ChildCredential> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    // Never quote the input: it is the secret.
+    fail('the credential on stdin is not JSON');
+  }
+  const { username, password } = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+  if (typeof username !== 'string' || typeof password !== 'string' || username === '' || password === '') {
+    fail('the credential on stdin needs a username and a password');
+  }
+  return { username, password };
 }
 
 function errorMessage(err: unknown): string {
@@ -89,6 +108,7 @@ async function main(): Promise<void> {
   // Everything LevelDB creates is private to this account (records in plain JSON, password hashes).
   process.umask(0o077);
   const config = parseConfig(process.argv[2]);
+  const credential = await readCredential();
   checkDataDir(config.dataDir);
 
   const Pouch = PouchDB.defaults({ prefix: join(config.dataDir, '/') });
@@ -134,6 +154,8 @@ async function main(): Promise<void> {
 
   const app = express();
   app.disable('x-powered-by');
+  // First: nothing, not even the welcome document, without the credential.
+  app.use(requireCredential(credential));
   app.use(changesFilterGuard);
   app.use(pouchApp);
 

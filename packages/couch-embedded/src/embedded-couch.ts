@@ -1,4 +1,5 @@
 import { fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync } from 'node:fs';
@@ -8,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { FieldvaultError } from '@fieldvault/protocol';
-import type { ChildConfig, ChildMessage } from './child-protocol.js';
+import type { ChildConfig, ChildCredential, ChildMessage } from './child-protocol.js';
 
 /**
  * A pino-compatible logger (a pino instance fits). The store is quiet without one: its output
@@ -34,6 +35,21 @@ export interface StartEmbeddedCouchOptions {
   readonly startTimeoutMs?: number;
   /** How long `stop()` waits after SIGTERM before it sends SIGKILL. Default 10 000 ms. */
   readonly stopTimeoutMs?: number;
+  /**
+   * The HTTP Basic credential the store requires on every request. Default: a fresh one
+   * (user `fieldvault`, 32 random bytes as password). Pass {@link EmbeddedCouch.credential} of a
+   * crashed store to restart it with the same one, so that URLs handed out stay valid.
+   */
+  readonly credential?: EmbeddedCouchCredential;
+}
+
+/**
+ * The credential of a store: secret, never log it. User name `[A-Za-z0-9_-]{1,64}`, password
+ * `[A-Za-z0-9_-]{43,}` (at least 256 bits as base64url), so both go into a URL unescaped.
+ */
+export interface EmbeddedCouchCredential {
+  readonly username: string;
+  readonly password: string;
 }
 
 /** Why the store process ended on its own. */
@@ -49,10 +65,25 @@ export interface EmbeddedCouchEvents {
   crash: [info: EmbeddedCouchCrash];
 }
 
-/** A running embedded store. Talk to it over HTTP at {@link EmbeddedCouch.url}. */
+/**
+ * A running embedded store. Every request must carry its credential (HTTP Basic), else it gets
+ * 401: give {@link EmbeddedCouch.url} to nano or PouchDB, or send {@link EmbeddedCouch.authorization}
+ * to {@link EmbeddedCouch.origin} with raw HTTP (Node's `fetch` refuses URLs with credentials).
+ * The secret-bearing members are getters, so logging or serialising the object does not show them.
+ */
 export interface EmbeddedCouch {
-  /** Base URL without a trailing slash, e.g. `http://127.0.0.1:41234`. */
+  /**
+   * Base URL with the credential and without a trailing slash, e.g.
+   * `http://fieldvault:<password>@127.0.0.1:41234`, the form nano, PouchDB and `COUCHDB_URL`
+   * take. Secret: never log it (log {@link origin}).
+   */
   readonly url: string;
+  /** Base URL without the credential, e.g. `http://127.0.0.1:41234`: safe to log and show. */
+  readonly origin: string;
+  /** `Authorization` header value (`Basic …`) for raw HTTP to {@link origin}. Secret. */
+  readonly authorization: string;
+  /** The credential, for a restart with the same one (`startEmbeddedCouch({ credential })`). Secret. */
+  readonly credential: EmbeddedCouchCredential;
   readonly port: number;
   /** Absolute path of the data directory. */
   readonly dataDir: string;
@@ -71,6 +102,10 @@ export interface EmbeddedCouch {
 }
 
 const DEFAULT_HOST = '127.0.0.1';
+const DEFAULT_USERNAME = 'fieldvault';
+const USERNAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+/** base64url of at least 32 bytes: the credential must not be guessable by another local account. */
+const PASSWORD_PATTERN = /^[A-Za-z0-9_-]{43,512}$/;
 const DEFAULT_START_TIMEOUT_MS = 20_000;
 const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 /** Lines of the child's stderr kept to explain a failed start. */
@@ -133,10 +168,26 @@ function makePrivate(dir: string): void {
   }
 }
 
-/** GET / on the store; resolves true when it answers with the express-pouchdb welcome. */
-function answersWelcome(url: string, timeoutMs: number): Promise<boolean> {
+/** A fresh credential, or the given one once checked (never quoting it). @throws INPUT_INVALID */
+function credentialFrom(given: EmbeddedCouchCredential | undefined): EmbeddedCouchCredential {
+  if (given === undefined) return { username: DEFAULT_USERNAME, password: randomBytes(32).toString('base64url') };
+  if (typeof given.username !== 'string' || !USERNAME_PATTERN.test(given.username)) {
+    throw invalid('"credential.username" must be 1 to 64 characters of A-Z, a-z, 0-9, "-" or "_"');
+  }
+  if (typeof given.password !== 'string' || !PASSWORD_PATTERN.test(given.password)) {
+    throw invalid('"credential.password" must be 43 to 512 base64url characters (32+ random bytes); leave "credential" out to get a fresh one');
+  }
+  return { username: given.username, password: given.password };
+}
+
+function basicAuthorization(credential: EmbeddedCouchCredential): string {
+  return `Basic ${Buffer.from(`${credential.username}:${credential.password}`, 'utf8').toString('base64')}`;
+}
+
+/** GET / on the store with the credential; resolves true when it answers with the express-pouchdb welcome. */
+function answersWelcome(origin: string, authorization: string, timeoutMs: number): Promise<boolean> {
   return new Promise((done) => {
-    const req = request(`${url}/`, { agent: false, timeout: timeoutMs }, (res) => {
+    const req = request(`${origin}/`, { agent: false, timeout: timeoutMs, headers: { authorization } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('error', () => done(false));
@@ -156,7 +207,7 @@ function answersWelcome(url: string, timeoutMs: number): Promise<boolean> {
 }
 
 class EmbeddedCouchProcess extends EventEmitter<EmbeddedCouchEvents> implements EmbeddedCouch {
-  readonly url: string;
+  readonly origin: string;
   readonly port: number;
   readonly dataDir: string;
   readonly pid: number;
@@ -166,11 +217,14 @@ class EmbeddedCouchProcess extends EventEmitter<EmbeddedCouchEvents> implements 
   readonly #exited: Promise<void>;
   readonly #stopTimeoutMs: number;
   readonly #logger: EmbeddedCouchLogger;
+  // Private fields behind getters: JSON.stringify, util.inspect and loggers see none of them.
+  readonly #credential: EmbeddedCouchCredential;
 
   constructor(args: {
     child: ChildProcess & { pid: number };
     exited: Promise<void>;
-    url: string;
+    origin: string;
+    credential: EmbeddedCouchCredential;
     port: number;
     dataDir: string;
     stopTimeoutMs: number;
@@ -179,7 +233,8 @@ class EmbeddedCouchProcess extends EventEmitter<EmbeddedCouchEvents> implements 
     super();
     this.#child = args.child;
     this.#exited = args.exited;
-    this.url = args.url;
+    this.origin = args.origin;
+    this.#credential = args.credential;
     this.port = args.port;
     this.dataDir = args.dataDir;
     this.pid = args.child.pid;
@@ -194,6 +249,19 @@ class EmbeddedCouchProcess extends EventEmitter<EmbeddedCouchEvents> implements 
 
   get crashed(): boolean {
     return this.#crashed;
+  }
+
+  get url(): string {
+    const { username, password } = this.#credential;
+    return this.origin.replace('http://', `http://${username}:${password}@`);
+  }
+
+  get authorization(): string {
+    return basicAuthorization(this.#credential);
+  }
+
+  get credential(): EmbeddedCouchCredential {
+    return this.#credential;
   }
 
   #onExit(code: number | null, signal: NodeJS.Signals | null): void {
@@ -232,6 +300,8 @@ class EmbeddedCouchProcess extends EventEmitter<EmbeddedCouchEvents> implements 
 /**
  * Starts the embedded CouchDB-compatible store (express-pouchdb over PouchDB/LevelDB) as a
  * supervised child process bound to a loopback address, and resolves once it answers HTTP.
+ * The store refuses (401) every request without `credential` (default: a fresh random one), so
+ * other local accounts, which can all reach a loopback port, cannot read or write it.
  *
  * The child exits when this process exits or dies. A later unexpected exit is reported through
  * the `crash` event and {@link EmbeddedCouch.crashed}.
@@ -248,7 +318,8 @@ export async function startEmbeddedCouch(options: StartEmbeddedCouchOptions): Pr
   const requestedHost = options.host ?? DEFAULT_HOST;
   const host = loopbackAddress(requestedHost);
   if (host === undefined) {
-    throw invalid(`"host" must be a loopback address such as 127.0.0.1, got "${requestedHost}": the store has no authentication`);
+    // Plain HTTP: the credential must never cross a network.
+    throw invalid(`"host" must be a loopback address such as 127.0.0.1, got "${requestedHost}": the store speaks plain HTTP`);
   }
   const requestedPort = options.port ?? 0;
   if (!Number.isSafeInteger(requestedPort) || requestedPort < 0 || requestedPort > 65_535) {
@@ -257,6 +328,7 @@ export async function startEmbeddedCouch(options: StartEmbeddedCouchOptions): Pr
   const startTimeoutMs = positiveInt(options.startTimeoutMs, 'startTimeoutMs', DEFAULT_START_TIMEOUT_MS);
   const stopTimeoutMs = positiveInt(options.stopTimeoutMs, 'stopTimeoutMs', DEFAULT_STOP_TIMEOUT_MS);
   const logger = options.logger ?? silentLogger;
+  const credential = credentialFrom(options.credential);
   const dataDir = resolve(options.dataDir);
 
   try {
@@ -277,9 +349,13 @@ export async function startEmbeddedCouch(options: StartEmbeddedCouchOptions): Pr
     cwd: dataDir,
     // The child is plain JS: don't pass on TypeScript loaders or inspector flags.
     execArgv: [],
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    // stdin carries the credential (see child-protocol.ts): never argv, never the environment.
+    stdio: ['pipe', 'pipe', 'pipe', 'ipc'],
     serialization: 'json',
   });
+  // A child that dies at once closes the pipe under us: its exit is reported below, not as EPIPE.
+  child.stdin?.on('error', () => undefined);
+  child.stdin?.end(JSON.stringify(credential satisfies ChildCredential));
 
   const exited = new Promise<void>((done) => {
     if (child.exitCode !== null || child.signalCode !== null) done();
@@ -349,21 +425,22 @@ export async function startEmbeddedCouch(options: StartEmbeddedCouchOptions): Pr
     return abort(err instanceof Error ? err.message : String(err), err);
   }
 
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   const remaining = startTimeoutMs - (Date.now() - started);
-  if (remaining <= 0 || !(await answersWelcome(url, remaining))) {
-    return abort(`store at ${url} did not answer GET / with the welcome document`);
+  if (remaining <= 0 || !(await answersWelcome(origin, basicAuthorization(credential), remaining))) {
+    return abort(`store at ${origin} did not answer GET / with the welcome document`);
   }
   if (child.pid === undefined) return abort('store process has no pid');
 
-  logger.info({ pid: child.pid, url, dataDir, ms: Date.now() - started }, 'embedded store started');
+  logger.info({ pid: child.pid, origin, dataDir, ms: Date.now() - started }, 'embedded store started');
   // After start, an unexpected exit is a crash: keep the child's output flowing to the logger
   // but stop holding the start-up error listener.
   child.on('error', (err) => logger.error({ pid: childPid, err: err.message }, 'embedded store process error'));
   return new EmbeddedCouchProcess({
     child: child as ChildProcess & { pid: number },
     exited,
-    url,
+    origin,
+    credential,
     port,
     dataDir,
     stopTimeoutMs,

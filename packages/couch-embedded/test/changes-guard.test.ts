@@ -8,9 +8,9 @@ t.test('_changes with filter=_selector gets a 400 and the store stays up', async
   await db.insert({ _id: 'a', type: 'child' });
 
   t.equal(await rejectionStatus(db.changes({ filter: '_selector' })), 400);
-  const viaPost = await fetch(`${store.url}/${db.config.db}/_changes?filter=_selector`, {
+  const viaPost = await fetch(`${store.origin}/${db.config.db}/_changes?filter=_selector`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: store.authorization },
     body: JSON.stringify({ selector: { type: 'child' } }),
   });
   t.equal(viaPost.status, 400, 'also when the selector comes in a POST body');

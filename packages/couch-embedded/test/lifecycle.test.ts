@@ -16,12 +16,12 @@ t.test('a started store answers the welcome document on a loopback port', async 
   const store = await startStore(t, { dataDir });
   t.comment(`start took ${(Number(process.hrtime.bigint() - began) / 1e6).toFixed(0)} ms`);
 
-  t.match(store.url, /^http:\/\/127\.0\.0\.1:\d+$/);
-  t.equal(store.url, `http://127.0.0.1:${store.port}`);
+  t.equal(store.origin, `http://127.0.0.1:${store.port}`);
+  t.equal(store.url, `http://fieldvault:${store.credential.password}@127.0.0.1:${store.port}`, 'the URL carries the credential');
   t.equal(store.dataDir, dataDir, 'the missing data directory was created');
   t.ok(isAlive(store.pid));
   t.equal(store.crashed, false);
-  const welcome = await (await fetch(`${store.url}/`)).json();
+  const welcome = await (await fetch(`${store.origin}/`, { headers: { authorization: store.authorization } })).json();
   t.match(welcome, { 'express-pouchdb': 'Welcome!' });
 });
 

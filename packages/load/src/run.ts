@@ -143,7 +143,14 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   const root = mkdtempSync(join(tmpdir(), 'fieldvault-load-'));
   const server = await startServerProcess(join(root, 'server'), 'load-server', {
     // Many phones from one address: the per-address limits would throttle the load itself.
-    env: { FIELDVAULT_AUTH_RATE_LIMIT: '1000000', FIELDVAULT_RATE_LIMIT: '1000000', FIELDVAULT_LOG_LEVEL: 'error' },
+    env: {
+      FIELDVAULT_AUTH_RATE_LIMIT: '1000000',
+      FIELDVAULT_RATE_LIMIT: '1000000',
+      FIELDVAULT_LOGIN_QUEUE_PER_CLIENT: '100000',
+      FIELDVAULT_MAX_CONNECTIONS: '0',
+      FIELDVAULT_MAX_CONNECTIONS_PER_CLIENT: '0',
+      FIELDVAULT_LOG_LEVEL: 'error',
+    },
   });
   try {
     const names = Array.from({ length: users }, (_, i) => `worker${String(i).padStart(4, '0')}`);

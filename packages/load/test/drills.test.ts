@@ -14,7 +14,13 @@ import { startServerProcess, type ServerProcess } from '@fieldvault/test-support
 
 const PASSWORD = 'lantern harbour copper kettle dawn';
 const FAST_KDF = { m: kdfBounds.m.min, t: kdfBounds.t.min, p: 1 } as const;
-const ENV = { FIELDVAULT_AUTH_RATE_LIMIT: '1000000', FIELDVAULT_RATE_LIMIT: '1000000' };
+// Every simulated phone comes from 127.0.0.1: the per-address limits would throttle the drill itself.
+const ENV = {
+  FIELDVAULT_AUTH_RATE_LIMIT: '1000000',
+  FIELDVAULT_RATE_LIMIT: '1000000',
+  FIELDVAULT_LOGIN_QUEUE_PER_CLIENT: '100000',
+  FIELDVAULT_MAX_CONNECTIONS_PER_CLIENT: '0',
+};
 let nextImei = 357000000000100;
 
 const testDirs = new WeakMap<Test, string>();

@@ -48,6 +48,11 @@ export const errorCatalogue = {
     message: 'The request or argument does not match the expected schema.',
     hint: 'Check the field named in the message against docs/protocol.md and send it again.',
   },
+  INPUT_HOST_UNKNOWN: {
+    status: 400,
+    message: 'The Host header of this plain-HTTP request does not name this server.',
+    hint: 'Use the server\'s own address over https:// (the name an admin configured in FIELDVAULT_PUBLIC_HOST, or one of the machine\'s addresses).',
+  },
   INPUT_TOO_LARGE: {
     status: 413,
     message: 'The request body or value is larger than the configured limit.',
@@ -124,6 +129,11 @@ export const errorCatalogue = {
     message: 'A record has more fields, versions, photos or characters than the limit allows.',
     hint: 'Keep values under 10 000 characters; a record with a very long history should be archived by an admin and continued as a new record.',
   },
+  RECORD_HISTORY_RESERVED: {
+    status: 403,
+    message: "This record's history is nearly full; its last quarter is kept for the record's creator, supervisors and admins.",
+    hint: 'Ask a supervisor to review the record (it may hold many versions pushed by someone else); the record is unchanged on the server and your edit stays on the phone.',
+  },
   RECORD_EDIT_STALE: {
     status: 409,
     message: 'An edit carries a timestamp that is not newer than the value it replaces.',
@@ -170,6 +180,11 @@ export const errorCatalogue = {
     status: 401,
     message: 'This session cannot sync with this server: it is unverified, or it has not logged in online to this server.',
     hint: 'Log in online to this server first (loginOnline): that verifies the user, receives the device key and moves their unverified records into the verified database; then sync.',
+  },
+  SYNC_TRANSPORT_CHANGED: {
+    status: 401,
+    message: 'This session logged in to this server through another address or certificate trust than the connection given now; nothing was sent through it.',
+    hint: 'Sync, search and fetch the form through the same connection (base URL and TLS pin or CA) the user logged in online with. If the server really moved or changed its certificate, log in online again through the new connection (loginOnline with it), then retry.',
   },
   SYNC_CANCELLED: {
     status: 499,
@@ -240,6 +255,16 @@ export const errorCatalogue = {
     message: 'A page of a database file failed its integrity check.',
     hint: 'Stop using this device for data entry; restore the device directory from a backup or log in online to fetch the records again.',
   },
+  VAULT_BUSY: {
+    status: 503,
+    message: "Another process is writing to this phone's database or keyring, and it did not finish in time.",
+    hint: 'Nothing was changed by this call: retry in a moment. Keep one Device per device directory per process where you can (a UI process and a background sync worker on the same directory wait for each other).',
+  },
+  VAULT_DEVICE_MISMATCH: {
+    status: 409,
+    message: 'This device directory was created for another IMEI than the one given.',
+    hint: 'Nothing was changed: pass the IMEI the directory was created with (createDevice({ imei })), e.g. from the same source the app read it from when the device was set up; use another directory for another device. Do not wipe it: the data in it is intact.',
+  },
   VAULT_STORAGE_FAILED: {
     status: 500,
     message: 'The device storage failed: it is full, read-only or reported an I/O error.',
@@ -301,6 +326,26 @@ export const errorCatalogue = {
     status: 409,
     message: "The upload does not continue where the server's copy of the photo ends.",
     hint: 'Ask GET /v1/photos/<photoId>/upload for the received offset and send the rest from there.',
+  },
+  PHOTO_ID_TAKEN: {
+    status: 409,
+    message: 'Another record already uses this photo id; a photo id belongs to the first record that referenced it.',
+    hint: 'This version of the record was not stored: remove the photo from the record and add the image again (it gets a new id), then sync. Other records in the push are not affected.',
+  },
+  PHOTO_UPLOAD_BUSY: {
+    status: 429,
+    message: 'You have as many photo uploads in progress as the server allows at once.',
+    hint: 'Wait for the time in the Retry-After header, then upload again from GET /v1/photos/<photoId>/upload; the SDK uploads photos one after another.',
+  },
+  PHOTO_UPLOAD_QUOTA: {
+    status: 429,
+    message: 'Your unfinished photo uploads already hold as many bytes as the server keeps for one user.',
+    hint: 'Finish the photo uploads you started (resume each from GET /v1/photos/<photoId>/upload); unfinished ones are dropped when they expire.',
+  },
+  PHOTO_UPLOAD_OWNED: {
+    status: 409,
+    message: 'Another user on another device has started uploading this photo; its partial upload was left as it is.',
+    hint: 'Let that upload finish (GET /v1/photos/<photoId>/upload shows its progress) or wait until it expires, then upload again.',
   },
 
   // Devices
@@ -463,6 +508,21 @@ export const errorCatalogue = {
     status: 409,
     message: 'This sign-up request was already approved or rejected.',
     hint: 'Look at it with "fieldvault-admin signups show USERNAME"; an approved user is managed with "fieldvault-admin users".',
+  },
+  SIGNUP_TOO_MANY_FROM_ADDRESS: {
+    status: 429,
+    message: 'Too many new sign-up requests came from this network address in the last hour.',
+    hint: 'Wait for the time in the Retry-After header and ask again, or ask an admin to invite you ("fieldvault-admin users add"); your records stay on the phone.',
+  },
+  SIGNUP_SERVER_FULL: {
+    status: 503,
+    message: 'The server already holds as many pending sign-up requests as it is configured to keep.',
+    hint: 'Ask an admin to approve or reject the pending requests ("fieldvault-admin signups list"), then ask again; your records stay on the phone.',
+  },
+  SIGNUP_QUARANTINE_FULL: {
+    status: 413,
+    message: 'This sign-up request already holds as many records as the server keeps before an admin decides.',
+    hint: 'Nothing to do: the record stays on the phone and is sent by the first sync after an admin approves the account.',
   },
   SIGNUP_ROLE_INVALID: {
     status: 400,
@@ -747,7 +807,7 @@ export function isErrorCode(value: string): value is ErrorCode {
 }
 
 /** Codes only the SDK raises, about the phone's own side; a server never sends them. */
-const SDK_ONLY_CODES: ReadonlySet<string> = new Set(['SYNC_LOGIN_REQUIRED', 'SYNC_CANCELLED']);
+const SDK_ONLY_CODES: ReadonlySet<string> = new Set(['SYNC_LOGIN_REQUIRED', 'SYNC_TRANSPORT_CHANGED', 'SYNC_CANCELLED']);
 
 /**
  * True for codes the SDK (or the field CLI) raises itself and never takes from a server

@@ -253,13 +253,16 @@ t.test('flow 4: two users, two servers, a temporary database for B, newest key w
   t.equal(s.kind, 'verified');
   t.equal(s.keyId, keyB.keyId, 'K_B won');
   t.same(await sc.serverKeys(phone.imei), { [A]: keyA, [B]: keyB }, 'step 3: B kept K_B; A has not heard of it yet');
-  await assertPhone(t, phone, { verified: keyB, databases: [keyB.keyId], users: { amina: ['verified'], bilal: [`temporary:${B}`] } }, 'step 3');
+  // bilal's keyring entry was written for the temporary database; its key is the verified one now,
+  // so the device lists him as a verified user before he logs in again (field audit #18).
+  await assertPhone(t, phone, { verified: keyB, databases: [keyB.keyId], users: { amina: ['verified'], bilal: ['verified'] } }, 'step 3');
   t.same(await visible(s, mine), [r1, r2].sort(), 'step 3: nothing lost in the migration');
   t.ok((await s.readPhoto(r1, Object.keys((await s.getRecord(r1)).photos)[0]!)).bytes.byteLength > 0, 'the photo moved with its record');
   await phone.sync(B);
   await phone.logout();
   t.same(await whereOnServers([r1, r2]), { [A]: [r1], [B]: [r1, r2].sort() });
-  // bilal's entry still names his old kind until his next login; his key is the device's verified key now.
+  // bilal's entry still names his old kind until his next login; his key is the device's verified key now,
+  // and his offline login opens the verified database.
   await assertOffline(
     t,
     phone,

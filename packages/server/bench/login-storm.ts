@@ -154,7 +154,7 @@ async function main(): Promise<void> {
     const setupToken = randomBytes(24).toString('base64url');
     const ready = await server.ask({ type: 'start', couchUrl: couch.url, setupToken, tls: { key: pems.private, cert: pems.cert } }, 'ready', 60_000);
     const params = ready.argon2;
-    say(`server on https://127.0.0.1:${ready.port}, store at ${couch.url}, Argon2id m=${params.memoryKiB} KiB t=${params.timeCost} p=${params.parallelism}, libuv threadpool ${ready.threadpool}, ${availableParallelism()} cores`);
+    say(`server on https://127.0.0.1:${ready.port}, store at ${couch.origin}, Argon2id m=${params.memoryKiB} KiB t=${params.timeCost} p=${params.parallelism}, libuv threadpool ${ready.threadpool}, ${availableParallelism()} cores`);
 
     // Enough keep-alive connections that no client waits for a socket on our side.
     agent = new Agent({ connect: { ca: pems.cert }, connections: CLIENTS + 64, pipelining: 1 });

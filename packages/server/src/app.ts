@@ -13,6 +13,7 @@ import { kekGuardPlugin } from './kek/plugin.js';
 import './http/context.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { loggerOptions } from './http/logger.js';
+import { limitConnections } from './http/connection-limits.js';
 import { installRateLimits } from './http/rate-limit.js';
 import { parseStrictJson } from './http/strict-json.js';
 import { installValidators } from './http/validation.js';
@@ -56,13 +57,30 @@ export async function buildApp(input: BuildAppInput): Promise<FastifyInstance> {
     // Fastify's own 503 while closing is not a catalogued body; requests in flight finish instead.
     return503OnClosing: false,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    // Slow clients (security audit M1): a request must arrive whole within `requestTimeoutMs`,
+    // and a silent socket is closed after `connectionTimeoutMs` (see config.ts for the values).
+    requestTimeout: config.http.requestTimeoutMs,
+    connectionTimeout: config.http.connectionTimeoutMs,
     // The store plugin may wait `startupWaitMs` for a store that is still starting; avvio's
     // default 10 s plugin timeout would cut that wait short with an uncatalogued error.
     pluginTimeout: config.couch.startupWaitMs + 30_000,
   };
   // With `https` Node creates a TLS server; the instance's API is the same, so it is typed as
   // the default one (Fastify's overloads would otherwise make every plugin generic over it).
-  const app: FastifyInstance = Fastify(input.https === undefined ? options : ({ ...options, https: { ...input.https } } as FastifyServerOptions));
+  // Node checks request deadlines every `connectionsCheckingInterval` (default 30 s); a shorter
+  // interval keeps a short configured timeout meaningful. Headers must come within the request time.
+  const nodeHttp = {
+    connectionsCheckingInterval: Math.min(5_000, Math.max(250, Math.floor(config.http.requestTimeoutMs / 4))),
+    headersTimeout: Math.min(60_000, config.http.requestTimeoutMs),
+  };
+  const app: FastifyInstance = Fastify(
+    input.https === undefined ? { ...options, http: nodeHttp } : ({ ...options, https: { ...nodeHttp, ...input.https } } as FastifyServerOptions),
+  );
+  limitConnections(app.server, {
+    max: config.http.maxConnections,
+    // Behind a proxy every socket is the proxy's: a per-address socket cap would cap everyone.
+    maxPerClient: config.trustProxy ? 0 : config.http.maxConnectionsPerClient,
+  });
 
   installValidators(app);
   installErrorHandling(app);
@@ -86,6 +104,9 @@ export async function buildApp(input: BuildAppInput): Promise<FastifyInstance> {
   // Responses carry tokens and keys: never cache them anywhere; never sniff their type.
   const tls = input.https !== undefined;
   app.addHook('onSend', async (_request, reply) => {
+    // A refused or oversized request may still be sending its body: end the connection rather
+    // than read on or keep it alive (security audit M1: 429'd sockets stayed open).
+    if (reply.statusCode === 429 || reply.statusCode === 413) void reply.header('connection', 'close');
     void reply.header('cache-control', 'no-store');
     void reply.header('x-content-type-options', 'nosniff');
     if (tls) void reply.header('strict-transport-security', HSTS);

@@ -67,6 +67,11 @@ export const ServerConfigSchema = Type.Object(
          * the server, where requests would outlive the phones' timeouts.
          */
         maxQueued: Type.Integer({ minimum: 1, maximum: 100_000, default: 32 }),
+        /**
+         * Most of those one client address (an IPv6 /64 counts as one) may hold at once, so that one
+         * address cannot fill the queue and lock everyone else out (security audit M4).
+         */
+        maxQueuedPerClient: Type.Integer({ minimum: 1, maximum: 100_000, default: 4 }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -120,6 +125,57 @@ export const ServerConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    /**
+     * Connection limits (security audit M1): a client that sends slowly, or holds many sockets,
+     * must not keep the server's connections and file descriptors. See docs/operations.md.
+     */
+    http: Type.Object(
+      {
+        /**
+         * Most time to receive one whole request, headers and body (Node's `requestTimeout`); the
+         * connection is closed after it. 5 min lets a 4 MiB push arrive at 16 KB/s (a poor 2G link);
+         * a photo upload cut by it keeps the bytes received and resumes from there.
+         */
+        requestTimeoutMs: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 300_000 }),
+        /** A socket with no traffic at all for this long is closed (Node's `server.timeout`). */
+        connectionTimeoutMs: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 120_000 }),
+        /** Most open connections, server-wide; more are closed at once. 0 = no limit. */
+        maxConnections: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 800 }),
+        /**
+         * Most open connections from one client address (IPv6 /64); more are closed at once.
+         * 0 = no limit. Not applied with `trustProxy` (every socket then comes from the proxy).
+         */
+        maxConnectionsPerClient: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 64 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    /**
+     * Sign-up requests from phones without an account (security audit M3): they need no session,
+     * so what one may store and how many there may be is bounded. See docs/protocol.md.
+     */
+    signups: Type.Object(
+      {
+        /** Largest sign-up request body in bytes (half a push: 413 INPUT_TOO_LARGE above). */
+        maxBytes: Type.Integer({ minimum: 1_024, maximum: 67_108_864, default: 2_097_152 }),
+        /**
+         * Most records in one sign-up request; more is refused as a whole with INPUT_TOO_LARGE.
+         * The SDK sends 500 per request by default.
+         */
+        maxRecords: Type.Integer({ minimum: 0, maximum: PUSH_MAX_RECORDS_CEILING, default: 500 }),
+        /**
+         * Most records, and bytes of records (their JSON), one pending sign-up holds in quarantine,
+         * renewals included; records beyond get SIGNUP_QUARANTINE_FULL each and stay on the phone
+         * for the first sync after approval. With `maxPending` this bounds the quarantine store.
+         */
+        quarantineMaxRecords: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 500 }),
+        quarantineMaxBytes: Type.Integer({ minimum: 0, maximum: 1_073_741_824, default: 2_097_152 }),
+        /** Most pending sign-ups on the server; more new ones get SIGNUP_SERVER_FULL. */
+        maxPending: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100 }),
+        /** Most new sign-up requests from one client address per hour (SIGNUP_TOO_MANY_FROM_ADDRESS). */
+        perClientPerHour: Type.Integer({ minimum: 1, maximum: 100_000, default: 5 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     /** Record sync (DESIGN.md §4): push batch limits, pull page budget, record history limit. */
     sync: Type.Object(
       {
@@ -142,10 +198,18 @@ export const ServerConfigSchema = Type.Object(
     /** Photo upload and download. */
     photos: Type.Object(
       {
-        /** Largest photo accepted, in bytes (PHOTO_TOO_LARGE above). Uploads are assembled in memory. */
+        /** Largest photo accepted, in bytes (PHOTO_TOO_LARGE above). An upload is assembled in memory only while it is checked and written (`maxAssembling` at once). */
         maxBytes: Type.Integer({ minimum: 1_024, maximum: 67_108_864, default: 10_485_760 }),
         /** How long an unfinished upload is kept for resuming before the sweep removes it. */
         uploadTtlSeconds: Type.Integer({ minimum: 60, maximum: 2_592_000, default: 604_800 }),
+        /** Photo uploads one user may have in progress at once (more: PHOTO_UPLOAD_BUSY, 429 with Retry-After). */
+        maxUploadsPerUser: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
+        /** Declared bytes of the unfinished uploads one user may keep for resuming (more: PHOTO_UPLOAD_QUOTA). */
+        pendingBytesPerUser: Type.Integer({ minimum: 1_024, maximum: 17_179_869_184, default: 268_435_456 }),
+        /** Uploads whose bytes are checked and written to the store at once, server-wide (the others wait their turn). */
+        maxAssembling: Type.Integer({ minimum: 1, maximum: 64, default: 2 }),
+        /** Directory for the bodies of uploads in progress (made 0700, files 0600, encrypted under a per-process key); default: a fresh private directory under the OS temp dir. */
+        spoolDir: Type.Optional(Type.String({ minLength: 1 })),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -8,7 +8,7 @@ const real = createPasswordHasher({ memoryKiB: 8192, timeCost: 2, parallelism: 1
 
 t.test('beyond maxQueued checks in flight, the next ones are refused with AUTH_BUSY and a Retry-After', async (t) => {
   const digest = await real.hash('a long enough passphrase here');
-  const hasher = withAdmission(real, 2);
+  const hasher = withAdmission(real, { maxQueued: 2, maxPerClient: 2 });
   const results = await Promise.allSettled(Array.from({ length: 6 }, () => hasher.verify(digest, 'a long enough passphrase here')));
   const ok = results.filter((r) => r.status === 'fulfilled');
   const busy = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -25,7 +25,7 @@ t.test('beyond maxQueued checks in flight, the next ones are refused with AUTH_B
 });
 
 t.test('a failing check frees its place too', async (t) => {
-  const hasher = withAdmission(real, 1);
+  const hasher = withAdmission(real, { maxQueued: 1, maxPerClient: 1 });
   t.equal(await hasher.verify('not a phc string', 'x'.repeat(20)), false);
   t.equal(hasher.queued, 0);
   await hasher.verifyDummy('y'.repeat(20));

@@ -8,7 +8,9 @@ t.test('defaults are filled in and strong', async (t) => {
   const c = resolveConfig({ couch: { url: 'http://127.0.0.1:5984' }, kek, serverId: 'server-a' });
   t.equal(c.couch.dbPrefix, 'fieldvault_');
   t.same(c.password, { minLength: 15, maxLength: 256 });
-  t.same(c.argon2, { memoryKiB: 65536, timeCost: 3, parallelism: 1, isolation: 'process', niceness: 10, maxQueued: 32 });
+  t.same(c.argon2, { memoryKiB: 65536, timeCost: 3, parallelism: 1, isolation: 'process', niceness: 10, maxQueued: 32, maxQueuedPerClient: 4 });
+  t.same(c.http, { requestTimeoutMs: 300_000, connectionTimeoutMs: 120_000, maxConnections: 800, maxConnectionsPerClient: 64 });
+  t.same(c.signups, { maxBytes: 2_097_152, maxRecords: 500, quarantineMaxRecords: 500, quarantineMaxBytes: 2_097_152, maxPending: 100, perClientPerHour: 5 });
   t.equal(c.maxSkewMs, 300_000);
   t.equal(c.throttle.maxFailures, 10);
   t.equal(c.session.ttlSeconds, 43_200);

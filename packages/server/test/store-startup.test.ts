@@ -22,7 +22,8 @@ async function freePort(): Promise<number> {
   return address.port;
 }
 
-const PASSWORD_IN_URL = 'store-pw-must-not-leak';
+// Long enough for the embedded store's credential rule (43+ base64url characters).
+const PASSWORD_IN_URL = `store-pw-must-not-leak-${'x'.repeat(24)}`;
 
 function config(port: number, startupWaitMs: number, logs: LogCapture): BuildAppInput {
   return {
@@ -52,7 +53,8 @@ t.test('a store that comes up after the server is waited for', async (t) => {
   t.match(logs.text(), 'the store is not answering yet', 'the wait is logged');
   const data = join(dir, 'couch');
   mkdirSync(data);
-  store = await startEmbeddedCouch({ dataDir: data, port });
+  // The store requires the credential the server was given (security audit H1).
+  store = await startEmbeddedCouch({ dataDir: data, port, credential: { username: 'app', password: PASSWORD_IN_URL } });
   const app = await starting;
   t.teardown(() => app.close());
   await app.ready();

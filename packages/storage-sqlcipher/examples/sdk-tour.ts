@@ -11,12 +11,10 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import type { Device, HttpTransport, Session, SyncSummary } from '@fieldvault/client';
-import type { ChildRecord } from '@fieldvault/protocol';
+import type { ChildRecord, Device, HttpTransport, Session, SyncSummary } from '@fieldvault/client';
 // #region imports
 import { join } from 'node:path';
-import { createDevice, createHttpTransport } from '@fieldvault/client';
-import { FieldvaultError } from '@fieldvault/protocol';
+import { createDevice, createHttpTransport, isFieldvaultError } from '@fieldvault/client';
 import { SqlCipherStorage } from '@fieldvault/storage-sqlcipher';
 // #endregion
 
@@ -82,7 +80,7 @@ async function wrongPassword(device: Device, username: string): Promise<string |
   try {
     await device.loginOffline(username, 'not her passphrase at all, sorry');
   } catch (err) {
-    if (!(err instanceof FieldvaultError)) throw err;
+    if (!isFieldvaultError(err)) throw err;
     code = err.code;   // VAULT_WRONG_PASSWORD: ask again; nothing on disk changed
   }
   // #endregion
@@ -138,7 +136,7 @@ async function sync(session: Session, transport: HttpTransport, log: (line: stri
     signal: controller.signal,
     retry: { attempts: 5, baseDelayMs: 500 },                     // optional
   });
-  // { serverId, pushed, pulled, failed: [{ id, code }], conflicts,
+  // { serverId, pushed, pulled, pulledChanged, failed: [{ id, code }], conflicts,
   //   photos: { uploaded, downloaded, failed: [{ photoId, code }] }, deviceStatus, wiped }
   const pending = await session.pendingCounts(transport.serverId); // { records, photos } not yet acknowledged
   await session.knownServers();                 // [{ serverId, loggedIn, role, lastSyncAt, pending }]
@@ -208,7 +206,7 @@ async function main(): Promise<void> {
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main().catch((err: unknown) => {
-    console.error(err instanceof FieldvaultError ? `${err.code}: ${err.message}` : err);
+    console.error(isFieldvaultError(err) ? `${err.code}: ${err.message}` : err);
     process.exitCode = 1;
   });
 }

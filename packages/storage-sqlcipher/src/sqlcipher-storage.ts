@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, openSync, closeSync, fsyncSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
 import type { OpenOptions, SqlExecutor, SqlRow, SqlValue, StorageAdapter, StorageHandle } from '@fieldvault/client';
 import { FieldvaultError } from '@fieldvault/protocol';
@@ -93,15 +93,17 @@ function mapError(err: unknown, phase: 'open' | 'use'): FieldvaultError {
       ? new FieldvaultError('VAULT_DB_KEY_REJECTED', { cause: err })
       : new FieldvaultError('VAULT_DB_CORRUPT', { detail: code, cause: err });
   }
+  // Another connection (another process) held the file longer than the busy timeout: not the
+  // disk's fault; the caller may simply retry (audit M6).
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    return new FieldvaultError('VAULT_BUSY', { detail: code, cause: err });
+  }
   if (
     code === 'SQLITE_FULL' ||
     code === 'SQLITE_CANTOPEN' ||
     code === 'SQLITE_PERM' ||
-    code === 'SQLITE_BUSY' ||
-    code === 'SQLITE_LOCKED' ||
     code.startsWith('SQLITE_IOERR') ||
     code.startsWith('SQLITE_READONLY') ||
-    code.startsWith('SQLITE_BUSY') ||
     ['ENOSPC', 'EACCES', 'EROFS', 'EIO', 'EPERM'].includes(code)
   ) {
     return new FieldvaultError('VAULT_STORAGE_FAILED', { detail: code, cause: err });
@@ -123,6 +125,33 @@ function fsyncDirectory(dir: string): void {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+}
+
+/*
+ * Writers of one file within this process, across every connection of every adapter: a write
+ * waits here (asynchronously) for the previous one. SQLite's busy timeout alone cannot serve two
+ * connections of one process (two `Device` objects on one directory): the driver is synchronous,
+ * so a writer waiting in the busy handler blocks the very event loop the holder of the lock needs
+ * to finish its transaction, and always fails after the timeout. Across processes, the busy
+ * timeout does the waiting.
+ */
+const fileWriters = new Map<string, Promise<void>>();
+
+async function withFileWriteLock<T>(path: string, fn: () => Promise<T> | T): Promise<T> {
+  const previous = fileWriters.get(path) ?? Promise.resolve();
+  let release = (): void => undefined;
+  const mine = new Promise<void>((r) => {
+    release = r;
+  });
+  const tail = previous.then(() => mine);
+  fileWriters.set(path, tail);
+  await previous;
+  try {
+    return await fn();
+  } finally {
+    release();
+    if (fileWriters.get(path) === tail) fileWriters.delete(path);
   }
 }
 
@@ -187,6 +216,8 @@ class SqlCipherHandle implements StorageHandle {
   readonly #storage: SqlCipherStorage;
   /** The main database's page size: the connection's default, tried first for an ATTACH. */
   readonly #pageSize: PageSize;
+  /** Absolute path of the main file: the key of the process-wide write lock. */
+  readonly #path: string;
   // Serialises every call on this connection: a transaction spans awaits, and nothing from
   // outside may run inside it.
   #tail: Promise<void> = Promise.resolve();
@@ -198,6 +229,7 @@ class SqlCipherHandle implements StorageHandle {
     this.#db = db;
     this.#pageSize = pageSize;
     this.#runner = new Runner(db);
+    this.#path = resolvePath(storage.pathOf(name));
   }
 
   #exclusive<T>(fn: () => Promise<T> | T): Promise<T> {
@@ -213,7 +245,7 @@ class SqlCipherHandle implements StorageHandle {
   }
 
   execute(sql: string, params?: readonly SqlValue[]): Promise<number> {
-    return this.#exclusive(() => this.#runner.executeSync(sql, params));
+    return this.#exclusive(() => withFileWriteLock(this.#path, () => this.#runner.executeSync(sql, params)));
   }
 
   query<R extends SqlRow = SqlRow>(sql: string, params?: readonly SqlValue[]): Promise<R[]> {
@@ -221,39 +253,41 @@ class SqlCipherHandle implements StorageHandle {
   }
 
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-    return this.#exclusive(async () => {
-      let live = true;
-      const guard = (): void => {
-        if (!live) throw new FieldvaultError('INTERNAL_ERROR', { detail: 'a statement ran on a finished transaction' });
-      };
-      const tx: SqlExecutor = {
-        execute: async (sql, params) => {
-          guard();
-          return this.#runner.executeSync(sql, params);
-        },
-        query: async (sql, params) => {
-          guard();
-          return this.#runner.querySync(sql, params);
-        },
-      };
-      this.#runner.executeSync('BEGIN IMMEDIATE');
-      try {
-        const result = await fn(tx);
-        this.#runner.executeSync('COMMIT');
-        return result;
-      } catch (err) {
-        if (this.#db.inTransaction) {
-          try {
-            this.#db.exec('ROLLBACK');
-          } catch {
-            // The original error is the one worth reporting.
-          }
+    return this.#exclusive(() => withFileWriteLock(this.#path, () => this.#transaction(fn)));
+  }
+
+  async #transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    let live = true;
+    const guard = (): void => {
+      if (!live) throw new FieldvaultError('INTERNAL_ERROR', { detail: 'a statement ran on a finished transaction' });
+    };
+    const tx: SqlExecutor = {
+      execute: async (sql, params) => {
+        guard();
+        return this.#runner.executeSync(sql, params);
+      },
+      query: async (sql, params) => {
+        guard();
+        return this.#runner.querySync(sql, params);
+      },
+    };
+    this.#runner.executeSync('BEGIN IMMEDIATE');
+    try {
+      const result = await fn(tx);
+      this.#runner.executeSync('COMMIT');
+      return result;
+    } catch (err) {
+      if (this.#db.inTransaction) {
+        try {
+          this.#db.exec('ROLLBACK');
+        } catch {
+          // The original error is the one worth reporting.
         }
-        throw err;
-      } finally {
-        live = false;
       }
-    });
+      throw err;
+    } finally {
+      live = false;
+    }
   }
 
   /**
@@ -421,8 +455,12 @@ export class SqlCipherStorage implements StorageAdapter {
     if (!existed) {
       try {
         mkdirSync(this.directory, { recursive: true, mode: 0o700 });
+        // Created here with mode 0600 (the driver would make it 0644 under the usual umask);
+        // SQLite gives its -wal and -shm files the mode of the main file. An empty file is an
+        // empty database, so a crash right after this leaves nothing the next open trips on.
+        closeSync(openSync(path, 'wx', 0o600));
       } catch (err) {
-        throw mapError(err, 'open');
+        if ((err as { code?: unknown }).code !== 'EEXIST') throw mapError(err, 'open');
       }
     }
     // A new file gets this adapter's page size (the first one tried always opens an empty file).

@@ -54,8 +54,15 @@ async function hostile(t: Test, answer: (method: string, path: string, body: str
   return `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
+/**
+ * A transport to the hostile stand-in at `url`, which presents A's certificate (the pin holds):
+ * it plays server A answering badly (a compromised A, or one holding A's key), so the transport
+ * declares A's identity and the session's login to A is used through it (SDK audit H2: otherwise
+ * the SDK would refuse to send A's token to another address at all).
+ */
 function transportTo(url: string, extra: { maxSyncResponseBytes?: number; timeoutMs?: number } = {}) {
-  return createHttpTransport({ baseUrl: url, serverId: 'server-a', tls: { pinSha256: A.fingerprint }, timeoutMs: extra.timeoutMs ?? 5_000, ...extra });
+  const transport = createHttpTransport({ baseUrl: url, serverId: 'server-a', tls: { pinSha256: A.fingerprint }, timeoutMs: extra.timeoutMs ?? 5_000, ...extra });
+  return { ...transport, identity: A.transport().identity ?? '' };
 }
 
 /** A logged-in phone; with `pending`, one record waits for A, else everything is synced. */

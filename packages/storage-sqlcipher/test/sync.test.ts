@@ -315,8 +315,13 @@ t.test('photos travel between two phones through a server, and an upload cut mid
   t.ok((await amina.readPhoto(record.id, big.photoId)).bytes.byteLength > 0);
 });
 
+/**
+ * A transport to `server` through the relay at `url`. The relay forwards the TLS stream untouched
+ * (the pin still checks the server's own certificate), so the test declares it the server's
+ * transport identity: the session's login to the server (made directly) may be used through it.
+ */
 function createTransportVia(url: string, server: ServerProcess): Transport {
-  return server.transport({ baseUrl: url });
+  return { ...server.transport({ baseUrl: url }), identity: server.transport().identity ?? '' };
 }
 
 t.test('progress events are monotonic per phase and their totals are right', async (t) => {

@@ -41,13 +41,22 @@ function conflictsLine(s: SyncSummary, newConflicts: number): string {
   return `${s.conflicts} record(s) of this sync have an edit waiting for a supervisor's review (${fresh}); "search --needs-review" lists them`;
 }
 
+/**
+ * What the pull brought: the records it made new or different on this phone, then the others the
+ * server sent (mostly this phone's own changes coming back), which changed nothing here.
+ */
+function receivedLine(s: SyncSummary): string {
+  const unchanged = s.pulled - s.pulledChanged;
+  const changed = `${s.pulledChanged} new or changed record(s)`;
+  return unchanged === 0 ? changed : `${changed}, ${unchanged} more this phone already had (e.g. its own changes sent back)`;
+}
+
 function summaryText(name: string, s: SyncSummary, failures: readonly Failure[], newConflicts: number): string {
   const lines = [
     keyValues([
       ['server', `${name} (${s.serverId})`],
       ['sent', `${s.pushed} record(s)`],
-      // The SDK counts every record the server sent, this phone's own changes coming back included.
-      ['received', `${s.pulled} record(s), counting this phone's own changes the server sends back`],
+      ['received', receivedLine(s)],
       ['conflicts', conflictsLine(s, newConflicts)],
       ['photos', `${s.photos.uploaded} uploaded, ${s.photos.downloaded} downloaded${s.photos.failed.length === 0 ? '' : `, ${s.photos.failed.length} failed`}`],
       ['device', s.wiped ? 'retired: everything was synced, so this phone was wiped' : s.deviceStatus],

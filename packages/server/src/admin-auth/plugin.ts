@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { FieldvaultError, isFieldvaultError } from '@fieldvault/protocol';
 import type { TotpState, UserRecord } from '../couch/records.js';
+import { clientKey } from '../http/client-key.js';
 import { EmptyObjectSchema, iso, responses } from '../http/schemas.js';
 import { assertKeepsUsableAdmin } from '../users/last-admin.js';
 import { UserViewSchema, UsernameParamsSchema, userView } from '../users/schemas.js';
@@ -110,8 +111,8 @@ export const adminAuthPlugin = fp(
     });
 
     /** Password check for the enrolment routes: admins only. */
-    async function adminByPassword(username: string, password: string): Promise<UserRecord> {
-      const user = await app.verifyCredentials(username, password, { keepFailures: true });
+    async function adminByPassword(request: FastifyRequest, username: string, password: string): Promise<UserRecord> {
+      const user = await app.verifyCredentials(username, password, { keepFailures: true, client: clientKey(request.ip) });
       if (user.role !== 'admin') throw new FieldvaultError('AUTH_TOTP_NOT_ADMIN');
       return user;
     }
@@ -120,7 +121,7 @@ export const adminAuthPlugin = fp(
       '/v1/admin/totp/enrol',
       { config: authLimit, schema: { body: EnrolBodySchema, response: responses({ 200: EnrolResponseSchema }) } },
       async (request) => {
-        const user = await adminByPassword(request.body.username, request.body.password);
+        const user = await adminByPassword(request, request.body.username, request.body.password);
         if (isConfirmed(user.totp)) throw new FieldvaultError('AUTH_TOTP_ALREADY_ENROLLED');
         const secret = newTotpSecret();
         try {
@@ -147,7 +148,7 @@ export const adminAuthPlugin = fp(
       '/v1/admin/totp/confirm',
       { config: authLimit, schema: { body: ConfirmBodySchema, response: responses({ 200: ConfirmResponseSchema }) } },
       async (request) => {
-        const user = await adminByPassword(request.body.username, request.body.password);
+        const user = await adminByPassword(request, request.body.username, request.body.password);
         const pending = user.totp;
         if (isConfirmed(pending)) throw new FieldvaultError('AUTH_TOTP_ALREADY_ENROLLED');
         if (pending === null) throw new FieldvaultError('AUTH_TOTP_ENROLMENT_REQUIRED', { detail: 'start the enrolment first' });
@@ -182,7 +183,7 @@ export const adminAuthPlugin = fp(
         const { username, password, code } = request.body;
         let codeAsked = false;
         try {
-          const user = await adminByPassword(username, password);
+          const user = await adminByPassword(request, username, password);
           // The console always needs an enrolled TOTP, whatever `adminTotp.required` says.
           if (!isConfirmed(user.totp)) throw new FieldvaultError('AUTH_TOTP_ENROLMENT_REQUIRED');
           if (code === undefined) {

@@ -6,6 +6,7 @@ import { FieldvaultError, isFieldvaultError, loginSignatureMessage, type KeyReco
 import type { DeviceRecord, UserRecord } from '../couch/records.js';
 import { checkOfferedKey, decideDeviceKey, type KeyDecision, type OfferedKey } from '../devices/device-keys.js';
 import { iso, responses } from '../http/schemas.js';
+import { clientKey } from '../http/client-key.js';
 import { hashSecret, newToken } from '../http/tokens.js';
 import { ChallengeBodySchema, ChallengeResponseSchema, LoginBodySchema, LoginResponseSchema } from './schemas.js';
 
@@ -89,7 +90,7 @@ export const authPlugin: FastifyPluginAsync = async (app) => {
 
     // Admins prove a second factor (TOTP) before any key or session is handed out; their failure
     // count is cleared only once that passes too.
-    const user: UserRecord = await app.verifyCredentials(body.username, body.password, { keepFailures: (u) => u.role === 'admin' });
+    const user: UserRecord = await app.verifyCredentials(body.username, body.password, { keepFailures: (u) => u.role === 'admin', client: clientKey(request.ip) });
     const factor = await app.checkSecondFactor(request, user, body.totp);
     try {
       assertDeviceUsable(before, body);

@@ -11,9 +11,15 @@ const PHOTO_PAGE = 50;
 const DESIGN = '_design/';
 /** Unfinished photo uploads: transient, never backed up (the phone uploads again). */
 const UPLOAD_PREFIX = 'upload:';
+/**
+ * Photo-id bindings (`owner:<photoId>`, security audit H2): derived, not backed up, so the photo
+ * count stays one per photo. After a restore an uploaded photo's id stays bound through its photo
+ * document; the others are bound again by their record's next push or upload.
+ */
+const OWNER_PREFIX = 'owner:';
 
 function skipped(db: BackupDatabase, id: string): boolean {
-  return id.startsWith(DESIGN) || (db === 'photos' && id.startsWith(UPLOAD_PREFIX));
+  return id.startsWith(DESIGN) || (db === 'photos' && (id.startsWith(UPLOAD_PREFIX) || id.startsWith(OWNER_PREFIX)));
 }
 
 /** A stored document as it goes into an archive: no `_rev`, attachments inline as `{content_type, data}`. */

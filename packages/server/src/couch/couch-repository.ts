@@ -4,12 +4,15 @@ import { FieldvaultError, isFieldvaultError } from '@fieldvault/protocol';
 import {
   DESIGN_NAME,
   DESIGN_VERSION,
+  UPLOAD_QUOTA_DESIGN,
+  UPLOAD_QUOTA_VERSION,
   auditViews,
   devicesViews,
   pendingViews,
   photosViews,
   recordsViews,
   sessionsViews,
+  uploadQuotaViews,
   usersViews,
   type DesignViews,
 } from './design-docs.js';
@@ -65,6 +68,8 @@ const RECORD_PREFIX = 'rec:';
 const recordDocId = (id: string): string => `${RECORD_PREFIX}${id}`;
 const photoDocId = (id: string): string => `photo:${id}`;
 const uploadDocId = (id: string): string => `upload:${id}`;
+/** Which record a photo id belongs to (security audit H2): created once, never changed. */
+const ownerDocId = (id: string): string => `owner:${id}`;
 const PHOTO_ATTACHMENT = 'photo';
 const UPLOAD_ATTACHMENT = 'partial';
 
@@ -177,6 +182,7 @@ export class CouchRepository {
     await this.ensureDesign(this.records, recordsViews);
     await this.ensureDesign(this.photos, photosViews);
     await this.ensureDesign(this.pending, pendingViews);
+    await this.ensureDesign(this.photos, uploadQuotaViews, UPLOAD_QUOTA_DESIGN, UPLOAD_QUOTA_VERSION);
   }
 
   /** Deletes this repository's databases (tests, and an admin's explicit reset). */
@@ -190,12 +196,12 @@ export class CouchRepository {
     }
   }
 
-  private async ensureDesign(db: Db, views: DesignViews): Promise<void> {
-    const id = `_design/${DESIGN_NAME}`;
+  private async ensureDesign(db: Db, views: DesignViews, name = DESIGN_NAME, version = DESIGN_VERSION): Promise<void> {
+    const id = `_design/${name}`;
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const existing = await this.getDoc(db, id, 'design.get');
-      if (existing !== undefined && existing['version'] === DESIGN_VERSION) return;
-      const doc: Doc = { _id: id, language: 'javascript', version: DESIGN_VERSION, views };
+      if (existing !== undefined && existing['version'] === version) return;
+      const doc: Doc = { _id: id, language: 'javascript', version, views };
       if (existing?._rev !== undefined) doc._rev = existing._rev;
       try {
         await db.insert(doc);
@@ -756,6 +762,19 @@ export class CouchRepository {
   }
 
   /**
+   * An unfinished upload without its bytes (security audit M2: the bytes are read only while the
+   * upload is assembled); `dataLength` is the stored attachment's length.
+   */
+  async getUploadState(photoId: string): Promise<{ upload: UploadRecord; dataLength: number; version: string } | undefined> {
+    const doc = await this.getDoc(this.photos, uploadDocId(photoId), 'upload.get');
+    if (doc === undefined || doc['type'] !== 'upload' || doc._rev === undefined) return undefined;
+    const attachments = doc['_attachments'] as Record<string, { length?: unknown }> | undefined;
+    const length = attachments?.[UPLOAD_ATTACHMENT]?.length;
+    const { _attachments: _a, ...upload } = strip<UploadRecord & { _attachments?: unknown }>(doc);
+    return { upload, dataLength: typeof length === 'number' ? length : 0, version: doc._rev };
+  }
+
+  /**
    * Writes an unfinished upload with all its bytes so far, only if it is still at `version`
    * (null: it must not exist). False when another request changed it first.
    */
@@ -779,6 +798,65 @@ export class CouchRepository {
   /** Drops an unfinished upload (after it completed, or to start over). */
   async deleteUpload(photoId: string): Promise<void> {
     await this.remove(this.photos, uploadDocId(photoId), 'upload.delete');
+  }
+
+  /**
+   * The record that owns each of `photoIds` (security audit H2): its `owner:<id>` document, else
+   * (ids bound before owner documents existed) the record its stored photo was uploaded for.
+   * Ids with neither are absent. One `_all_docs` read.
+   */
+  async photoOwners(photoIds: readonly string[]): Promise<Map<string, string>> {
+    const ids = [...new Set(photoIds)];
+    const docs = await this.fetchDocs(this.photos, ids.flatMap((id) => [ownerDocId(id), photoDocId(id)]), 'photo.owners');
+    const owners = new Map<string, string>();
+    for (const id of ids) {
+      const owner = docs.get(ownerDocId(id));
+      const photo = docs.get(photoDocId(id));
+      const recordId = owner?.['type'] === 'photo-owner' ? owner['recordId'] : photo?.['type'] === 'photo' ? photo['recordId'] : undefined;
+      if (typeof recordId === 'string') owners.set(id, recordId);
+    }
+    return owners;
+  }
+
+  /**
+   * Binds each photo id to its record unless it is bound already (one `_bulk_docs` write; the
+   * store's unique document ids decide between concurrent claims). Returns the owner of every
+   * claimed id after the write: the claimant, or the record that got there first.
+   */
+  async bindPhotoOwners(claims: ReadonlyMap<string, string>, at: number): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    if (claims.size === 0) return out;
+    const entries = [...claims];
+    let res: nano.DocumentBulkResponse[];
+    try {
+      res = await this.photos.bulk({ docs: entries.map(([photoId, recordId]) => ({ _id: ownerDocId(photoId), type: 'photo-owner', photoId, recordId, at })) });
+    } catch (err) {
+      throw storeError(err, 'photo.bind');
+    }
+    const lost: string[] = [];
+    entries.forEach(([photoId, recordId], i) => {
+      const r = res[i];
+      if (r !== undefined && r.error === undefined) out.set(photoId, recordId);
+      else lost.push(photoId);
+    });
+    if (lost.length > 0) for (const [id, owner] of await this.photoOwners(lost)) out.set(id, owner);
+    return out;
+  }
+
+  /** Drops a stored photo (one stored under an id its record does not own, security audit H2). */
+  async deletePhoto(photoId: string): Promise<void> {
+    await this.remove(this.photos, photoDocId(photoId), 'photo.delete');
+  }
+
+  /** The declared bytes of the unfinished uploads `username` started (security audit M2). */
+  async pendingUploadBytes(username: string): Promise<number> {
+    try {
+      const res = await this.photos.view<unknown>(UPLOAD_QUOTA_DESIGN, 'pending_bytes_by_user', { key: username, reduce: true, group: true });
+      const value = res.rows[0]?.value;
+      return typeof value === 'number' ? value : 0;
+    } catch (err) {
+      throw storeError(err, 'upload.quota');
+    }
   }
 
   // ---------------------------------------------------------------------------------------------

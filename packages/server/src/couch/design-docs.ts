@@ -10,7 +10,7 @@ export const DESIGN_VERSION = 1;
 export const DESIGN_NAME = 'fieldvault';
 
 export interface DesignViews {
-  readonly [view: string]: { readonly map: string };
+  readonly [view: string]: { readonly map: string; readonly reduce?: string };
 }
 
 export const usersViews: DesignViews = {
@@ -101,6 +101,22 @@ export const recordsViews: DesignViews = {
   }
   if (typeof doc.record.createdBy === 'string') { emit(['c', doc.record.createdBy, doc._id], null); }
 }`,
+  },
+};
+
+/**
+ * Upload quotas (security audit M2): a design document of its own, so adding it does not rebuild
+ * the other views of the photos database on a real CouchDB (which indexes all views of one design
+ * document together) and `DESIGN_VERSION` stays as it is.
+ */
+export const UPLOAD_QUOTA_DESIGN = 'fieldvault-upload-quota';
+export const UPLOAD_QUOTA_VERSION = 1;
+
+/** The declared size of each unfinished upload by the user who started it; `_sum` gives a user's pending bytes. */
+export const uploadQuotaViews: DesignViews = {
+  pending_bytes_by_user: {
+    map: "function (doc) { if (doc.type === 'upload' && typeof doc.startedBy === 'string' && typeof doc.size === 'number') { emit(doc.startedBy, doc.size); } }",
+    reduce: '_sum',
   },
 };
 

@@ -232,6 +232,8 @@ export interface UploadRecord {
   readonly contentType: PhotoType;
   readonly received: number;
   readonly startedBy: string;
+  /** IMEI of the session that started it: that device (any user) or `startedBy` (any device) may continue it (security audit L7). */
+  readonly startedFrom?: string;
   readonly updatedAt: number;
   /** When the sweep may drop it. */
   readonly expiresAt: number;

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { FieldvaultError } from '@fieldvault/protocol';
+import { clientKey } from './client-key.js';
 
 /** A route's own limit, as routes declare it: `config: { rateLimit: { max, timeWindow } }`. */
 interface RouteLimit {
@@ -39,9 +40,11 @@ export async function installRateLimits(app: FastifyInstance, options: { max: nu
     route.config = { ...route.config, rateLimit: false };
   });
 
-  await app.register(rateLimit, { global: false, max: options.max, timeWindow: options.timeWindowMs });
+  // An IPv6 /64 is one client (client-key.ts): otherwise one subscriber could rotate addresses.
+  const keyGenerator = (request: FastifyRequest): string => clientKey(request.ip);
+  await app.register(rateLimit, { global: false, max: options.max, timeWindow: options.timeWindowMs, keyGenerator });
 
-  const perIp = app.createRateLimit({ max: options.max, timeWindow: options.timeWindowMs });
+  const perIp = app.createRateLimit({ max: options.max, timeWindow: options.timeWindowMs, keyGenerator });
   // One counter store per limited route, created on first use (routes are all known by then).
   const perRoute = new Map<string, Limiter>();
   const routeLimiter = (request: FastifyRequest): Limiter | undefined => {
@@ -50,7 +53,7 @@ export async function installRateLimits(app: FastifyInstance, options: { max: nu
     if (limit === undefined) return undefined;
     let limiter = perRoute.get(key);
     if (limiter === undefined) {
-      limiter = app.createRateLimit({ max: limit.max, timeWindow: limit.timeWindow });
+      limiter = app.createRateLimit({ max: limit.max, timeWindow: limit.timeWindow, keyGenerator });
       perRoute.set(key, limiter);
     }
     return limiter;

@@ -1,4 +1,4 @@
-import { DELETED_FIELD, FieldvaultError, normalizeRecord, resolutionKey, type ChildRecord, type FieldVersion, type ResolvedEntry } from '@fieldvault/protocol';
+import { DELETED_FIELD, FieldvaultError, normalizeRecord, resolutionKey, type ChildRecord, type FieldVersion, type RecordLimits, type ResolvedEntry } from '@fieldvault/protocol';
 import type { Role } from '../couch/records.js';
 import type { AuthContext } from '../sessions/plugin.js';
 
@@ -47,7 +47,13 @@ import type { AuthContext } from '../sessions/plugin.js';
  *   supervisors, and the same push again changes nothing. Counted as `unappliedRelays`. The
  *   pusher's own deletion or resolution is still refused (RECORD_FORBIDDEN): that is their action;
  * - nobody changes who created a record (`createdBy`, `createdAt`, `device`): merge keeps the
- *   oldest creation, so a forged older one would take a record over (RECORD_CREATOR_MISMATCH).
+ *   oldest creation, so a forged older one would take a record over (RECORD_CREATOR_MISMATCH);
+ * - the last quarter of a record's history is kept for its creator, supervisors and admins
+ *   (`assertHistoryShare`). History only grows and its versions' authors are unsigned, so one
+ *   field worker's push could otherwise fill a record of someone else up to `maxHistory` with
+ *   junk versions, after which nobody could edit it (security audit, s9 H3). Above three quarters,
+ *   a push by anyone else that adds versions is refused (RECORD_HISTORY_RESERVED) and the stored
+ *   record is unchanged; the people who can still edit it are the ones who can deal with it.
  */
 
 /** Roles that delete or restore any record and resolve conflicts. */
@@ -149,4 +155,26 @@ export function assertMayWrite(auth: AuthContext, stored: ChildRecord | undefine
     if (!mayDelete) throw forbidden(DELETED_FIELD, "only supervisors delete or restore others' records");
   }
   return { relayedDeletions: added.length, relayedResolutions };
+}
+
+/** The share of `maxHistory` that pushes by users other than a record's creator and reviewers may fill. */
+export const SHARED_HISTORY_SHARE = 0.75;
+
+/**
+ * Refuses a push that adds versions to a record whose history would then be in its reserved last
+ * quarter, unless the pusher created the record or is a supervisor or admin (see the rules above).
+ * A push that adds no versions (a resolution, photos, the same record again) is not judged here.
+ *
+ * @throws RECORD_HISTORY_RESERVED
+ */
+export function assertHistoryShare(auth: AuthContext, stored: ChildRecord | undefined, merged: ChildRecord, limits: RecordLimits): void {
+  if (REVIEWERS.includes(auth.role)) return;
+  if ((stored?.createdBy ?? merged.createdBy) === auth.username) return;
+  const shared = Math.floor(limits.maxHistory * SHARED_HISTORY_SHARE);
+  const before = stored?.history.length ?? 0;
+  if (merged.history.length <= shared || merged.history.length <= before) return;
+  throw new FieldvaultError('RECORD_HISTORY_RESERVED', {
+    detail: `history: ${merged.history.length} versions would be over the ${shared} that others than its creator and supervisors may fill (limit ${limits.maxHistory})`,
+    details: { field: 'history' },
+  });
 }

@@ -20,11 +20,13 @@ import {
 } from '@fieldvault/protocol';
 import type { QuarantinedRecord, RecordEnvelope, SignupRecord, UserRecord } from '../couch/records.js';
 import { CouchSignupStore } from '../couch/signup-store.js';
+import { clientKey } from '../http/client-key.js';
 import { EmptyObjectSchema, iso, isoOrNull, responses } from '../http/schemas.js';
 import { hashSecret } from '../http/tokens.js';
 import type { AuthContext } from '../sessions/plugin.js';
-import { errorResult, mergePushed, parsePushItem, pushItemId, type PushContext } from '../sync/push.js';
+import { errorResult, mergePushed, parsePushItem, pushItemId, resolvePhotoOwners, type PushContext } from '../sync/push.js';
 import { userView } from '../users/schemas.js';
+import { QuarantineQuota, SignupsPerClient, recordBytes } from './limits.js';
 import {
   ApproveBodySchema,
   ApproveResponseSchema,
@@ -64,6 +66,35 @@ export const signupsPlugin: FastifyPluginAsync = async (app) => {
   const store = new CouchSignupStore({ url: config.couch.url, dbPrefix: config.couch.dbPrefix });
   const authLimit = { rateLimit: { max: config.rateLimit.authMax, timeWindow: config.rateLimit.timeWindowMs } };
   const limits = { maxHistory: config.sync.maxHistory };
+  const perClient = new SignupsPerClient(config.signups.perClientPerHour, app.now);
+
+  /**
+   * A new request (not a renewal) is counted against its address's hourly allowance and the
+   * server-wide number of pending requests before it costs a password hash (security audit M3).
+   * @throws SIGNUP_TOO_MANY_FROM_ADDRESS, SIGNUP_SERVER_FULL
+   */
+  async function assertRoomForNew(client: string): Promise<void> {
+    perClient.take(client);
+    const max = config.signups.maxPending;
+    const pending = await store.listSignups('pending', max, undefined);
+    if (pending.items.length >= max) {
+      perClient.refund(client);
+      throw new FieldvaultError('SIGNUP_SERVER_FULL', { details: { maxPending: max } });
+    }
+  }
+
+  /** The records `username` holds in quarantine now, by id. */
+  async function quarantinedRecords(username: string): Promise<Map<string, ChildRecord>> {
+    const held = new Map<string, ChildRecord>();
+    let after: string | undefined;
+    for (;;) {
+      const page = await store.listQuarantined(username, after, MOVE_PAGE);
+      for (const q of page) held.set(q.record.id, q.record);
+      const last = page[page.length - 1];
+      if (page.length < MOVE_PAGE || last === undefined) return held;
+      after = last.record.id;
+    }
+  }
 
   /**
    * The login's device checks, for a sign-up call: a fresh single-use challenge for this IMEI,
@@ -115,15 +146,19 @@ export const signupsPlugin: FastifyPluginAsync = async (app) => {
     '/v1/signups',
     {
       config: authLimit,
-      bodyLimit: config.sync.pushMaxBytes,
+      // Smaller than a push: anyone may call this route, no account needed (security audit M3).
+      bodyLimit: config.signups.maxBytes,
       schema: { body: SignupRequestBodySchema, response: responses({ 200: SignupRequestResponseSchema }) },
     },
     async (request) => {
       const body = request.body;
       const { username } = body;
+      const client = clientKey(request.ip);
+      // This address's share of the login queue, not all of it (security audit M4).
+      const hasher = app.passwordHasher.forClient(client);
       await verifyDeviceProof(body, 'request');
       const items = body.records ?? [];
-      const max = config.sync.pushMaxRecords;
+      const max = config.signups.maxRecords;
       if (items.length > max) {
         throw new FieldvaultError('INPUT_TOO_LARGE', { detail: `records: at most ${max} per request; send the rest in further requests`, details: { field: 'records', maxRecords: max } });
       }
@@ -136,12 +171,13 @@ export const signupsPlugin: FastifyPluginAsync = async (app) => {
       let passwordHash: string;
       if (before?.status === 'pending') {
         if (!sameDevice(before, body)) throw new FieldvaultError('SIGNUP_PENDING_ELSEWHERE');
-        if (before.passwordHash === null || !(await app.passwordHasher.verify(before.passwordHash, password))) {
+        if (before.passwordHash === null || !(await hasher.verify(before.passwordHash, password))) {
           throw new FieldvaultError('AUTH_INVALID_CREDENTIALS');
         }
         passwordHash = before.passwordHash;
       } else {
-        passwordHash = await app.passwordHasher.hash(password);
+        await assertRoomForNew(client);
+        passwordHash = await hasher.hash(password);
       }
       const now = app.now();
       const saved = await store.modifySignup(username, (cur) => {
@@ -179,6 +215,23 @@ export const signupsPlugin: FastifyPluginAsync = async (app) => {
           results[i] = errorResult(pushItemId(raw), err);
         }
       });
+      // The quota of what one request may hold in quarantine (renewals included): records beyond
+      // it fail alone with SIGNUP_QUARANTINE_FULL and stay on the phone for the first sync.
+      const held = byId.size === 0 ? new Map<string, ChildRecord>() : await quarantinedRecords(username);
+      const quota = new QuarantineQuota(
+        new Map([...held].map(([id, record]) => [id, recordBytes(record)] as const)),
+        config.signups.quarantineMaxRecords,
+        config.signups.quarantineMaxBytes,
+      );
+      for (const [id, { record, indexes }] of byId) {
+        const cur = held.get(id);
+        try {
+          quota.admit(id, recordBytes(cur === undefined ? record : mergeRecords(cur, record)));
+        } catch (err) {
+          for (const i of indexes) results[i] = errorResult(id, err);
+          byId.delete(id);
+        }
+      }
       const changed = await store.modifyQuarantined(username, [...byId.keys()], (id, cur): QuarantinedRecord | undefined => {
         const incoming = (byId.get(id) as { record: ChildRecord }).record;
         const merged = cur === undefined ? incoming : mergeRecords(cur.record, incoming);
@@ -266,6 +319,8 @@ export const signupsPlugin: FastifyPluginAsync = async (app) => {
       const page = await store.listQuarantined(s.username, after, MOVE_PAGE);
       if (page.length === 0) break;
       const byId = new Map(page.map((q) => [q.record.id, q.record]));
+      // Photo ids a quarantined record names are bound like a push's (sync/push.ts, security audit H2).
+      const photoOwners = await resolvePhotoOwners(app.repo, [...byId.values()], app.now());
       const ctx: PushContext = {
         auth,
         form: app.childForm,
@@ -276,6 +331,7 @@ export const signupsPlugin: FastifyPluginAsync = async (app) => {
         relayedDeletions: new Set(),
         relayedResolutions: new Set(),
         unappliedRelays: new Set(),
+        photoOwners,
       };
       const outcomes = await app.repo.modifyRecords([...byId.keys()], (id, current): RecordEnvelope | undefined =>
         mergePushed(ctx, current, byId.get(id) as ChildRecord),

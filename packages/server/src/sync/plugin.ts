@@ -19,7 +19,7 @@ import { responses } from '../http/schemas.js';
 import { REVIEWERS, canRead } from '../records/access.js';
 import type { AuthContext } from '../sessions/plugin.js';
 import { createOpaqueTokenCodec } from './opaque-token.js';
-import { errorResult, isFlagged, mergePushed, outcomeResult, parsePushItem, pushItemId, relayAuthors, type PushContext } from './push.js';
+import { errorResult, isFlagged, mergePushed, outcomeResult, parsePushItem, pushItemId, relayAuthors, resolvePhotoOwners, type PushContext } from './push.js';
 import { PullReadAhead } from './read-ahead.js';
 
 /** Device `lastSeenAt` / `lastSyncAt` are written at most this often (one device write per sync, not per page). */
@@ -156,7 +156,9 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
       const relayedDeletions = new Set<string>();
       const relayedResolutions = new Set<string>();
       const unappliedRelays = new Set<string>();
-      const ctx: PushContext = { auth, form: app.childForm, limits, now: app.now(), maxSkewMs: config.maxSkewMs, reviewers, relayedDeletions, relayedResolutions, unappliedRelays };
+      // Photo-id ownership (push.ts, security audit H2): a read and a write per batch at most, nothing without photos.
+      const photoOwners = await resolvePhotoOwners(app.repo, [...byId.values()].map((e) => e.record), app.now());
+      const ctx: PushContext = { auth, form: app.childForm, limits, now: app.now(), maxSkewMs: config.maxSkewMs, reviewers, relayedDeletions, relayedResolutions, unappliedRelays, photoOwners };
       // The phone's hint: records this server never acknowledged to it are most likely new here (no read first).
       const likelyAbsent = new Set<string>();
       for (const i of hinted) {

@@ -15,8 +15,9 @@ import {
   type PushResult,
   type RecordLimits,
 } from '@fieldvault/protocol';
+import type { CouchRepository } from '../couch/couch-repository.js';
 import type { RecordEnvelope, RecordWriteOutcome } from '../couch/records.js';
-import { assertMayWrite, withoutUnattributed } from '../records/access.js';
+import { assertHistoryShare, assertMayWrite, withoutUnattributed } from '../records/access.js';
 import type { AuthContext } from '../sessions/plugin.js';
 
 /**
@@ -107,6 +108,64 @@ export interface PushContext {
   readonly relayedResolutions: Set<string>;
   /** Filled with the ids of records whose push relayed deletions or resolutions not applied here (records/access.ts). */
   readonly unappliedRelays: Set<string>;
+  /** The owning record of each photo id the batch references ({@link claimPhotoIds}). */
+  readonly photoOwners: ReadonlyMap<string, string>;
+}
+
+/** Every photo id `records` reference: what one push asks the store about (records without photos add nothing). */
+export function photoIdsOf(records: Iterable<ChildRecord>): string[] {
+  const ids = new Set<string>();
+  for (const r of records) for (const id of Object.keys(r.photos)) ids.add(id);
+  return [...ids];
+}
+
+/**
+ * The owner of each photo id for one push (security audit H2): the stored owner
+ * (`CouchRepository.photoOwners`), else the first record of the batch that references it, so two
+ * new records of one batch cannot both take one new id.
+ */
+export function claimPhotoIds(stored: ReadonlyMap<string, string>, records: Iterable<ChildRecord>): Map<string, string> {
+  const owners = new Map(stored);
+  for (const r of records) for (const id of Object.keys(r.photos)) if (!owners.has(id)) owners.set(id, r.id);
+  return owners;
+}
+
+/**
+ * The owners of the photo ids `records` reference, binding the unbound ones to the first record
+ * of the batch naming them before any record is written (so of two concurrent pushes claiming one
+ * id, the store's unique document id picks one). One read and at most one write per batch;
+ * nothing for a batch without photos. An id bound to a record that then fails (say, invalid)
+ * stays bound to it: only that record can carry it.
+ */
+export async function resolvePhotoOwners(
+  repo: Pick<CouchRepository, 'photoOwners' | 'bindPhotoOwners'>,
+  records: readonly ChildRecord[],
+  now: number,
+): Promise<Map<string, string>> {
+  const ids = photoIdsOf(records);
+  if (ids.length === 0) return new Map();
+  const stored = await repo.photoOwners(ids);
+  const owners = claimPhotoIds(stored, records);
+  const claims = new Map([...owners].filter(([id]) => !stored.has(id)));
+  for (const [id, owner] of await repo.bindPhotoOwners(claims, now)) owners.set(id, owner);
+  return owners;
+}
+
+/**
+ * A photo id belongs to the first record that referenced it (security audit H2: otherwise anyone
+ * who pulled a record before its photo was uploaded could claim the id from a record of their own,
+ * upload other bytes first, and block the real upload for good). Only ids new to this record are
+ * checked: the same record pushed again, relayed by another phone or merged keeps its own ids.
+ * @throws PHOTO_ID_TAKEN
+ */
+function assertOwnsNewPhotos(ctx: PushContext, current: ChildRecord | undefined, merged: ChildRecord): void {
+  for (const photoId of Object.keys(merged.photos)) {
+    if (current !== undefined && Object.hasOwn(current.photos, photoId)) continue;
+    const owner = ctx.photoOwners.get(photoId);
+    if (owner !== undefined && owner !== merged.id) {
+      throw new FieldvaultError('PHOTO_ID_TAKEN', { detail: `photo ${photoId} belongs to another record`, details: { field: 'photos' } });
+    }
+  }
 }
 
 /**
@@ -129,7 +188,8 @@ export function relayAuthors(records: Iterable<ChildRecord>, pusher: string): Se
  * concurrent push of the same record wins the `_rev` race.
  *
  * @throws RECORD_CREATOR_MISMATCH, RECORD_FORBIDDEN (rights), HLC_TOO_FAR_AHEAD,
- *   RECORD_TOO_LARGE (merged record over the limits), RECORD_INVALID (form).
+ *   RECORD_HISTORY_RESERVED (records/access.ts), RECORD_TOO_LARGE (merged record over the
+ *   limits), RECORD_INVALID (form), PHOTO_ID_TAKEN (a new photo id another record owns).
  */
 export function mergePushed(ctx: PushContext, current: RecordEnvelope | undefined, incoming: ChildRecord): RecordEnvelope | undefined {
   const joined = current === undefined ? incoming : mergeRecords(current.record, incoming);
@@ -143,6 +203,8 @@ export function mergePushed(ctx: PushContext, current: RecordEnvelope | undefine
   if (check.relayedResolutions > 0) ctx.relayedResolutions.add(merged.id);
   else ctx.relayedResolutions.delete(merged.id);
   assertNotAhead(incoming, ctx.now + ctx.maxSkewMs);
+  assertOwnsNewPhotos(ctx, current?.record, merged);
+  assertHistoryShare(ctx.auth, current?.record, merged, ctx.limits);
   checkRecordLimits(merged, ctx.limits);
   assertMatchesForm(visibleFields(merged), ctx.form);
   return {

@@ -5,7 +5,7 @@ import type { ThrottleRecord, UserRecord } from '../couch/records.js';
 import { hashSecret } from '../http/tokens.js';
 import { createPasswordHasher, type PasswordHasher } from './password-hasher.js';
 import { createProcessPasswordHasher } from './process-password-hasher.js';
-import { withAdmission } from './admission.js';
+import { withAdmission, type AdmittingHasher } from './admission.js';
 
 /**
  * NIST SP 800-63B-4 §3.2.2: at most 100 consecutive failed attempts on one account. Past this the
@@ -17,7 +17,8 @@ const THROTTLE_MEMORY_MS = 24 * 3600 * 1000;
 
 declare module 'fastify' {
   interface FastifyInstance {
-    passwordHasher: PasswordHasher;
+    /** Call `forClient(clientKey(request.ip))` on it for a request's checks (its queue share). */
+    passwordHasher: AdmittingHasher;
     /**
      * Checks a username and password with per-account throttling.
      * @throws AUTH_ACCOUNT_LOCKED, AUTH_INVALID_CREDENTIALS (same error and work for an unknown
@@ -48,6 +49,11 @@ export interface VerifyOptions {
    * password does not reset the throttle that guards the one-time codes.
    */
   readonly keepFailures?: boolean | ((user: UserRecord) => boolean);
+  /**
+   * The asking client (`clientKey(request.ip)`): its checks count against its share of the login
+   * queue (`argon2.maxQueuedPerClient`), so one address cannot fill the queue (security audit M4).
+   */
+  readonly client?: string;
 }
 
 function throttleKey(username: string): string {
@@ -62,19 +68,19 @@ function throttleKey(username: string): string {
 export const credentialsPlugin = fp(
   async (app) => {
     const config = app.fieldvaultConfig;
-    let hasher: PasswordHasher;
+    let base: PasswordHasher;
     if (config.argon2.isolation === 'process') {
       const isolated = createProcessPasswordHasher(config.argon2, { niceness: config.argon2.niceness, logger: app.log });
       app.addHook('onClose', () => isolated.close());
-      hasher = isolated;
+      base = isolated;
     } else {
-      hasher = createPasswordHasher(config.argon2);
+      base = createPasswordHasher(config.argon2);
     }
-    hasher = withAdmission(hasher, config.argon2.maxQueued);
+    const admitting = withAdmission(base, { maxQueued: config.argon2.maxQueued, maxPerClient: config.argon2.maxQueuedPerClient });
     if (config.argon2.memoryKiB < ARGON2_RECOMMENDED_FLOOR.memoryKiB || config.argon2.timeCost < ARGON2_RECOMMENDED_FLOOR.timeCost) {
       app.log.warn({ argon2: config.argon2 }, 'Argon2id parameters are below the recommended minimum (19 MiB, t=2): use them only in tests');
     }
-    app.decorate('passwordHasher', hasher);
+    app.decorate('passwordHasher', admitting);
 
     function lockFor(failures: number): number | null {
       const { maxFailures, lockSeconds, maxLockSeconds } = config.throttle;
@@ -118,6 +124,7 @@ export const credentialsPlugin = fp(
         );
       }
       const password = normalizePasswordText(typed);
+      const hasher = options.client === undefined ? admitting : admitting.forClient(options.client);
       let ok = false;
       if (user?.passwordHash != null) {
         ok = await hasher.verify(user.passwordHash, password);
