@@ -325,7 +325,7 @@ export async function createDevice(options: DeviceOptions): Promise<Device> {
  * so each unverified user gets their own, and unverified users cannot even decrypt each other's
  * records. The visibility rule (only records one created) is still applied in every read path.
  */
-export class Device implements SessionHost {
+export class Device {
   /** The device IMEI. */
   readonly imei: string;
   readonly #o: ResolvedOptions;
@@ -333,6 +333,18 @@ export class Device implements SessionHost {
   readonly #keyring: KeyringFile;
   readonly #deviceKeys: DeviceKeyStore;
   readonly #mutex = new Mutex();
+  /**
+   * What a session may ask of its device (migrations, closing, wiping on a server's word). Private:
+   * as public methods they let any code holding the device wipe it with no server involved (SDK
+   * audit M10).
+   */
+  readonly #sessionHost: SessionHost = {
+    moveUnverifiedRecords: (session, state) => this.#moveUnverifiedRecords(session, state),
+    claimUnverifiedRecords: (session, state, oldPassword) => this.#claimUnverifiedRecords(session, state, oldPassword),
+    sessionClosed: (session) => this.#sessionClosed(session),
+    deviceBlacklisted: (serverId, reported) => this.#deviceBlacklisted(serverId, reported),
+    deviceRetired: (serverId) => this.#deviceRetired(serverId),
+  };
   #session: Session | undefined;
 
   /** @internal Use `createDevice`. */
@@ -587,7 +599,7 @@ export class Device implements SessionHost {
         now: this.#o.now,
         photoMaxBytes: this.#o.photoMaxBytes,
       };
-      const session = new Session(this, { username, kind: target.kind, keyId: target.keyId, keyRecord: target.record, state, unverifiedLocked });
+      const session = new Session(this.#sessionHost, { username, kind: target.kind, keyId: target.keyId, keyRecord: target.record, state, unverifiedLocked });
       this.#session = session;
       this.#o.logger.info({ username, kind: target.kind, keyId: target.keyId }, 'session opened');
       return session;
@@ -1128,8 +1140,8 @@ export class Device implements SessionHost {
     return this.#openSession(saved, username, { kind, keyId: winner.keyId, key: winnerKey, record: winner }, u);
   }
 
-  /** @internal Session callback: see `Session.moveUnverifiedRecords`. */
-  moveUnverifiedRecords(session: Session, state: SessionState): Promise<MigrationResult> {
+  /** Session callback: see `Session.moveUnverifiedRecords`. */
+  #moveUnverifiedRecords(session: Session, state: SessionState): Promise<MigrationResult> {
     return this.#mutex.run(async () => {
       const fromKey = state.unverifiedKey;
       if (fromKey === undefined || !session.active) return { records: 0, photos: 0 };
@@ -1158,8 +1170,8 @@ export class Device implements SessionHost {
     return (await this.#runMigration(saved, op, fromKey, state.key, state.db)).result;
   }
 
-  /** @internal Session callback: see `Session.claimUnverifiedRecords`. */
-  claimUnverifiedRecords(session: Session, state: SessionState, oldPassword: string): Promise<MigrationResult> {
+  /** Session callback: see `Session.claimUnverifiedRecords`. */
+  #claimUnverifiedRecords(session: Session, state: SessionState, oldPassword: string): Promise<MigrationResult> {
     return this.#mutex.run(async () => {
       if (!session.active) throw new FieldvaultError('VAULT_LOCKED');
       const k = await this.#keyring.load();
@@ -1179,18 +1191,18 @@ export class Device implements SessionHost {
     });
   }
 
-  /** @internal Session callback. */
-  sessionClosed(session: Session): void {
+  /** Session callback. */
+  #sessionClosed(session: Session): void {
     if (this.#session === session) this.#session = undefined;
   }
 
-  /** @internal Session callback: a server answered a sync request with DEVICE_BLACKLISTED. */
-  deviceBlacklisted(serverId: string, reported: FieldvaultError): Promise<FieldvaultError> {
+  /** Session callback: a server answered a sync request with DEVICE_BLACKLISTED. */
+  #deviceBlacklisted(serverId: string, reported: FieldvaultError): Promise<FieldvaultError> {
     return this.#mutex.run(() => this.#wipeBlacklisted(serverId, reported));
   }
 
-  /** @internal Session callback: the final sync of a retired device is done (see `Session.sync`). */
-  async deviceRetired(serverId: string): Promise<void> {
+  /** Session callback: the final sync of a retired device is done (see `Session.sync`). */
+  async #deviceRetired(serverId: string): Promise<void> {
     this.#o.logger.warn({ imei: this.imei, serverId }, 'the server reports this device as retired and its final sync is complete: wiping it');
     await this.wipe();
   }

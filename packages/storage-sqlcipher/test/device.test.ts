@@ -330,3 +330,12 @@ t.test('wipe deletes databases, photos, keyring and device key', async (t) => {
   t.same(filesUnder(dir), []);
   t.equal((await rejection(device.loginOffline('amina', PASSWORD_A))).code, 'VAULT_WRONG_PASSWORD');
 });
+
+t.test('a device does not offer its sessions\' callbacks to the app (SDK audit M10: one of them wiped the phone with no server involved)', async (t) => {
+  const { device } = await newDevice(t);
+  await device.signUpOffline('amina', PASSWORD_A);
+  for (const name of ['deviceBlacklisted', 'deviceRetired', 'sessionClosed', 'moveUnverifiedRecords', 'claimUnverifiedRecords']) {
+    t.equal(typeof (device as unknown as Record<string, unknown>)[name], 'undefined', `no device.${name}`);
+  }
+  t.same((await device.users()).map((u) => u.username), ['amina'], 'nothing was wiped');
+});
