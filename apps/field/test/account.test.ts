@@ -30,8 +30,10 @@ interface StatusView {
 
 const { root, server: A } = await startFileServer(t, 'account');
 
-/** Long and uncommon (the password rules come first), but not zoe's. */
+/** Long and uncommon, but not zoe's. */
 const WRONG_PASSWORD = 'violet kites above the salt flats';
+/** Not zoe's either, and it breaks the password rules (a common word, repeated). */
+const WRONG_COMMON_PASSWORD = 'passwordpasswordpassword';
 
 /** The error code a failed command printed (`fieldvault-field: error CODE: …`). */
 function codeOf(r: CliResult): string | undefined {
@@ -160,6 +162,12 @@ t.test('refusals print their code and store nothing, on the phone or on the serv
   const wrongJson = await cliWith(home, WRONG_PASSWORD, ['--json', 'request-account']);
   t.match(JSON.parse(wrongJson.stderr), { error: { code: 'VAULT_WRONG_PASSWORD' } });
   t.equal(wrongJson.stdout, '');
+  // The key is tried before the rules: a wrong password is wrong, not "too common" or "too short".
+  for (const password of [WRONG_COMMON_PASSWORD, 'zoe']) {
+    const wrongAndWeak = await cliWith(home, password, ['request-account']);
+    t.equal(wrongAndWeak.code, 1);
+    t.equal(codeOf(wrongAndWeak), 'VAULT_WRONG_PASSWORD', wrongAndWeak.stderr);
+  }
   t.same(snapshot(home), before, 'nothing changed on the phone (not even a device key)');
   t.same(await signupOnServer('zoe'), { code: 'SIGNUP_NOT_FOUND' }, 'and the server holds no request');
 

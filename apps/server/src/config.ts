@@ -39,6 +39,7 @@ export interface AppConfig {
   readonly pullReadAhead: number;
   /** Lifetime of admin sessions (console and device logins). */
   readonly adminSessionTtlSeconds: number;
+  readonly authCacheMs: number;
   /** false only for test fixtures: admins without TOTP may log in with a password alone. */
   readonly adminTotpRequired: boolean;
   readonly maxSkewMs: number;
@@ -96,6 +97,7 @@ export const settings: readonly Setting[] = [
   { env: 'FIELDVAULT_PULL_READ_AHEAD', help: 'most next pull pages read from the store before the phone asks and held at once, server-wide (one per session, 30 s at most; default 16, 0 = off)' },
   { env: 'FIELDVAULT_LOGIN_QUEUE', help: 'most password checks queued at once; more logins get 503 AUTH_BUSY with Retry-After and the phones retry (default 32)' },
   { env: 'FIELDVAULT_ADMIN_SESSION_TTL', help: 'admin session lifetime in seconds, 60..86400 (default 3600 = 1 h)' },
+  { env: 'FIELDVAULT_AUTH_CACHE_MS', help: "ms a server remembers a session's authentication reads; other server processes' revocations take up to this long to be seen (default 0 = off)" },
   { env: 'FIELDVAULT_ADMIN_TOTP', help: '"required" (default): admins need TOTP; "optional" only for test fixtures (admins without TOTP log in with a password alone)' },
   { env: 'FIELDVAULT_MAX_SKEW_MS', help: 'allowed clock skew of key timestamps in ms (default 300000)' },
   { env: 'FIELDVAULT_LOG_LEVEL', help: 'fatal|error|warn|info|debug|trace|silent (default info)' },
@@ -227,6 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     storeWaitMs: int('FIELDVAULT_STORE_WAIT_SECONDS', 60, 0, 600) * 1000,
     pullReadAhead: int('FIELDVAULT_PULL_READ_AHEAD', 16, 0, 10_000),
     adminSessionTtlSeconds: int('FIELDVAULT_ADMIN_SESSION_TTL', 3_600, 60, 86_400),
+    authCacheMs: int('FIELDVAULT_AUTH_CACHE_MS', 0, 0, 10_000),
     adminTotpRequired: totpRaw !== 'optional',
     maxSkewMs: int('FIELDVAULT_MAX_SKEW_MS', 300_000, 1_000, 3_600_000),
     logLevel,

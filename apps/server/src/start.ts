@@ -15,7 +15,7 @@ import { buildApp } from '@fieldvault/server';
 import type { AppConfig } from './config.js';
 import { assertPrivateFile, ensurePrivateDataDir, loadOrCreateKek, loadOrCreateServerId, writePrivateFile } from './secrets.js';
 import { redirectHost, redirectTargets } from './redirect-target.js';
-import { waitForStore } from './store-probe.js';
+import { storeFailedAfterProbe, waitForStore } from './store-probe.js';
 import { loadTls } from './tls.js';
 
 export interface RunningServer {
@@ -69,6 +69,10 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   let couch: EmbeddedCouch | null = null;
   let couchUrl = config.couchdbUrl ?? (config.couchdbUrlFile === null ? null : readCouchUrlFile(config.couchdbUrlFile));
   const storeSource = config.couchdbUrl !== null ? 'COUCHDB_URL' : config.couchdbUrlFile;
+  // One wait for the whole start: the probe waits for an external store (with its reporting),
+  // and the app's own store check only gets what is left of it, so it never starts a second one.
+  const waitStarted = Date.now();
+  const probed = couchUrl !== null;
   if (couchUrl !== null) {
     try {
       await waitForStore(couchUrl, config.storeWaitMs, warn);
@@ -96,7 +100,7 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   let app: Awaited<ReturnType<typeof buildApp>>;
   try {
     app = await buildApp({
-      couch: { url: couchUrl, dbPrefix: config.couchDbPrefix, startupWaitMs: config.storeWaitMs },
+      couch: { url: couchUrl, dbPrefix: config.couchDbPrefix, startupWaitMs: probed ? Math.max(0, waitStarted + config.storeWaitMs - Date.now()) : config.storeWaitMs },
       kek,
       serverId,
       maxSkewMs: config.maxSkewMs,
@@ -105,7 +109,7 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
       sync: { pullReadAhead: config.pullReadAhead },
       // Bodies of photo uploads in progress: beside the store, not in a shared temp directory.
       photos: { spoolDir: join(config.dataDir, 'spool') },
-      session: { ttlSeconds: config.sessionTtlSeconds, adminTtlSeconds: config.adminSessionTtlSeconds },
+      session: { ttlSeconds: config.sessionTtlSeconds, adminTtlSeconds: config.adminSessionTtlSeconds, authCacheMs: config.authCacheMs },
       adminTotp: { required: config.adminTotpRequired },
       setupToken,
       logLevel: config.logLevel,
@@ -125,6 +129,8 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   } catch (err) {
     await couch?.stop();
     if (isFieldvaultError(err) && err.code === 'CONFIG_KEK_MISMATCH') throw kekMismatch(err, config.kekFile, kekCreated);
+    // A KEK created for this start is kept here: the store may hold its marker already.
+    if (probed && isFieldvaultError(err) && err.code === 'STORE_UNAVAILABLE') throw storeFailedAfterProbe(couchUrl, err, waitStarted, config.storeWaitMs);
     throw err;
   }
 

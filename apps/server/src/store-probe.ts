@@ -47,7 +47,11 @@ export function storeAddress(url: string): string {
 
 type Attempt = { ok: true } | { ok: false; code: string; message: string };
 
-/** One GET of the store's root: any HTTP answer means something listens and TLS (if any) is trusted. */
+/**
+ * One GET of the store's root: an HTTP answer means something listens and TLS (if any) is
+ * trusted. A 5xx answer is not CouchDB's yet (a proxy in front of a CouchDB that is down, a
+ * CouchDB still starting): it is waited for here, so the app's own store check does not wait again.
+ */
 function attempt(url: string): Promise<Attempt> {
   const u = new URL(url);
   const target = `${u.protocol}//${u.host}/`; // no credentials: the root needs none
@@ -55,7 +59,9 @@ function attempt(url: string): Promise<Attempt> {
   return new Promise((resolve) => {
     const req = request(target, { method: 'GET', agent: false, timeout: ATTEMPT_TIMEOUT_MS }, (res) => {
       res.resume();
-      resolve({ ok: true });
+      const status = res.statusCode ?? 0;
+      if (status >= 500) resolve({ ok: false, code: `HTTP ${status}`, message: 'answered with an error: a proxy whose CouchDB is down, or a CouchDB still starting' });
+      else resolve({ ok: true });
     });
     req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
     req.on('error', (err: Error & { code?: unknown }) => {
@@ -90,4 +96,20 @@ export async function waitForStore(url: string, waitMs: number, warn: (line: str
     warn(`warning: store at ${address} is not answering yet: ${cause}; waiting up to ${Math.ceil(left / 1000)} s more`);
     await new Promise((r) => setTimeout(r, Math.min(RETRY_DELAYS_MS[Math.min(n, RETRY_DELAYS_MS.length - 1)] ?? 2_000, left)));
   }
+}
+
+/**
+ * STORE_CONNECT_FAILED for a store that answered the probe but then failed while the app opened
+ * it (STORE_UNAVAILABLE: it went away again, or its databases do not answer yet) until the rest of
+ * the one start-up wait ran out: with the address and the cause, as the probe reports.
+ */
+export function storeFailedAfterProbe(url: string, err: FieldvaultError, startedAt: number, waitMs: number): FieldvaultError {
+  const op = String(err.details?.['op'] ?? 'store');
+  const status = err.details?.['status'];
+  const cause = typeof status === 'number' ? `HTTP ${status}` : 'no connection';
+  const waited = ((Date.now() - startedAt) / 1000).toFixed(1);
+  return new FieldvaultError('STORE_CONNECT_FAILED', {
+    detail: `store at ${storeAddress(url)}: answered, then failed while the server opened it (${op}: ${cause}); waited ${waited} s in all (FIELDVAULT_STORE_WAIT_SECONDS=${waitMs / 1000})`,
+    details: { op, ...(typeof status === 'number' ? { status } : {}) },
+  });
 }

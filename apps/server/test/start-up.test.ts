@@ -3,13 +3,13 @@
 // and says what to do, with no stack trace; the banner says what the operator needs.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpsServer } from 'node:https';
-import { request as httpRequest } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { startEmbeddedCouch } from '@fieldvault/couch-embedded';
+import { startEmbeddedCouch, type EmbeddedCouch } from '@fieldvault/couch-embedded';
+import { startCredentialFront } from '@fieldvault/test-support';
 
 const main = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
@@ -93,6 +93,43 @@ function exposed(dir: string): string[] {
     if ((statSync(p).mode & 0o077) !== 0) out.push(`${p} ${(statSync(p).mode & 0o777).toString(8)}`);
   }
   return out;
+}
+
+interface Proxy {
+  /** `GET /path status` of each request answered, in order. */
+  readonly answered: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * A reverse proxy on `port` to the store on `upstreamPort`, as nginx in front of CouchDB: 502 when
+ * nothing answers upstream. With `rootOnly` it passes on `/` alone and answers 502 for the rest:
+ * the store answers the start-up probe, its databases do not (as a CouchDB still starting).
+ */
+async function startProxy(port: number, upstreamPort: number, rootOnly = false): Promise<Proxy> {
+  const answered: string[] = [];
+  const server = createHttpServer((req, res) => {
+    const badGateway = (): void => {
+      answered.push(`${req.method} ${req.url} 502`);
+      res.writeHead(502, { 'content-type': 'text/plain', connection: 'close' }).end('bad gateway');
+    };
+    if (rootOnly && req.url !== '/') return badGateway();
+    const up = httpRequest({ host: '127.0.0.1', port: upstreamPort, path: req.url, method: req.method, headers: req.headers }, (answer) => {
+      answered.push(`${req.method} ${req.url} ${answer.statusCode}`);
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    up.on('error', badGateway);
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return {
+    answered,
+    stop: () => {
+      server.closeAllConnections();
+      return new Promise<void>((r) => server.close(() => r()));
+    },
+  };
 }
 
 /** A free TCP port (bound and released) on 127.0.0.1: nothing listens there afterwards. */
@@ -217,24 +254,11 @@ t.test('item 6: an https store with an untrusted certificate fails at once; NODE
   const ca = makeCa(dir);
   const couch = await startEmbeddedCouch({ dataDir: join(dir, 'couch') });
   t.teardown(() => couch.stop());
-  // A TLS front for the real store, as a CouchDB behind a TLS proxy with a private CA.
-  const target = new URL(couch.url);
-  const front = createHttpsServer({ cert: readFileSync(ca.cert), key: readFileSync(ca.key) }, (req, res) => {
-    // The front holds the store's credential, as a proxy in front of a CouchDB that requires one.
-    const headers = { ...req.headers, host: target.host, authorization: couch.authorization };
-    const up = httpRequest({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  });
-  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
-  t.teardown(() => {
-    front.closeAllConnections();
-    return new Promise<void>((r) => front.close(() => r()));
-  });
-  const url = `https://127.0.0.1:${(front.address() as AddressInfo).port}`;
+  // The store behind a TLS proxy with a private CA (the front holds the store's credential, as a
+  // proxy in front of a CouchDB that requires one).
+  const front = await startCredentialFront(couch, { tls: { cert: readFileSync(ca.cert), key: readFileSync(ca.key) } });
+  t.teardown(() => front.stop());
+  const url = front.origin;
 
   const untrusted = await runServer(join(dir, 'data1'), { COUCHDB_URL: url, FIELDVAULT_STORE_WAIT_SECONDS: '600' });
   t.equal(untrusted.code, 1);
@@ -247,6 +271,58 @@ t.test('item 6: an https store with an untrusted certificate fails at once; NODE
   t.equal(trusted.state, 'started', trusted.output());
   t.match(trusted.output(), 'store: CouchDB at COUCHDB_URL');
   t.equal(await stopServer(trusted), 0);
+});
+
+t.test('item 6: a proxy answering 502 while its store is down is waited for with the cause; the server starts once the store is up', async (t) => {
+  const dir = t.testdir();
+  const storePort = await closedPort();
+  const credential = { username: 'app', password: `store-pw-behind-proxy-${'x'.repeat(24)}` };
+  const port = await closedPort();
+  const proxy = await startProxy(port, storePort);
+  t.teardown(() => proxy.stop());
+  let couch: EmbeddedCouch | undefined;
+  t.teardown(() => couch?.stop());
+  const running = runServer(join(dir, 'data'), { COUCHDB_URL: `http://${credential.username}:${credential.password}@127.0.0.1:${port}` });
+  // The probe asks the root again after a 502 (before, it took the 502 as an answer and the app's
+  // own store check waited instead, without the address or the cause).
+  const asked = Date.now();
+  while (proxy.answered.filter((a) => a === 'GET / 502').length < 2 && Date.now() - asked < 15_000) await new Promise((r) => setTimeout(r, 100));
+  couch = await startEmbeddedCouch({ dataDir: join(dir, 'couch'), port: storePort, credential });
+  const o = await running;
+  t.equal(o.state, 'started', o.output());
+  t.ok(
+    o.output().includes(`warning: store at http://127.0.0.1:${port} is not answering yet: answered with an error: a proxy whose CouchDB is down, or a CouchDB still starting (HTTP 502)`),
+    'each wait names the address and the 502',
+  );
+  t.notMatch(o.output(), credential.password, 'never the store password');
+  t.equal(await stopServer(o), 0);
+});
+
+t.test('item 6: the start waits once: a store that answers late and then fails on its databases stops it within the configured wait, naming the step', async (t) => {
+  const dir = t.testdir();
+  const couch = await startEmbeddedCouch({ dataDir: join(dir, 'couch') });
+  t.teardown(() => couch.stop());
+  const port = await closedPort();
+  const late = 4;
+  const wait = 6;
+  let proxy: Proxy | undefined;
+  const opening = setTimeout(() => void startProxy(port, couch.port, true).then((p) => (proxy = p)), late * 1000);
+  t.teardown(() => {
+    clearTimeout(opening);
+    return proxy?.stop();
+  });
+  const started = Date.now();
+  const o = await runServer(join(dir, 'data'), { COUCHDB_URL: `http://app:s3cretpw@127.0.0.1:${port}`, FIELDVAULT_STORE_WAIT_SECONDS: String(wait) });
+  const elapsed = (Date.now() - started) / 1000;
+  t.equal(o.code, 1);
+  t.ok(proxy?.answered.includes('GET / 401'), 'the probe got its answer from the store once the proxy was up');
+  t.match(o.output(), /STORE_CONNECT_FAILED/);
+  t.ok(o.output().includes(`store at http://127.0.0.1:${port}: answered, then failed while the server opened it (db.get: HTTP 502)`), 'the address, the step and its status');
+  const waited = Number(/waited ([\d.]+) s in all/.exec(o.output())?.[1] ?? 'NaN');
+  t.ok(waited <= wait + 1, `the configured ${wait} s in all (reported ${waited} s)`);
+  // Two waits would take about late + wait (the probe's, then the store check's own).
+  t.ok(elapsed < late + wait - 1, `one wait: exited after ${elapsed.toFixed(1)} s`);
+  t.notMatch(o.output(), /s3cretpw/);
 });
 
 t.test('item 7: a missing CouchDB URL file is named with what it is for', async (t) => {

@@ -37,6 +37,8 @@ export interface BenchServerOptions {
   readonly adminPassword: string;
   /** Extra `node` flags for the server process (e.g. `--cpu-prof --cpu-prof-dir=…` to profile it). */
   readonly nodeArgs?: readonly string[];
+  /** Extra environment of the server process (A/B runs of a setting, e.g. FIELDVAULT_AUTH_CACHE_MS). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** Starts the server and creates its first admin with the printed one-time setup token. */
@@ -49,6 +51,7 @@ export async function startBenchServer(o: BenchServerOptions): Promise<BenchServ
       // Every bench request comes from 127.0.0.1: the per-IP limits would only add 429s.
       FIELDVAULT_RATE_LIMIT: '1000000',
       FIELDVAULT_AUTH_RATE_LIMIT: '1000000',
+      ...o.env,
     },
     // Request logs (info, the production level) go to a file: their cost stays in the server, and
     // nobody has to drain a pipe.

@@ -1,6 +1,7 @@
 // Sync and photo benchmark (issue 5 "Performance", issue 8 item 1).
 //
 //   node dist/sync-bench.js [--records 10000] [--rounds 3] [--photos 16] [--photo-kib 2048] [--profile-dir DIR]
+//                           [--server-env NAME=VALUE …]   (server settings for A/B runs)
 //
 // Method. Setup (not timed): a seed server gives two phones (real SDK, SQLCipher 4 files) the
 // device key; phone P creates the N records through the SDK, phone F creates records with one
@@ -56,8 +57,15 @@ const { values: args } = parseArgs({
     photos: { type: 'string', default: '16' },
     'photo-kib': { type: 'string', default: '2048' },
     'profile-dir': { type: 'string' },
+    'server-env': { type: 'string', multiple: true, default: [] },
   },
 });
+const serverEnv: Record<string, string> = {};
+for (const pair of args['server-env'] ?? []) {
+  const at = pair.indexOf('=');
+  if (!/^FIELDVAULT_[A-Z0-9_]+$/.test(pair.slice(0, at))) throw new Error(`--server-env takes FIELDVAULT_NAME=value, not ${pair}`);
+  serverEnv[pair.slice(0, at)] = pair.slice(at + 1);
+}
 const N = Number(args.records);
 const ROUNDS = Number(args.rounds);
 const PHOTOS = Number(args.photos);
@@ -140,7 +148,7 @@ async function main(): Promise<void> {
 
   const startServer = async (store: EmbeddedCouch, dir: string, serverId: string, dbPrefix: string): Promise<BenchServer> => {
     mkdirSync(dir, { recursive: true });
-    const s = await startBenchServer({ dataDir: dir, serverId, couchUrl: store.url, dbPrefix, adminPassword: ADMIN_PASSWORD, nodeArgs: profileArgs });
+    const s = await startBenchServer({ dataDir: dir, serverId, couchUrl: store.url, dbPrefix, adminPassword: ADMIN_PASSWORD, nodeArgs: profileArgs, env: serverEnv });
     servers.push(s);
     await s.createUser(USERNAME, PASSWORD);
     return s;

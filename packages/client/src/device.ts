@@ -896,8 +896,10 @@ export class Device {
    * and flow 1 moves and pushes the records: they keep their ids, so nothing is duplicated.
    * Photos are uploaded by the first sync after that login.
    * @throws INPUT_INVALID (username, transport without `requestAccount`, batchRecords)
-   * @throws PASSWORD_TOO_SHORT, PASSWORD_TOO_LONG, PASSWORD_TOO_COMMON
-   * @throws VAULT_WRONG_PASSWORD when the password opens none of the user's keys here.
+   * @throws VAULT_WRONG_PASSWORD when the password opens none of the user's keys here (checked
+   *   before the password rules: a wrong password that also breaks them gets this code).
+   * @throws PASSWORD_TOO_SHORT, PASSWORD_TOO_LONG, PASSWORD_TOO_COMMON for the right password under
+   *   a policy stricter than the one it was chosen under (nothing is sent).
    * @throws VAULT_FORBIDDEN when the user is verified already on this device (log in online instead).
    * @throws SIGNUP_USERNAME_TAKEN, SIGNUP_PENDING_ELSEWHERE, AUTH_INVALID_CREDENTIALS (a renewed
    *   request with another password), DEVICE_BINDING_MISMATCH, DEVICE_RETIRED, RATE_LIMITED… from the server.
@@ -906,7 +908,7 @@ export class Device {
    */
   async requestAccount(username: string, password: string, options: AccountRequestOptions = {}): Promise<AccountRequestResult> {
     checkUsername(username);
-    assertPasswordAcceptable(checkPassword(password), this.#o.passwordPolicy, { username });
+    checkPassword(password);
     const transport = options.transport ?? this.#o.transport;
     const send = transport?.requestAccount?.bind(transport);
     if (transport === undefined || send === undefined || typeof transport.challenge !== 'function') {
@@ -923,6 +925,11 @@ export class Device {
         if (own === undefined || u.entries.some((x) => x !== own)) {
           throw new FieldvaultError('VAULT_FORBIDDEN', { detail: 'this user is verified on this device already: log in online' });
         }
+        // The rules are checked only once the password has opened the user's key: a mistyped
+        // password must say VAULT_WRONG_PASSWORD, not how it breaks the rules. They still apply
+        // (before anything is sent), because this password becomes the server account's and the
+        // policy may have grown stricter since the offline sign-up.
+        assertPasswordAcceptable(password, this.#o.passwordPolicy, { username });
         const records = await this.#ownRecords(username, own.key);
         const serverId = transport.serverId;
         const devicePublicKey = toBase64(await this.#deviceKeys.publicKey());

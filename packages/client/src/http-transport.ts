@@ -57,6 +57,7 @@ import type {
   DownloadedPhoto,
   PhotoDownload,
   PhotoUpload,
+  PhotoTransferOptions,
   PhotoUploadOptions,
   PullRequest,
   Transport,
@@ -414,6 +415,20 @@ interface Call {
   /** `deadline`: all within `timeoutMs` (logins, unchanged); `idle`: `timeoutMs` without progress (sync). */
   readonly timeout: 'deadline' | 'idle';
   readonly signal?: AbortSignal | undefined;
+  /** Told how many bytes of the request body have been handed to the connection. */
+  readonly onSent?: ((bytes: number) => void) | undefined;
+  /** Told how many bytes of the response body have arrived. */
+  readonly onReceived?: ((bytes: number) => void) | undefined;
+}
+
+/** Calls a caller's progress callback; what it throws must not break the exchange. */
+function tell(callback: ((bytes: number) => void) | undefined, bytes: number): void {
+  if (callback === undefined) return;
+  try {
+    callback(bytes);
+  } catch {
+    // Progress is advisory.
+  }
 }
 
 function cancelled(): FieldvaultError {
@@ -577,7 +592,10 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
           progress();
           size += chunk.byteLength;
           if (size > call.maxResponseBytes) settle(badResponse('too large', { status: res.statusCode ?? 0, limit: call.maxResponseBytes }));
-          else chunks.push(chunk);
+          else {
+            chunks.push(chunk);
+            tell(call.onReceived, size);
+          }
         });
         res.on('error', (cause) => settle(badResponse('cut short', { status: res.statusCode ?? 0 }, cause)));
         res.on('end', () => {
@@ -641,7 +659,9 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
         while (!settled && offset < body.byteLength) {
           const piece = body.subarray(offset, Math.min(body.byteLength, offset + WRITE_CHUNK_BYTES));
           offset += piece.byteLength;
-          if (!req.write(piece)) {
+          const accepted = req.write(piece);
+          tell(call.onSent, offset);
+          if (!accepted) {
             req.once('drain', () => {
               progress();
               writeMore();
@@ -746,6 +766,7 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
             token,
             body: { contentType: photo.type, bytes: photo.bytes.subarray(status.received) },
             ...sync(o),
+            onSent: o?.onBytes === undefined ? undefined : (sent) => o.onBytes?.(status.received + sent),
           },
           (v) => checkStatus(v, photo),
         );
@@ -758,7 +779,7 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
     throw badResponse('the server does not complete the upload');
   }
 
-  async function downloadPhoto(token: string, expected: PhotoDownload, o?: TransportCallOptions): Promise<DownloadedPhoto> {
+  async function downloadPhoto(token: string, expected: PhotoDownload, o?: PhotoTransferOptions): Promise<DownloadedPhoto> {
     checkToken(token);
     const photoId = checkUuid(expected.photoId, 'photoId');
     if (!Number.isInteger(expected.size) || expected.size < 1) throw invalid('size', 'a positive integer');
@@ -770,6 +791,7 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
       maxResponseBytes: expected.size,
       timeout: 'idle',
       signal: o?.signal,
+      onReceived: o?.onBytes,
     });
     const type = raw.contentType.split(';')[0]?.trim().toLowerCase();
     if (type !== expected.type) throw badResponse('the photo has another content type than its record says');

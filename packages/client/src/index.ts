@@ -25,6 +25,7 @@ export type {
   TransportCallOptions,
   PullRequest,
   PhotoUpload,
+  PhotoTransferOptions,
   PhotoUploadOptions,
   PhotoDownload,
   DownloadedPhoto,

@@ -50,12 +50,43 @@ export interface RecordQuery {
   readonly offset?: number;
 }
 
+// A record of every key, so that the compiler fails when RecordQuery gains or loses one.
+const queryKeys: Record<keyof RecordQuery, true> = {
+  name: true,
+  location: true,
+  ageMin: true,
+  ageMax: true,
+  flags: true,
+  needsReview: true,
+  createdBy: true,
+  includeDeleted: true,
+  limit: true,
+  offset: true,
+};
+
+/** Every key a `RecordQuery` may have: any other key is refused, so a typo cannot widen a search. */
+export const RECORD_QUERY_KEYS: readonly (keyof RecordQuery)[] = Object.freeze(Object.keys(queryKeys) as (keyof RecordQuery)[]);
+
+/** Throws INPUT_INVALID naming the first key of `value` that is not in `allowed` (with the allowed ones). */
+function refuseUnknownKeys(value: object, allowed: readonly string[], what: string): void {
+  const unknown = Object.keys(value).find((key) => !allowed.includes(key));
+  if (unknown === undefined) return;
+  const list = allowed.join(', ');
+  // Cut so that an absurd key cannot make an absurd message.
+  const field = unknown.length > 64 ? `${unknown.slice(0, 64)}…` : unknown;
+  throw new FieldvaultError('INPUT_INVALID', { detail: `${JSON.stringify(field)}: ${what}; allowed: ${list}`, details: { field, allowed: list } });
+}
+
 /** Paging for `list`. */
 export interface ListOptions {
   readonly limit?: number;
   readonly offset?: number;
   readonly includeDeleted?: boolean;
 }
+
+const listKeys: Record<keyof ListOptions, true> = { limit: true, offset: true, includeDeleted: true };
+/** Every key `list` options may have (a typo such as `limt` would otherwise list 100). */
+const LIST_OPTION_KEYS: readonly string[] = Object.freeze(Object.keys(listKeys));
 
 export const MAX_PAGE_SIZE = 1000;
 export const DEFAULT_PAGE_SIZE = 100;
@@ -370,6 +401,9 @@ export class RecordStore {
    * @throws INPUT_INVALID when the paging options are out of range.
    */
   async list(options: ListOptions = {}): Promise<ChildRecord[]> {
+    const given: unknown = options;
+    if (!isPlainObject(given)) throw inputInvalid('options', 'must be an object');
+    refuseUnknownKeys(given, LIST_OPTION_KEYS, 'not a list option');
     return this.search({
       ...(options.limit === undefined ? {} : { limit: options.limit }),
       ...(options.offset === undefined ? {} : { offset: options.offset }),
@@ -379,10 +413,12 @@ export class RecordStore {
 
   /**
    * Local search over the visible records, newest first.
-   * @throws INPUT_INVALID naming the first malformed criterion.
+   * @throws INPUT_INVALID naming the first unknown key (with the allowed ones) or malformed criterion.
    */
   async search(query: RecordQuery = {}): Promise<ChildRecord[]> {
     if (!isPlainObject(query)) throw inputInvalid('query', 'must be an object');
+    // An unknown key (a typo such as `nmae`) would otherwise be no criterion at all and match every record.
+    refuseUnknownKeys(query, RECORD_QUERY_KEYS, 'not a search criterion');
     const where: string[] = [];
     const params: SqlValue[] = [];
     const vis = this.#visibility();
@@ -412,7 +448,7 @@ export class RecordStore {
     if (query.flags !== undefined) {
       if (!isPlainObject(query.flags)) throw inputInvalid('flags', 'must be an object');
       for (const [flag, value] of Object.entries(query.flags)) {
-        if (!(RECORD_FLAGS as readonly string[]).includes(flag)) throw inputInvalid(`flags.${flag}`, 'not a flag');
+        if (!(RECORD_FLAGS as readonly string[]).includes(flag)) throw inputInvalid(`flags.${flag}`, `not a flag; allowed: ${RECORD_FLAGS.join(', ')}`);
         if (typeof value !== 'boolean') throw inputInvalid(`flags.${flag}`, 'must be a boolean');
         // The column name comes from the fixed list above, never from input.
         where.push(`${flag} = ?`);

@@ -55,18 +55,25 @@ import { takeLocalSeqs } from './vault-schema.js';
  * invalid session or a cancellation ends the run with that error; what was committed stays.
  */
 
-/** A progress report; within one phase `recordsDone`, `bytesDone` and the totals never go down. */
+/**
+ * A progress report. Within one phase `recordsDone` and `bytesDone` never go down, and neither do
+ * the totals of push and the photo phases; pull's totals are estimates that may go down.
+ */
 export interface SyncProgress {
   readonly phase: 'push' | 'pull' | 'photos-up' | 'photos-down';
   /** Records (photos, in the photo phases) done in this phase. */
   readonly recordsDone: number;
   /**
-   * Records (photos) this phase will handle. Known at the start for push and the photo phases;
-   * for pull the server does not say how many remain, so it grows with each page and equals
-   * `recordsDone` after every page.
+   * Records (photos) this phase will handle. Known at the start for push and the photo phases.
+   * For pull: after each page, the records received so far plus the server's estimate of what
+   * follows (`remaining` of the page: an upper bound, as it counts changes this user may not read),
+   * so it may go down as the pull goes on; it equals `recordsDone` at the end, and all along when
+   * the server gives no estimate.
    */
   readonly recordsTotal: number;
+  /** Bytes done: record JSON for push and pull, photo bytes (sent or received, as they go) for photos. */
   readonly bytesDone: number;
+  /** Bytes this phase will move; for pull, estimated from the average record so far. */
   readonly bytesTotal: number;
 }
 
@@ -189,6 +196,24 @@ function yieldToIo(): Promise<void> {
 }
 
 /** Rows read per statement (well under SQLite's limit of bound parameters). */
+/** A photo's byte progress is reported in steps of at least this much (and at its end). */
+const PHOTO_PROGRESS_STEP = 65_536;
+
+/**
+ * The transport's byte callback for one photo, passed on to `report` in steps of at least
+ * {@link PHOTO_PROGRESS_STEP}, never going down (a resumed upload may start below what was sent
+ * before the break) and never past the photo's size.
+ */
+function photoBytes(size: number, report: (bytes: number) => void): (bytes: number) => void {
+  let told = 0;
+  return (bytes) => {
+    const now = Math.min(size, bytes);
+    if (now <= told || (now - told < PHOTO_PROGRESS_STEP && now < size)) return;
+    told = now;
+    report(now);
+  };
+}
+
 const ROWS_PER_READ = 500;
 
 /** The stored `doc` and `local_seq` of each of `ids` that has a row. */
@@ -530,7 +555,9 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
       pulled += page.records.length;
       for (const id of pageChanged) changedByPull.add(id);
       pullBytes += pageBytes;
-      emit({ phase: 'pull', recordsDone: pulled, recordsTotal: pulled, bytesDone: pullBytes, bytesTotal: pullBytes });
+      // What is left is the server's estimate (an upper bound); bytes are guessed from the pages so far.
+      const left = page.more ? (page.remaining ?? 0) : 0;
+      emit({ phase: 'pull', recordsDone: pulled, recordsTotal: pulled + left, bytesDone: pullBytes, bytesTotal: pullBytes + Math.round(left * (pulled > 0 ? pullBytes / pulled : 0)) });
     };
     try {
       const first = await receivePage();
@@ -567,6 +594,9 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
   emit({ phase: 'photos-up', recordsDone: 0, recordsTotal: ups.length, bytesDone: 0, bytesTotal: upBytes });
   for (const p of ups) {
     throwIfCancelled(signal);
+    const onBytes = photoBytes(p.ref.size, (bytes) =>
+      emit({ phase: 'photos-up', recordsDone: upDone, recordsTotal: ups.length, bytesDone: upBytesDone + bytes, bytesTotal: upBytes }),
+    );
     try {
       const content = await ctx.photos.read(p.recordId, p.photoId, { includeDeleted: true });
       await call('photo upload', () =>
@@ -575,6 +605,7 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
           { photoId: p.photoId, recordId: p.recordId, bytes: content.bytes, sha256: p.ref.sha256, type: p.ref.type },
           {
             ...(signal === undefined ? {} : { signal }),
+            onBytes,
             onResume: (offset) => {
               if (offset > 0) log.info({ serverId, photoId: p.photoId, offset, size: p.ref.size }, 'photo upload resumed');
             },
@@ -602,12 +633,15 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
   if (receive) emit({ phase: 'photos-down', recordsDone: 0, recordsTotal: downs.length, bytesDone: 0, bytesTotal: downBytes });
   for (const p of downs) {
     throwIfCancelled(signal);
+    const onBytes = photoBytes(p.ref.size, (bytes) =>
+      emit({ phase: 'photos-down', recordsDone: downDone, recordsTotal: downs.length, bytesDone: downBytesDone + bytes, bytesTotal: downBytes }),
+    );
     try {
       if (p.ref.size > ctx.photoMaxBytes) {
         throw new FieldvaultError('PHOTO_TOO_LARGE', { detail: `at most ${ctx.photoMaxBytes} bytes on this device`, details: { maxBytes: ctx.photoMaxBytes } });
       }
       const photo = await call('photo download', () =>
-        transport.downloadPhoto(ctx.token, { photoId: p.photoId, size: p.ref.size, sha256: p.ref.sha256, type: p.ref.type }, signal === undefined ? {} : { signal }),
+        transport.downloadPhoto(ctx.token, { photoId: p.photoId, size: p.ref.size, sha256: p.ref.sha256, type: p.ref.type }, { ...(signal === undefined ? {} : { signal }), onBytes }),
       );
       if (await ctx.photos.storeDownloaded(p.recordId, p.photoId, p.ref, photo.bytes)) {
         await ctx.db.transaction((tx) => state.ackPhoto(tx, p.photoId));

@@ -58,8 +58,19 @@ export interface PhotoUpload {
   readonly type: PhotoType;
 }
 
+/** Options of `uploadPhoto` and `downloadPhoto`. */
+export interface PhotoTransferOptions extends TransportCallOptions {
+  /**
+   * Called as the photo's bytes move (for a progress bar), with how many of them are done: for an
+   * upload, what the server already held plus what has been handed to the connection since; for a
+   * download, what has arrived. May be called many times per photo; an exception it throws is
+   * ignored.
+   */
+  readonly onBytes?: (bytes: number) => void;
+}
+
 /** Options of `uploadPhoto`. */
-export interface PhotoUploadOptions extends TransportCallOptions {
+export interface PhotoUploadOptions extends PhotoTransferOptions {
   /** Called with the server's `received` offset before the bytes are sent (0 for a fresh upload). */
   readonly onResume?: (offset: number) => void;
 }
@@ -124,7 +135,7 @@ export interface Transport {
    * anything else is TRANSPORT_BAD_RESPONSE.
    * @throws PHOTO_NOT_FOUND, …
    */
-  downloadPhoto(token: string, expected: PhotoDownload, options?: TransportCallOptions): Promise<DownloadedPhoto>;
+  downloadPhoto(token: string, expected: PhotoDownload, options?: PhotoTransferOptions): Promise<DownloadedPhoto>;
   /**
    * `GET /v1/records/search`: a page of matching records, each validated.
    * @throws INPUT_INVALID, SYNC_CHECKPOINT_INVALID (cursor), …

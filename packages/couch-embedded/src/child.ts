@@ -16,6 +16,7 @@ import type { PouchDatabase } from 'pouchdb';
 import { requireCredential } from './basic-auth.js';
 import { ALL_DBS_NAME } from './child-protocol.js';
 import { installKeyedReadFastPath } from './keyed-read.js';
+import { installPendingEstimate } from './pending-estimate.js';
 import type { ChildConfig, ChildCredential, ChildMessage } from './child-protocol.js';
 
 /** How long a graceful shutdown may take before the child exits anyway. */
@@ -143,6 +144,12 @@ async function main(): Promise<void> {
       }
       return feed;
     };
+    return next();
+  });
+
+  // `pending` in paged `_changes` answers, as CouchDB 3 gives it (estimated: see pending-estimate.ts).
+  pouchApp.dbWrapper.registerWrapper((_name, db, next) => {
+    installPendingEstimate(db);
     return next();
   });
 

@@ -80,6 +80,12 @@ export const ServerConfigSchema = Type.Object(
         ttlSeconds: Type.Integer({ minimum: 60, maximum: 2_592_000, default: 43_200 }),
         /** Lifetime of an admin's sessions (console and device logins alike): short, they can do everything. */
         adminTtlSeconds: Type.Integer({ minimum: 60, maximum: 86_400, default: 3_600 }),
+        /**
+         * How long (ms) a server remembers what authenticating a session read (session, user,
+         * device; couch/auth-cache.ts). Its own writes are seen at once; another server process's
+         * (a blacklisting, a disabled user, a logout) only after this long. 0 (default): off.
+         */
+        authCacheMs: Type.Integer({ minimum: 0, maximum: 10_000, default: 0 }),
       },
       { additionalProperties: false, default: {} },
     ),

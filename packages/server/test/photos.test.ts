@@ -3,7 +3,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import t from 'tap';
 import { addPhoto, removePhoto, type ChildRecord, type PhotoType, type PhotoUploadStatus } from '@fieldvault/protocol';
-import { bearer, json, makeApp, setupAdmin, startStore, type LogCapture } from './helpers.js';
+import { bearer, json, makeApp, setupAdmin, startStore, storeRecorder, type LogCapture } from './helpers.js';
 import { newRecord, phoneFor, push, type Phone } from './sync-helpers.js';
 
 // Issue 5 item 3: photos upload/download, streamed, resumable, size-capped, type-checked.
@@ -82,6 +82,23 @@ t.test('a photo uploads and streams back byte for byte to another user', async (
   t.equal(got.headers['etag'], `"${sha256(bytes)}"`);
   t.ok(got.rawPayload.equals(bytes), 'same bytes');
   t.same((await uploadStatus(app, amina.token, photoId, record.id)).complete, true);
+});
+
+t.test('a download reads the store three times: the photo with its owner, its record, its bytes', async (t) => {
+  const recorder = await storeRecorder(t, couch);
+  const { app, clock } = await makeApp(t, recorder);
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bytes = image('image/jpeg', 50_000);
+  const { record, photoId } = await recordWithPhoto(app, amina, bytes);
+  t.equal((await upload(app, amina.token, photoId, record.id, bytes)).statusCode, 200);
+  const mark = recorder.requests.length;
+  const got = await app.inject({ method: 'GET', url: `/v1/photos/${photoId}`, headers: bearer(amina.token) });
+  t.equal(got.statusCode, 200);
+  t.ok(got.rawPayload.equals(bytes));
+  // Besides the authentication's reads (session, user, device) and the device's bookkeeping.
+  const reads = recorder.requests.slice(mark).filter((r) => /_(photos|records)\b/.test(r));
+  t.equal(reads.length, 3, reads.join(' | '));
 });
 
 t.test('bytes that are not the image type on the record are refused', async (t) => {

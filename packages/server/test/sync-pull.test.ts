@@ -18,17 +18,21 @@ t.test('pull pages from a checkpoint: every record once, tombstones included, no
   await push(app, amina.token, records);
 
   const seen: string[] = [];
+  const remaining: Array<number | undefined> = [];
   let since: string | undefined;
   let pages = 0;
   for (;;) {
     const page = await pull(app, bilal.token, since, 10);
     t.ok(Value.Check(PullResponseSchema, page), 'the page matches the shared schema');
+    remaining.push(page.remaining);
     pages += 1;
     seen.push(...page.records.map((r) => r.id));
     since = page.checkpoint;
     if (!page.more) break;
   }
   t.equal(pages, 3);
+  // The first page has 9 records: the feed's first row is the records database's design document.
+  t.same(remaining, [16, 6, 0], "each page says how many changes follow it (the store's pending), for the phone's progress bar");
   t.equal(seen.length, 25, 'no duplicates across pages');
   t.same([...new Set(seen)].sort(), records.map((r) => r.id).sort(), 'every record');
 
@@ -101,7 +105,7 @@ t.test('a page written without the schema serializer is the same JSON: content t
   t.equal(res.headers['x-content-type-options'], 'nosniff');
   const page = JSON.parse(res.body) as PullResponse;
   t.ok(Value.Check(PullResponseSchema, page), 'the page matches the shared schema');
-  t.same(Object.keys(page), ['records', 'checkpoint', 'more', 'deviceStatus', 'serverTime'], 'every member once');
+  t.same(Object.keys(page), ['records', 'checkpoint', 'more', 'deviceStatus', 'serverTime', 'remaining'], 'every member once');
   const sizes = page.records.map((r) => JSON.stringify(r).length);
   t.ok(page.records.length >= 1 && page.more, `a short page (${page.records.length} records)`);
   t.ok(sizes.length === 1 || sizes.reduce((a, b) => a + b, 0) <= 6_000, 'the records fit the budget');

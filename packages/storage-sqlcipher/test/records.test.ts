@@ -76,6 +76,40 @@ t.test('search options are validated', async (t) => {
   t.match(await rejection(s.searchRecords({ name: '' })), { code: 'INPUT_INVALID', details: { field: 'name' } });
 });
 
+t.test('a search with an unknown key or a value of the wrong type is refused, not widened to every record', async (t) => {
+  const s = await session(t);
+  await s.createRecord({ name: 'Ana Lopes', age: 9 });
+  await s.createRecord({ name: 'Ben Okoro', age: 12 });
+  const allowed = 'name, location, ageMin, ageMax, flags, needsReview, createdBy, includeDeleted, limit, offset';
+  // A typo of `name` used to be no criterion at all: both records came back.
+  const typo = await rejection(s.searchRecords({ nmae: 'Ana' } as never));
+  t.match(typo, { code: 'INPUT_INVALID', details: { field: 'nmae', allowed } });
+  t.match(typo.message, /"nmae": not a search criterion; allowed: name, location, /);
+  t.match(await rejection(s.searchRecords({ name: 'Ana', agemin: 5 } as never)), { code: 'INPUT_INVALID', details: { field: 'agemin', allowed } }, 'also next to known keys');
+  t.match(await rejection(s.searchRecords({ nmae: undefined } as never)), { code: 'INPUT_INVALID', details: { field: 'nmae' } }, 'also when its value is undefined');
+  t.match(await rejection(s.searchRecords({ flags: { flaged: true } as never })), { code: 'INPUT_INVALID', details: { field: 'flags.flaged' }, message: /allowed: flagged, reunited, /u });
+  for (const [query, field] of [
+    [{ ageMin: 'ten' }, 'ageMin'],
+    [{ ageMax: '10' }, 'ageMax'],
+    [{ name: 3 }, 'name'],
+    [{ location: ['camp'] }, 'location'],
+    [{ flags: { flagged: 'yes' } }, 'flags.flagged'],
+    [{ flags: 'flagged' }, 'flags'],
+    [{ needsReview: 'true' }, 'needsReview'],
+    [{ includeDeleted: 1 }, 'includeDeleted'],
+    [{ createdBy: 7 }, 'createdBy'],
+    [{ limit: '5' }, 'limit'],
+    [{ offset: 1.5 }, 'offset'],
+  ] as const) {
+    t.match(await rejection(s.searchRecords(query as never)), { code: 'INPUT_INVALID', details: { field } }, `${JSON.stringify(query)} is refused`);
+  }
+  t.equal((await s.searchRecords({ name: 'Ana' })).length, 1, 'the right key still filters');
+  // The same for listing: `limt` used to list the default 100.
+  t.match(await rejection(s.listRecords({ limt: 1 } as never)), { code: 'INPUT_INVALID', details: { field: 'limt', allowed: 'limit, offset, includeDeleted' } });
+  t.match(await rejection(s.listRecords({ limit: 1, name: 'Ana' } as never)), { code: 'INPUT_INVALID', details: { field: 'name' } }, 'a search criterion is not a list option');
+  t.equal((await s.listRecords({ limit: 1 })).length, 1, 'the right key still pages');
+});
+
 t.test('lists are newest first and paged', async (t) => {
   let clock = 1_700_000_000_000;
   const s = await session(t, () => clock);

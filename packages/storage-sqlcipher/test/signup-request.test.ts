@@ -33,6 +33,9 @@ t.test('an unverified user requests an account with their records; once approved
   await s.logout();
 
   t.equal((await rejection(device.requestAccount('zoe', PASSWORD_C, { transport }))).code, 'VAULT_WRONG_PASSWORD', 'the password must open her key here');
+  // The key is tried before the password rules: a mistyped password is wrong, whatever rule it breaks too.
+  t.equal((await rejection(device.requestAccount('zoe', 'password'.repeat(3), { transport }))).code, 'VAULT_WRONG_PASSWORD', 'a common wrong password is wrong');
+  t.equal((await rejection(device.requestAccount('zoe', 'short', { transport }))).code, 'VAULT_WRONG_PASSWORD', 'a short wrong password is wrong');
   const { requestAccount: _omitted, signupStatus: _omitted2, ...withoutSignups } = A.transport();
   t.equal((await rejection(device.requestAccount('zoe', PASSWORD_A, { transport: withoutSignups }))).code, 'INPUT_INVALID', 'a transport without sign-ups is refused');
 
@@ -65,6 +68,17 @@ t.test('an unverified user requests an account with their records; once approved
 
   t.equal((await rejection(device.requestAccount('zoe', PASSWORD_A, { transport }))).code, 'VAULT_FORBIDDEN', 'a verified user logs in online instead');
   t.equal((await rejection(device.accountStatus('nobody', { transport }))).code, 'SIGNUP_NOT_FOUND');
+});
+
+t.test('the right password under a stricter policy than at sign-up is refused by the rules before anything is sent', async (t) => {
+  const dir = t.testdir();
+  const lenient = await newDevice(t, { passwordPolicy: { minLength: 8, maxLength: 256 } }, dir);
+  await lenient.device.signUpOffline('ines', 'kite 7 river');
+  await lenient.device.logout();
+  const { device } = await newDevice(t, {}, dir);
+  t.equal((await rejection(device.requestAccount('ines', 'kite 7 rivers', { transport: A.transport() }))).code, 'VAULT_WRONG_PASSWORD');
+  t.equal((await rejection(device.requestAccount('ines', 'kite 7 river', { transport: A.transport() }))).code, 'PASSWORD_TOO_SHORT');
+  t.same(await A.admin('GET', '/v1/signups/ines').then((r) => r.body['code']), 'SIGNUP_NOT_FOUND', 'the server holds no request');
 });
 
 t.test('a name another device is waiting for is refused; a rejected request reports rejected', async (t) => {

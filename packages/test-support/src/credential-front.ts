@@ -1,9 +1,11 @@
-// A plain-HTTP front for the embedded store that sends the store's credential with every request,
-// whatever credential the client sent. The stand-in knows one credential (its per-start one) and
-// no CouchDB users, so a test of something that brings its own CouchDB user (`fieldvault-admin
+// A front for the embedded store that sends the store's credential with every request, whatever
+// credential the client sent. The stand-in knows one credential (its per-start one) and no
+// CouchDB users, so a test of something that brings its own CouchDB user (`fieldvault-admin
 // setup`, a server run from the app user's URL file) talks to the store through this front, as
-// it would to a CouchDB 3.x that has those users. Loopback only; never use it outside tests.
-import { createServer, request, type IncomingHttpHeaders } from 'node:http';
+// it would to a CouchDB 3.x that has those users. With `tls` it is also a CouchDB behind a TLS
+// proxy (say, with a private CA). Loopback only; never use it outside tests.
+import { createServer as createHttpServer, request, type IncomingHttpHeaders, type RequestListener } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 /** What the front needs of the store: `EmbeddedCouch` fits. */
@@ -14,16 +16,21 @@ export interface FrontedStore {
   readonly authorization: string;
 }
 
+export interface CredentialFrontOptions {
+  /** Serve HTTPS with this certificate and key (PEM) instead of plain HTTP. */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+}
+
 export interface CredentialFront {
-  /** `http://127.0.0.1:<port>` of the front, without credentials (put any in front of the host). */
+  /** `http://127.0.0.1:<port>` of the front (`https://` with `tls`), without credentials (put any in front of the host). */
   readonly origin: string;
   stop(): Promise<void>;
 }
 
 /** Starts the front on a free loopback port. */
-export async function startCredentialFront(store: FrontedStore): Promise<CredentialFront> {
+export async function startCredentialFront(store: FrontedStore, options: CredentialFrontOptions = {}): Promise<CredentialFront> {
   const target = new URL(store.origin);
-  const server = createServer((req, res) => {
+  const forward: RequestListener = (req, res) => {
     const headers: IncomingHttpHeaders = { ...req.headers, host: target.host, authorization: store.authorization };
     const upstream = request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
@@ -31,10 +38,12 @@ export async function startCredentialFront(store: FrontedStore): Promise<Credent
     });
     upstream.on('error', () => res.destroy());
     req.pipe(upstream);
-  });
+  };
+  const server = options.tls === undefined ? createHttpServer(forward) : createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, forward);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const scheme = options.tls === undefined ? 'http' : 'https';
   return {
-    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    origin: `${scheme}://127.0.0.1:${(server.address() as AddressInfo).port}`,
     stop: () => {
       server.closeAllConnections();
       return new Promise<void>((resolve) => server.close(() => resolve()));

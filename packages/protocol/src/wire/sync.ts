@@ -115,6 +115,13 @@ export const PullResponseSchema = Type.Object(
      * page's timestamps relative to it (issue 5: HLC receive with a reference) instead of failing.
      */
     serverTime: Type.Integer({ minimum: 0, maximum: HLC_MAX_WALL }),
+    /**
+     * About how many changes of the feed come after this page, when the store says (CouchDB's
+     * `pending`): for a progress bar only. An upper bound of the records still to come — it counts
+     * changes this user may not read and, on the embedded store, every update rather than every
+     * document — so it can shrink by more than a page brings. Absent when the store does not say.
+     */
+    remaining: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
   },
   { additionalProperties: false },
 );

@@ -38,6 +38,7 @@ import type {
   UserRecord,
 } from './records.js';
 import { statusOf, storeError } from './store-errors.js';
+import { AuthCache, type AuthCacheOptions, type AuthChange, type AuthDocs } from './auth-cache.js';
 
 export interface CouchRepositoryOptions {
   /** CouchDB base URL (credentials allowed; never logged). */
@@ -124,6 +125,8 @@ export class CouchRepository {
   private readonly photos: Db;
   private readonly pending: Db;
   private readonly names: Readonly<Record<(typeof DATABASES)[number], string>>;
+  /** Off until `enableAuthCache`: library users and tests that count store reads see every read. */
+  private authCache: AuthCache | undefined;
 
   constructor(options: CouchRepositoryOptions) {
     this.server = nano({ url: options.url });
@@ -143,6 +146,46 @@ export class CouchRepository {
     this.records = this.server.use<Doc>(this.names.records);
     this.photos = this.server.use<Doc>(this.names.photos);
     this.pending = this.server.use<Doc>(this.names.pending);
+  }
+
+  /**
+   * Turns on the short memory of authentication reads (auth-cache.ts); `ttlMs` 0 leaves it off.
+   * Writes made through this repository keep it current; see the file for what another process's
+   * writes mean.
+   */
+  enableAuthCache(options: AuthCacheOptions): void {
+    this.authCache = options.ttlMs > 0 ? new AuthCache(options) : undefined;
+  }
+
+  /**
+   * What authenticating a session needs: the session (undefined when there is none), its user and,
+   * for a device session, its device; from the memory when it has them (see `enableAuthCache`).
+   * @throws STORE_UNAVAILABLE
+   */
+  async authDocs(tokenHash: string): Promise<AuthDocs | undefined> {
+    const cache = this.authCache;
+    const known = cache?.get(tokenHash);
+    if (known !== undefined) return known;
+    const since = cache?.generation ?? 0;
+    const session = await this.getSession(tokenHash);
+    if (session === undefined) return undefined;
+    const [user, device] = await Promise.all([
+      this.getUser(session.username),
+      session.kind === 'console' ? Promise.resolve(undefined) : this.getDevice(session.imei),
+    ]);
+    const docs: AuthDocs = { session, user, device };
+    cache?.remember(tokenHash, docs, since);
+    return docs;
+  }
+
+  /** Runs a write of sessions, users or devices, telling the authentication memory before and after. */
+  private async authWrite<T>(what: AuthChange, write: () => Promise<T>): Promise<T> {
+    this.authCache?.changed(what);
+    try {
+      return await write();
+    } finally {
+      this.authCache?.changed(what);
+    }
   }
 
   /** Database names in use, e.g. for operators' `_security` setup. */
@@ -345,22 +388,25 @@ export class CouchRepository {
 
   /** @throws USER_EXISTS when the username is taken. */
   async createUser(user: UserRecord): Promise<void> {
-    if (!(await this.create(this.users, `user:${user.username}`, 'user', user, 'user.create'))) {
+    const created = await this.authWrite({ username: user.username }, () => this.create(this.users, `user:${user.username}`, 'user', user, 'user.create'));
+    if (!created) {
       throw new FieldvaultError('USER_EXISTS');
     }
   }
 
   /** @throws USER_NOT_FOUND when there is no such user (and `mutate` never runs). */
   async modifyUser(username: string, mutate: (current: UserRecord) => UserRecord | undefined | Promise<UserRecord | undefined>): Promise<UserRecord> {
-    const result = await this.modify<UserRecord>(
-      this.users,
-      `user:${username}`,
-      'user',
-      (cur) => {
-        if (cur === undefined) throw new FieldvaultError('USER_NOT_FOUND');
-        return mutate(cur);
-      },
-      'user.modify',
+    const result = await this.authWrite({ username }, () =>
+      this.modify<UserRecord>(
+        this.users,
+        `user:${username}`,
+        'user',
+        (cur) => {
+          if (cur === undefined) throw new FieldvaultError('USER_NOT_FOUND');
+          return mutate(cur);
+        },
+        'user.modify',
+      ),
     );
     if (result === undefined) throw new FieldvaultError('USER_NOT_FOUND');
     return result;
@@ -395,7 +441,7 @@ export class CouchRepository {
    * cannot lose a key update; the loser re-reads and reconciles against the winner's key.
    */
   async modifyDevice(imei: string, mutate: Mutation<DeviceRecord>): Promise<DeviceRecord | undefined> {
-    return this.modify<DeviceRecord>(this.devices, `device:${imei}`, 'device', mutate, 'device.modify');
+    return this.authWrite({ imei }, () => this.modify<DeviceRecord>(this.devices, `device:${imei}`, 'device', mutate, 'device.modify'));
   }
 
   async listDevices(status: DeviceStatus | undefined, limit: number, cursor: string | undefined): Promise<Page<DeviceRecord>> {
@@ -416,7 +462,10 @@ export class CouchRepository {
   // Sessions, challenges, reset tokens, throttles (all short-lived, in the sessions database)
 
   async createSession(session: SessionRecord): Promise<void> {
-    if (!(await this.create(this.sessions, `session:${session.tokenHash}`, 'session', session, 'session.create'))) {
+    const created = await this.authWrite({ tokenHash: session.tokenHash }, () =>
+      this.create(this.sessions, `session:${session.tokenHash}`, 'session', session, 'session.create'),
+    );
+    if (!created) {
       throw new FieldvaultError('INTERNAL_ERROR', { details: { op: 'session.create' } });
     }
   }
@@ -427,17 +476,17 @@ export class CouchRepository {
   }
 
   async deleteSession(tokenHash: string): Promise<boolean> {
-    return this.remove(this.sessions, `session:${tokenHash}`, 'session.delete');
+    return this.authWrite({ tokenHash }, () => this.remove(this.sessions, `session:${tokenHash}`, 'session.delete'));
   }
 
   /** Deletes every session of a user; returns how many. */
   async deleteSessionsOfUser(username: string): Promise<number> {
-    return this.deleteSessionsBy('sessions_by_user', username);
+    return this.authWrite({ username }, () => this.deleteSessionsBy('sessions_by_user', username));
   }
 
   /** Deletes every session on a device; returns how many. */
   async deleteSessionsOfDevice(imei: string): Promise<number> {
-    return this.deleteSessionsBy('sessions_by_device', imei);
+    return this.authWrite({ imei }, () => this.deleteSessionsBy('sessions_by_device', imei));
   }
 
   private async deleteSessionsBy(view: string, key: string): Promise<number> {
@@ -455,6 +504,10 @@ export class CouchRepository {
    * request learns why and wipes); returns how many.
    */
   async revokeSessionsOfDevice(imei: string, reason: SessionRevocation): Promise<number> {
+    return this.authWrite({ imei }, () => this.revokeSessionsOfDeviceNow(imei, reason));
+  }
+
+  private async revokeSessionsOfDeviceNow(imei: string, reason: SessionRevocation): Promise<number> {
     const rows = await this.viewRows(this.sessions, 'sessions_by_device', { key: imei, include_docs: true }, 'session.revoke');
     const docs = rows.flatMap((r) => (r.doc && r.doc['revoked'] !== reason ? [{ ...r.doc, revoked: reason }] : []));
     if (docs.length === 0) return 0;
@@ -512,6 +565,10 @@ export class CouchRepository {
 
   /** Removes expired sessions, challenges, reset tokens, throttles and unfinished photo uploads; returns how many. */
   async sweepExpired(now: number): Promise<number> {
+    return this.authWrite('all', () => this.sweepExpiredNow(now));
+  }
+
+  private async sweepExpiredNow(now: number): Promise<number> {
     let total = 0;
     for (const [db, view] of [[this.sessions, 'by_expiry'], [this.photos, 'uploads_by_expiry']] as const) {
       for (;;) {
@@ -667,7 +724,11 @@ export class CouchRepository {
    * record (design documents, deletions of whole documents) come back without an envelope so
    * the caller can still move its checkpoint past them.
    */
-  async recordChanges(since: unknown, limit: number): Promise<{ changes: RecordChange[]; lastSeq: unknown }> {
+  /**
+   * Up to `limit` rows of the records changes feed after `since`. `pending` is the store's count of
+   * changes after `lastSeq` when it gives one (CouchDB 3 does; the embedded store estimates it).
+   */
+  async recordChanges(since: unknown, limit: number): Promise<{ changes: RecordChange[]; lastSeq: unknown; pending?: number }> {
     try {
       const params: nano.DatabaseChangesParams = { limit, include_docs: true };
       if (since !== undefined) params.since = since as string;
@@ -677,7 +738,10 @@ export class CouchRepository {
         seq: row.seq as unknown,
         envelope: row.deleted === true || row.id.startsWith('_') ? undefined : this.envelopeOf(row.doc),
       }));
-      return { changes, lastSeq: res.last_seq as unknown };
+      const pending = (res as { pending?: unknown }).pending;
+      return typeof pending === 'number' && Number.isSafeInteger(pending) && pending >= 0
+        ? { changes, lastSeq: res.last_seq as unknown, pending }
+        : { changes, lastSeq: res.last_seq as unknown };
     } catch (err) {
       throw storeError(err, 'record.changes');
     }
@@ -719,10 +783,7 @@ export class CouchRepository {
   // Photos (`photo:<uuid>` with the bytes as attachment; `upload:<uuid>` while an upload is unfinished)
 
   async getPhoto(photoId: string): Promise<PhotoRecord | undefined> {
-    const doc = await this.getDoc(this.photos, photoDocId(photoId), 'photo.get');
-    if (doc === undefined || doc['type'] !== 'photo') return undefined;
-    const { _attachments: _a, ...rest } = strip<PhotoRecord & { _attachments?: unknown }>(doc);
-    return rest;
+    return photoOf(await this.getDoc(this.photos, photoDocId(photoId), 'photo.get'));
   }
 
   /**
@@ -810,12 +871,17 @@ export class CouchRepository {
     const docs = await this.fetchDocs(this.photos, ids.flatMap((id) => [ownerDocId(id), photoDocId(id)]), 'photo.owners');
     const owners = new Map<string, string>();
     for (const id of ids) {
-      const owner = docs.get(ownerDocId(id));
-      const photo = docs.get(photoDocId(id));
-      const recordId = owner?.['type'] === 'photo-owner' ? owner['recordId'] : photo?.['type'] === 'photo' ? photo['recordId'] : undefined;
-      if (typeof recordId === 'string') owners.set(id, recordId);
+      const recordId = ownerOf(docs.get(ownerDocId(id)), docs.get(photoDocId(id)));
+      if (recordId !== undefined) owners.set(id, recordId);
     }
     return owners;
+  }
+
+  /** `getPhoto` and the id's owner (as `photoOwners` decides it) in one store request: a download needs both. */
+  async photoWithOwner(photoId: string): Promise<{ photo: PhotoRecord | undefined; owner: string | undefined }> {
+    const docs = await this.fetchDocs(this.photos, [ownerDocId(photoId), photoDocId(photoId)], 'photo.get');
+    const doc = docs.get(photoDocId(photoId));
+    return { photo: photoOf(doc), owner: ownerOf(docs.get(ownerDocId(photoId)), doc) };
   }
 
   /**
@@ -921,6 +987,19 @@ export class CouchRepository {
       skip = 1;
     }
   }
+}
+
+/** A photo document as the server's record type (without its attachment stub). */
+function photoOf(doc: Doc | undefined): PhotoRecord | undefined {
+  if (doc === undefined || doc['type'] !== 'photo') return undefined;
+  const { _attachments: _a, ...rest } = strip<PhotoRecord & { _attachments?: unknown }>(doc);
+  return rest;
+}
+
+/** The record owning a photo id: its `owner:` document, else (ids stored before owners were kept) the photo document's record. */
+function ownerOf(owner: Doc | undefined, photo: Doc | undefined): string | undefined {
+  const recordId = owner?.['type'] === 'photo-owner' ? owner['recordId'] : photo?.['type'] === 'photo' ? photo['recordId'] : undefined;
+  return typeof recordId === 'string' ? recordId : undefined;
 }
 
 /** Creates the repository (no I/O until `init()`). */

@@ -12,7 +12,11 @@ declare module 'fastify' {
 export interface CouchPluginOptions {
   readonly url: string;
   readonly dbPrefix: string;
-  /** How long to keep trying a store that does not answer yet (0: try once). */
+  /**
+   * How long to keep trying a store that does not answer yet (0: try once). The runnable server
+   * (apps/server) waits for an external store itself first and passes only what is left of that
+   * one wait, so a start never waits twice.
+   */
   readonly startupWaitMs: number;
 }
 

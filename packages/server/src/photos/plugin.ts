@@ -402,7 +402,8 @@ export const photosPlugin: FastifyPluginAsync = async (app) => {
     async (request, reply) => {
       const auth = request.auth as AuthContext;
       const { photoId } = request.params;
-      const stored = await app.repo.getPhoto(photoId);
+      // The photo and its id's owner in one read.
+      const { photo: stored, owner } = await app.repo.photoWithOwner(photoId);
       if (stored === undefined) throw new FieldvaultError('PHOTO_NOT_FOUND');
       const envelope = await app.repo.getRecord(stored.recordId);
       // Unreadable, removed or re-pointed photos look the same as missing ones.
@@ -411,7 +412,6 @@ export const photosPlugin: FastifyPluginAsync = async (app) => {
         throw new FieldvaultError('PHOTO_NOT_FOUND');
       }
       // Bytes stored for a record that does not own the id (a squat, security audit H2) are never served.
-      const owner = (await app.repo.photoOwners([photoId])).get(photoId);
       if (owner !== stored.recordId) throw new FieldvaultError('PHOTO_NOT_FOUND');
       void reply
         .type(stored.contentType)

@@ -76,6 +76,8 @@ function invalid(): FieldvaultError {
 export const sessionsPlugin = fp(
   async (app) => {
     app.decorateRequest('auth', null);
+    // Real time, not app.now(): an entry's age bounds how stale another process's change can be.
+    app.repo.enableAuthCache({ ttlMs: app.fieldvaultConfig.session.authCacheMs, maxEntries: 10_000, now: () => performance.now() });
 
     async function authenticate(request: FastifyRequest): Promise<AuthContext> {
       const header = request.headers.authorization;
@@ -83,19 +85,19 @@ export const sessionsPlugin = fp(
       const token = match?.[1];
       if (token === undefined) throw invalid();
       const tokenHash = hashSecret(token);
-      const session = await app.repo.getSession(tokenHash);
-      if (session === undefined) throw invalid();
+      // Possibly remembered for a moment (couch/auth-cache.ts): values, never decisions.
+      const docs = await app.repo.authDocs(tokenHash);
+      if (docs === undefined) throw invalid();
+      const { session, user, device } = docs;
       const now = app.now();
       if (session.expiresAt <= now) {
         await app.repo.deleteSession(tokenHash);
         throw invalid();
       }
       if (session.kind === 'console') {
-        const user = await app.repo.getUser(session.username);
         if (session.revoked !== null || user === undefined || user.disabled || user.epoch !== session.userEpoch || user.role !== 'admin') throw invalid();
         return { username: user.username, role: user.role, imei: '', console: true, tokenHash, expiresAt: session.expiresAt };
       }
-      const [user, device] = await Promise.all([app.repo.getUser(session.username), app.repo.getDevice(session.imei)]);
       // A stolen device learns on its next request that it must wipe (its sessions are kept as
       // revoked markers for this). The device's current status decides, so a reinstated device
       // is not told to wipe by an old marker.

@@ -230,7 +230,7 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
       const early = readAhead.take(auth.tokenHash, PullReadAhead.key(since, limit + 1));
       const fresh = (): Promise<Changes> => app.repo.recordChanges(since, limit + 1);
       // A read ahead that failed is read again here, so its error is this request's own.
-      const { changes, lastSeq } = early === undefined ? await fresh() : await early.catch(fresh);
+      const { changes, lastSeq, pending } = early === undefined ? await fresh() : await early.catch(fresh);
       const budget = config.sync.pullMaxBytes;
       // Each record is serialised once: its text both counts against the budget and goes out as is.
       const records: string[] = [];
@@ -261,6 +261,8 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
       });
       request.log.info({ records: records.length, bytes, more, readAhead: early !== undefined }, 'sync pull');
       const rest: Omit<PullResponse, 'records'> = { checkpoint, more, deviceStatus, serverTime: app.now() };
+      // For the phone's progress bar: the feed's rows read but not served, and what the store says follows them.
+      if (pending !== undefined) rest.remaining = more ? pending + (changes.length - consumed) : 0;
       return sendJsonText(reply, jsonWithArray('records', records, rest));
     },
   );
