@@ -8,8 +8,10 @@
  */
 // Re-exported so that an app needs only this package (audit L1): catch errors by `code`
 // (`isFieldvaultError(err) && err.code === …`) and review conflicts without a second dependency.
-export type { ErrorCode, ChildRecord, FieldValue, Conflict } from '@fieldvault/protocol';
+export type { ErrorCode, ChildRecord, FieldValue, FieldVersion, PhotoRef, PhotoType, Conflict } from '@fieldvault/protocol';
 export { FieldvaultError, isFieldvaultError, conflictId, openConflicts, needsReview } from '@fieldvault/protocol';
+// Reading a record for display (docs/sdk.md, "A record's shape").
+export { visibleFields, isDeleted, recordUpdatedAt } from '@fieldvault/protocol';
 export type { OpenConflict } from './conflicts.js';
 export { describeOpenConflicts } from './conflicts.js';
 export type { SqlExecutor, SqlRow, SqlValue, StorageAdapter, StorageHandle, OpenOptions } from './storage-adapter.js';

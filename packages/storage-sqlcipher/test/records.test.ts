@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
-import { RecordStore } from '@fieldvault/client';
+import { RecordStore, isDeleted, recordUpdatedAt, visibleFields } from '@fieldvault/client';
 import { createClock, defaultChildForm, parseHlc, UUID_V4_PATTERN } from '@fieldvault/protocol';
 import { ensureSchema } from '@fieldvault/client';
 import { SqlCipherStorage } from '../src/index.js';
@@ -168,4 +168,18 @@ t.test('the visibility rule is applied in SQL: in one database, an own-records v
   t.same((await a.search({ name: 'same', location: 'camp' })).map((r) => r.id), [amina.id]);
   t.same((await a.search({ createdBy: 'bilal' })).map((r) => r.id), []);
   t.same((await view('supervisor', false).list()).map((r) => r.id).sort(), [amina.id, bilal.id].sort(), 'a verified view sees both');
+});
+
+t.test("a record is read for display with the helpers the SDK exports (docs/sdk.md, \"A record's shape\")", async (t) => {
+  const s = await session(t);
+  const created = await s.createRecord({ name: 'Ana Lopes', age: 9, location: 'Camp 3' });
+  const edited = await s.updateRecord(created.id, { age: 10 });
+  t.same(visibleFields(edited), { name: 'Ana Lopes', age: 10, location: 'Camp 3' }, 'the current value of each field');
+  t.equal(edited.history.filter((v) => v.field === 'age').length, 2, 'both ages are in the history');
+  t.equal(recordUpdatedAt(edited), edited.fields['age']?.ts, 'updated at the newest write');
+  t.notOk(isDeleted(edited));
+  await s.deleteRecord(created.id);
+  const gone = (await s.listRecords({ includeDeleted: true })).find((r) => r.id === created.id);
+  t.ok(gone !== undefined && isDeleted(gone), 'a deletion is a record with _deleted');
+  t.notOk(gone !== undefined && '_deleted' in visibleFields(gone), 'which visibleFields leaves out');
 });
