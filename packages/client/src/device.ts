@@ -1251,11 +1251,6 @@ export class Device {
     return this.#deviceKeys.publicKey();
   }
 
-  /** Signs `message` with the device key (the online login's challenge). @throws VAULT_DEVICE_KEY_INVALID */
-  sign(message: Uint8Array): Promise<Uint8Array> {
-    return this.#deviceKeys.sign(message);
-  }
-
   /**
    * Deletes everything the SDK holds on this device: the open session, every database (with its
    * side files), every photo file, the keyring and the device key pair. The SDK calls it itself
