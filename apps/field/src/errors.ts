@@ -106,6 +106,13 @@ export function inFieldWorkerWords(err: FieldvaultError, server?: ServerRef): Fi
       if (field === undefined) return again(`A value given to this command is not accepted${detail === undefined ? '' : ` (${detail})`}. Nothing was changed: check the command line ("fieldvault-field help <command>") and run it again.`);
       return again(`The value given for ${field} is not accepted${detail === undefined ? '' : ` (${detail})`}. Nothing was changed: check it ("fieldvault-field help <command>") and run the command again.`);
     }
+    case 'AUTH_ACCOUNT_LOCKED': {
+      const wait = waitWords(details['retryAfterSeconds']);
+      return again(
+        `Too many wrong passwords were tried for this account, so the server has locked it for now${wait === undefined ? '' : `: try again ${wait}`}. ` +
+          'Nothing on this phone changed. If you have forgotten the password, ask your admin for a password reset.',
+      );
+    }
     case 'SYNC_CANCELLED':
       return again('The sync was stopped before it finished. Nothing is lost: what was already sent and received is kept, and "fieldvault-field sync" continues from there.');
     case 'VAULT_DEVICE_MISMATCH':
@@ -116,6 +123,14 @@ export function inFieldWorkerWords(err: FieldvaultError, server?: ServerRef): Fi
     default:
       return err;
   }
+}
+
+/** "in about N minutes" for a server's Retry-After (seconds), or undefined when it sent none. */
+function waitWords(seconds: unknown): string | undefined {
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) return undefined;
+  if (seconds < 60) return `in ${Math.max(1, Math.ceil(seconds))} second${Math.ceil(seconds) === 1 ? '' : 's'}`;
+  const minutes = Math.ceil(seconds / 60);
+  return `in about ${minutes} minute${minutes === 1 ? '' : 's'}`;
 }
 
 /** What a record or photo that a sync could not send or fetch means for the field worker, and what to do. */

@@ -120,3 +120,20 @@ t.test('https:// to a port that speaks plain HTTP says so, not "someone may be i
   t.match(r.stderr, /error TRANSPORT_TLS_UNTRUSTED: The address of server "office" .* starts with https:\/\/, but the program at that port does not speak HTTPS/);
   noDeveloperWords(t, r.stderr);
 });
+
+t.test('a locked account says for how long, and what to do', async (t) => {
+  await A.createUser('lena', PASSWORD_A);
+  const home = t.testdir();
+  ok(t, await cli(home, ['init']), 'init');
+  ok(t, await cli(home, ['servers', 'add', 'office', A.url, '--server-id', A.serverId, '--pin', A.fingerprint]), 'servers add');
+  // The server locks an account after 10 wrong passwords in a row (for 60 s the first time).
+  for (let i = 0; i < 10; i++) {
+    const wrong = await cliWith(home, `not the password of lena ${i}`, ['--user', 'lena', 'login', 'office']);
+    t.equal(wrong.code, 1);
+  }
+  const locked = await cliWith(home, PASSWORD_A, ['--user', 'lena', 'login', 'office']);
+  t.equal(locked.code, 1);
+  t.match(locked.stderr, /error AUTH_ACCOUNT_LOCKED: Too many wrong passwords were tried for this account, so the server has locked it for now: try again in (about 1 minute|\d+ seconds?)\./);
+  t.match(locked.stderr, /ask your admin for a password reset/);
+  noDeveloperWords(t, locked.stderr);
+});
