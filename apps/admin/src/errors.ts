@@ -47,6 +47,10 @@ export const cliErrorCatalogue = {
     message: 'A file named on the command line cannot be read.',
     hint: 'Check the path and its permissions.',
   },
+  ADMIN_FILE_UNWRITABLE: {
+    message: 'An output file named on the command line cannot be created: its directory is missing or not writable.',
+    hint: 'Create the directory or choose a path you may write to (with room for the file), then run the command again.',
+  },
   ADMIN_INTERRUPTED: {
     message: 'The command was interrupted.',
     hint: 'Run the command again when ready; nothing was left half done on the server.',

@@ -8,6 +8,7 @@ import { readVersion, runMain, type CliDefinition } from '@fieldvault/cli-kit';
 import { registerAuditCommand } from './commands/audit.js';
 import { registerBackupCommands } from './commands/backup.js';
 import { registerDeviceCommands } from './commands/devices.js';
+import { registerHelpCommand } from './commands/help.js';
 import { registerSessionCommands } from './commands/session.js';
 import { registerSetupCommand } from './commands/setup.js';
 import { registerSignupCommands } from './commands/signups.js';
@@ -64,6 +65,7 @@ const cli: CliDefinition<Context, GlobalOptions> = {
     registerAuditCommand(program, action, cancellation);
     registerBackupCommands(program, action);
     registerSetupCommand(program, action);
+    registerHelpCommand(program);
   },
   cleanup: () => prompter?.close(),
 };

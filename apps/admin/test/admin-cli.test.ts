@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { generateDeviceKeyPair } from '@fieldvault/crypto';
 import { ADMIN_PASSWORD, CLI, STEP_MS, cli, cliEnrolling, errorCode, json, startServer, totp } from './helpers.js';
 
 // Issue 7 step 2: every admin CLI command against a real server process (embedded store, TLS,
@@ -99,6 +100,11 @@ t.test('users role, disable, enable and reset change the account on the server',
   const { user, reset: token } = json<{ user: { hasPassword: boolean }; reset: { token: string } }>(reset);
   t.equal(user.hasPassword, false, 'the old password no longer works');
   t.equal((await server.deviceLogin('amina', AMINA_PASSWORD, '490154203237519')).body['code'], 'AUTH_INVALID_CREDENTIALS');
+  // Operator audit s10, item 10: a reset account is not "invited", and its old password is void.
+  const shown = await cli(home, ['users', 'show', 'amina']);
+  t.match(shown.stdout, /^state\s+reset pending$/m);
+  t.match(shown.stdout, /^password set\s+— \(reset: the one set .* no longer works/m);
+  t.match((await cli(home, ['users', 'list'])).stdout, /^amina\s+field_worker\s+reset pending/m);
   t.equal((await server.call('POST', '/v1/auth/password', { resetToken: token.token, password: AMINA_PASSWORD })).status, 200);
   t.equal((await server.deviceLogin('amina', AMINA_PASSWORD, '490154203237518')).status, 200);
 });
@@ -126,10 +132,18 @@ t.test('devices list, show, rekey, unbind, retire and blacklist act on the serve
   t.equal(black.code, 0, black.stderr);
   t.match(json(black), { device: { status: 'blacklisted', statusChangedBy: 'admin' } });
   t.equal((await server.deviceLogin('amina', AMINA_PASSWORD, other)).body['code'], 'DEVICE_BLACKLISTED', 'the stolen phone is told to wipe');
+  // Operator audit s10, item 4: the phone wiped its device key; after a reinstate it logs in with a new one.
+  const back = await cli(home, ['devices', 'reinstate', other, '--reason', 'found']);
+  t.equal(back.code, 0, back.stderr);
+  t.match(back.stdout, /^bound\s+no \(the next login enrols its device key\)$/m);
+  t.match(back.stdout, 'Its device key binding was cleared too (as "devices unbind" does)');
+  t.equal((await server.deviceLogin('amina', AMINA_PASSWORD, other, generateDeviceKeyPair())).status, 200, 'the wiped phone enrols a new device key');
+  const reinstatedAudit = json<{ events: Array<{ details: Record<string, unknown> }> }>(await cli(home, ['--json', 'audit', '--device', other, '--event', 'device.reinstated']));
+  t.match(reinstatedAudit.events, [{ details: { reason: 'found', previousStatus: 'blacklisted', bindingCleared: true } }]);
   const retired = await cli(home, ['--json', 'devices', 'retire', imei, '-y']);
   t.match(json(retired), { device: { status: 'retired' } });
   const reinstated = await cli(home, ['--json', 'devices', 'reinstate', imei]);
-  t.match(json(reinstated), { device: { status: 'active' } });
+  t.match(json(reinstated), { device: { status: 'active' }, bindingCleared: false });
   const bad = await cli(home, ['devices', 'show', '12345']);
   t.equal(bad.code, 2);
   const missing = await cli(home, ['--json', 'devices', 'show', '999999999999999']);
@@ -162,6 +176,10 @@ t.test('audit shows every admin action with the acting admin, filtered by user, 
   t.match(table.stdout, /login\.ok\s+admin\s+admin\s+—.*kind=console/);
   const bad = await cli(home, ['audit', '--since', 'yesterday']);
   t.equal(bad.code, 2);
+  // Operator audit s10, item 10: an unknown event type is refused here, with the known ones.
+  const unknown = await cli(home, ['audit', '--event', 'no.such.event']);
+  t.equal(unknown.code, 2);
+  t.match(unknown.stderr, /error ADMIN_USAGE: .*--event: no event type "no\.such\.event"; the event types are setup\.admin_created, login\.ok, login\.failed, .*device\.reinstated/);
   const text = JSON.stringify(json(await cli(home, ['--json', 'audit', '-n', '500'])));
   for (const s of [ADMIN_PASSWORD, AMINA_PASSWORD, secret, server.setupToken, ...recoveryCodes]) t.notOk(text.includes(s), 'no secret in the audit log');
 });

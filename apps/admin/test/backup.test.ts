@@ -114,6 +114,28 @@ t.test('backup writes an encrypted file (0600) and refuses a key that is not X25
   t.equal(audit.events[0]?.details['recordsCount'], 3);
 });
 
+// Operator audit s10, item 5: a missing --out directory was an unhandled stream error with a stack.
+t.test('backup --out into a missing directory, under a file or onto a left-over .partial is refused before anything is sent', async (t) => {
+  const missingDir = join(dir, 'no-such-dir');
+  const missing = await cli(home, ['backup', '--recipient', me.pub, '--out', join(missingDir, 'fv.fvbk')]);
+  t.equal(missing.code, 1);
+  t.equal(errorCode(missing), 'ADMIN_FILE_UNWRITABLE');
+  t.match(missing.stderr, `--out ${join(missingDir, 'fv.fvbk')}: the directory ${missingDir} does not exist (ENOENT)`);
+  t.notMatch(missing.stderr, /at |node:events|Unhandled/, 'no stack trace');
+  const underFile = await cli(home, ['--json', 'backup', '--recipient', me.pub, '--out', join(me.pub, 'fv.fvbk')]);
+  t.equal(errorCode(underFile), 'ADMIN_FILE_UNWRITABLE');
+  t.match(underFile.stderr, '(ENOTDIR)');
+  const leftOver = join(dir, 'left.fvbk');
+  writeFileSync(`${leftOver}.partial`, 'an interrupted backup');
+  const partial = await cli(home, ['--json', 'backup', '--recipient', me.pub, '--out', leftOver]);
+  t.equal(errorCode(partial), 'ADMIN_FILE_EXISTS');
+  t.match(partial.stderr, `${leftOver}.partial, left by an interrupted backup`);
+  t.equal(readFileSync(`${leftOver}.partial`, 'utf8'), 'an interrupted backup', 'not touched');
+  const audit = json<{ events: unknown[] }>(await cli(home, ['--json', 'audit', '--event', 'backup.failed']));
+  t.equal(audit.events.length, 0, 'the server was never asked');
+  t.equal(json<{ events: unknown[] }>(await cli(home, ['--json', 'audit', '--event', 'backup.created'])).events.length, 1, 'only the backup of the test before');
+});
+
 t.test('restore --verify-only decrypts and checks the whole file; the manifest matches the source', async (t) => {
   const r = await cli(home, ['--json', 'restore', backupFile, '--identity', me.priv, '--verify-only']);
   t.equal(r.code, 0, r.stderr);
@@ -260,6 +282,24 @@ t.test('the server refuses a KEK mismatch, an inconsistent or cut archive, and u
   t.same((ok.body['restored'] as ArchiveManifest).counts, digest.manifest().counts, 'exactly the archive, nothing from the refused attempts');
   const admin = await other.call('POST', '/v1/setup/admin', { setupToken: other.setupToken, username: 'late', password: ADMIN_PASSWORD });
   t.equal(admin.body['code'], 'AUTH_SETUP_COMPLETED', 'after a restore the setup token creates no admin');
+});
+
+// Operator audit s10, item 1: BACKUP_KEK_MISMATCH says "start this server with the KEK file of the
+// backed-up server, then restore again": a fresh target that made its own KEK must take it.
+t.test('a restore target started without the KEK: after BACKUP_KEK_MISMATCH it restarts with the KEK file and the restore works', async (t) => {
+  const drillDir = join(dir, 'drill');
+  const first = await startServer(drillDir, { FIELDVAULT_SERVER_ID: 'srv-drill' });
+  const trustOf = (s: ServerProcess): string[] => ['--server', s.url, '--ca', s.certFile];
+  const refused = await cli(home, ['--json', 'restore', backupFile, '--identity', me.priv, ...trustOf(first)], [first.setupToken]);
+  t.equal(errorCode(refused), 'BACKUP_KEK_MISMATCH');
+  t.match(refused.stderr, 'Start this server with the KEK file of the backed-up server');
+  await first.stop();
+
+  const again = await startServer(drillDir, { FIELDVAULT_SERVER_ID: 'srv-drill', FIELDVAULT_KEK_FILE: kekFile });
+  t.teardown(() => again.stop());
+  const restored = await cli(home, ['--json', 'restore', backupFile, '--identity', me.priv, ...trustOf(again)], [again.setupToken]);
+  t.equal(restored.code, 0, restored.stderr);
+  t.match(json(restored), { verified: true, restored: true });
 });
 
 t.test("a server restored under the source's own id refuses the source's pull checkpoints (another copy of the store, another change sequence); a pull from the start gives everything", async (t) => {

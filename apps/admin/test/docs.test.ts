@@ -22,3 +22,16 @@ t.test('every command and subcommand of the help is in docs/admin-cli.md', async
     if (c === 'users' || c === 'devices') for (const sub of commands(help([c]))) t.match(doc, new RegExp(`\`${c} ${sub}[ \`]`), `${c} ${sub}`);
   }
 });
+
+// Operator audit s10, item 10: "help GROUP COMMAND" printed the group's help.
+t.test('help follows the whole command path', async (t) => {
+  const run = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '', HOME: t.testdir() } });
+  const reinstate = run(['help', 'devices', 'reinstate']);
+  t.equal(reinstate.status, 0, reinstate.stderr);
+  t.match(reinstate.stdout, /^Usage: fieldvault-admin devices reinstate \[options\] <imei>/m);
+  t.match(reinstate.stdout, '--reason <text>');
+  t.equal(run(['help', 'devices']).stdout, run(['devices', '--help']).stdout, 'a group: the group help');
+  const unknown = run(['help', 'devices', 'nope']);
+  t.equal(unknown.status, 2);
+  t.match(unknown.stderr, /error ADMIN_USAGE: .*help: no command "devices nope" \(commands of devices: list, show, blacklist, retire, reinstate, rekey, unbind\)/);
+});

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Secret, TOTP } from 'otpauth';
+import type { DeviceKeyPair } from '@fieldvault/crypto';
 import { launchServerProcess } from '@fieldvault/test-support';
 
 export const CLI = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -94,8 +95,8 @@ export interface ServerProcess {
   readonly setupToken: string;
   /** A plain HTTPS call trusting this server's certificate. */
   call(method: 'GET' | 'POST', path: string, body?: unknown, token?: string): Promise<{ status: number; body: Record<string, unknown> }>;
-  /** A phone's login (challenge + Ed25519 signature) of a field user; returns the session token. */
-  deviceLogin(username: string, password: string, imei: string): Promise<{ status: number; body: Record<string, unknown> }>;
+  /** A phone's login (challenge + Ed25519 signature) of a field user; returns the session token. `keys`: another device key (a wiped phone). */
+  deviceLogin(username: string, password: string, imei: string, keys?: DeviceKeyPair): Promise<{ status: number; body: Record<string, unknown> }>;
   stop(): Promise<void>;
 }
 
@@ -116,7 +117,7 @@ export async function startServer(dataDir: string, env: Record<string, string> =
     certFile: server.certFile,
     setupToken: server.setupToken,
     call: (method, path, body, token) => server.call(method, path, body, token === undefined ? {} : { authorization: `Bearer ${token}` }),
-    deviceLogin: (username, password, imei) => server.deviceLogin(username, password, imei),
+    deviceLogin: (username, password, imei, keys) => server.deviceLogin(username, password, imei, keys),
     stop: () => server.stop(),
   };
 }

@@ -139,18 +139,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   for (const name of Object.keys(env)) {
     if (name.startsWith('FIELDVAULT_') && !known.has(name) && !OTHER_PROGRAMS.has(name)) {
       problems.push(`unsupported ${name}; supported: ${settings.filter((s) => s.env.startsWith('FIELDVAULT_')).map((s) => s.env).join(', ')}`);
+    } else if (known.has(name) && name.startsWith('FIELDVAULT_') && env[name]?.trim() === '') {
+      // `FIELDVAULT_PORT=` in an env file is more likely a value forgotten than a wish for the
+      // default (audit 10): leave the variable out to get the default.
+      problems.push(`${name} is set but empty: give it a value, or remove it for the default`);
     }
   }
   const str = (name: string): string | undefined => {
     const v = env[name];
     return v === undefined || v.trim() === '' ? undefined : v.trim();
   };
-  const int = (name: string, fallback: number, min: number, max: number): number => {
+  const int = (name: string, fallback: number, min: number, max: number, orElse = ''): number => {
     const v = str(name);
     if (v === undefined) return fallback;
     const n = Number(v);
     if (!Number.isInteger(n) || n < min || n > max) {
-      problems.push(`${name} must be an integer in ${min}..${max}, got "${v}"`);
+      problems.push(`${name} must be an integer in ${min}..${max}${orElse}, got "${v}"`);
       return fallback;
     }
     return n;
@@ -159,7 +163,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
 
   const dataDir = path(str('FIELDVAULT_DATA_DIR') ?? 'data');
   const httpRaw = str('FIELDVAULT_HTTP_PORT');
-  const httpPort = httpRaw === 'off' ? null : int('FIELDVAULT_HTTP_PORT', 8080, 0, 65535);
+  const httpPort = httpRaw?.toLowerCase() === 'off' ? null : int('FIELDVAULT_HTTP_PORT', 8080, 0, 65535, ' or "off" (no plain-HTTP redirect)');
 
   let couchdbUrl: string | null = str('COUCHDB_URL') ?? null;
   if (couchdbUrl !== null) {

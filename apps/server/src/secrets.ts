@@ -5,12 +5,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { FieldvaultError } from '@fieldvault/protocol';
+import { accountLabel, currentUid } from './access.js';
 
-/** @throws CONFIG_SECRET_FILE_INSECURE when group/other have any permission on `file`. */
+/**
+ * @throws CONFIG_SECRET_FILE_INVALID when `file` is a directory; CONFIG_SECRET_FILE_INSECURE when
+ * group/other have any permission on it.
+ */
 export function assertPrivateFile(file: string): void {
   const st = statSync(file);
+  // Checked before the mode: "needs 0600" would have the operator chmod a directory (audit 10).
+  if (st.isDirectory()) throw new FieldvaultError('CONFIG_SECRET_FILE_INVALID', { detail: `${file} is a directory, not a file: name the file itself` });
   if ((st.mode & 0o077) !== 0) {
     throw new FieldvaultError('CONFIG_SECRET_FILE_INSECURE', {
       detail: `${file} has mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, needs 0600`,
@@ -24,9 +30,10 @@ export function assertPrivateFile(file: string): void {
  * not private by itself (operations audit, item 2). An existing directory of ours that is open to
  * group or others is tightened with a warning rather than refused: the operator's intent (a
  * private data directory) is clear and the change takes nothing away from this account. One that
- * belongs to another account cannot be fixed by us, so the start stops.
+ * belongs to another account stops the start whatever its mode (audit 9): its owner can rename
+ * and replace what is in it (KEK, TLS key, store), and we cannot make it private.
  * @returns a warning to show when the mode was changed, else null.
- * @throws CONFIG_DATA_DIR_INSECURE when it is open to others and not ours; CONFIG_INVALID when it is not a directory.
+ * @throws CONFIG_DATA_DIR_INSECURE when it is not ours; CONFIG_INVALID when it is not a directory.
  */
 export function ensurePrivateDataDir(dir: string): string | null {
   if (!existsSync(dir)) {
@@ -37,11 +44,14 @@ export function ensurePrivateDataDir(dir: string): string | null {
   const st = statSync(dir);
   if (!st.isDirectory()) throw new FieldvaultError('CONFIG_INVALID', { detail: `FIELDVAULT_DATA_DIR ${dir} is not a directory` });
   const mode = st.mode & 0o777;
-  if ((mode & 0o077) === 0) return null;
   const shown = mode.toString(8).padStart(4, '0');
-  if (process.getuid !== undefined && st.uid !== process.getuid()) {
-    throw new FieldvaultError('CONFIG_DATA_DIR_INSECURE', { detail: `${dir} has mode ${shown} and belongs to uid ${st.uid}, not to this account (uid ${process.getuid()})` });
+  const uid = currentUid();
+  if (uid !== null && st.uid !== uid) {
+    throw new FieldvaultError('CONFIG_DATA_DIR_INSECURE', {
+      detail: `FIELDVAULT_DATA_DIR ${dir} has mode ${shown} and belongs to ${accountLabel(st.uid)}, not to the account running the server, ${accountLabel(uid)}: that account could rename or replace the KEK, TLS key and store in it`,
+    });
   }
+  if ((mode & 0o077) === 0) return null;
   chmodSync(dir, 0o700);
   return `warning: data directory ${dir} had mode ${shown} (open to other users); changed it to 0700`;
 }
@@ -62,6 +72,12 @@ export function writePrivateFile(file: string, content: string | Uint8Array): vo
  * @throws CONFIG_SECRET_FILE_INSECURE, CONFIG_SECRET_FILE_INVALID
  */
 export function loadOrCreateKek(file: string): { kek: Uint8Array; created: boolean } {
+  if (existsSync(file) && statSync(file).isDirectory()) {
+    const inside = join(file, 'kek');
+    throw new FieldvaultError('CONFIG_SECRET_FILE_INVALID', {
+      detail: `the KEK file ${file} (FIELDVAULT_KEK_FILE) is a directory, not a file: point FIELDVAULT_KEK_FILE at the KEK file itself${existsSync(inside) ? ` (${inside}?)` : ''}`,
+    });
+  }
   if (!existsSync(file)) {
     const kek = new Uint8Array(randomBytes(32));
     writePrivateFile(file, `${Buffer.from(kek).toString('base64')}\n`);
@@ -78,8 +94,14 @@ export function loadOrCreateKek(file: string): { kek: Uint8Array; created: boole
   return { kek, created: false };
 }
 
-/** Reads the server's HLC issuer id, generating a random one on first start. */
-export function loadOrCreateServerId(file: string): string {
+/**
+ * The server's HLC issuer id: `configured` (FIELDVAULT_SERVER_ID) or the one in `file`, generated
+ * on first start. Phones know a server by this id and refuse one that answers under another, so a
+ * configured id never silently replaces the one this data directory has already used (audit 2:
+ * an env file copied from another machine broke every phone).
+ * @throws CONFIG_INVALID when both exist and differ; CONFIG_SECRET_FILE_INVALID for a damaged file.
+ */
+export function loadOrCreateServerId(file: string, configured: string | null): string {
   if (existsSync(file)) {
     const id = readFileSync(file, 'utf8').trim();
     if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(id)) {
@@ -87,8 +109,14 @@ export function loadOrCreateServerId(file: string): string {
         detail: `the server id file ${file} (this server's issuer id in key timestamps) must hold an id like "srv-1a2b3c4d"; restore it from your backup or set FIELDVAULT_SERVER_ID`,
       });
     }
+    if (configured !== null && configured !== id) {
+      throw new FieldvaultError('CONFIG_INVALID', {
+        detail: `FIELDVAULT_SERVER_ID is "${configured}", but this data directory's server id (${file}) is "${id}": phones know this server as "${id}" and would refuse it under another id (TRANSPORT_SERVER_ID_MISMATCH). Keep "${id}": unset FIELDVAULT_SERVER_ID or set it to "${id}". To rename the server on purpose (every phone then has to remove it and add it again), stop it, write the new id into ${file} and start again`,
+      });
+    }
     return id;
   }
+  if (configured !== null) return configured; // as before: the file is written only for a generated id
   const id = `srv-${randomBytes(4).toString('hex')}`;
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   writeFileSync(file, `${id}\n`, { mode: 0o644 });

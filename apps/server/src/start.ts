@@ -12,6 +12,7 @@ import { startEmbeddedCouch, type EmbeddedCouch } from '@fieldvault/couch-embedd
 import { FieldvaultError, isFieldvaultError, toErrorBody } from '@fieldvault/protocol';
 import { kekId } from '@fieldvault/crypto';
 import { buildApp } from '@fieldvault/server';
+import { accessProblem, assertWritableDataDir } from './access.js';
 import type { AppConfig } from './config.js';
 import { assertPrivateFile, ensurePrivateDataDir, loadOrCreateKek, loadOrCreateServerId, writePrivateFile } from './secrets.js';
 import { redirectHost, redirectTargets } from './redirect-target.js';
@@ -53,15 +54,30 @@ export interface StartOptions {
 }
 
 /**
- * @throws CONFIG_* for bad secrets or TLS material, STORE_START_FAILED when the store can't start.
+ * @throws CONFIG_* for bad secrets or TLS material (CONFIG_DATA_DIR_UNWRITABLE when a file or
+ * directory may not be written or read), STORE_START_FAILED when the store can't start.
  */
 export async function startServer(config: AppConfig, options: StartOptions = {}): Promise<RunningServer> {
+  try {
+    return await start(config, options);
+  } catch (err) {
+    throw accessProblem(err, config) ?? err;
+  }
+}
+
+async function start(config: AppConfig, options: StartOptions): Promise<RunningServer> {
   const warn = options.warn ?? ((line: string) => process.stderr.write(`${line}\n`));
+  if (process.getuid?.() === 0) {
+    // Not refused: containers and test machines run as root. Said at every start (audit 9).
+    warn('warning: the server runs as root: run it as its own unprivileged account that owns the data directory (docs/operations.md, "Hardening the machine")');
+  }
   const dataDirWarning = ensurePrivateDataDir(config.dataDir);
   if (dataDirWarning !== null) warn(dataDirWarning);
+  assertWritableDataDir(config);
+  // Before the KEK: a refused start must not leave a KEK generated for nothing.
+  const serverId = loadOrCreateServerId(join(config.dataDir, 'server-id'), config.serverId);
   // Secrets first: refuse to start (before touching the store) if any is exposed.
   const { kek, created: kekCreated } = loadOrCreateKek(config.kekFile);
-  const serverId = config.serverId ?? loadOrCreateServerId(join(config.dataDir, 'server-id'));
   const tls = await loadTls(config);
   const setupTokenFile = join(config.dataDir, 'secrets', 'setup-token');
   if (existsSync(setupTokenFile)) assertPrivateFile(setupTokenFile);
@@ -134,28 +150,37 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
     throw err;
   }
 
-  if (await app.repo.isSetupComplete()) {
-    setupToken = null;
-    rmSync(setupTokenFile, { force: true });
-  } else if (!existsSync(setupTokenFile)) {
-    writePrivateFile(setupTokenFile, `${setupToken}\n`);
+  try {
+    if (await app.repo.isSetupComplete()) {
+      setupToken = null;
+      rmSync(setupTokenFile, { force: true });
+    } else if (!existsSync(setupTokenFile)) {
+      writePrivateFile(setupTokenFile, `${setupToken}\n`);
+    }
+  } catch (err) {
+    await app.close();
+    await couch?.stop();
+    throw err;
   }
 
+  // The redirect port first: Fastify logs "Server listening" as soon as HTTPS listens, which
+  // read as "started" in a log viewer when the HTTP port then failed (audit 10).
   let redirect: Server | null = null;
-  let listening = 'FIELDVAULT_PORT';
+  let httpsPort: number | null = null;
+  let listening = 'FIELDVAULT_HTTP_PORT';
   try {
+    if (config.httpPort !== null) redirect = await listenRedirect(config, () => httpsPort);
+    listening = 'FIELDVAULT_PORT';
     await app.listen({ host: config.host, port: config.port });
-    const httpsPort = (app.server.address() as AddressInfo).port;
-    listening = 'FIELDVAULT_HTTP_PORT';
-    if (config.httpPort !== null) redirect = await listenRedirect(config, httpsPort);
+    httpsPort = (app.server.address() as AddressInfo).port;
   } catch (err) {
+    if (redirect !== null) await new Promise<void>((r) => redirect?.close(() => r()));
     await app.close();
     await couch?.stop();
     const port = listening === 'FIELDVAULT_PORT' ? config.port : (config.httpPort ?? 0);
     throw new FieldvaultError('CONFIG_INVALID', { detail: listenFailure(err, config.host, port, listening), cause: err });
   }
 
-  const httpsPort = (app.server.address() as AddressInfo).port;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   let stopping: Promise<void> | null = null;
   return {
@@ -322,15 +347,23 @@ function superviseStore(first: EmbeddedCouch, log: (line: string) => void): Stor
 }
 
 /**
- * Plain HTTP only ever answers with a redirect to the HTTPS origin (no content over cleartext),
- * and only to a host this server is known by (`redirect-target.ts`, security audit L1); one answer
- * per connection, and the same request deadline as HTTPS (audit M1).
+ * Plain HTTP only ever answers with a redirect to the HTTPS origin (no content over cleartext;
+ * 503 until `httpsPort` knows it), and only to a host this server is known by
+ * (`redirect-target.ts`, security audit L1); one answer per connection, and the same request
+ * deadline as HTTPS (audit M1).
  */
-async function listenRedirect(config: AppConfig, httpsPort: number): Promise<Server> {
+async function listenRedirect(config: AppConfig, httpsPort: () => number | null): Promise<Server> {
   const { host } = config;
   const port = config.httpPort ?? 0;
   const targets = redirectTargets(host, config.publicHosts);
   const server = createServer({ requestTimeout: config.requestTimeoutMs, headersTimeout: Math.min(60_000, config.requestTimeoutMs) }, (req, res) => {
+    const to = httpsPort();
+    if (to === null) {
+      // The moment between this listener and the HTTPS one: nowhere to redirect to yet.
+      res.writeHead(503, { 'retry-after': '1', 'content-length': '0', connection: 'close' });
+      res.end();
+      return;
+    }
     const target = redirectHost(targets, req.headers.host);
     if (target === null) {
       const body = JSON.stringify(toErrorBody(new FieldvaultError('INPUT_HOST_UNKNOWN')));
@@ -339,7 +372,7 @@ async function listenRedirect(config: AppConfig, httpsPort: number): Promise<Ser
       return;
     }
     const path = typeof req.url === 'string' && req.url.startsWith('/') ? req.url : '/';
-    res.writeHead(308, { location: `https://${target}:${httpsPort}${path}`, 'content-length': '0', connection: 'close' });
+    res.writeHead(308, { location: `https://${target}:${to}${path}`, 'content-length': '0', connection: 'close' });
     res.end();
   });
   server.setTimeout(config.idleTimeoutMs);

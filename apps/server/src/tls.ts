@@ -88,7 +88,7 @@ function readPem(file: string, name: string, what: string): string {
     return readFileSync(file, 'utf8');
   } catch (cause) {
     const code = (cause as { code?: unknown }).code;
-    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable by this account' : code === 'EISDIR' ? 'is a directory' : `cannot be read (${String(code)})`;
+    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable by this account' : code === 'EISDIR' ? 'is a directory, not a file' : `cannot be read (${String(code)})`;
     throw new FieldvaultError('CONFIG_INVALID', { detail: `${name} ${why}: it must name ${what}`, cause });
   }
 }

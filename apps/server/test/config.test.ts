@@ -39,8 +39,21 @@ t.test('an invalid COUCHDB_URL is reported without echoing its credentials', asy
   t.notMatch(err.message ?? '', /s3cretpw/);
 });
 
-t.test('HTTP redirect can be switched off', async (t) => {
+t.test('HTTP redirect can be switched off, in any case; a bad value says "off" is possible', async (t) => {
   t.equal(loadConfig({ FIELDVAULT_HTTP_PORT: 'off' }).httpPort, null);
+  t.equal(loadConfig({ FIELDVAULT_HTTP_PORT: 'OFF' }).httpPort, null);
+  t.equal(loadConfig({ FIELDVAULT_HTTP_PORT: 'Off' }).httpPort, null);
+  const err = t.throws(() => loadConfig({ FIELDVAULT_HTTP_PORT: 'none' })) as { message?: string };
+  t.match(err.message, /FIELDVAULT_HTTP_PORT must be an integer in 0\.\.65535 or "off"/);
+});
+
+t.test('an empty FIELDVAULT_* value is an error, not the default (a value forgotten in an env file)', async (t) => {
+  const err = t.throws(() => loadConfig({ FIELDVAULT_PORT: '', FIELDVAULT_KEK_FILE: '  ' })) as { code?: string; message?: string };
+  t.equal(err.code, 'CONFIG_INVALID');
+  t.match(err.message, /FIELDVAULT_PORT is set but empty/);
+  t.match(err.message, /FIELDVAULT_KEK_FILE is set but empty/);
+  // The other programs' variables are theirs to judge.
+  t.equal(loadConfig({ FIELDVAULT_ADMIN_HOME: '' }, '/srv/fv').port, 8443);
 });
 
 t.test('rate limits and proxy trust are configurable for phones sharing one address', async (t) => {

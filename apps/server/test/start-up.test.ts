@@ -1,65 +1,16 @@
 // Start-up checks of the runnable server as a real process (operations audit, items 2–8): each
 // problem stops the start with a catalogued error that names the variable, the file or the address
 // and says what to do, with no stack trace; the banner says what the operator needs.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { startEmbeddedCouch, type EmbeddedCouch } from '@fieldvault/couch-embedded';
 import { startCredentialFront } from '@fieldvault/test-support';
-
-const main = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-
-interface Outcome {
-  /** 'started' once the banner's "listening on" line is out; 'exited' otherwise. */
-  readonly state: 'started' | 'exited';
-  readonly code: number | null;
-  readonly output: () => string;
-  readonly child: ChildProcess;
-  readonly exited: Promise<number | null>;
-  readonly url: string;
-}
-
-/** Starts the server with `env` (plus a minimal base) and resolves when it listens or exits. */
-function runServer(dataDir: string, env: Record<string, string> = {}): Promise<Outcome> {
-  const child = spawn(process.execPath, [main], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      FIELDVAULT_DATA_DIR: dataDir,
-      FIELDVAULT_PORT: '0',
-      FIELDVAULT_HTTP_PORT: 'off',
-      FIELDVAULT_LOG_LEVEL: 'warn',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return new Promise((resolve) => {
-    const timer = setInterval(() => {
-      const m = /listening on (https:\/\/\S+)/.exec(out);
-      if (m?.[1] !== undefined && out.includes('Press Ctrl-C')) {
-        clearInterval(timer);
-        resolve({ state: 'started', code: null, output: () => out, child, exited, url: m[1] });
-      }
-    }, 50);
-    void exited.then((code) => {
-      clearInterval(timer);
-      resolve({ state: 'exited', code, output: () => out, child, exited, url: '' });
-    });
-  });
-}
-
-async function stopServer(o: Outcome): Promise<number | null> {
-  if (o.child.exitCode !== null) return o.child.exitCode;
-  o.child.kill('SIGINT');
-  return o.exited;
-}
+import { hasStack, runServer, stopServer } from './run-server.js';
 
 /**
  * A private CA and a server certificate it issued for 127.0.0.1/localhost (openssl), plus an
@@ -77,11 +28,6 @@ function makeCa(dir: string): { caCert: string; cert: string; key: string; other
   ssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', f('other-key.pem'));
   for (const k of ['key.pem', 'other-key.pem', 'ca-key.pem']) chmodSync(f(k), 0o600);
   return { caCert: f('ca.pem'), cert: f('cert.pem'), key: f('key.pem'), otherKey: f('other-key.pem') };
-}
-
-/** True when `text` holds a JavaScript stack frame ("    at fn (file:line)"). */
-function hasStack(text: string): boolean {
-  return /\n\s+at .+:\d+:\d+\)?/.test(text);
 }
 
 /** Paths under `dir` (itself included) that group or others may access. */
@@ -154,12 +100,32 @@ t.test('item 2: an existing data directory open to others is made 0700 with a wa
   t.equal(await stopServer(s), 0);
 });
 
+/** Creates the first admin with the setup token the server printed (the store then holds a user). */
+function createFirstAdmin(dataDir: string, url: string, output: string): Promise<number> {
+  const setupToken = /setup token:\s+(\S+)/.exec(output)?.[1] ?? '';
+  const body = JSON.stringify({ setupToken, username: 'admin', password: 'granite owls measure the slow river' });
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      `${url}/v1/setup/admin`,
+      { method: 'POST', ca: readFileSync(join(dataDir, 'tls', 'dev-cert.pem')), headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 t.test('item 3: a missing KEK file is not regenerated for a store that has one; the store names the KEK id it expects', async (t) => {
   const dataDir = join(t.testdir(), 'data');
   const first = await runServer(dataDir);
   t.equal(first.state, 'started', first.output());
   const kekId = /KEK id ([0-9a-f]{32})/.exec(first.output())?.[1] ?? 'none';
   t.match(kekId, /^[0-9a-f]{32}$/, 'the banner shows the KEK id');
+  // A store with a user holds what the KEK seals (an empty store would accept another KEK: kek-guard tests).
+  t.equal(await createFirstAdmin(dataDir, first.url, first.output()), 201, 'the first admin is created');
   t.equal(await stopServer(first), 0);
   const kekFile = join(dataDir, 'secrets', 'kek');
   const kekText = readFileSync(kekFile, 'utf8');
@@ -226,9 +192,11 @@ t.test('item 5: a port in use and an unknown host name are reported with the add
   t.equal(inUse.code, 1);
   t.match(inUse.output(), `cannot listen on 127.0.0.1:${port} (FIELDVAULT_HOST, FIELDVAULT_PORT): the port is in use by another program (EADDRINUSE)`);
 
-  const httpInUse = await runServer(join(t.testdir(), 'b'), { FIELDVAULT_HTTP_PORT: String(port) });
+  // At log level info: the HTTPS listener's "Server listening" line must not come before the failure.
+  const httpInUse = await runServer(join(t.testdir(), 'b'), { FIELDVAULT_HTTP_PORT: String(port), FIELDVAULT_LOG_LEVEL: 'info' });
   t.equal(httpInUse.code, 1);
   t.match(httpInUse.output(), `cannot listen on 127.0.0.1:${port} (FIELDVAULT_HOST, FIELDVAULT_HTTP_PORT): the port is in use`);
+  t.notMatch(httpInUse.output(), /Server listening/, 'no "listening" log line for a start that failed');
 
   const badHost = await runServer(join(t.testdir(), 'c'), { FIELDVAULT_HOST: 'no-such-host.invalid' });
   t.equal(badHost.code, 1);

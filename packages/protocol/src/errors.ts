@@ -666,13 +666,18 @@ export const errorCatalogue = {
   },
   CONFIG_KEK_MISMATCH: {
     status: 500,
-    message: "The server key-encryption key (KEK) file is missing or is not the KEK this store's keys are sealed under.",
-    hint: 'The message names the KEK id the store expects (ids only, never key bytes) and the KEK file. Restore the KEK file with that id from your backup (or fix FIELDVAULT_KEK_FILE), then start again. Do not start with a new KEK: device keys and admin TOTP secrets sealed under the old one could not be opened.',
+    message: 'The server key-encryption key (KEK) file is missing or is not the KEK the store expects: the store holds users or devices, whose keys are sealed under its KEK.',
+    hint: 'The message names the KEK id the store expects (ids only, never key bytes) and the KEK file. Restore the KEK file with that id from your backup (or fix FIELDVAULT_KEK_FILE), then start again; or another server uses this prefix on this CouchDB: set FIELDVAULT_COUCHDB_PREFIX to this server\'s own prefix. Do not start with a new KEK: device keys and admin TOTP secrets sealed under the old one could not be opened.',
   },
   CONFIG_DATA_DIR_INSECURE: {
     status: 500,
     message: 'The data directory is open to other users and belongs to another account, so the server cannot make it private.',
     hint: 'The store in it holds child records and password hashes: run `chown` to the account that runs the server and `chmod 700` on the directory named in the message, then start again.',
+  },
+  CONFIG_DATA_DIR_UNWRITABLE: {
+    status: 500,
+    message: 'The server may not create, write or read a file or directory it needs (permission denied, or a read-only file system).',
+    hint: 'The message names the variable, the path, the account running the server and the owner of the path: give the directory to that account (`chown`, as the message shows) or point the variable at a place that account owns, then start again.',
   },
 
   // The field-worker CLI (apps/field). Never sent by a server; the status is for the report shape only.

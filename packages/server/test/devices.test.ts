@@ -1,5 +1,5 @@
 import t from 'tap';
-import { bearer, createUser, json, login, makeApp, newDevice, setupAdmin, startStore } from './helpers.js';
+import { bearer, createUser, json, login, loginRaw, makeApp, newDevice, setupAdmin, startStore } from './helpers.js';
 
 // Issue 3 item 6 and 8: the admin devices API, and roles checked on every admin route.
 const couch = await startStore(t);
@@ -47,6 +47,51 @@ t.test('admins list and show devices without any key material', async (t) => {
   t.same((json(blacklisted)['devices'] as DeviceView[]).map((x) => x.imei), [phone.imei]);
   const active = await app.inject({ method: 'GET', url: '/v1/devices?status=active', headers: bearer(admin) });
   t.same((json(active)['devices'] as DeviceView[]).map((x) => x.imei), [adminPhone.imei]);
+});
+
+// Operator audit s10, item 4: a blacklisted phone wipes its device key, so after a reinstate its
+// next login offers a new one; it must enrol, not fail DEVICE_BINDING_MISMATCH until an unbind.
+t.test('reinstating a blacklisted device clears its key binding (audited); its next login with a new device key enrols', async (t) => {
+  const { app } = await makeApp(t, couch);
+  const { token: admin } = await setupAdmin(app);
+  const password = await createUser(app, admin, 'alice');
+  const phone = newDevice();
+  await login(app, phone, { username: 'alice', password });
+  t.equal((await app.inject({ method: 'POST', url: `/v1/devices/${phone.imei}/blacklist`, headers: bearer(admin), payload: { reason: 'stolen' } })).statusCode, 200);
+  t.equal(json(await loginRaw(app, phone, { username: 'alice', password }))['code'], 'DEVICE_BLACKLISTED', 'the phone is told to wipe');
+
+  const wiped = newDevice(phone.imei);
+  const res = await app.inject({ method: 'POST', url: `/v1/devices/${phone.imei}/reinstate`, headers: bearer(admin), payload: { reason: 'found again' } });
+  t.equal(res.statusCode, 200);
+  t.match(json(res)['device'], { status: 'active', bound: false, boundAt: null });
+  const audit = json(await app.inject({ method: 'GET', url: `/v1/audit?event=device.reinstated&imei=${phone.imei}`, headers: bearer(admin) }))['events'] as Array<{ actor: string; details: Record<string, unknown> }>;
+  t.equal(audit.length, 1);
+  t.same(audit[0]?.details, { reason: 'found again', previousStatus: 'blacklisted', bindingCleared: true });
+  t.equal(audit[0]?.actor, 'admin');
+
+  const again = await loginRaw(app, wiped, { username: 'alice', password });
+  t.equal(again.statusCode, 200, again.body);
+  const shown = json(await app.inject({ method: 'GET', url: `/v1/devices/${phone.imei}`, headers: bearer(admin) }))['device'] as DeviceView;
+  t.equal(shown.bound, true, 'bound to the new device key');
+  const enrolled = json(await app.inject({ method: 'GET', url: `/v1/audit?event=device.enrolled&imei=${phone.imei}`, headers: bearer(admin) }))['events'] as unknown[];
+  t.equal(enrolled.length, 2, 'enrolled at first login and again after the reinstate');
+  const mismatches = json(await app.inject({ method: 'GET', url: `/v1/audit?event=device.binding_mismatch&imei=${phone.imei}`, headers: bearer(admin) }))['events'] as unknown[];
+  t.equal(mismatches.length, 0, 'no binding mismatch raised');
+});
+
+t.test('reinstating a retired device keeps its binding: another device key on its IMEI is still refused', async (t) => {
+  const { app } = await makeApp(t, couch);
+  const { token: admin } = await setupAdmin(app);
+  const password = await createUser(app, admin, 'alice');
+  const phone = newDevice();
+  await login(app, phone, { username: 'alice', password });
+  await app.inject({ method: 'POST', url: `/v1/devices/${phone.imei}/retire`, headers: bearer(admin), payload: {} });
+  const res = await app.inject({ method: 'POST', url: `/v1/devices/${phone.imei}/reinstate`, headers: bearer(admin), payload: {} });
+  t.match(json(res)['device'], { status: 'active', bound: true });
+  const audit = json(await app.inject({ method: 'GET', url: `/v1/audit?event=device.reinstated&imei=${phone.imei}`, headers: bearer(admin) }))['events'] as Array<{ details: Record<string, unknown> }>;
+  t.same(audit[0]?.details, { reason: null, previousStatus: 'retired', bindingCleared: false });
+  t.equal(json(await loginRaw(app, newDevice(phone.imei), { username: 'alice', password }))['code'], 'DEVICE_BINDING_MISMATCH');
+  t.equal((await loginRaw(app, phone, { username: 'alice', password })).statusCode, 200, 'the phone itself logs in');
 });
 
 t.test('device lists are paged', async (t) => {

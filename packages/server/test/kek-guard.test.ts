@@ -10,11 +10,12 @@ import { freshPrefix, login, makeApp, newDevice, setupAdmin, ADMIN_PASSWORD, sta
 const couch = await startStore(t);
 const newKek = (): Uint8Array => new Uint8Array(randomBytes(32));
 
-t.test('the KEK id is recorded at first start; another KEK is refused naming both ids, never key bytes', async (t) => {
+t.test('the KEK id is recorded at first start; once a key is sealed another KEK is refused naming both ids, never key bytes', async (t) => {
   const kek = newKek();
   const prefix = freshPrefix();
   const first = await makeApp(t, couch, { kek, couch: { dbPrefix: prefix } });
   t.equal(first.app.kekId, kekId(kek));
+  await setupAdmin(first.app);
   await first.app.close();
 
   const other = newKek();
@@ -24,7 +25,8 @@ t.test('the KEK id is recorded at first start; another KEK is refused naming bot
   )) as { code: string; message: string; details: Record<string, unknown> };
   t.equal(err.code, 'CONFIG_KEK_MISMATCH');
   t.same(err.details, { storeKekId: kekId(kek), kekId: kekId(other) });
-  t.match(err.message, kekId(kek));
+  t.match(err.message, `the store expects KEK id ${kekId(kek)}`);
+  t.match(err.message, 'or another server uses this prefix on this CouchDB: set FIELDVAULT_COUCHDB_PREFIX');
   for (const k of [kek, other]) {
     t.notMatch(err.message, Buffer.from(k).toString('base64'));
     t.notMatch(err.message, Buffer.from(k).toString('hex'));
@@ -71,4 +73,50 @@ t.test('a store without marker and without sealed material takes the KEK it is s
   const kek = newKek();
   const second = await makeApp(t, couch, { kek, couch: { dbPrefix: prefix } });
   t.equal(second.app.kekId, kekId(kek));
+});
+
+// Operator audit s10, item 1: a restore target started by mistake with its own new KEK has
+// recorded that KEK's id, but holds nothing sealed; BACKUP_KEK_MISMATCH says to start it with the
+// backed-up server's KEK, so that start must work.
+t.test('a store with a marker but no users and no devices takes another KEK, moves the marker and warns naming both ids', async (t) => {
+  const prefix = freshPrefix();
+  const first = newKek();
+  const a = await makeApp(t, couch, { kek: first, couch: { dbPrefix: prefix } });
+  await a.app.close();
+  const devices = nano(couch.url).use(`${prefix}devices`);
+
+  const production = newKek();
+  const b = await makeApp(t, couch, { kek: production, couch: { dbPrefix: prefix } });
+  t.equal(b.app.kekId, kekId(production));
+  t.equal(((await devices.get('_local/fieldvault-kek')) as unknown as { kekId: string }).kekId, kekId(production), 'the marker names the new KEK');
+  const warning = b.logs.lines.map((l) => JSON.parse(l) as { level: number; msg: string; storeKekId?: string; kekId?: string }).find((l) => l.msg.includes('holds nothing sealed'));
+  t.ok(warning, 'a warning is logged');
+  t.equal(warning?.level, 40);
+  t.match(warning?.msg, `the store expected KEK id ${kekId(first)}`);
+  t.match(warning?.msg, `it takes KEK id ${kekId(production)} now`);
+  t.match(warning?.msg, 'FIELDVAULT_COUCHDB_PREFIX');
+  t.match(warning, { storeKekId: kekId(first), kekId: kekId(production) });
+  for (const k of [first, production]) t.notOk(b.logs.text().includes(Buffer.from(k).toString('base64')), 'no key bytes in the log');
+
+  // Once something is sealed under it, the new KEK is the only one accepted.
+  await setupAdmin(b.app);
+  await b.app.close();
+  await t.rejects(makeApp(t, couch, { kek: first, couch: { dbPrefix: prefix } }), {
+    code: 'CONFIG_KEK_MISMATCH',
+    details: { storeKekId: kekId(production), kekId: kekId(first) },
+  });
+  t.equal(((await devices.get('_local/fieldvault-kek')) as unknown as { kekId: string }).kekId, kekId(production), 'a refused start leaves the marker');
+});
+
+t.test('a store with only a device (a key sealed under the KEK) keeps refusing another KEK', async (t) => {
+  const prefix = freshPrefix();
+  const kek = newKek();
+  const a = await makeApp(t, couch, { kek, couch: { dbPrefix: prefix } });
+  const { token } = await setupAdmin(a.app);
+  // Leave only the admin's device: the user documents go, the sealed device key stays.
+  const users = nano(couch.url).use(`${prefix}users`);
+  await a.app.close();
+  for (const row of (await users.list()).rows.filter((r) => !r.id.startsWith('_design/'))) await users.destroy(row.id, row.value.rev);
+  t.ok(token);
+  await t.rejects(makeApp(t, couch, { kek: newKek(), couch: { dbPrefix: prefix } }), { code: 'CONFIG_KEK_MISMATCH', details: { storeKekId: kekId(kek) } });
 });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, fsyncSync, openSync, closeSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Transform, pipeline, type Readable } from 'node:stream';
 import type { Command } from 'commander';
 import {
@@ -41,6 +42,36 @@ function readPem(file: string): string {
     return readFileSync(file, 'utf8');
   } catch {
     throw new CliError('ADMIN_FILE_UNREADABLE', file);
+  }
+}
+
+/** Why a file could not be written, in words (the errno code stays for searching). */
+function writeProblem(err: unknown, file: string): string {
+  const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
+  const why: Record<string, string> = {
+    ENOENT: `the directory ${dirname(file)} does not exist`,
+    ENOTDIR: `a part of ${dirname(file)} is not a directory`,
+    EACCES: `permission denied in ${dirname(file)}`,
+    EPERM: `permission denied in ${dirname(file)}`,
+    EROFS: `${dirname(file)} is on a read-only file system`,
+    ENOSPC: 'no space left on the device',
+    EDQUOT: 'disk quota exceeded',
+  };
+  return `${file}: ${why[code] ?? 'cannot write there'} (${code})`;
+}
+
+/**
+ * Creates `partial` (0600, never an existing file) for `out`, before anything is asked of the
+ * server: a missing or unwritable directory is a catalogued error naming the path (operator audit
+ * s10, item 5: it was an unhandled stream error with a stack trace).
+ * @throws ADMIN_FILE_EXISTS, ADMIN_FILE_UNWRITABLE
+ */
+function createPartial(out: string, partial: string): number {
+  try {
+    return openSync(partial, 'wx', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new CliError('ADMIN_FILE_EXISTS', `${partial}, left by an interrupted backup: delete it`);
+    throw new CliError('ADMIN_FILE_UNWRITABLE', `--out ${writeProblem(err, out)}`);
   }
 }
 
@@ -100,10 +131,10 @@ export function registerBackupCommands(program: Command, action: Action): void {
         if (existsSync(o.out)) throw new CliError('ADMIN_FILE_EXISTS', o.out);
         const { client, token } = ctx.authed();
         const partial = `${o.out}.partial`;
+        const file = createWriteStream(partial, { fd: createPartial(o.out, partial) });
         const hash = createHash('sha256');
         let size = 0;
         const progress = ctx.progress();
-        const file = createWriteStream(partial, { mode: 0o600, flags: 'wx' });
         const tee = new Transform({
           transform(chunk: Buffer, _enc, cb) {
             hash.update(chunk);
@@ -112,6 +143,8 @@ export function registerBackupCommands(program: Command, action: Action): void {
             cb(null, chunk);
           },
         });
+        // A write failing half-way (a full disk) ends the download with a catalogued error.
+        file.once('error', (err) => tee.destroy(new CliError('ADMIN_FILE_UNWRITABLE', writeProblem(err, partial))));
         tee.pipe(file);
         try {
           await client.download({ method: 'POST', path: '/v1/admin/backup', body: { recipient: pem }, token }, tee);

@@ -48,10 +48,21 @@ function deviceLines(d: DeviceView): string {
 const ACTIONS = {
   blacklist: { wipes: true, text: 'stolen or lost: refuse it, end its sessions; the phone wipes its data on its next contact' },
   retire: { wipes: true, text: 'take out of service: its known users get a last sync, then the phone wipes itself' },
-  reinstate: { wipes: false, text: 'make a blacklisted or retired device active again' },
+  reinstate: { wipes: false, text: 'make a blacklisted or retired device active again (a blacklisted one is unbound too: it wiped its device key)' },
   rekey: { wipes: false, text: 'issue a new database key for it (the phone migrates at its next login)' },
   unbind: { wipes: false, text: 'forget its enrolled device key (reset phone, new app install); its next login enrols again' },
 } as const;
+
+/** What a reinstate did to the device key binding, and what is left to do. */
+function reinstateNote(before: DeviceView, after: DeviceView, bindingCleared: boolean): string {
+  if (bindingCleared) {
+    return '\nIts device key binding was cleared too (as "devices unbind" does): the phone wiped its device key when it was told it was blacklisted, so its next login enrols a new one.';
+  }
+  if (before.status === 'retired' && after.bound) {
+    return `\nIf the phone wiped itself after its final sync, run "fieldvault-admin devices unbind ${after.imei}" too: its next login offers a new device key.`;
+  }
+  return '';
+}
 
 async function confirm(ctx: Context, imei: string, verb: string, yes: boolean): Promise<void> {
   if (yes) return;
@@ -110,12 +121,19 @@ export function registerDeviceCommands(program: Command, action: Action): void {
         const o = opts as { reason?: string; yes?: boolean };
         const id = imeiOf(imei as string);
         if (spec.wipes) await confirm(ctx, id, verb, o.yes === true);
+        // What it was before a reinstate, to say what the reinstate did to the binding.
+        const before = verb === 'reinstate' ? (await ctx.api<{ device: DeviceView }>({ method: 'GET', path: `/v1/devices/${id}` })).device : undefined;
         const { device } = await ctx.api<{ device: DeviceView }>({
           method: 'POST',
           path: `/v1/devices/${id}/${verb}`,
           body: o.reason === undefined ? {} : { reason: o.reason },
         });
-        ctx.out.result({ device }, () => `${verb}: done.\n${deviceLines(device)}`);
+        if (before === undefined) {
+          ctx.out.result({ device }, () => `${verb}: done.\n${deviceLines(device)}`);
+          return;
+        }
+        const bindingCleared = before.bound && !device.bound;
+        ctx.out.result({ device, bindingCleared }, () => `${verb}: done.\n${deviceLines(device)}${reinstateNote(before, device, bindingCleared)}`);
       }),
     );
   }

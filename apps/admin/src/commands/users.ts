@@ -32,8 +32,14 @@ const path = (username: string, rest = ''): string => `/v1/users/${encodeURIComp
 function state(u: UserView): string {
   if (u.disabled) return 'disabled';
   if (u.lock != null) return 'locked';
-  if (!u.hasPassword) return 'invited';
+  // Without a password: never had one (invited) or had it voided by "users reset".
+  if (!u.hasPassword) return u.passwordChangedAt === null ? 'invited' : 'reset pending';
   return 'active';
+}
+
+function passwordLine(u: UserView): string {
+  if (u.hasPassword || u.passwordChangedAt === null) return timeOf(u.passwordChangedAt);
+  return `— (reset: the one set ${timeOf(u.passwordChangedAt)} no longer works; the user sets a new one with the reset token)`;
 }
 
 function lockLine(lock: NonNullable<UserView['lock']>): string {
@@ -50,7 +56,7 @@ function userLines(u: UserView): string {
     ['two-factor (TOTP)', u.role === 'admin' || u.totp !== 'none' ? u.totp : '— (not used by this role)'],
     ['created', `${timeOf(u.createdAt)} by ${u.createdBy}`],
     ['updated', timeOf(u.updatedAt)],
-    ['password set', timeOf(u.passwordChangedAt)],
+    ['password set', passwordLine(u)],
   ]);
 }
 

@@ -164,6 +164,9 @@ export const authPlugin: FastifyPluginAsync = async (app) => {
         return await login(request, request.body);
       } catch (err) {
         const code = isFieldvaultError(err) ? err.code : 'INTERNAL_ERROR';
+        // The store being down says nothing about the credentials, and the audit write would fail
+        // the same way: the request log records the outage (operator audit s10, item 7).
+        if (code === 'STORE_UNAVAILABLE') throw err;
         try {
           await app.audit(request, { event: 'login.failed', actor: null, username: request.body.username, imei: request.body.imei, details: { code } });
         } catch (auditErr) {

@@ -30,13 +30,8 @@ export class CouchKekMarker {
 
   /** The recorded KEK id, or null when none was recorded yet. @throws STORE_UNAVAILABLE */
   async read(): Promise<string | null> {
-    try {
-      const doc = await this.devices.get(MARKER_ID);
-      return typeof doc['kekId'] === 'string' ? doc['kekId'] : null;
-    } catch (err) {
-      if (statusOf(err) === 404) return null;
-      throw storeError(err, 'kek_marker.get');
-    }
+    const doc = await this.readDoc();
+    return typeof doc?.['kekId'] === 'string' ? doc['kekId'] : null;
   }
 
   /**
@@ -53,6 +48,33 @@ export class CouchKekMarker {
     const recorded = await this.read();
     if (recorded === null) throw new FieldvaultError('STORE_CONFLICT', { details: { op: 'kek_marker.put' } });
     return recorded;
+  }
+
+  /**
+   * Moves the marker from `from` to `to`, only while it still says `from` (compare and swap on the
+   * document's revision), for a store that holds nothing sealed (kek/plugin.ts). Returns the id
+   * recorded afterwards: `to`, or whatever another server sharing the store recorded meanwhile,
+   * for the caller to compare again. @throws STORE_UNAVAILABLE
+   */
+  async rebind(from: string, to: string): Promise<string | null> {
+    const current = await this.readDoc();
+    if (current === null || current['kekId'] !== from) return typeof current?.['kekId'] === 'string' ? current['kekId'] : null;
+    try {
+      await this.devices.insert({ ...current, kekId: to, recordedAt: new Date().toISOString() });
+      return to;
+    } catch (err) {
+      if (statusOf(err) !== 409) throw storeError(err, 'kek_marker.put');
+    }
+    return this.read();
+  }
+
+  private async readDoc(): Promise<Doc | null> {
+    try {
+      return await this.devices.get(MARKER_ID);
+    } catch (err) {
+      if (statusOf(err) === 404) return null;
+      throw storeError(err, 'kek_marker.get');
+    }
   }
 
   /**

@@ -136,8 +136,24 @@ export const devicesPlugin: FastifyPluginAsync = async (app) => {
 
   r.post('/v1/devices/:imei/reinstate', action, async (request) => {
     const actor = (request.auth as AuthContext).username;
-    const device = await modifyExisting(request.params.imei, statusChange('active', actor, false));
-    await app.audit(request, { event: 'device.reinstated', imei: device.imei, details: { reason: request.body.reason ?? null } });
+    const reactivate = statusChange('active', actor, false);
+    let previousStatus: DeviceStatus | undefined;
+    let bindingCleared = false;
+    const device = await modifyExisting(request.params.imei, (cur) => {
+      previousStatus = cur.status;
+      const next = reactivate(cur);
+      // A blacklisted phone wipes its device key when told so: its next login offers a new key,
+      // which the old binding would refuse as DEVICE_BINDING_MISMATCH (the signal of a phone
+      // claiming another's IMEI). So a reinstate unbinds it too, as `unbind` does, and that login
+      // enrols again (operator audit s10, item 4).
+      bindingCleared = next !== undefined && cur.status === 'blacklisted' && cur.publicKey !== null;
+      return next === undefined || cur.status !== 'blacklisted' ? next : { ...next, publicKey: null, boundAt: null, epoch: cur.epoch + 1 };
+    });
+    await app.audit(request, {
+      event: 'device.reinstated',
+      imei: device.imei,
+      details: { reason: request.body.reason ?? null, previousStatus: previousStatus ?? null, bindingCleared },
+    });
     return { device: deviceView(device) };
   });
 

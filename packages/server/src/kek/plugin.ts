@@ -1,3 +1,4 @@
+import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { kekId } from '@fieldvault/crypto';
 import { FieldvaultError } from '@fieldvault/protocol';
@@ -20,6 +21,12 @@ declare module 'fastify' {
  * made before the marker existed is recognised by the KEK id inside its sealed envelopes; a store
  * with neither holds nothing sealed yet and takes this KEK.
  *
+ * A store with a marker but no users and no devices holds nothing sealed either (device keys live
+ * in device documents, TOTP secrets and recovery-code digests in user documents): it takes another
+ * KEK and the marker moves to it, with a warning naming both ids (operator audit s10, item 1: a
+ * fresh restore target started without the production KEK must be able to start again with it,
+ * as BACKUP_KEK_MISMATCH advises).
+ *
  * @throws CONFIG_KEK_MISMATCH with `details: { storeKekId, kekId }` (ids only).
  */
 export const kekGuardPlugin = fp(
@@ -32,9 +39,20 @@ export const kekGuardPlugin = fp(
       const sealedUnder = await marker.findSealedKekId();
       expected = sealedUnder === null || sealedUnder === loaded ? await marker.record(loaded) : sealedUnder;
     }
+    if (expected !== loaded && (await holdsNothingSealed(app))) {
+      const previous = expected;
+      expected = (await marker.rebind(previous, loaded)) ?? previous;
+      if (expected === loaded) {
+        app.log.warn(
+          { storeKekId: previous, kekId: loaded },
+          `the store expected KEK id ${previous} but holds nothing sealed (no users, no devices): it takes KEK id ${loaded} now. ` +
+            'If another server uses this prefix on this CouchDB, stop this one and set FIELDVAULT_COUCHDB_PREFIX',
+        );
+      }
+    }
     if (expected !== loaded) {
       throw new FieldvaultError('CONFIG_KEK_MISMATCH', {
-        detail: `the store's keys are sealed under KEK ${expected}, the KEK loaded is ${loaded}`,
+        detail: `the store expects KEK id ${expected} (it holds users or devices, whose keys are sealed under it), the KEK loaded has id ${loaded}`,
         details: { storeKekId: expected, kekId: loaded },
       });
     }
@@ -42,3 +60,9 @@ export const kekGuardPlugin = fp(
   },
   { name: 'fieldvault-kek-guard', fastify: '5.x', dependencies: ['fieldvault-couch'] },
 );
+
+/** No user and no device document: nothing in the store is sealed under (or keyed by) a KEK. */
+async function holdsNothingSealed(app: FastifyInstance): Promise<boolean> {
+  const [users, devices] = await Promise.all([app.repo.listUsers(1, undefined), app.repo.listDevices(undefined, 1, undefined)]);
+  return users.items.length === 0 && devices.items.length === 0;
+}
