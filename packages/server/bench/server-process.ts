@@ -43,10 +43,13 @@ async function handle(msg: ToServer): Promise<void> {
         kek: new Uint8Array(randomBytes(32)),
         serverId: 'bench-a',
         setupToken: msg.setupToken,
-        // Production Argon2id parameters: `argon2` is left at its defaults (64 MiB, t=3, p=1).
+        // Production Argon2id parameters: memory, time and parallelism are left at their defaults (64 MiB, t=3, p=1).
         // All bench traffic comes from 127.0.0.1, so the per-IP limits (600/min, 60/min on
         // login routes) would turn the storm into 429s: raise them to their maximum.
         rateLimit: { max: 1_000_000, authMax: 1_000_000 },
+        // For the same reason the per-address share of the Argon2 queue (4 by default, security
+        // audit M4) is raised to the whole queue; the queue itself keeps its production size.
+        argon2: { maxQueuedPerClient: 32 },
         // The bench's admin logs in from a device with its password alone (no TOTP enrolment).
         adminTotp: { required: false },
         sweepIntervalSeconds: 0,
