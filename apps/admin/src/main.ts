@@ -8,7 +8,6 @@ import { readVersion, runMain, type CliDefinition } from '@fieldvault/cli-kit';
 import { registerAuditCommand } from './commands/audit.js';
 import { registerBackupCommands } from './commands/backup.js';
 import { registerDeviceCommands } from './commands/devices.js';
-import { registerHelpCommand } from './commands/help.js';
 import { registerSessionCommands } from './commands/session.js';
 import { registerSetupCommand } from './commands/setup.js';
 import { registerSignupCommands } from './commands/signups.js';
@@ -50,6 +49,7 @@ const cli: CliDefinition<Context, GlobalOptions> = {
   homeOption: 'the CLI directory; default $FIELDVAULT_ADMIN_HOME or ~/.fieldvault-admin',
   options: [{ flags: '--stdin', description: 'read answers (setup token, passwords, codes) one per line from standard input' }],
   helpAfter: HELP_AFTER,
+  helpExample: 'devices reinstate',
   usageError: (detail) => new CliError('ADMIN_USAGE', detail),
   reportOf,
   context(globals) {
@@ -65,7 +65,6 @@ const cli: CliDefinition<Context, GlobalOptions> = {
     registerAuditCommand(program, action, cancellation);
     registerBackupCommands(program, action);
     registerSetupCommand(program, action);
-    registerHelpCommand(program);
   },
   cleanup: () => prompter?.close(),
 };

@@ -55,6 +55,7 @@ const cli: CliDefinition<Context, GlobalOptions> = {
     { flags: '--password-stdin', description: 'read the password from the first line of standard input (scripts, tests)' },
   ],
   helpAfter: HELP_AFTER,
+  helpExample: 'servers add',
   usageError: (detail) => new FieldvaultError('FIELD_USAGE', { detail }),
   reportOf,
   // No interruptNote here: the context prints it once the progress bars are cleared (see makeContext).
@@ -77,36 +78,9 @@ const cli: CliDefinition<Context, GlobalOptions> = {
     registerServerCommands(program, action);
     registerRecordCommands(program, action);
     registerSyncCommand(program, action);
-    registerHelpCommand(program);
   },
   cleanup: () => home?.unlock(),
 };
-
-/**
- * `help [command...]`: commander's own help command takes one name, so `help servers add` would
- * print the help of `servers`, while errors send users to "help <command>". This one follows the
- * whole path.
- */
-function registerHelpCommand(program: Command): void {
-  program.helpCommand(false);
-  program
-    .command('help')
-    .summary('show the help of a command (e.g. "help servers add")')
-    .description('Shows the help of the command named, e.g. "fieldvault-field help servers add"; with no command, the main help.')
-    .argument('[command...]', 'a command, or a group and its command')
-    .action((names: string[]) => {
-      let command: Command = program;
-      for (const name of names) {
-        const next = command.commands.find((c) => c.name() === name || c.aliases().includes(name));
-        if (next === undefined) {
-          const known = command.commands.map((c) => c.name()).filter((n) => n !== 'help');
-          throw new FieldvaultError('FIELD_USAGE', { detail: `help: no command "${[...names.slice(0, names.indexOf(name)), name].join(' ')}" (commands${command === program ? '' : ` of ${command.name()}`}: ${known.join(', ')})` });
-        }
-        command = next;
-      }
-      command.help();
-    });
-}
 
 /*
  * `fieldvault-field … | head`: once the reader has gone, writes to stdout fail with EPIPE. The

@@ -49,6 +49,8 @@ export interface CliDefinition<Ctx, Globals> {
   readonly options: readonly GlobalOption[];
   /** Printed after the main help. */
   readonly helpAfter: string;
+  /** A group and its command, the example in `help`'s summary (e.g. `servers add`). */
+  readonly helpExample: string;
   /** The CLI's catalogued usage error (exit status 2) for a command line commander refuses. */
   usageError(detail: string): Error;
   /** The report of any error the CLI's commands throw. */
@@ -122,6 +124,7 @@ export async function runCli<Ctx, Globals>(cli: CliDefinition<Ctx, Globals>, arg
       await run(ctx, ...args.slice(0, -1));
     };
   cli.register(program, action, cancellation);
+  registerHelpCommand(program, cli);
 
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -146,4 +149,30 @@ export function runMain<Ctx, Globals>(cli: CliDefinition<Ctx, Globals>): void {
       process.exitCode = 1;
     },
   );
+}
+
+/**
+ * `help [command...]`: commander's own help command takes one name, so `help servers add` printed
+ * the help of `servers`, while errors send users to "help <command>". This one follows the whole
+ * path; an unknown name is the CLI's usage error listing the commands there.
+ */
+function registerHelpCommand<Ctx, Globals>(program: Command, cli: CliDefinition<Ctx, Globals>): void {
+  program.helpCommand(false);
+  program
+    .command('help')
+    .summary(`show the help of a command (e.g. "help ${cli.helpExample}")`)
+    .description(`Shows the help of the command named, e.g. "${cli.name} help ${cli.helpExample}"; with no command, the main help.`)
+    .argument('[command...]', 'a command, or a group and its command')
+    .action((names: string[]) => {
+      let command: Command = program;
+      for (const [i, name] of names.entries()) {
+        const next = command.commands.find((c) => c.name() === name || c.aliases().includes(name));
+        if (next === undefined) {
+          const known = command.commands.map((c) => c.name()).filter((n) => n !== 'help');
+          throw cli.usageError(`help: no command "${names.slice(0, i + 1).join(' ')}" (commands${command === program ? '' : ` of ${command.name()}`}: ${known.join(', ')})`);
+        }
+        command = next;
+      }
+      command.help();
+    });
 }

@@ -27,6 +27,7 @@ function demo(log: string[], body: (ctx: Ctx, ...args: unknown[]) => Promise<voi
     homeOption: 'the demo home',
     options: [{ flags: '--flag', description: 'a demo flag' }],
     helpAfter: '\nAfter the help.',
+    helpExample: 'group command',
     usageError: (detail) => new DemoError('DEMO_USAGE', detail),
     reportOf: (err: unknown, debug: boolean): ErrorReport =>
       err instanceof DemoError ? { code: err.code, message: err.message, exitCode: err.code === 'DEMO_USAGE' ? 2 : 1 } : unexpectedErrorReport(err, debug),
