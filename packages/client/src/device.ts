@@ -296,6 +296,22 @@ function resolveOptions(options: DeviceOptions): ResolvedOptions & { directory: 
  * @throws VAULT_STORAGE_FAILED when the directory cannot be created.
  * @throws VAULT_DEVICE_MISMATCH when the directory's keyring was created for another IMEI (nothing changed).
  */
+/** A temporary file younger than this may be another process's write in progress (keyring-lock). */
+const TEMP_FILE_GRACE_MS = 60_000;
+
+/**
+ * A leftover of an atomic write that never finished (`<random>.tmp-<ms>`): removed when the device
+ * is opened. One written within the last minute is left alone: another `Device` on the same
+ * directory (a second process) may be about to rename it into place, and removing it made that
+ * write fail (ENOENT, seen in keyring-lock.test.ts under CI load).
+ */
+function isStaleTempFile(name: string, now: number): boolean {
+  const at = name.indexOf(TEMP_FILE_MARKER);
+  if (at === -1) return false;
+  const written = Number(name.slice(at + TEMP_FILE_MARKER.length));
+  return !Number.isSafeInteger(written) || now - written > TEMP_FILE_GRACE_MS || written > now + TEMP_FILE_GRACE_MS;
+}
+
 export async function createDevice(options: DeviceOptions): Promise<Device> {
   const resolved = resolveOptions(options);
   const fs = options.fileSystem ?? createNodeFileSystem(resolved.directory);
@@ -310,7 +326,7 @@ export async function createDevice(options: DeviceOptions): Promise<Device> {
   await fs.mkdir(PHOTO_DIRECTORY);
   for (const dir of ['.', PHOTO_DIRECTORY]) {
     for (const name of await fs.list(dir)) {
-      if (name.includes(TEMP_FILE_MARKER)) await fs.remove(dir === '.' ? name : `${dir}/${name}`);
+      if (isStaleTempFile(name, Date.now())) await fs.remove(dir === '.' ? name : `${dir}/${name}`);
     }
   }
   return new Device(resolved, fs, options.deviceKeyStore ?? createFileDeviceKeyStore(fs));
