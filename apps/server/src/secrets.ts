@@ -13,6 +13,11 @@ import { accountLabel, currentUid } from './access.js';
  * @throws CONFIG_SECRET_FILE_INVALID when `file` is a directory; CONFIG_SECRET_FILE_INSECURE when
  * group/other have any permission on it.
  */
+/** Where the one-time setup token is kept (0600) until the first admin exists. */
+export function setupTokenFile(dataDir: string): string {
+  return join(dataDir, 'secrets', 'setup-token');
+}
+
 export function assertPrivateFile(file: string): void {
   const st = statSync(file);
   // Checked before the mode: "needs 0600" would have the operator chmod a directory (audit 10).

@@ -14,7 +14,7 @@ import { kekId } from '@fieldvault/crypto';
 import { buildApp } from '@fieldvault/server';
 import { accessProblem, assertWritableDataDir } from './access.js';
 import type { AppConfig } from './config.js';
-import { assertPrivateFile, ensurePrivateDataDir, loadOrCreateKek, loadOrCreateServerId, writePrivateFile } from './secrets.js';
+import { assertPrivateFile, ensurePrivateDataDir, loadOrCreateKek, loadOrCreateServerId, setupTokenFile, writePrivateFile } from './secrets.js';
 import { redirectHost, redirectTargets } from './redirect-target.js';
 import { storeFailedAfterProbe, waitForStore } from './store-probe.js';
 import { loadTls } from './tls.js';
@@ -79,8 +79,8 @@ async function start(config: AppConfig, options: StartOptions): Promise<RunningS
   // Secrets first: refuse to start (before touching the store) if any is exposed.
   const { kek, created: kekCreated } = loadOrCreateKek(config.kekFile);
   const tls = await loadTls(config);
-  const setupTokenFile = join(config.dataDir, 'secrets', 'setup-token');
-  if (existsSync(setupTokenFile)) assertPrivateFile(setupTokenFile);
+  const tokenFile = setupTokenFile(config.dataDir);
+  if (existsSync(tokenFile)) assertPrivateFile(tokenFile);
 
   let couch: EmbeddedCouch | null = null;
   let couchUrl = config.couchdbUrl ?? (config.couchdbUrlFile === null ? null : readCouchUrlFile(config.couchdbUrlFile));
@@ -98,19 +98,22 @@ async function start(config: AppConfig, options: StartOptions): Promise<RunningS
     }
   }
   let storeCrashed: Promise<string> = new Promise<string>(() => {});
+  let storeLog: StoreLog = (level, msg) => warn(level === 'info' ? msg : `warning: ${msg}`);
   let supervisor: StoreSupervisor | null = null;
   if (couchUrl === null) {
     couch = await startEmbeddedCouch({ dataDir: join(config.dataDir, 'couch') });
     // The URL carries the store's per-start credential (audit H1): it lives only in this process
     // and the store's; like COUCHDB_URL it is never logged (the couch plugin logs op and status).
     couchUrl = couch.url;
-    supervisor = superviseStore(couch, (line) => process.stderr.write(`${line}\n`));
+    // Plain lines until the app's logger exists, log records after (operator audit #7: alerting on
+    // log levels must see a store crash).
+    supervisor = superviseStore(couch, (level, msg, fields) => storeLog(level, msg, fields));
     storeCrashed = supervisor.gaveUp;
   }
 
   // The token exists only until the first admin is created; it is kept in a 0600 file so that a
   // restart before setup prints the same token instead of invalidating the one already shown.
-  let setupToken: string | null = existsSync(setupTokenFile) ? readFileSync(setupTokenFile, 'utf8').trim() : null;
+  let setupToken: string | null = existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : null;
   if (setupToken === null) setupToken = randomBytes(32).toString('base64url');
 
   let app: Awaited<ReturnType<typeof buildApp>>;
@@ -142,6 +145,8 @@ async function start(config: AppConfig, options: StartOptions): Promise<RunningS
       ...(options.logStream === undefined ? {} : { logStream: options.logStream }),
     });
     await app.ready();
+    const built = app;
+    storeLog = (level, msg, fields) => built.log[level]({ store: built.storeAddress, ...fields }, msg);
   } catch (err) {
     await couch?.stop();
     if (isFieldvaultError(err) && err.code === 'CONFIG_KEK_MISMATCH') throw kekMismatch(err, config.kekFile, kekCreated);
@@ -153,9 +158,9 @@ async function start(config: AppConfig, options: StartOptions): Promise<RunningS
   try {
     if (await app.repo.isSetupComplete()) {
       setupToken = null;
-      rmSync(setupTokenFile, { force: true });
-    } else if (!existsSync(setupTokenFile)) {
-      writePrivateFile(setupTokenFile, `${setupToken}\n`);
+      rmSync(tokenFile, { force: true });
+    } else if (!existsSync(tokenFile)) {
+      writePrivateFile(tokenFile, `${setupToken}\n`);
     }
   } catch (err) {
     await app.close();
@@ -232,6 +237,12 @@ function readCouchUrlFile(file: string): string {
 /** CONFIG_KEK_MISMATCH from the store check, said in terms of the KEK file (ids only). */
 function kekMismatch(err: FieldvaultError, file: string, created: boolean): FieldvaultError {
   const expected = String(err.details?.['storeKekId']);
+  if (typeof err.details?.['recordedBy'] === 'string') {
+    // Another server's databases (same prefix), not a lost KEK: the message says so already. A KEK
+    // generated for this start sealed nothing and is not kept.
+    if (created) rmSync(file, { force: true });
+    return err;
+  }
   if (created) {
     // The KEK generated a moment ago is not kept: nothing was sealed under it.
     rmSync(file, { force: true });
@@ -265,6 +276,9 @@ function listenFailure(err: unknown, host: string, port: number, variable: strin
   }
 }
 
+/** Where the supervisor reports the embedded store's crashes and restarts. */
+type StoreLog = (level: 'error' | 'warn' | 'info', msg: string, fields: Record<string, unknown>) => void;
+
 interface StoreSupervisor {
   /** Resolves when the store crashed too often or could not be restarted. */
   readonly gaveUp: Promise<string>;
@@ -284,7 +298,7 @@ const CRASH_WINDOW_MS = 60_000;
  * answers, so a crash of the store process loses nothing acknowledged (a power cut can: the
  * embedded store does not fsync — production uses CouchDB, see docs/operations.md).
  */
-function superviseStore(first: EmbeddedCouch, log: (line: string) => void): StoreSupervisor {
+function superviseStore(first: EmbeddedCouch, log: StoreLog): StoreSupervisor {
   let current = first;
   let restarts = 0;
   let stopped = false;
@@ -304,7 +318,7 @@ function superviseStore(first: EmbeddedCouch, log: (line: string) => void): Stor
         giveUp(`${reason}; ${crashes.length} crashes within ${CRASH_WINDOW_MS / 1000} s`);
         return;
       }
-      log(`warning: ${reason}; restarting it on port ${store.port} (requests answer 503 meanwhile)`);
+      log('error', `${reason}; restarting it on port ${store.port} (requests answer 503 meanwhile)`, { code: info.code, signal: info.signal });
       restarting = restart(store, reason);
     });
   };
@@ -322,7 +336,8 @@ function superviseStore(first: EmbeddedCouch, log: (line: string) => void): Stor
         current = store;
         restarts++;
         watch(store);
-        log(`embedded store restarted (pid ${store.pid}) after: ${reason}`);
+        // At warn, not info: the default level (and the tests' `warn`) must show that it came back.
+        log('warn', `embedded store restarted (pid ${store.pid}) after: ${reason}`, { pid: store.pid });
         return;
       } catch (err) {
         if (attempt >= 20) {

@@ -19,9 +19,9 @@ export interface ServerChild {
 /**
  * Starts the server on `dataDir` with ports chosen by the system, log level `warn` and the plain
  * HTTP redirect on, unless `env` says otherwise. Rejects (with `output` and `code`) if it exits
- * before listening.
+ * before listening. With `terminal` the server runs on a pseudo-terminal (needs `script`).
  */
-export function startServerChild(dataDir: string, env: Readonly<Record<string, string>> = {}): Promise<ServerChild> {
+export function startServerChild(dataDir: string, env: Readonly<Record<string, string>> = {}, options: { readonly terminal?: boolean } = {}): Promise<ServerChild> {
   const fullEnv: Record<string, string> = {
     PATH: process.env['PATH'] ?? '',
     FIELDVAULT_DATA_DIR: dataDir,
@@ -31,7 +31,10 @@ export function startServerChild(dataDir: string, env: Readonly<Record<string, s
     ...env,
   };
   const wantsHttp = fullEnv['FIELDVAULT_HTTP_PORT'] !== 'off';
-  const child = spawn(process.execPath, [main], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  // `terminal`: under util-linux `script`, so the server's output is a pseudo-terminal as in an operator's shell.
+  const child = options.terminal === true
+    ? spawn('script', ['-qfec', `${JSON.stringify(process.execPath)} ${JSON.stringify(main)}`, '/dev/null'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, [main], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));

@@ -399,7 +399,7 @@ export const errorCatalogue = {
   AUTH_SETUP_TOKEN_INVALID: {
     status: 403,
     message: 'The setup token is wrong, or this server was started without one.',
-    hint: 'Use the one-time setup token printed when the server first started (docs/operations.md).',
+    hint: 'Use the one-time setup token the server printed at start on a terminal, or the one in <data>/secrets/setup-token (docs/operations.md).',
   },
   AUTH_SETUP_COMPLETED: {
     status: 410,
@@ -671,7 +671,7 @@ export const errorCatalogue = {
   },
   CONFIG_DATA_DIR_INSECURE: {
     status: 500,
-    message: 'The data directory is open to other users and belongs to another account, so the server cannot make it private.',
+    message: 'The data directory belongs to another account: that account could replace the KEK, the TLS key or the store in it, and the server cannot make it private.',
     hint: 'The store in it holds child records and password hashes: run `chown` to the account that runs the server and `chmod 700` on the directory named in the message, then start again.',
   },
   CONFIG_DATA_DIR_UNWRITABLE: {

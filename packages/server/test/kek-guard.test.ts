@@ -120,3 +120,32 @@ t.test('a store with only a device (a key sealed under the KEK) keeps refusing a
   t.ok(token);
   await t.rejects(makeApp(t, couch, { kek: newKek(), couch: { dbPrefix: prefix } }), { code: 'CONFIG_KEK_MISMATCH', details: { storeKekId: kekId(kek) } });
 });
+
+// Operator audit s10, item 10: a second server started on the same prefix by mistake, before the
+// first had any user, took the marker over (the store "held nothing sealed") while the first went on
+// running under its own KEK. Only the server that recorded the marker may move it.
+t.test('another server on the same prefix cannot take the marker, even before any user exists', async (t) => {
+  const prefix = freshPrefix();
+  const kek = newKek();
+  const a = await makeApp(t, couch, { kek, serverId: 'server-a', couch: { dbPrefix: prefix } });
+  const devices = nano(couch.url).use(`${prefix}devices`);
+  t.match(await devices.get('_local/fieldvault-kek'), { kekId: kekId(kek), serverId: 'server-a' }, 'the marker names the server that recorded it');
+
+  const other = newKek();
+  const err = (await makeApp(t, couch, { kek: other, serverId: 'server-b', couch: { dbPrefix: prefix } }).then(
+    () => t.fail('must not start'),
+    (e: unknown) => e,
+  )) as { code: string; message: string; details: Record<string, unknown> };
+  t.equal(err.code, 'CONFIG_KEK_MISMATCH');
+  t.same(err.details, { storeKekId: kekId(kek), kekId: kekId(other), recordedBy: 'server-a' });
+  t.match(err.message, `recorded by server server-a; this is server server-b`);
+  t.match(err.message, `same databases (prefix ${prefix}): give this one its own FIELDVAULT_COUCHDB_PREFIX`);
+  t.match(await devices.get('_local/fieldvault-kek'), { kekId: kekId(kek), serverId: 'server-a' }, 'the marker is left as it was');
+
+  // The first server goes on: its users are sealed under the KEK the store expects.
+  await setupAdmin(a.app);
+  await a.app.close();
+  const again = await makeApp(t, couch, { kek, serverId: 'server-a', couch: { dbPrefix: prefix } });
+  t.equal(again.app.kekId, kekId(kek));
+  await again.app.close();
+});

@@ -18,7 +18,13 @@ t.test('a login during a store outage answers STORE_UNAVAILABLE and logs the out
   const res = await app.inject({ method: 'POST', url: '/v1/auth/login', payload: loginPayload(phone, { username: 'alice', password }, challenge) });
   t.equal(res.statusCode, 503);
   t.equal(json(res)['code'], 'STORE_UNAVAILABLE');
-  const records = logs.lines.map((l) => JSON.parse(l) as { level: number; msg: string; code?: string });
+  const records = logs.lines.map((l) => JSON.parse(l) as { level: number; msg: string; code?: string; store?: string; details?: { cause?: string } });
   t.notOk(records.some((r) => r.msg.includes('failed login')), 'nothing about a failed login');
-  t.ok(records.some((r) => r.level === 50 && r.msg === 'request failed' && r.code === 'STORE_UNAVAILABLE'), 'the outage is logged');
+  const outage = records.find((r) => r.level === 50 && r.code === 'STORE_UNAVAILABLE');
+  t.equal(outage?.msg, 'request failed: the store did not answer', 'the outage is logged');
+  // Where and why (operator audit s10, item 7), and never the store's credential.
+  t.equal(outage?.store, `127.0.0.1:${new URL(own.url).port}`, 'the store is named by host:port');
+  t.equal(outage?.details?.cause, 'ECONNREFUSED', 'with the connection error');
+  const password64 = new URL(own.url).password;
+  t.ok(password64.length > 0 && !logs.lines.some((l) => l.includes(password64)), 'the store credential is in no log line');
 });

@@ -46,7 +46,7 @@ export interface LaunchedServer {
   readonly certPem: string;
   readonly certFile: string;
   readonly keyFile: string;
-  /** The one-time setup token the server printed (first start only; `null` once an admin exists). */
+  /** The one-time setup token (first start only, read from its 0600 file, which the banner names; `null` once an admin exists). */
   readonly setupToken: string | null;
   /** A transport trusting this server by its pinned certificate. */
   transport(extra?: Partial<HttpTransportOptions>): HttpTransport;
@@ -195,10 +195,11 @@ async function spawnOnce(dataDir: string, serverId: string, options: LaunchOptio
       const timer = setInterval(() => {
         const url = /listening on (https:\/\/\S+)/.exec(out)?.[1];
         const fingerprint = /SHA-256 fingerprint ([0-9A-F:]{95})/.exec(out)?.[1];
-        const setupToken = /setup token:\s+(\S+)/.exec(out)?.[1] ?? null;
         if (url !== undefined && fingerprint !== undefined && /Ctrl-C/.test(out)) {
           clearInterval(timer);
           clearTimeout(timeout);
+          // Its output is a pipe, so the server names the token's file instead of printing the token.
+          const setupToken = /No admin exists yet/.test(out) ? readFileSync(join(dataDir, 'secrets', 'setup-token'), 'utf8').trim() : null;
           resolve({ url, fingerprint, setupToken });
         }
       }, 25);

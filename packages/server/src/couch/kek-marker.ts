@@ -30,17 +30,26 @@ export class CouchKekMarker {
 
   /** The recorded KEK id, or null when none was recorded yet. @throws STORE_UNAVAILABLE */
   async read(): Promise<string | null> {
+    return (await this.readRecord())?.kekId ?? null;
+  }
+
+  /**
+   * The recorded KEK id and the id of the server that recorded it (null for markers written before
+   * servers recorded their id). @throws STORE_UNAVAILABLE
+   */
+  async readRecord(): Promise<{ kekId: string; serverId: string | null } | null> {
     const doc = await this.readDoc();
-    return typeof doc?.['kekId'] === 'string' ? doc['kekId'] : null;
+    if (typeof doc?.['kekId'] !== 'string') return null;
+    return { kekId: doc['kekId'], serverId: typeof doc['serverId'] === 'string' ? doc['serverId'] : null };
   }
 
   /**
    * Records `kekId` unless one is recorded already; returns the id that is recorded afterwards
    * (another server sharing the store may have written first). @throws STORE_UNAVAILABLE
    */
-  async record(kekId: string): Promise<string> {
+  async record(kekId: string, serverId: string): Promise<string> {
     try {
-      await this.devices.insert({ _id: MARKER_ID, kekId, recordedAt: new Date().toISOString() });
+      await this.devices.insert({ _id: MARKER_ID, kekId, serverId, recordedAt: new Date().toISOString() });
       return kekId;
     } catch (err) {
       if (statusOf(err) !== 409) throw storeError(err, 'kek_marker.put');
@@ -56,11 +65,11 @@ export class CouchKekMarker {
    * recorded afterwards: `to`, or whatever another server sharing the store recorded meanwhile,
    * for the caller to compare again. @throws STORE_UNAVAILABLE
    */
-  async rebind(from: string, to: string): Promise<string | null> {
+  async rebind(from: string, to: string, serverId: string): Promise<string | null> {
     const current = await this.readDoc();
     if (current === null || current['kekId'] !== from) return typeof current?.['kekId'] === 'string' ? current['kekId'] : null;
     try {
-      await this.devices.insert({ ...current, kekId: to, recordedAt: new Date().toISOString() });
+      await this.devices.insert({ ...current, kekId: to, serverId, recordedAt: new Date().toISOString() });
       return to;
     } catch (err) {
       if (statusOf(err) !== 409) throw storeError(err, 'kek_marker.put');

@@ -6,6 +6,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The CouchDB repository: the only way the server reaches its store. */
     repo: CouchRepository;
+    /** `host:port` of the store (never its credentials): named in the log when it fails. */
+    storeAddress: string;
   }
 }
 
@@ -18,6 +20,12 @@ export interface CouchPluginOptions {
    * one wait, so a start never waits twice.
    */
   readonly startupWaitMs: number;
+}
+
+/** `host:port` of a store URL: what an operator needs to find it, without the user and password it may carry. */
+export function storeAddress(url: string): string {
+  const u = new URL(url);
+  return `${u.hostname}:${u.port === '' ? (u.protocol === 'https:' ? '443' : '80') : u.port}`;
 }
 
 /** Pause between attempts while waiting for the store at start: short first, then every 2 s. */
@@ -43,11 +51,12 @@ export const couchPlugin = fp<CouchPluginOptions>(
         const delay = RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)] ?? 2_000;
         if (!isFieldvaultError(err) || err.code !== 'STORE_UNAVAILABLE' || Date.now() + delay > deadline) throw err;
         // The URL may carry the app user's password: only the operation and status are logged.
-        app.log.warn({ code: err.code, details: err.details, attempt: attempt + 1 }, 'the store is not answering yet; waiting for it');
+        app.log.warn({ code: err.code, details: err.details, store: storeAddress(options.url), attempt: attempt + 1 }, 'the store is not answering yet; waiting for it');
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
     app.decorate('repo', repo);
+    app.decorate('storeAddress', storeAddress(options.url));
   },
   { name: 'fieldvault-couch', fastify: '5.x' },
 );

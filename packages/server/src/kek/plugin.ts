@@ -25,7 +25,10 @@ declare module 'fastify' {
  * in device documents, TOTP secrets and recovery-code digests in user documents): it takes another
  * KEK and the marker moves to it, with a warning naming both ids (operator audit s10, item 1: a
  * fresh restore target started without the production KEK must be able to start again with it,
- * as BACKUP_KEK_MISMATCH advises).
+ * as BACKUP_KEK_MISMATCH advises). Only the server that recorded the marker (same server id) moves
+ * it: another server started on the same prefix by mistake, before the first had any user, would
+ * otherwise take the marker from under the running one, which goes on sealing keys under its own
+ * KEK (operator audit s10, item 10).
  *
  * @throws CONFIG_KEK_MISMATCH with `details: { storeKekId, kekId }` (ids only).
  */
@@ -34,14 +37,25 @@ export const kekGuardPlugin = fp(
     const config = app.fieldvaultConfig;
     const loaded = kekId(config.kek);
     const marker = new CouchKekMarker({ url: config.couch.url, dbPrefix: config.couch.dbPrefix });
-    let expected = await marker.read();
+    const recorded = await marker.readRecord();
+    let expected = recorded?.kekId ?? null;
     if (expected === null) {
       const sealedUnder = await marker.findSealedKekId();
-      expected = sealedUnder === null || sealedUnder === loaded ? await marker.record(loaded) : sealedUnder;
+      expected = sealedUnder === null || sealedUnder === loaded ? await marker.record(loaded, config.serverId) : sealedUnder;
+    }
+    const recordedBy = recorded?.serverId ?? null;
+    if (expected !== loaded && recordedBy !== null && recordedBy !== config.serverId) {
+      throw new FieldvaultError('CONFIG_KEK_MISMATCH', {
+        detail:
+          `the store expects KEK id ${expected}, recorded by server ${recordedBy}; this is server ${config.serverId} with KEK id ${loaded}. ` +
+          `Two servers are configured on the same databases (prefix ${config.couch.dbPrefix}): give this one its own FIELDVAULT_COUCHDB_PREFIX, ` +
+          `or, to run it as server ${recordedBy}, give it that server's KEK file`,
+        details: { storeKekId: expected, kekId: loaded, recordedBy },
+      });
     }
     if (expected !== loaded && (await holdsNothingSealed(app))) {
       const previous = expected;
-      expected = (await marker.rebind(previous, loaded)) ?? previous;
+      expected = (await marker.rebind(previous, loaded, config.serverId)) ?? previous;
       if (expected === loaded) {
         app.log.warn(
           { storeKekId: previous, kekId: loaded },
