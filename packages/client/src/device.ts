@@ -47,6 +47,7 @@ import {
   type PushResult,
   type SignupStatus,
 } from '@fieldvault/protocol';
+import { blockedError, readBlockedMark, removeBlockedMark, writeBlockedMark, type BlockedMark } from './blocked-mark.js';
 import { createFileDeviceKeyStore, type DeviceKeyStore } from './device-key-store.js';
 import { TEMP_FILE_MARKER, type FileSystem } from './file-system.js';
 import {
@@ -670,6 +671,8 @@ export class Device {
    * key. A wrong password changes nothing on disk.
    * @throws VAULT_WRONG_PASSWORD for a wrong password, an unknown user, or an altered entry (one
    * code for all).
+   * @throws DEVICE_BLACKLISTED (`details.local`) instead, for a user with no keys here, after a
+   * server blacklisted the device and the SDK wiped it (see `blockedBy`).
    * @throws VAULT_SESSION_OPEN when another user is logged in.
    * @throws VAULT_NOT_FOUND when the database the key names is missing.
    * @throws VAULT_DB_KEY_REJECTED, VAULT_KEYRING_CORRUPT, CRYPTO_SUCCESSION_INVALID, VAULT_STORAGE_FAILED
@@ -682,7 +685,11 @@ export class Device {
       let k = await this.#keyring.load();
       const u = await this.#unlock(k, username, password);
       try {
-        if (u.entries.length === 0) throw new FieldvaultError('VAULT_WRONG_PASSWORD');
+        if (u.entries.length === 0) {
+          // After a blacklisting wipe the keyring is empty: say why rather than "wrong password".
+          const mark = entriesOf(k, username).length === 0 ? await readBlockedMark(this.#fs) : null;
+          throw mark === null ? new FieldvaultError('VAULT_WRONG_PASSWORD') : blockedError(mark);
+        }
         const next = await this.#rewrap(k, username, password, u, false);
         if (next !== k) k = await this.#keyring.save(next);
         k = await this.#resumePending(k, u.keys);
@@ -787,7 +794,10 @@ export class Device {
    * and forgotten at logout. The device is locked for other calls while the server answers.
    *
    * **Blacklisted device**: when the server answers DEVICE_BLACKLISTED, every database, photo,
-   * the keyring and the device key are wiped (`wipe`) before the error is thrown.
+   * the keyring and the device key are wiped (`wipe`) before the error is thrown, and the device
+   * is marked blocked by that server (`blockedBy`): logins to other servers are then refused
+   * locally (DEVICE_BLACKLISTED, `details.local: true`, nothing sent) until a login to the
+   * blocking server succeeds again.
    *
    * **Two passwords**: when the user signed up offline under a password other than this one, their
    * unverified database does not open and its records cannot move: the session says so
@@ -799,7 +809,8 @@ export class Device {
    * @throws AUTH_INVALID_CREDENTIALS, AUTH_ACCOUNT_LOCKED, RATE_LIMITED, USER_DISABLED,
    * DEVICE_BINDING_MISMATCH, DEVICE_RETIRED, DEVICE_SIGNATURE_INVALID, HLC_TOO_FAR_AHEAD… as
    * reported by the server; nothing changed on the phone.
-   * @throws DEVICE_BLACKLISTED after wiping the device (`details.wiped` says whether the wipe completed).
+   * @throws DEVICE_BLACKLISTED after wiping the device (`details.wiped` says whether the wipe completed);
+   * or before sending anything when another server blocked this device (`details.local`, see `blockedBy`).
    * @throws TRANSPORT_UNREACHABLE, TRANSPORT_TLS_UNTRUSTED, TRANSPORT_BAD_RESPONSE (also for an answer
    * whose key does not match its record, this device or this user); nothing changed on the phone.
    * @throws VAULT_KEYRING_CORRUPT, VAULT_DB_KEY_REJECTED, VAULT_STORAGE_FAILED, VAULT_DEVICE_KEY_INVALID
@@ -819,6 +830,8 @@ export class Device {
     }
     return this.#mutex.run(async () => {
       this.#assertNoSession(username);
+      // The blocking server itself is allowed: its login is how the phone learns it was reinstated.
+      const mark = await this.#assertNotBlocked(serverId);
       const k = await this.#keyring.load();
       const u = await this.#unlock(k, username, password, false);
       try {
@@ -874,6 +887,7 @@ export class Device {
           await revokeLogins([replaced], (id, code) => this.#o.logger.info({ serverId: id, code: code ?? null }, 'the previous server session could not be ended; it expires on its own'), false);
         }
         await session.rememberServerRoles();
+        if (mark !== null) await this.#liftBlockedMark(serverId);
         this.#o.logger.info(
           { username, serverId, kind: session.kind, keyId: session.keyId, offeredKeyId: offer?.record.keyId ?? null },
           'logged in online',
@@ -919,7 +933,8 @@ export class Device {
    * @throws VAULT_FORBIDDEN when the user is verified already on this device (log in online instead).
    * @throws SIGNUP_USERNAME_TAKEN, SIGNUP_PENDING_ELSEWHERE, AUTH_INVALID_CREDENTIALS (a renewed
    *   request with another password), DEVICE_BINDING_MISMATCH, DEVICE_RETIRED, RATE_LIMITED… from the server.
-   * @throws DEVICE_BLACKLISTED after wiping the device, as `loginOnline`.
+   * @throws DEVICE_BLACKLISTED after wiping the device, as `loginOnline`; or before sending
+   *   anything when another server blocked this device (`details.local`, see `blockedBy`).
    * @throws TRANSPORT_SERVER_ID_MISMATCH (as `loginOnline`), TRANSPORT_UNREACHABLE, TRANSPORT_TLS_UNTRUSTED, TRANSPORT_BAD_RESPONSE
    */
   async requestAccount(username: string, password: string, options: AccountRequestOptions = {}): Promise<AccountRequestResult> {
@@ -933,6 +948,7 @@ export class Device {
     const batch = options.batchRecords ?? DEFAULT_SIGNUP_BATCH;
     if (!Number.isInteger(batch) || batch < 1 || batch > 10_000) throw inputInvalid('batchRecords', 'an integer in 1..10000');
     return this.#mutex.run(async () => {
+      await this.#assertNotBlocked(transport.serverId);
       const k = await this.#keyring.load();
       const u = await this.#unlock(k, username, password);
       try {
@@ -979,7 +995,8 @@ export class Device {
    * Where this device's sign-up request for `username` stands on a server (`pending`,
    * `approved`: log in online now, `rejected`). A device-signed call; no password needed.
    * @throws SIGNUP_NOT_FOUND when this device has no request for the username there.
-   * @throws INPUT_INVALID, DEVICE_BLACKLISTED (after wiping), TRANSPORT_*…
+   * @throws INPUT_INVALID, DEVICE_BLACKLISTED (after wiping; or, `details.local`, before sending
+   *   anything when another server blocked this device), TRANSPORT_*…
    */
   async accountStatus(username: string, options: Pick<AccountRequestOptions, 'transport'> = {}): Promise<AccountStatus> {
     checkUsername(username);
@@ -990,6 +1007,7 @@ export class Device {
     }
     return this.#mutex.run(async () => {
       const serverId = transport.serverId;
+      await this.#assertNotBlocked(serverId);
       const challenge = await this.#signupChallenge(transport, serverId);
       const signature = await this.#deviceKeys.sign(signupSignatureMessage({ action: 'status', challenge, username, imei: this.imei }));
       const answer = await this.#askServer(serverId, async () =>
@@ -1076,9 +1094,24 @@ export class Device {
     return { record, key };
   }
 
-  /** DEVICE_BLACKLISTED from a server: wipe everything, then report it. */
+  /**
+   * DEVICE_BLACKLISTED from a server: mark the device blocked, wipe everything, then report it.
+   * The mark is written before the wipe, so that a process killed (or a storage failing) halfway
+   * through the wipe still leaves it; when that first write fails (a full disk), it is tried
+   * again once the wipe has freed space. An existing mark is kept (its server and date stand).
+   */
   async #wipeBlacklisted(serverId: string, reported: FieldvaultError): Promise<FieldvaultError> {
     this.#o.logger.warn({ imei: this.imei, serverId }, 'the server reports this device as blacklisted: wiping it');
+    const mark = async (): Promise<boolean> => {
+      try {
+        if ((await readBlockedMark(this.#fs)) === null) await writeBlockedMark(this.#fs, { serverId, at: new Date(this.#o.now()).toISOString() });
+        return true;
+      } catch (err) {
+        this.#o.logger.error({ imei: this.imei, code: isFieldvaultError(err) ? err.code : 'INTERNAL_ERROR' }, 'writing the blocked mark failed');
+        return false;
+      }
+    };
+    const marked = await mark();
     let wiped = true;
     try {
       await this.#wipeLocked();
@@ -1086,11 +1119,34 @@ export class Device {
       wiped = false;
       this.#o.logger.error({ imei: this.imei, code: isFieldvaultError(err) ? err.code : 'INTERNAL_ERROR' }, 'wipe after blacklisting failed');
     }
+    if (!marked) await mark();
     return new FieldvaultError('DEVICE_BLACKLISTED', {
       detail: wiped ? 'this device was wiped' : 'wiping this device failed; call wipe() again',
       details: { serverId, wiped },
       cause: reported,
     });
+  }
+
+  /**
+   * Refuses (DEVICE_BLACKLISTED, `details.local`) any server but the one that blocked this device,
+   * before anything is sent. Returns the mark (or `null`) for the caller to lift on success.
+   */
+  async #assertNotBlocked(serverId: string): Promise<BlockedMark | null> {
+    const mark = await readBlockedMark(this.#fs);
+    if (mark !== null && mark.serverId !== serverId) throw blockedError(mark);
+    return mark;
+  }
+
+  /** The blocking server accepted a login: it reinstated the device, so the mark goes. */
+  async #liftBlockedMark(serverId: string): Promise<void> {
+    try {
+      await removeBlockedMark(this.#fs);
+      this.#o.logger.info({ imei: this.imei, serverId }, 'the server that blocked this device accepted a login: block lifted');
+    } catch (err) {
+      // The session is open and valid; a mark left behind only means the next login to another
+      // server is refused until a login to this one succeeds again.
+      this.#o.logger.error({ imei: this.imei, code: isFieldvaultError(err) ? err.code : 'INTERNAL_ERROR' }, 'removing the blocked mark failed');
+    }
   }
 
   async #adopt(k: KeyringContent, u: Unlocked, username: string, password: string, serverId: string, offered: KeyRecord): Promise<Session> {
@@ -1268,10 +1324,25 @@ export class Device {
   }
 
   /**
+   * The server that blacklisted this device, when the SDK wiped it for that (`blocked.json` in the
+   * device directory), else `null`. While set, `loginOnline`, `requestAccount` and `accountStatus`
+   * to any other server throw DEVICE_BLACKLISTED (`details.local: true`) before sending anything;
+   * an online login to the blocking server is still tried, and lifts the mark when it succeeds
+   * (an admin reinstated the device there). `wipe()` does not remove it. Not a security boundary:
+   * whoever controls the phone's files can delete it; blacklist the phone on every server.
+   * `serverId` is `'unknown'` when the file was altered (it still blocks).
+   * @throws VAULT_STORAGE_FAILED
+   */
+  async blockedBy(): Promise<BlockedMark | null> {
+    return readBlockedMark(this.#fs);
+  }
+
+  /**
    * Deletes everything the SDK holds on this device: the open session, every database (with its
    * side files), every photo file, the keyring and the device key pair. The SDK calls it itself
    * when a server reports the device blacklisted (login or sync), and after the final sync of a
-   * retired device (`Session.sync`). Works on a device whose keyring is damaged.
+   * retired device (`Session.sync`). Works on a device whose keyring is damaged. Keeps the mark of
+   * a blacklisting (`blockedBy`).
    * @throws VAULT_STORAGE_FAILED
    */
   async wipe(): Promise<void> {

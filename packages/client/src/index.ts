@@ -57,3 +57,5 @@ export type { KnownServer } from './session.js';
 export { Session } from './session.js';
 export type { DeviceOptions, AdoptKeyInput, DeviceUser, KdfCost, OnlineLoginOptions, AccountRequestOptions, AccountRequestResult, AccountStatus } from './device.js';
 export { Device, createDevice } from './device.js';
+export type { BlockedMark } from './blocked-mark.js';
+export { BLOCKED_MARK_FILE } from './blocked-mark.js';

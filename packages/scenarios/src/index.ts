@@ -4,7 +4,7 @@
  * `simulate` runs seeded random sequences of actions and checks invariants after every step.
  */
 export type { ScenarioOptions, ScenarioUser } from './scenario.js';
-export { Scenario } from './scenario.js';
+export { Scenario, teardownAll } from './scenario.js';
 export type { OfflineView, PhoneDatabase, PhoneProcessResult, PhoneState } from './phone.js';
 export { FAST_KDF, Phone, allRecords, idsOf } from './phone.js';
 export type { PhoneProcessArgs, PhoneProcessKill } from './phone-process.js';

@@ -29,6 +29,17 @@ export interface ScenarioOptions {
 /** Scenarios log in far more often than a person would: the per-IP limits would get in the way. */
 const SCENARIO_ENV = { FIELDVAULT_AUTH_RATE_LIMIT: '100000', FIELDVAULT_RATE_LIMIT: '100000' };
 
+/** Scenarios of this process not torn down yet (for {@link teardownAll}). */
+const live = new Set<Scenario>();
+
+/**
+ * Tears down every scenario of this process still running: the scenarios CLI calls it on SIGINT
+ * and SIGTERM, so a cancelled run leaves no server, store or phone process and no directory behind.
+ */
+export async function teardownAll(): Promise<void> {
+  await Promise.allSettled([...live].map((s) => s.teardown()));
+}
+
 /**
  * N real server processes (apps/server, each with its own data directory, embedded store, KEK,
  * HLC node id and random loopback port) and M phones (SDK devices on SQLCipher files, each in its
@@ -46,7 +57,10 @@ export class Scenario {
   readonly #env: Readonly<Record<string, string>>;
   readonly #removeRoot: boolean;
 
+  #tornDown: Promise<void> | null = null;
+
   private constructor(options: ScenarioOptions) {
+    live.add(this);
     this.root = options.root;
     this.#env = { ...SCENARIO_ENV, ...options.env };
     this.#removeRoot = options.removeRoot ?? true;
@@ -196,8 +210,18 @@ export class Scenario {
     return [...[...this.#servers.values()].map((s) => s.pid), ...[...this.#children].map((c) => c.pid ?? 0)].filter((pid) => pid > 0 && alive(pid));
   }
 
-  /** Logs every phone out, kills phone children still running, stops every server, removes `root`. */
-  async teardown(): Promise<void> {
+  /**
+   * Logs every phone out, kills phone children still running, stops every server, removes `root`.
+   * Once: a second call (the CLI's signal handler while the run's own teardown is under way) waits
+   * for the first.
+   */
+  teardown(): Promise<void> {
+    live.delete(this);
+    this.#tornDown ??= this.#teardown();
+    return this.#tornDown;
+  }
+
+  async #teardown(): Promise<void> {
     for (const p of this.#phones.values()) await p.close().catch(() => undefined);
     for (const c of this.#children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await Promise.all([...this.#servers.values()].map((s) => s.stop().catch(() => s.kill())));

@@ -404,11 +404,13 @@ t.test('blacklist: tokens die on every route of that server, and the phone is wi
   const err = await rejection(phone.sync(A));
   t.equal(err.code, 'DEVICE_BLACKLISTED');
   t.match(err.details, { wiped: true, serverId: A });
-  t.same(filesUnder(phone.dir), [], 'databases (chidi\'s unverified one too), photos, keyring and device key are gone');
+  // Only the mark remains (not secret: which server blocked the phone, and when), so that no other
+  // server is contacted until this one reinstates the phone (multi-server audit #1).
+  t.same(filesUnder(phone.dir), ['blocked.json'], 'databases (chidi\'s unverified one too), photos, keyring and device key are gone');
   await assertPhone(t, phone, { verified: null, databases: [], users: {} }, 'wiped');
-  for (const user of ['amina', 'chidi']) t.equal((await rejection(phone.loginOffline(user))).code, 'VAULT_WRONG_PASSWORD', `${user} cannot log in offline`);
+  for (const user of ['amina', 'chidi']) t.equal((await rejection(phone.loginOffline(user))).code, 'DEVICE_BLACKLISTED', `${user} cannot log in offline`);
   t.equal((await rejection(phone.loginOnline('amina', A))).code, 'DEVICE_BLACKLISTED', 'nor online to A');
-  t.same(filesUnder(phone.dir), [], 'and that refused login left nothing behind');
+  t.same(filesUnder(phone.dir), ['blocked.json'], 'and that refused login left nothing behind');
 });
 
 t.test('retire: the final sync delivers everything, then the phone wipes itself; new logins are refused', async (t) => {

@@ -48,7 +48,7 @@ export async function buildApp(input: BuildAppInput): Promise<FastifyInstance> {
   const now = input.now ?? Date.now;
 
   const options: FastifyServerOptions = {
-    logger: loggerOptions(config.logLevel, input.logStream),
+    logger: loggerOptions(config.logLevel, input.logStream, config.serverId),
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
     // Our own ids: a client-chosen request id would let a caller forge log correlation.

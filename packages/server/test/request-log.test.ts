@@ -23,3 +23,12 @@ t.test('search terms (personal data) and opaque cursors are redacted, flags and 
   t.equal(redactQuery('/v1/users'), '/v1/users');
   t.equal(redactQuery('/v1/users?%E0%A4%A=1'), '/v1/users?[redacted]', 'an undecodable name is not shown');
 });
+
+// Multi-server audit #8: merged logs of several servers must say which server wrote each record.
+t.test('every log record names the server (with pid and hostname, as before)', async (t) => {
+  const { app, logs } = await makeApp(t, couch, { serverId: 'region-a' });
+  await app.inject({ method: 'GET', url: '/v1/users' });
+  const records = logs.lines.map((l) => JSON.parse(l) as { serverId?: string; pid?: number; hostname?: string });
+  t.ok(records.length > 0);
+  t.same(records.filter((r) => r.serverId !== 'region-a' || typeof r.pid !== 'number' || typeof r.hostname !== 'string'), [], 'each record has serverId, pid and hostname');
+});

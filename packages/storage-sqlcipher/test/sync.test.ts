@@ -615,7 +615,7 @@ t.test('a device blacklisted while a session is open is wiped at its next sync',
   const err = await rejection(amina.sync({ transport: A.transport() }));
   t.equal(err.code, 'DEVICE_BLACKLISTED');
   t.match((err as { details?: unknown }).details, { wiped: true, serverId: 'server-a' });
-  t.same(filesUnder(p.dir), []);
+  t.same(filesUnder(p.dir), ['blocked.json'], 'all gone but the mark of the blacklisting (blocked-mark.test.ts)');
   t.notOk(amina.active);
 });
 

@@ -1,9 +1,15 @@
 import { describe } from './model.js';
-import type { SimulationReport } from './simulate.js';
+import { DEFAULT_TOPOLOGY, type SimulationReport, type Topology } from './simulate.js';
 
-/** The command that replays a run (the same seed and number of steps give the same actions). */
-export function reproduceCommand(report: Pick<SimulationReport, 'seed' | 'steps'>, steps: number): string {
-  return `npm run scenarios -- --seed ${report.seed} --steps ${steps}`;
+/** The sizes that differ from the defaults, as `[name, value]` (a replay needs them; defaults stay implicit). */
+function topologyChanges(topology: Topology): Array<[keyof Topology, number]> {
+  return (Object.keys(DEFAULT_TOPOLOGY) as Array<keyof Topology>).filter((k) => topology[k] !== DEFAULT_TOPOLOGY[k]).map((k) => [k, topology[k]]);
+}
+
+/** The command that replays a run (the same seed, number of steps and sizes give the same actions). */
+export function reproduceCommand(report: Pick<SimulationReport, 'seed' | 'topology'>, steps: number): string {
+  const sizes = topologyChanges(report.topology).map(([k, v]) => ` --${k} ${v}`).join('');
+  return `npm run scenarios -- --seed ${report.seed} --steps ${steps}${sizes}`;
 }
 
 /** A readable summary: counts, time, and on failure what broke, the steps that led there and a test case. */
@@ -27,7 +33,8 @@ export function formatReport(report: SimulationReport, requestedSteps: number): 
   lines.push(`reproduce: ${reproduceCommand(report, steps)}`);
   lines.push('as a regression test (packages/scenarios/test/simulation.test.ts):');
   lines.push(`  t.test('seed ${report.seed}, ${steps} steps: ${report.violations[0]?.invariant ?? ''} (regression)', async (t) => {`);
-  lines.push(`    const report = await simulate({ seed: ${report.seed}, steps: ${steps} });`);
+  const sizes = topologyChanges(report.topology).map(([k, v]) => `, ${k}: ${v}`).join('');
+  lines.push(`    const report = await simulate({ seed: ${report.seed}, steps: ${steps}${sizes} });`);
   lines.push(`    t.same(report.violations, [], formatReport(report, ${steps}));`);
   lines.push('  });');
   return lines.join('\n');

@@ -44,7 +44,19 @@ export interface SimulationReport {
   readonly ms: number;
   /** On failure: the last warnings and errors each server logged. */
   readonly serverLogs: Readonly<Record<string, readonly string[]>>;
+  /** How many servers, phones and users the run had: replaying the seed needs them too. */
+  readonly topology: Topology;
 }
+
+/** The sizes a seed's run depends on besides its steps. */
+export interface Topology {
+  readonly servers: number;
+  readonly phones: number;
+  readonly users: number;
+}
+
+/** Defaults of {@link SimulationOptions}' sizes (the CLI's too). */
+export const DEFAULT_TOPOLOGY: Topology = { servers: 3, phones: 3, users: 5 };
 
 const PASSWORD_WORDS = ['amber', 'lantern', 'quiet', 'harbour', 'copper', 'kettle', 'granite', 'river', 'meadow', 'falcon'];
 
@@ -213,8 +225,8 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   const started = Date.now();
   const onLine = options.onLine ?? (() => undefined);
   const rnd = createRandom(options.seed);
-  const serverIds = Array.from({ length: options.servers ?? 3 }, (_, i) => `server-${i + 1}`);
-  const usernames = Array.from({ length: options.users ?? 5 }, (_, i) => `user${i + 1}`);
+  const serverIds = Array.from({ length: options.servers ?? DEFAULT_TOPOLOGY.servers }, (_, i) => `server-${i + 1}`);
+  const usernames = Array.from({ length: options.users ?? DEFAULT_TOPOLOGY.users }, (_, i) => `user${i + 1}`);
   const users = usernames.map((username) => ({
     username,
     // Passwords come from the seed too, long enough for the policy (15+ characters).
@@ -231,10 +243,10 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   let failedAt: number | null = null;
   const serverLogs: Record<string, string[]> = {};
   let canaries = 0;
+  const phoneCount = Math.max(2, options.phones ?? DEFAULT_TOPOLOGY.phones);
   const canary = (): string => `${CANARY_PREFIX}${options.seed}-${++canaries}`;
   try {
     const models = new Map<string, PhoneModel>();
-    const phoneCount = Math.max(2, options.phones ?? 3);
     for (let i = 0; i < phoneCount; i++) {
       const name = `phone-${i + 1}`;
       // Clocks within the allowed skew (5 min): up to two minutes ahead or behind.
@@ -292,5 +304,5 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     }
     await sc.teardown();
   }
-  return { seed: options.seed, steps, invariantsChecked, violations, failedAt, records: records.length, ms: Date.now() - started, serverLogs };
+  return { seed: options.seed, steps, invariantsChecked, violations, failedAt, records: records.length, ms: Date.now() - started, serverLogs, topology: { servers: serverIds.length, phones: phoneCount, users: usernames.length } };
 }

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { FastifyRequest, FastifyServerOptions } from 'fastify';
 import type { LogStream } from '../config.js';
 
@@ -75,9 +76,14 @@ export function redactQuery(url: string): string {
   return `${url.slice(0, q)}?${parts.join('&')}`;
 }
 
-export function loggerOptions(level: string, stream: LogStream | undefined): NonNullable<FastifyServerOptions['logger']> {
+/**
+ * Every record carries the server id besides pino's pid and hostname: with several servers (or
+ * several on one machine) the merged logs must say which one did what (multi-server audit #8).
+ */
+export function loggerOptions(level: string, stream: LogStream | undefined, serverId: string): NonNullable<FastifyServerOptions['logger']> {
   return {
     level,
+    base: { pid: process.pid, hostname: hostname(), serverId },
     redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
     serializers: {
       // Fastify's own request serializer, with the query string redacted.

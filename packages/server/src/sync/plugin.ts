@@ -211,7 +211,7 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
           failedCodes: Object.entries(codes).map(([c, n]) => `${c}:${n}`).join(',') || null,
         },
       });
-      request.log.info({ records: items.length, changed, failed: failed.length, hinted: likelyAbsent.size }, 'sync push');
+      request.log.info({ user: auth.username, imei: auth.imei, records: items.length, changed, failed: failed.length, hinted: likelyAbsent.size }, 'sync push');
       return { results: final, deviceStatus };
     },
   );
@@ -259,7 +259,7 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
         imei: auth.imei,
         details: { records: records.length, bytes, more, fromStart: since === undefined },
       });
-      request.log.info({ records: records.length, bytes, more, readAhead: early !== undefined }, 'sync pull');
+      request.log.info({ user: auth.username, imei: auth.imei, records: records.length, bytes, more, readAhead: early !== undefined }, 'sync pull');
       const rest: Omit<PullResponse, 'records'> = { checkpoint, more, deviceStatus, serverTime: app.now() };
       // For the phone's progress bar: the feed's rows read but not served, and what the store says follows them.
       if (pending !== undefined) rest.remaining = more ? pending + (changes.length - consumed) : 0;
