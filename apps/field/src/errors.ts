@@ -68,6 +68,15 @@ export function inFieldWorkerWords(err: FieldvaultError, server?: ServerRef): Fi
   const again = (message: string): FieldvaultError => fieldError(err.code, message, err);
   switch (err.code) {
     case 'DEVICE_BLACKLISTED':
+      if (details['local'] === true) {
+        // The SDK's own refusal (multi-server audit #1): another server blocked this phone, and no
+        // other server is contacted until that one accepts it again.
+        const by = typeof details['serverId'] === 'string' && details['serverId'] !== 'unknown' ? `server ${details['serverId']}` : 'one of its servers';
+        return again(
+          `An admin of ${by} has blocked this phone (for example after it was reported lost or stolen), and the fieldvault data on this phone was removed then. ` +
+            `Nothing was sent: this phone contacts no other server until an admin of ${by} unblocks it and you log in online to that server. Contact your admin.`,
+        );
+      }
       return again(
         details['wiped'] === false
           ? 'An admin has blocked this phone (for example after it was reported lost or stolen), so the server refused it. ' +

@@ -38,8 +38,12 @@ t.test('servers add, list and remove; the certificate must be pinned or trusted'
   const withCa = await addServer(home, 'office-ca', ['--ca', A.certFile]);
   t.equal(withCa.code, 1);
   t.match(withCa.stderr, /error FIELD_SERVER_ID_EXISTS: .*server id server-a is configured as "office"/, 'one entry per server id, and the error says the id is the problem');
-  const list = json<{ servers: { name: string; serverId: string; url: string }[] }>(await cli(home, ['--json', 'servers', 'list']));
+  const list = json<{ servers: { name: string; serverId: string; url: string; trust: string }[] }>(await cli(home, ['--json', 'servers', 'list']));
   t.same(list.servers.map((s) => [s.name, s.serverId, s.url]), [['office', 'server-a', A.url]]);
+  // `status` says how each server is trusted in the same words (multi-server audit #12).
+  const status = json<{ servers: { name: string | null; trust: string }[] }>(await cli(home, ['--json', 'status', '--locked']));
+  t.same(status.servers.map((s) => [s.name, s.trust]), list.servers.map((s) => [s.name, s.trust]));
+  t.match(list.servers[0]?.trust, /^pin [0-9A-F:]{11}…$/);
   const human = await cli(home, ['servers', 'list']);
   t.match(human.stdout, /^NAME\s+URL\s+SERVER ID\s+TRUST/m);
 

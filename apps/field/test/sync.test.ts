@@ -201,6 +201,12 @@ t.test('a blacklisted phone is wiped at its next sync, and forgets its user', as
   t.notMatch(r.stderr, /The app must wipe/, 'not the SDK developer\'s instruction');
   const after = json<{ currentUser: string | null; users: unknown[]; databaseFiles: number }>(await cli(home, ['--json', 'status', '--locked']));
   t.same([after.currentUser, after.users, after.databaseFiles], [null, [], 0], 'no user, no key, no database left');
+
+  // Another server (which never heard of the blacklisting) is not contacted at all (multi-server audit #1).
+  ok(t, await cli(home, ['servers', 'add', '--offline', 'region', A.url, '--server-id', 'server-z', '--pin', A.fingerprint]), 'servers add region');
+  const other = await cliWith(home, PASSWORD_B, ['--user', 'bilal', 'login', 'region']);
+  t.equal(other.code, 1);
+  t.match(other.stderr, /error DEVICE_BLACKLISTED: An admin of server server-a has blocked this phone .*Nothing was sent: this phone contacts no other server until an admin of server server-a unblocks it/);
 });
 
 t.test('a retired phone does its last sync from the CLI and then wipes itself', async (t) => {

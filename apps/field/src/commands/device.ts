@@ -6,6 +6,7 @@ import { openDevice, userOf, withSession } from '../context.js';
 import { isValidImei, type HomeConfig } from '../home.js';
 import { isoOf, keyValues, table, timeOf } from '../output.js';
 import type { Action } from './action.js';
+import { trustOf } from './servers.js';
 
 /** Records this session sees (not deleted). */
 async function countRecords(session: Session): Promise<number> {
@@ -62,10 +63,10 @@ export function claimCommand(username: string, config: HomeConfig): string {
   return `fieldvault-field${config.currentUser === username ? '' : ` --user ${username}`} claim-records`;
 }
 
-function trustOf(config: HomeConfig, name: string): string {
+/** The same text as `servers list` (multi-server audit #12: the two said it differently). */
+function serverTrust(config: HomeConfig, name: string): string {
   const e = config.servers[name];
-  if (e === undefined) return '';
-  return [e.pinSha256 === undefined ? null : 'pinned certificate', e.ca === undefined ? null : 'CA'].filter((x) => x !== null).join(' + ');
+  return e === undefined ? '' : trustOf(e);
 }
 
 export function registerDeviceCommands(program: Command, action: Action): void {
@@ -238,7 +239,7 @@ export function registerDeviceCommands(program: Command, action: Action): void {
           return {
             ...s,
             configured: s.name !== null,
-            trust: s.name === null ? '' : trustOf(config, s.name),
+            trust: s.name === null ? '' : serverTrust(config, s.name),
             role: k?.role ?? null,
             lastSyncAt: k?.lastSyncAt ?? null,
             pending: s.name === null ? null : (unlocked?.pending.get(s.serverId) ?? k?.pending ?? null),

@@ -83,7 +83,8 @@ const ID_CHECK_NOTES: Record<IdCheck, string> = {
   offline: 'not contacted (--offline): its certificate and id are checked at the first login',
 };
 
-function trustOf(e: ServerEntry): string {
+/** How a server's certificate is checked, as `servers list` and `status` both show it. */
+export function trustOf(e: ServerEntry): string {
   const parts: string[] = [];
   if (e.pinSha256 !== undefined) parts.push(`pin ${e.pinSha256.map((p) => `${p.slice(0, 11)}…`).join(', ')}`);
   if (e.ca !== undefined) {
