@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // `npm run field|admin -- …`: runs a CLI from apps/<name>/dist, building it (and what it needs)
-// first when it has not been built yet, so the README's commands work on a fresh clone. The
-// build's own output goes to stderr: the CLI's standard output stays clean for --json and pipes.
-// After pulling new code, `npm run build` rebuilds everything.
+// first when it has not been built yet, or again when a source file of the app or of a workspace
+// package it runs on is newer than its last build (after a `git pull` or an edit), so the README's
+// commands never run stale code. The build's own output goes to stderr: the CLI's standard output
+// stays clean for --json and pipes.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,10 +24,57 @@ const step = (argv) => {
   if (r.error) throw r.error;
   if (r.status !== 0) process.exit(r.status ?? 1);
 };
+// Written after a build made here. `npm run build` does not write it, so the first run after one
+// asks turbo again, which answers from its cache.
+const stamp = join(root, 'apps', name, 'dist', '.fieldvault-built');
+
+/** Directory of every workspace package, by name. */
+function workspacePackages() {
+  const dirs = new Map();
+  for (const group of ['apps', 'packages']) {
+    for (const entry of readdirSync(join(root, group), { withFileTypes: true })) {
+      const file = join(root, group, entry.name, 'package.json');
+      if (entry.isDirectory() && existsSync(file)) dirs.set(JSON.parse(readFileSync(file, 'utf8')).name, join(root, group, entry.name));
+    }
+  }
+  return dirs;
+}
+
+/** Newest modification time (ms) of the sources the app runs on: its own and its runtime workspace dependencies'. */
+function newestSource() {
+  const dirs = workspacePackages();
+  const seen = new Set();
+  let newest = 0;
+  const walk = (path) => {
+    for (const entry of readdirSync(path, { withFileTypes: true })) {
+      const full = join(path, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else newest = Math.max(newest, statSync(full).mtimeMs);
+    }
+  };
+  const visit = (packageName) => {
+    const dir = dirs.get(packageName);
+    if (dir === undefined || seen.has(packageName)) return;
+    seen.add(packageName);
+    const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+    for (const file of readdirSync(dir)) if (file === 'package.json' || /^tsconfig.*\.json$/.test(file)) newest = Math.max(newest, statSync(join(dir, file)).mtimeMs);
+    if (existsSync(join(dir, 'src'))) walk(join(dir, 'src'));
+    for (const [dep, range] of Object.entries(manifest.dependencies ?? {})) if (String(range).startsWith('workspace:')) visit(dep);
+  };
+  visit(pkg);
+  return newest;
+}
+
+const builtAt = () => (existsSync(stamp) ? statSync(stamp).mtimeMs : existsSync(main) ? statSync(main).mtimeMs : -1);
 if (!existsSync(main)) {
   console.error(`[fieldvault] apps/${name} is not built yet: installing and building it (once)`);
   step(['install']);
   step(['turbo', 'run', 'build', `--filter=${pkg}...`, '--output-logs=errors-only']);
+  writeFileSync(stamp, `${new Date().toISOString()}\n`);
+} else if (newestSource() > builtAt()) {
+  console.error(`[fieldvault] apps/${name} or a package it uses changed since its last build: rebuilding what changed`);
+  step(['turbo', 'run', 'build', `--filter=${pkg}...`, '--output-logs=errors-only']);
+  writeFileSync(stamp, `${new Date().toISOString()}\n`);
 }
 const child = spawn(process.execPath, [main, ...args], { stdio: 'inherit' });
 // Ctrl-C reaches the CLI directly (same process group): it decides (a sync finishes its batch

@@ -8,6 +8,7 @@ import { readVersion, runMain, type CliDefinition } from '@fieldvault/cli-kit';
 import { registerAuditCommand } from './commands/audit.js';
 import { registerBackupCommands } from './commands/backup.js';
 import { registerDeviceCommands } from './commands/devices.js';
+import { registerRecordsCommands } from './commands/records.js';
 import { registerSessionCommands } from './commands/session.js';
 import { registerSetupCommand } from './commands/setup.js';
 import { registerSignupCommands } from './commands/signups.js';
@@ -45,7 +46,7 @@ let prompter: Prompter | undefined;
 const cli: CliDefinition<Context, GlobalOptions> = {
   name: 'fieldvault-admin',
   version: readVersion(new URL('../package.json', import.meta.url)),
-  description: 'Admin command line for a fieldvault server: first admin, TOTP login, users, devices, audit, backups, CouchDB setup.',
+  description: 'Admin command line for a fieldvault server: first admin, TOTP login, users, devices, audit, backups, record digests to compare servers, CouchDB setup.',
   homeOption: 'the CLI directory; default $FIELDVAULT_ADMIN_HOME or ~/.fieldvault-admin',
   options: [{ flags: '--stdin', description: 'read answers (setup token, passwords, codes) one per line from standard input' }],
   helpAfter: HELP_AFTER,
@@ -64,6 +65,7 @@ const cli: CliDefinition<Context, GlobalOptions> = {
     // `audit --follow` ends cleanly at the first Ctrl-C instead of being killed.
     registerAuditCommand(program, action, cancellation);
     registerBackupCommands(program, action);
+    registerRecordsCommands(program, action);
     registerSetupCommand(program, action);
   },
   cleanup: () => prompter?.close(),

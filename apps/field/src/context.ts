@@ -4,7 +4,7 @@ import { createDevice, createHttpTransport, type Device, type HttpTransport, typ
 import { USERNAME_PATTERN, isFieldvaultError, FieldvaultError } from '@fieldvault/protocol';
 import { SqlCipherStorage } from '@fieldvault/storage-sqlcipher';
 import type { Environment } from './config.js';
-import { fieldError, inFieldWorkerWords, type ServerRef } from './errors.js';
+import { fieldError, inFieldWorkerWords, inServerWords, type ConfiguredServers, type ServerRef } from './errors.js';
 import { Home, type HomeConfig, type ServerEntry } from './home.js';
 import type { Output } from './output.js';
 import type { PasswordSource } from './password.js';
@@ -193,15 +193,15 @@ export async function withSession<T>(ctx: Context, mode: LoginMode, work: (s: Op
   const target = mode.offline ? undefined : serverOf(opened.config, mode.server);
   const transport = target === undefined ? undefined : transportOf(target.entry);
   if (mode.offline) await checkUserOnPhone(opened.device, username);
-  const ref: ServerRef | undefined = target === undefined ? undefined : { name: target.name, url: target.entry.url };
+  const ref: ServerRef | undefined = target === undefined ? undefined : serverRefOf(target);
   const password = await ctx.passwords.ask(`Password for ${username}`);
-  const session = await inServerTerms(ref, () =>
+  const session = await inServerTerms(ref, opened.config.servers, () =>
     forgettingWipedUser(ctx, () =>
       transport === undefined ? opened.device.loginOffline(username, password) : opened.device.loginOnline(username, password, { transport }),
     ),
   );
   try {
-    return await inServerTerms(ref, () =>
+    return await inServerTerms(ref, opened.config.servers, () =>
       forgettingWipedUser(ctx, () =>
         work({
           ...opened,
@@ -216,12 +216,21 @@ export async function withSession<T>(ctx: Context, mode: LoginMode, work: (s: Op
   }
 }
 
-/** Runs `call`, rewording its catalogued errors for the field worker with the server named (see `inFieldWorkerWords`). */
-async function inServerTerms<T>(server: ServerRef | undefined, call: () => Promise<T>): Promise<T> {
+/** How errors name a configured server. */
+export function serverRefOf({ name, entry }: { readonly name: string; readonly entry: ServerEntry }): ServerRef {
+  return { name, url: entry.url, serverId: entry.serverId };
+}
+
+/**
+ * Runs `call` of a command working with `server`: its catalogued errors come out in the field
+ * worker's words, and those tied to a server name it (see `inServerWords`).
+ */
+export async function inServerTerms<T>(server: ServerRef | undefined, configured: ConfiguredServers, call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (err) {
-    throw isFieldvaultError(err) ? inFieldWorkerWords(err, server) : err;
+    if (!isFieldvaultError(err)) throw err;
+    throw server === undefined ? inFieldWorkerWords(err, undefined, configured) : inServerWords(err, server, configured);
   }
 }
 

@@ -44,10 +44,20 @@ function causeCode(err: FieldvaultError): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-/** The server an online command talked to, to name it in messages. */
+/** The configured server a command talks to, to name it in messages. */
 export interface ServerRef {
   readonly name: string;
   readonly url: string;
+  readonly serverId: string;
+}
+
+/** The servers configured on the phone (config.json), to name a server known only by its id. */
+export type ConfiguredServers = Readonly<Record<string, { readonly serverId: string }>>;
+
+/** A server as an error names it: its configured name (null when it is not configured) and its id. */
+export interface ErrorServer {
+  readonly name: string | null;
+  readonly id: string;
 }
 
 function serverWords(server: ServerRef | undefined): { at: string; fix: string } {
@@ -56,34 +66,131 @@ function serverWords(server: ServerRef | undefined): { at: string; fix: string }
     : { at: `The address of server "${server.name}" (${server.url})`, fix: `Check it with "fieldvault-field servers list"` };
 }
 
+/** `server "country" (id country-b)`, or `server country-b` for one not configured: for sentences. */
+export function serverInWords(server: ErrorServer): string {
+  return server.name === null ? `server ${server.id}` : `server "${server.name}" (id ${server.id})`;
+}
+
+/** `server "country", id country-b`: for the parentheses of a catalogue message. */
+function serverInParentheses(server: ErrorServer): string {
+  return server.name === null ? `server id ${server.id}` : `server "${server.name}", id ${server.id}`;
+}
+
+function refServer(server: ServerRef): ErrorServer {
+  return { name: server.name, id: server.serverId };
+}
+
+/** A server id with its configured name on this phone, if it has one. */
+export function errorServerOf(id: string, configured: ConfiguredServers | undefined): ErrorServer {
+  const name = Object.entries(configured ?? {}).find(([, e]) => e.serverId === id)?.[0];
+  return { name: name ?? null, id };
+}
+
+/** The server each error named by `namingServer` is tied to (what `--json` shows as `error.server`). */
+const errorServers = new WeakMap<FieldvaultError, ErrorServer>();
+
+/** The server an error is tied to, when it was named by `namingServer`. */
+export function serverOfError(err: unknown): ErrorServer | undefined {
+  return isFieldvaultError(err) ? errorServers.get(err) : undefined;
+}
+
+const REPORTED = 'reported by the server';
+
+/**
+ * Whether an error of an online command came from the server or from talking to it (answers of
+ * the server, reaching and trusting it, the key exchange and sync with it, its blacklisting),
+ * rather than from the phone alone (wrong password on the phone, busy home, a local file…).
+ */
+function tiedToServer(err: FieldvaultError): boolean {
+  const origin = worded.has(err) && isFieldvaultError(err.cause) ? err.cause : err;
+  return detailOf(origin) === REPORTED || /^(TRANSPORT|SYNC|KEY|DEVICE)_/.test(origin.code);
+}
+
+/**
+ * The error with the server it is tied to named, for a phone with several servers (multi-server
+ * audit L9): the server's own answers read `(reported by server "country", id country-b)`, other
+ * catalogue messages get the server in their parentheses, and messages the CLI worded without
+ * naming it end with it. The code stays first, so scripts match it as before.
+ */
+function namingServer(err: FieldvaultError, server: ErrorServer): FieldvaultError {
+  let message: string;
+  const spec = errorCatalogue[err.code];
+  const detail = worded.has(err) ? undefined : detailOf(err);
+  if (detail !== undefined) {
+    message = `${spec.message} (${detail === REPORTED ? `reported by ${serverInParentheses(server)}` : `${serverInParentheses(server)}; ${detail}`}) ${spec.hint}`;
+  } else if (!worded.has(err) && err.message === `${spec.message} ${spec.hint}`) {
+    message = `${spec.message} (${serverInParentheses(server)}) ${spec.hint}`;
+  } else if (err.message.includes(server.name === null ? `server ${server.id}` : `server "${server.name}"`)) {
+    // Worded with the server named already (a wrong address, a blacklisting…).
+    message = err.message;
+  } else {
+    message = `${err.message} (${serverInParentheses(server)})`;
+  }
+  const named = fieldError(err.code, message, worded.has(err) ? (err.cause ?? err) : err);
+  errorServers.set(named, server);
+  return named;
+}
+
+/**
+ * A catalogued error of a command working with `server`, in the field worker's words and, when it
+ * is tied to a server, naming it: `server`, or for the phone's own refusal after a blacklisting
+ * (DEVICE_BLACKLISTED, `local`) the server that blocked the phone. `configured` names servers
+ * known only by their id.
+ */
+export function inServerWords(err: FieldvaultError, server: ServerRef, configured?: ConfiguredServers): FieldvaultError {
+  const shown = inFieldWorkerWords(err, server, configured);
+  if (errorServers.has(shown) || !tiedToServer(err)) return shown;
+  const details = err.details ?? {};
+  if (err.code === 'DEVICE_BLACKLISTED' && details['local'] === true) {
+    // Nothing was sent to `server`: the error is about the server that blocked the phone.
+    const blocker = details['serverId'];
+    return typeof blocker === 'string' && blocker !== 'unknown' ? namingServer(shown, errorServerOf(blocker, configured)) : shown;
+  }
+  return namingServer(shown, refServer(server));
+}
+
+/**
+ * The error of one configured server, for a server that was not synced at all (`sync --all`
+ * stopped before it): tied to that server like the others.
+ */
+export function serverError(code: ErrorCode, message: string, server: ErrorServer): FieldvaultError {
+  const err = fieldError(code, message);
+  errorServers.set(err, server);
+  return err;
+}
+
 /**
  * The error as a field worker should read it: the same error when the catalogue's message already
  * speaks to them (or the CLI worded it), else a catalogued error with the same code and the CLI's
- * message. `server`: the server the command talked to, when there was one.
+ * message. `server`: the server the command talked to, when there was one; `configured`: the
+ * phone's servers, to name one known only by its id.
  */
-export function inFieldWorkerWords(err: FieldvaultError, server?: ServerRef): FieldvaultError {
+export function inFieldWorkerWords(err: FieldvaultError, server?: ServerRef, configured?: ConfiguredServers): FieldvaultError {
   if (worded.has(err)) return err;
   const detail = detailOf(err);
   const details = err.details ?? {};
   const again = (message: string): FieldvaultError => fieldError(err.code, message, err);
   switch (err.code) {
-    case 'DEVICE_BLACKLISTED':
+    case 'DEVICE_BLACKLISTED': {
       if (details['local'] === true) {
         // The SDK's own refusal (multi-server audit #1): another server blocked this phone, and no
         // other server is contacted until that one accepts it again.
-        const by = typeof details['serverId'] === 'string' && details['serverId'] !== 'unknown' ? `server ${details['serverId']}` : 'one of its servers';
+        const by = typeof details['serverId'] === 'string' && details['serverId'] !== 'unknown' ? serverInWords(errorServerOf(details['serverId'], configured)) : 'one of its servers';
         return again(
           `An admin of ${by} has blocked this phone (for example after it was reported lost or stolen), and the fieldvault data on this phone was removed then. ` +
             `Nothing was sent: this phone contacts no other server until an admin of ${by} unblocks it and you log in online to that server. Contact your admin.`,
         );
       }
+      const admin = server === undefined ? 'An admin' : `An admin of ${serverInWords(refServer(server))}`;
+      const that = server === undefined ? 'the server' : 'that server';
       return again(
         details['wiped'] === false
-          ? 'An admin has blocked this phone (for example after it was reported lost or stolen), so the server refused it. ' +
+          ? `${admin} has blocked this phone (for example after it was reported lost or stolen), so ${that} refused it. ` +
               'Removing the fieldvault data from this phone did not finish; it is tried again the next time the phone contacts a server. Contact your admin.'
-          : 'An admin has blocked this phone (for example after it was reported lost or stolen), so the server refused it, ' +
+          : `${admin} has blocked this phone (for example after it was reported lost or stolen), so ${that} refused it, ` +
               'and the fieldvault data on this phone (records, photos and keys) has been removed. Contact your admin: nobody can log in on this phone until they unblock it.',
       );
+    }
     case 'TRANSPORT_TLS_UNTRUSTED': {
       const code = causeCode(err) ?? detail ?? '';
       if (/WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|UNKNOWN_PROTOCOL|HTTP_REQUEST/i.test(code)) {
@@ -118,12 +225,15 @@ export function inFieldWorkerWords(err: FieldvaultError, server?: ServerRef): Fi
     case 'AUTH_ACCOUNT_LOCKED': {
       const wait = waitWords(details['retryAfterSeconds']);
       return again(
-        `Too many wrong passwords were tried for this account, so the server has locked it for now${wait === undefined ? '' : `: try again ${wait}`}. ` +
+        `Too many wrong passwords were tried for this account, so ${server === undefined ? 'the server' : serverInWords(refServer(server))} has locked it for now${wait === undefined ? '' : `: try again ${wait}`}. ` +
           'Nothing on this phone changed. If you have forgotten the password, ask your admin for a password reset.',
       );
     }
     case 'SYNC_CANCELLED':
-      return again('The sync was stopped before it finished. Nothing is lost: what was already sent and received is kept, and "fieldvault-field sync" continues from there.');
+      return again(
+        `The sync${server === undefined ? '' : ` with ${serverInWords(refServer(server))}`} was stopped before it finished. ` +
+          `Nothing is lost: what was already sent and received is kept, and "fieldvault-field sync${server === undefined ? '' : ` ${server.name}`}" continues from there.`,
+      );
     case 'VAULT_DEVICE_MISMATCH':
       return again(
         "This phone's keyring (sdk/keyring.json) was made for another IMEI than the one in config.json: config.json was replaced or edited. " +
@@ -186,7 +296,26 @@ export function syncFailureText(code: string, what: 'record' | 'photo'): string 
 export function reportOf(err: unknown, debug: boolean): ErrorReport {
   if (isFieldvaultError(err)) {
     const shown = inFieldWorkerWords(err);
-    return { code: shown.code, message: shown.message, exitCode: err.code === 'FIELD_USAGE' ? 2 : err.code === 'FIELD_INTERRUPTED' ? 130 : 1 };
+    const server = serverOfError(err);
+    return {
+      code: shown.code,
+      message: shown.message,
+      exitCode: err.code === 'FIELD_USAGE' ? 2 : err.code === 'FIELD_INTERRUPTED' ? 130 : 1,
+      ...(server === undefined ? {} : { json: { server } }),
+    };
   }
   return unexpectedErrorReport(err, debug);
+}
+
+/** An error as `--json` shows it: `{code, message}`, and `server: {name, id}` when it is tied to a configured server. */
+export interface ErrorJson {
+  readonly code: string;
+  readonly message: string;
+  readonly server?: ErrorServer;
+}
+
+export function errorJson(err: unknown, debug: boolean): ErrorJson {
+  const { code, message } = reportOf(err, debug);
+  const server = serverOfError(err);
+  return server === undefined ? { code, message } : { code, message, server };
 }

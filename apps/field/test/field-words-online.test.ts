@@ -133,7 +133,7 @@ t.test('a locked account says for how long, and what to do', async (t) => {
   }
   const locked = await cliWith(home, PASSWORD_A, ['--user', 'lena', 'login', 'office']);
   t.equal(locked.code, 1);
-  t.match(locked.stderr, /error AUTH_ACCOUNT_LOCKED: Too many wrong passwords were tried for this account, so the server has locked it for now: try again in (about 1 minute|\d+ seconds?)\./);
+  t.match(locked.stderr, /error AUTH_ACCOUNT_LOCKED: Too many wrong passwords were tried for this account, so server "office" \(id server-a\) has locked it for now: try again in (about 1 minute|\d+ seconds?)\./);
   t.match(locked.stderr, /ask your admin for a password reset/);
   noDeveloperWords(t, locked.stderr);
 });

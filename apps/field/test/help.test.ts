@@ -32,7 +32,7 @@ t.test('each command has its own help with an example', async (t) => {
     [['status'], /--locked/],
     [['request-account'], /signed up offline[\s\S]*asks for it, like "login"[\s\S]*quarantine[\s\S]*approves[\s\S]*rejects[\s\S]*Examples:[\s\S]*request-account office/],
     [['account-status'], /pending[\s\S]*approved \(log in online[\s\S]*rejected[\s\S]*No password is needed[\s\S]*Example:/],
-    [['sync'], /checkpoint[\s\S]*Example:/],
+    [['sync'], /checkpoint[\s\S]*With --all[\s\S]*Examples:[\s\S]*sync --all/],
     [['servers', 'add'], /--server-id <id>[\s\S]*--pin <fingerprint>[\s\S]*--ca <file>[\s\S]*Example:/],
     [['photo', 'save'], /--out <file>/],
     [['resolve'], /supervisors[\s\S]*Example:/],

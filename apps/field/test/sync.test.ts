@@ -197,7 +197,7 @@ t.test('a blacklisted phone is wiped at its next sync, and forgets its user', as
   await A.deviceAction(imei, 'blacklist');
   const r = await cliWith(home, PASSWORD_B, ['sync']);
   t.equal(r.code, 1);
-  t.match(r.stderr, /error DEVICE_BLACKLISTED: An admin has blocked this phone .*the fieldvault data on this phone \(records, photos and keys\) has been removed\. Contact your admin/);
+  t.match(r.stderr, /error DEVICE_BLACKLISTED: An admin of server "office" \(id server-a\) has blocked this phone .*so that server refused it.*the fieldvault data on this phone \(records, photos and keys\) has been removed\. Contact your admin/);
   t.notMatch(r.stderr, /The app must wipe/, 'not the SDK developer\'s instruction');
   const after = json<{ currentUser: string | null; users: unknown[]; databaseFiles: number }>(await cli(home, ['--json', 'status', '--locked']));
   t.same([after.currentUser, after.users, after.databaseFiles], [null, [], 0], 'no user, no key, no database left');
@@ -206,7 +206,10 @@ t.test('a blacklisted phone is wiped at its next sync, and forgets its user', as
   ok(t, await cli(home, ['servers', 'add', '--offline', 'region', A.url, '--server-id', 'server-z', '--pin', A.fingerprint]), 'servers add region');
   const other = await cliWith(home, PASSWORD_B, ['--user', 'bilal', 'login', 'region']);
   t.equal(other.code, 1);
-  t.match(other.stderr, /error DEVICE_BLACKLISTED: An admin of server server-a has blocked this phone .*Nothing was sent: this phone contacts no other server until an admin of server server-a unblocks it/);
+  t.match(other.stderr, /error DEVICE_BLACKLISTED: An admin of server "office" \(id server-a\) has blocked this phone .*Nothing was sent: this phone contacts no other server until an admin of server "office" \(id server-a\) unblocks it/);
+  // Nothing was sent to "region": the error is about the server that blocked the phone, and says so to scripts too.
+  const asJson = await cliWith(home, PASSWORD_B, ['--user', 'bilal', '--json', 'login', 'region']);
+  t.match(JSON.parse(asJson.stderr), { error: { code: 'DEVICE_BLACKLISTED', server: { name: 'office', id: 'server-a' } } });
 });
 
 t.test('a retired phone does its last sync from the CLI and then wipes itself', async (t) => {

@@ -147,6 +147,10 @@ async function start(config: AppConfig, options: StartOptions): Promise<RunningS
     await app.ready();
     const built = app;
     storeLog = (level, msg, fields) => built.log[level]({ store: built.storeAddress, ...fields }, msg);
+    // `npm run couch` started again writes another port and credential to the same file: when the
+    // store fails, the server reads it again and follows the store there (multi-server audit L10).
+    const urlFile = config.couchdbUrl === null ? config.couchdbUrlFile : null;
+    if (urlFile !== null) built.followStoreUrl({ read: () => readCouchUrlFile(urlFile) });
   } catch (err) {
     await couch?.stop();
     if (isFieldvaultError(err) && err.code === 'CONFIG_KEK_MISMATCH') throw kekMismatch(err, config.kekFile, kekCreated);

@@ -15,6 +15,8 @@ export interface ErrorReport {
   readonly message: string;
   /** The process exit code: 2 for command-line mistakes, 130 for Ctrl-C, 1 for everything else. */
   readonly exitCode: number;
+  /** Further members of the `--json` error object (e.g. which server the error came from). */
+  readonly json?: Readonly<Record<string, unknown>>;
 }
 
 /**
@@ -84,7 +86,7 @@ export async function runCli<Ctx, Globals>(cli: CliDefinition<Ctx, Globals>, arg
 
   const fail = (err: unknown): number => {
     const r = cli.reportOf(err, debug);
-    process.stderr.write(json ? `${JSON.stringify({ error: { code: r.code, message: r.message } })}\n` : `${cli.name}: error ${r.code}: ${r.message}\n`);
+    process.stderr.write(json ? `${JSON.stringify({ error: { code: r.code, message: r.message, ...r.json } })}\n` : `${cli.name}: error ${r.code}: ${r.message}\n`);
     return r.exitCode;
   };
 

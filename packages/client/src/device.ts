@@ -361,6 +361,7 @@ export class Device {
     sessionClosed: (session) => this.#sessionClosed(session),
     deviceBlacklisted: (serverId, reported) => this.#deviceBlacklisted(serverId, reported),
     deviceRetired: (serverId) => this.#deviceRetired(serverId),
+    databaseNames: () => this.#o.storage.list(),
   };
   #session: Session | undefined;
 

@@ -34,7 +34,7 @@ export type {
 } from './transport.js';
 export type { HttpTransport, HttpTransportOptions, HttpTransportTls } from './http-transport.js';
 export { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_TIMEOUT_MS, createHttpTransport } from './http-transport.js';
-export type { SyncOptions, SyncProgress, SyncSummary, SyncBatchOptions } from './sync-engine.js';
+export type { RetirementHold, SyncOptions, SyncProgress, SyncSummary, SyncBatchOptions } from './sync-engine.js';
 export { DEFAULT_PUSH_BYTES, DEFAULT_PUSH_RECORDS } from './sync-engine.js';
 export type { RetryOptions } from './retry.js';
 export { DEFAULT_RETRY } from './retry.js';

@@ -1,4 +1,4 @@
-import type { DbKind } from '@fieldvault/crypto';
+import { dbFileName, type DbKind } from '@fieldvault/crypto';
 import {
   FieldvaultError,
   NODE_ID_PATTERN,
@@ -20,8 +20,8 @@ import type { PhotoContent, PhotoInput, PhotoStore, StoredPhoto } from './photo-
 import type { ListOptions, RecordQuery, RecordStore } from './record-store.js';
 import { bearerTokenFor, revokeServerLogins, serverLoginsOf, type ServerLogin } from './server-logins.js';
 import type { StorageHandle } from './storage-adapter.js';
-import { checkSyncOptions, runSync, type SyncOptions, type SyncSummary } from './sync-engine.js';
-import { ServerSyncState, knownServerIds, saveServerRole, serverRolesOf, type PendingCounts } from './sync-state.js';
+import { checkSyncOptions, runSync, type RetirementHold, type SyncOptions, type SyncSummary } from './sync-engine.js';
+import { ServerSyncState, knownServerIds, saveServerRole, serverRolesOf, syncedServerIds, type PendingCounts } from './sync-state.js';
 import type { Transport } from './transport.js';
 
 /** What a session holds while it is open; all of it is dropped at logout. */
@@ -49,6 +49,8 @@ export interface SessionHost {
   deviceBlacklisted(serverId: string, reported: FieldvaultError): Promise<FieldvaultError>;
   /** A retired device finished its final sync: wipe it. */
   deviceRetired(serverId: string): Promise<void>;
+  /** The name of every database on the device (the storage adapter's `list`). */
+  databaseNames(): Promise<string[]>;
 }
 
 /** A server this session's database syncs with, for a status screen. */
@@ -348,11 +350,13 @@ export class Session {
    * verifies a user (flow 1: key issue, then their unverified records move into the verified
    * database, ready to push).
    *
-   * **Retired device**: when the server reports `deviceStatus: 'retired'` and this sync left
-   * nothing behind (no refused record or photo, nothing pending for this server), the SDK wipes
-   * the device — every database, photo, the keyring and the device key, as `Device.wipe()` — and
-   * the summary says `wiped: true`; the session is then logged out. Until then the device keeps
-   * its data so that a later sync can finish the job.
+   * **Retired device**: when the server reports `deviceStatus: 'retired'` and nothing on the
+   * phone would be lost — no refused record or photo, nothing pending for this server nor for any
+   * other server this database has synced with, no other database on the phone (another user's
+   * unverified records) — the SDK wipes the device (every database, photo, the keyring and the
+   * device key, as `Device.wipe()`) and the summary says `wiped: true`; the session is then logged
+   * out. Otherwise the summary's `retirementHold` says what it waits for, and the device keeps its
+   * data until a later sync with the retiring server finds nothing left.
    *
    * **Blacklisted device**: DEVICE_BLACKLISTED from the server wipes the device, as at login.
    * @throws SYNC_LOGIN_REQUIRED when the session is unverified or has no online login to this server.
@@ -377,15 +381,32 @@ export class Session {
         runSync({ db: state.db, records: state.records, photos: state.photos, token, logger: state.logger, now: state.now, photoMaxBytes: state.photoMaxBytes }, options),
       );
       if (summary.deviceStatus !== 'retired') return summary;
-      const pending = await new ServerSyncState(state.db, serverId).pendingCounts();
-      const clean = summary.failed.length === 0 && pending.records === 0 && pending.photos === 0;
-      if (!clean) {
-        state.logger.warn({ serverId, failed: summary.failed.length, pendingRecords: pending.records, pendingPhotos: pending.photos }, 'retired device: data left to sync; not wiped yet');
-        return summary;
+      const hold = await this.#retirementHold(state, serverId);
+      if (summary.failed.length > 0 || hold.servers.length > 0 || hold.otherDatabases > 0) {
+        state.logger.warn({ serverId, failed: summary.failed.length, waitingFor: hold.servers, otherDatabases: hold.otherDatabases }, 'retired device: data left to sync; not wiped yet');
+        return { ...summary, retirementHold: hold };
       }
       await this.#host.deviceRetired(serverId);
       return { ...summary, wiped: true };
     });
+  }
+
+  /**
+   * What keeps a retired device from being wiped: any server this database synced with that lacks
+   * some of it (the retiring one, and others too — a record pulled from A may exist nowhere but
+   * on A and this phone as far as B is concerned, and B's admin did not retire anything), and any
+   * other database on the phone, which may hold records that never reached a server.
+   */
+  async #retirementHold(state: SessionState, retiringServer: string): Promise<RetirementHold> {
+    const servers: Array<{ serverId: string; records: number; photos: number }> = [];
+    const ids = new Set([retiringServer, ...(await syncedServerIds(state.db))]);
+    for (const serverId of [...ids].sort()) {
+      const pending = await new ServerSyncState(state.db, serverId).pendingCounts();
+      if (pending.records > 0 || pending.photos > 0) servers.push({ serverId, records: pending.records, photos: pending.photos });
+    }
+    const mine = dbFileName(state.key);
+    const otherDatabases = (await this.#host.databaseNames()).filter((name) => name !== mine).length;
+    return { servers, otherDatabases };
   }
 
   /**

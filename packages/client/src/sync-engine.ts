@@ -107,6 +107,21 @@ export interface SyncOptions {
 }
 
 /** What one sync did. */
+/**
+ * Why a retired device was not wiped after its sync (`SyncSummary.retirementHold`). The wipe
+ * happens at a later sync with the retiring server once every list here is empty.
+ */
+export interface RetirementHold {
+  /** Servers this database has synced with (the retiring one included) that lack some of its records or photos. */
+  readonly servers: ReadonlyArray<{ readonly serverId: string; readonly records: number; readonly photos: number }>;
+  /**
+   * Other databases on the phone (another user's unverified records, a database not yet merged
+   * into this one): this session cannot open them, so it cannot tell whether they hold records no
+   * server has. They go when their user logs in online and syncs, or with `Device.wipe()`.
+   */
+  readonly otherDatabases: number;
+}
+
 export interface SyncSummary {
   readonly serverId: string;
   /** Records the server accepted (stored, or already held). */
@@ -137,6 +152,11 @@ export interface SyncSummary {
   readonly deviceStatus: SyncDeviceStatus;
   /** True when the device was retired and, everything being pushed, the SDK wiped it after this sync. */
   readonly wiped: boolean;
+  /**
+   * Set when the server reports the device retired but the SDK did not wipe it, because something
+   * on the phone is not on a server yet: what it waits for. Absent otherwise.
+   */
+  readonly retirementHold?: RetirementHold;
   /**
    * Set when this device's clock was more than the allowed skew (5 minutes) behind the server's
    * (positive ms) or ahead of it (negative) at the last pull page: the app should ask the user to

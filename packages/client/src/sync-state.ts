@@ -192,6 +192,19 @@ export async function knownServerIds(db: SqlExecutor): Promise<string[]> {
   return rows.map((r) => r.server_id);
 }
 
+/**
+ * Every server this database has synced with (a checkpoint or an acknowledgement), sorted. Unlike
+ * `knownServerIds`, a server the user only logged in to does not count: it never held these
+ * records, so nothing is "left" for it.
+ */
+export async function syncedServerIds(db: SqlExecutor): Promise<string[]> {
+  const rows = await db.query<{ server_id: string }>(
+    `SELECT server_id FROM checkpoints UNION SELECT DISTINCT server_id FROM server_acks
+     UNION SELECT DISTINCT server_id FROM photo_acks ORDER BY server_id`,
+  );
+  return rows.map((r) => r.server_id);
+}
+
 /** Remembers `username`'s role on `serverId` (written at each online login). */
 export async function saveServerRole(db: SqlExecutor, serverId: string, username: string, role: Role, at: string): Promise<void> {
   await db.execute(

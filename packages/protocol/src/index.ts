@@ -4,6 +4,7 @@ export * from './validate.js';
 export * from './hlc.js';
 export * from './key-record.js';
 export * from './record.js';
+export { canonicalJson } from './canonical-json.js';
 export { compareVersions, conflictId, mergeRecords, normalizeRecord, resolutionKey, resolvedConflictId } from './merge.js';
 export * from './form.js';
 export * from './password-policy.js';

@@ -19,6 +19,7 @@ import { parseStrictJson } from './http/strict-json.js';
 import { installValidators } from './http/validation.js';
 import { photosPlugin } from './photos/plugin.js';
 import { recordsPlugin } from './records/plugin.js';
+import { recordsDigestPlugin } from './records-digest/plugin.js';
 import { sessionsPlugin } from './sessions/plugin.js';
 import { signupsPlugin } from './signups/plugin.js';
 import { syncPlugin } from './sync/plugin.js';
@@ -134,6 +135,7 @@ export async function buildApp(input: BuildAppInput): Promise<FastifyInstance> {
   await app.register(photosPlugin);
   await app.register(recordsPlugin);
   await app.register(backupPlugin);
+  await app.register(recordsDigestPlugin);
   await app.register(signupsPlugin);
 
   if (config.sweepIntervalSeconds > 0) {

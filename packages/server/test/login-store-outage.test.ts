@@ -21,7 +21,7 @@ t.test('a login during a store outage answers STORE_UNAVAILABLE and logs the out
   const records = logs.lines.map((l) => JSON.parse(l) as { level: number; msg: string; code?: string; store?: string; details?: { cause?: string } });
   t.notOk(records.some((r) => r.msg.includes('failed login')), 'nothing about a failed login');
   const outage = records.find((r) => r.level === 50 && r.code === 'STORE_UNAVAILABLE');
-  t.equal(outage?.msg, 'request failed: the store did not answer', 'the outage is logged');
+  t.equal(outage?.msg, 'the store stopped answering', 'the outage is logged');
   // Where and why (operator audit s10, item 7), and never the store's credential.
   t.equal(outage?.store, `127.0.0.1:${new URL(own.url).port}`, 'the store is named by host:port');
   t.equal(outage?.details?.cause, 'ECONNREFUSED', 'with the connection error');

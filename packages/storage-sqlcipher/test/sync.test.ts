@@ -607,6 +607,50 @@ t.test('a retired device: the final sync pushes everything, then the SDK wipes t
   t.ok(onB !== undefined && Object.hasOwn(onB.photos, photo.photoId), 'the final sync delivered the record and its photo');
 });
 
+t.test('a retired device is not wiped while it holds what a server lacks: records pending for another server, another user\'s unverified database', async (t) => {
+  const p = await phone(t, 'p30', '356938035644030');
+  // bilal signs up offline and registers a child: his unverified database, which amina cannot open.
+  await p.device.signUpOffline('bilal', PASSWORD_B);
+  let bilal = await p.device.loginOffline('bilal', PASSWORD_B);
+  const bilals = await bilal.createRecord({ name: 'Registered by bilal before his account was verified' });
+  await bilal.logout();
+
+  await p.device.loginOnline('amina', PASSWORD_A, { transport: A.transport() });
+  let amina = await p.device.loginOnline('amina', PASSWORD_A, { transport: B.transport() });
+  await amina.createRecord({ name: 'On A and B' });
+  await amina.sync({ transport: A.transport() });
+  await amina.sync({ transport: B.transport() });
+  const onlyOnA = await amina.createRecord({ name: 'Synced with A only' });
+  await amina.sync({ transport: A.transport() });
+  t.equal((await A.admin('POST', `/v1/devices/${p.device.imei}/retire`, { reason: 'replaced' })).status, 200);
+
+  const held = await amina.sync({ transport: A.transport() });
+  t.match(held, { deviceStatus: 'retired', wiped: false, failed: [] });
+  t.same(held.retirementHold, { servers: [{ serverId: 'server-b', records: 1, photos: 0 }], otherDatabases: 1 }, 'B lacks a record; bilal\'s database may hold records no server has');
+  t.ok(amina.active, 'still logged in');
+  const names = await p.storage.list();
+  t.equal(names.length, 2, 'both databases are still there');
+
+  t.equal((await amina.sync({ transport: B.transport() })).pushed, 1, 'the record reaches B');
+  t.same((await amina.sync({ transport: A.transport() })).retirementHold, { servers: [], otherDatabases: 1 }, 'still held by bilal\'s database');
+  await amina.logout();
+
+  // bilal is verified through B (this phone is not retired there): his records move into the
+  // shared database and reach B; then amina's next sync with A brings them to A and wipes the phone.
+  bilal = await p.device.loginOnline('bilal', PASSWORD_B, { transport: B.transport() });
+  t.equal((await bilal.sync({ transport: B.transport() })).pushed, 1);
+  await bilal.logout();
+  amina = await p.device.loginOnline('amina', PASSWORD_A, { transport: A.transport() });
+  const final = await amina.sync({ transport: A.transport() });
+  t.match(final, { deviceStatus: 'retired', wiped: true, pushed: 1, failed: [] });
+  t.equal(final.retirementHold, undefined);
+  t.same(filesUnder(p.dir), [], 'wiped');
+  for (const server of [A, B]) {
+    const records = await server.records();
+    t.ok(byId(records, bilals.id) !== undefined && byId(records, onlyOnA.id) !== undefined, `${server.serverId} holds every record of the retired phone`);
+  }
+});
+
 t.test('a device blacklisted while a session is open is wiped at its next sync', async (t) => {
   const p = await phone(t, 'p17', '356938035644017');
   const amina = await p.device.loginOnline('amina', PASSWORD_A, { transport: A.transport() });

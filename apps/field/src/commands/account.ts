@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Device, HttpTransport } from '@fieldvault/client';
 import type { SignupStatus } from '@fieldvault/protocol';
-import { forgettingWipedUser, openDevice, serverOf, transportOf, userOf, type Context } from '../context.js';
+import { forgettingWipedUser, inServerTerms, openDevice, serverOf, serverRefOf, transportOf, userOf, type Context } from '../context.js';
 import type { HomeConfig, ServerEntry } from '../home.js';
 import { keyValues, table, timeOf } from '../output.js';
 import { shortId } from '../records-view.js';
@@ -71,7 +71,7 @@ export function registerAccountCommands(program: Command, action: Action): void 
         // The server is resolved before the password is asked, so a typo costs no typing.
         const { device, config, username, name, entry, transport } = await requestTarget(ctx, server);
         const password = await ctx.passwords.ask(`Password for ${username}`);
-        const result = await forgettingWipedUser(ctx, () => device.requestAccount(username, password, { transport }));
+        const result = await inServerTerms(serverRefOf({ name, entry }), config.servers, () => forgettingWipedUser(ctx, () => device.requestAccount(username, password, { transport })));
         const failed = result.failed.map((f) => ({ id: f.id, code: f.code ?? 'INTERNAL_ERROR', ...(f.field === undefined ? {} : { field: f.field }) }));
         const next = nextStep(result.status, username, name, config);
         if (failed.length > 0) process.exitCode = 1;
@@ -113,7 +113,7 @@ export function registerAccountCommands(program: Command, action: Action): void 
     .action(
       action(async (ctx, server) => {
         const { device, config, username, name, entry, transport } = await requestTarget(ctx, server);
-        const status = await forgettingWipedUser(ctx, () => device.accountStatus(username, { transport }));
+        const status = await inServerTerms(serverRefOf({ name, entry }), config.servers, () => forgettingWipedUser(ctx, () => device.accountStatus(username, { transport })));
         const verified = (await device.users()).some((u) => u.username === username && u.kinds.includes('verified'));
         const next = nextStep(status.status, username, name, config, verified);
         ctx.out.result(

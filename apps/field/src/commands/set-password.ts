@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { setPasswordWithToken } from '@fieldvault/client';
-import { serverOf, transportOf } from '../context.js';
+import { inServerTerms, serverOf, serverRefOf, transportOf } from '../context.js';
 import { keyValues } from '../output.js';
 import type { Action } from './action.js';
 
@@ -33,7 +33,9 @@ export function registerSetPasswordCommand(program: Command, action: Action): vo
         const password = await ctx.passwords.ask('New password', { confirm: true });
         const transport = transportOf(entry);
         try {
-          const set = await setPasswordWithToken({ transport, token: token.trim(), password, ...(username === undefined ? {} : { username }) });
+          const set = await inServerTerms(serverRefOf({ name, entry }), config.servers, () =>
+            setPasswordWithToken({ transport, token: token.trim(), password, ...(username === undefined ? {} : { username }) }),
+          );
           const cli = `fieldvault-field${config.currentUser === set.username ? '' : ` --user ${set.username}`}`;
           const next = `log in online with it: "${cli} login ${name}"`;
           ctx.out.result({ user: set.username, role: set.role, server: { name, serverId: entry.serverId }, next }, () =>

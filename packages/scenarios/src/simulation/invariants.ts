@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { compareKeyRecords, type ChildRecord, type KeyRecord } from '@fieldvault/protocol';
+import { canonicalJson, compareKeyRecords, type ChildRecord, type KeyRecord } from '@fieldvault/protocol';
 import { filesContaining } from '@fieldvault/test-support';
 import { allRecords, idsOf } from '../phone.js';
 import type { Scenario } from '../scenario.js';
@@ -31,18 +31,6 @@ class Checker {
     this.checked += 1;
     if (!ok) this.violations.push({ invariant, detail: detail() });
   }
-}
-
-/** Canonical JSON (sorted keys), to compare records field by field. */
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (typeof v === 'object' && v !== null) {
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v);
 }
 
 function notesIn(record: ChildRecord): unknown[] {
@@ -163,7 +151,7 @@ export async function checkQuiescence(sc: Scenario, phones: readonly PhoneModel[
       if (got === undefined) continue;
       const missing = r.notes.filter((n) => !notesIn(got).includes(n));
       c.check('no-history-lost', missing.length === 0, () => `${server}: record ${r.id} lost notes ${JSON.stringify(missing)}`);
-      const text = canonical(got);
+      const text = canonicalJson(got);
       const ref = reference.get(r.id);
       if (ref === undefined) reference.set(r.id, text);
       else c.check('servers-converged', ref === text, () => `record ${r.id} differs between servers`);
@@ -196,7 +184,7 @@ export async function checkQuiescence(sc: Scenario, phones: readonly PhoneModel[
       for (const r of records) {
         const got = local.get(r.id);
         c.check('record-on-every-phone', got !== undefined, () => `${m.name} lacks record ${r.id}`);
-        if (got !== undefined) c.check('phone-converged', canonical(got) === reference.get(r.id), () => `${m.name}: record ${r.id} differs from the servers'`);
+        if (got !== undefined) c.check('phone-converged', canonicalJson(got) === reference.get(r.id), () => `${m.name}: record ${r.id} differs from the servers'`);
       }
     }
   }

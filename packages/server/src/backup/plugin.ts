@@ -99,7 +99,7 @@ function countDetails(m: ArchiveManifest): Record<string, number> {
 export const backupPlugin: FastifyPluginAsync = async (app) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const config = app.fieldvaultConfig;
-  const store = new CouchBackupStore({ url: config.couch.url, dbPrefix: config.couch.dbPrefix });
+  const store = new CouchBackupStore({ url: config.couch.url, dbPrefix: config.couch.dbPrefix, endpoint: app.storeEndpoint });
   const serverKekId = kekId(config.kek);
   // A photo line is its base64 (4/3 of the bytes) plus the document: anything longer is not ours.
   const maxLineBytes = Math.ceil((config.photos.maxBytes * 4) / 3) + 1024 * 1024;

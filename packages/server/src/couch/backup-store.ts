@@ -1,6 +1,7 @@
-import nano from 'nano';
+import type nano from 'nano';
 import { FieldvaultError } from '@fieldvault/protocol';
 import type { ArchiveDoc, BackupDatabase } from '@fieldvault/crypto';
+import { StoreEndpoint } from './endpoint.js';
 import { statusOf, storeError } from './store-errors.js';
 
 type Doc = Record<string, unknown> & { _id: string; _rev?: string };
@@ -41,16 +42,17 @@ function archived(doc: Doc): ArchiveDoc {
  * catalogued errors only.
  */
 export class CouchBackupStore {
-  private readonly server: nano.ServerScope;
+  private readonly endpoint: StoreEndpoint;
   private readonly prefix: string;
 
-  constructor(options: { readonly url: string; readonly dbPrefix: string }) {
-    this.server = nano({ url: options.url });
+  /** On `endpoint` (the app's `storeEndpoint`, so it follows the store when it moves), else on a connection of its own to `url`. */
+  constructor(options: { readonly url: string; readonly dbPrefix: string; readonly endpoint?: StoreEndpoint }) {
+    this.endpoint = options.endpoint ?? new StoreEndpoint(options.url);
     this.prefix = options.dbPrefix;
   }
 
   private db(name: BackupDatabase): nano.DocumentScope<Doc> {
-    return this.server.use<Doc>(`${this.prefix}${name}`);
+    return this.endpoint.db(`${this.prefix}${name}`);
   }
 
   /**

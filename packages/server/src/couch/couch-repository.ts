@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import nano from 'nano';
+import type nano from 'nano';
 import { FieldvaultError, isFieldvaultError } from '@fieldvault/protocol';
 import {
   DESIGN_NAME,
@@ -38,6 +38,7 @@ import type {
   UserRecord,
 } from './records.js';
 import { statusOf, storeError } from './store-errors.js';
+import { StoreEndpoint } from './endpoint.js';
 import { AuthCache, type AuthCacheOptions, type AuthChange, type AuthDocs } from './auth-cache.js';
 
 export interface CouchRepositoryOptions {
@@ -45,6 +46,8 @@ export interface CouchRepositoryOptions {
   readonly url: string;
   /** Prefix of every database name. */
   readonly dbPrefix: string;
+  /** The endpoint to use (the couch plugin's); default: the app's for `url` and `dbPrefix`, or one of its own. */
+  readonly endpoint?: StoreEndpoint;
 }
 
 type Doc = Record<string, unknown> & { _id: string; _rev?: string };
@@ -116,20 +119,22 @@ function decodeCursor(cursor: string, prefix: readonly unknown[]): unknown[] {
  * errors. Queries are built from typed scalars only; `seq` values are never interpreted.
  */
 export class CouchRepository {
-  private readonly server: nano.ServerScope;
-  private readonly users: Db;
-  private readonly devices: Db;
-  private readonly sessions: Db;
-  private readonly audit: Db;
-  private readonly records: Db;
-  private readonly photos: Db;
-  private readonly pending: Db;
+  /** Where the store is: read at each use, so a store that moved (endpoint.ts) is followed. */
+  readonly endpoint: StoreEndpoint;
   private readonly names: Readonly<Record<(typeof DATABASES)[number], string>>;
+  /**
+   * The store generation last read or made here (undefined before the first): a store that moved
+   * must still have it (store-identity.ts), since pull checkpoints handed out name it.
+   */
+  get seenGeneration(): string | undefined {
+    return this.generationSeen;
+  }
+  private generationSeen: string | undefined;
   /** Off until `enableAuthCache`: library users and tests that count store reads see every read. */
   private authCache: AuthCache | undefined;
 
   constructor(options: CouchRepositoryOptions) {
-    this.server = nano({ url: options.url });
+    this.endpoint = options.endpoint ?? new StoreEndpoint(options.url);
     this.names = {
       users: `${options.dbPrefix}users`,
       devices: `${options.dbPrefix}devices`,
@@ -139,13 +144,31 @@ export class CouchRepository {
       photos: `${options.dbPrefix}photos`,
       pending: `${options.dbPrefix}pending`,
     };
-    this.users = this.server.use<Doc>(this.names.users);
-    this.devices = this.server.use<Doc>(this.names.devices);
-    this.sessions = this.server.use<Doc>(this.names.sessions);
-    this.audit = this.server.use<Doc>(this.names.audit);
-    this.records = this.server.use<Doc>(this.names.records);
-    this.photos = this.server.use<Doc>(this.names.photos);
-    this.pending = this.server.use<Doc>(this.names.pending);
+  }
+
+  private get server(): nano.ServerScope {
+    return this.endpoint.server;
+  }
+  private get users(): Db {
+    return this.endpoint.db(this.names.users);
+  }
+  private get devices(): Db {
+    return this.endpoint.db(this.names.devices);
+  }
+  private get sessions(): Db {
+    return this.endpoint.db(this.names.sessions);
+  }
+  private get audit(): Db {
+    return this.endpoint.db(this.names.audit);
+  }
+  private get records(): Db {
+    return this.endpoint.db(this.names.records);
+  }
+  private get photos(): Db {
+    return this.endpoint.db(this.names.photos);
+  }
+  private get pending(): Db {
+    return this.endpoint.db(this.names.pending);
   }
 
   /**
@@ -602,11 +625,11 @@ export class CouchRepository {
   async storeGeneration(): Promise<string> {
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const doc = await this.getDoc(this.records, GENERATION_ID, 'generation.get');
-      if (typeof doc?.['generation'] === 'string') return doc['generation'];
+      if (typeof doc?.['generation'] === 'string') return (this.generationSeen = doc['generation']);
       const generation = randomBytes(12).toString('base64url');
       try {
         await this.records.insert({ generation } as unknown as Doc, GENERATION_ID);
-        return generation;
+        return (this.generationSeen = generation);
       } catch (err) {
         // 409: another server sharing the databases wrote it first; read theirs.
         if (statusOf(err) !== 409) throw storeError(err, 'generation.create');

@@ -1,5 +1,6 @@
-import nano from 'nano';
+import type nano from 'nano';
 import { FieldvaultError } from '@fieldvault/protocol';
+import { StoreEndpoint } from './endpoint.js';
 import { statusOf, storeError } from './store-errors.js';
 
 type Doc = Record<string, unknown> & { _id: string; _rev?: string };
@@ -19,13 +20,21 @@ const PAGE = 200;
  * material itself. Only ids are read or written, never key bytes.
  */
 export class CouchKekMarker {
-  private readonly devices: nano.DocumentScope<Doc>;
-  private readonly users: nano.DocumentScope<Doc>;
+  private readonly endpoint: StoreEndpoint;
+  private readonly prefix: string;
 
-  constructor(options: { readonly url: string; readonly dbPrefix: string }) {
-    const server = nano({ url: options.url });
-    this.devices = server.use<Doc>(`${options.dbPrefix}devices`);
-    this.users = server.use<Doc>(`${options.dbPrefix}users`);
+  /** On the app's endpoint for `url` (endpoint.ts), unless `endpoint` names another (a store being checked). */
+  constructor(options: { readonly url: string; readonly dbPrefix: string; readonly endpoint?: StoreEndpoint }) {
+    this.endpoint = options.endpoint ?? new StoreEndpoint(options.url);
+    this.prefix = options.dbPrefix;
+  }
+
+  private get devices(): nano.DocumentScope<Doc> {
+    return this.endpoint.db(`${this.prefix}devices`);
+  }
+
+  private get users(): nano.DocumentScope<Doc> {
+    return this.endpoint.db(`${this.prefix}users`);
   }
 
   /** The recorded KEK id, or null when none was recorded yet. @throws STORE_UNAVAILABLE */

@@ -1,7 +1,8 @@
-import nano from 'nano';
+import type nano from 'nano';
 import { FieldvaultError } from '@fieldvault/protocol';
 import { DESIGN_NAME } from './design-docs.js';
 import type { Page, QuarantinedRecord, SignupRecord, SignupState } from './records.js';
+import { StoreEndpoint } from './endpoint.js';
 import { statusOf, storeError } from './store-errors.js';
 
 type Doc = Record<string, unknown> & { _id: string; _rev?: string };
@@ -37,10 +38,17 @@ function sleep(ms: number): Promise<void> {
  * (it is one of `DATABASES`, so `admin setup` gives it `_security` like the others).
  */
 export class CouchSignupStore {
-  private readonly db: Db;
+  private readonly endpoint: StoreEndpoint;
+  private readonly name: string;
 
-  constructor(options: { readonly url: string; readonly dbPrefix: string }) {
-    this.db = nano({ url: options.url }).use<Doc>(`${options.dbPrefix}pending`);
+  /** On `endpoint` (the app's `storeEndpoint`, so it follows the store when it moves), else on a connection of its own to `url`. */
+  constructor(options: { readonly url: string; readonly dbPrefix: string; readonly endpoint?: StoreEndpoint }) {
+    this.endpoint = options.endpoint ?? new StoreEndpoint(options.url);
+    this.name = `${options.dbPrefix}pending`;
+  }
+
+  private get db(): Db {
+    return this.endpoint.db(this.name);
   }
 
   private async getDoc(id: string, op: string): Promise<Doc | undefined> {

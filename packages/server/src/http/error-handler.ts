@@ -51,9 +51,9 @@ export function installErrorHandling(app: FastifyInstance): void {
     const fv = toFieldvaultError(err);
     if (fv.statusCode >= 500) {
       if (isFieldvaultError(err)) {
-        // A store outage names the store (host:port only) so that the log says where to look.
-        const store = fv.code === 'STORE_UNAVAILABLE' && app.hasDecorator('storeAddress') ? { store: app.storeAddress } : {};
-        request.log.error({ code: fv.code, details: fv.details, ...store }, fv.code === 'STORE_UNAVAILABLE' ? 'request failed: the store did not answer' : 'request failed');
+        // A store outage is logged once with where and why, not once per request (couch/store-outage.ts).
+        if (fv.code === 'STORE_UNAVAILABLE' && app.hasDecorator('storeOutage')) app.storeOutage.refused(fv, request.log);
+        else request.log.error({ code: fv.code, details: fv.details }, 'request failed');
       } else {
         // An unexpected error: log its type and stack for the operator (the body stays generic).
         const e = err as { name?: unknown; code?: unknown; stack?: unknown };

@@ -36,7 +36,7 @@ export const kekGuardPlugin = fp(
   async (app) => {
     const config = app.fieldvaultConfig;
     const loaded = kekId(config.kek);
-    const marker = new CouchKekMarker({ url: config.couch.url, dbPrefix: config.couch.dbPrefix });
+    const marker = new CouchKekMarker({ url: config.couch.url, dbPrefix: config.couch.dbPrefix, endpoint: app.storeEndpoint });
     const recorded = await marker.readRecord();
     let expected = recorded?.kekId ?? null;
     if (expected === null) {

@@ -63,7 +63,7 @@ interface DeviceProof {
 export const signupsPlugin: FastifyPluginAsync = async (app) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const config = app.fieldvaultConfig;
-  const store = new CouchSignupStore({ url: config.couch.url, dbPrefix: config.couch.dbPrefix });
+  const store = new CouchSignupStore({ url: config.couch.url, dbPrefix: config.couch.dbPrefix, endpoint: app.storeEndpoint });
   const authLimit = { rateLimit: { max: config.rateLimit.authMax, timeWindow: config.rateLimit.timeWindowMs } };
   const limits = { maxHistory: config.sync.maxHistory };
   const perClient = new SignupsPerClient(config.signups.perClientPerHour, app.now);

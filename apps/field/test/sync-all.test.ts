@@ -1,0 +1,184 @@
+// Several servers (multi-server audit L7, L9): `sync --all` syncs with every configured server in
+// turn, a server that fails does not stop the others; an error tied to a server names it, in text
+// and in --json. Two REAL server processes; one is stopped for the failure.
+import { spawn } from 'node:child_process';
+import { createServer, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { CLI, PASSWORD_A, PASSWORD_B, cli, cliWith, json, startFileServer, startServer, type CliResult } from './helpers.js';
+
+const { root, server: A } = await startFileServer(t, 'sync-all');
+const B = await startServer(join(root, 'server-b'), 'server-b');
+t.teardown(() => B.stop());
+for (const s of [A, B]) await s.createUser('amina', PASSWORD_A);
+// Bilal has an account on A ("region") only.
+await A.createUser('bilal', PASSWORD_B);
+
+function ok(t: Test, r: CliResult, what: string): CliResult {
+  t.equal(r.code, 0, `${what}: ${r.stderr}`);
+  return r;
+}
+
+/** A phone with servers "country" (B) and "region" (A): "servers list", and so `sync --all`, go by name. */
+async function phone(t: Test): Promise<string> {
+  const home = t.testdir();
+  ok(t, await cli(home, ['servers', 'add', 'country', B.url, '--server-id', B.serverId, '--pin', B.fingerprint]), 'servers add country');
+  ok(t, await cli(home, ['servers', 'add', 'region', A.url, '--server-id', A.serverId, '--pin', A.fingerprint]), 'servers add region');
+  return home;
+}
+
+interface ErrorJson {
+  code: string;
+  message: string;
+  server?: { name: string | null; id: string };
+}
+
+interface AllEntry {
+  name: string;
+  id: string;
+  summary?: { server: string; serverId: string; pushed: number; failed: unknown[] };
+  error?: ErrorJson;
+}
+
+t.test("an error from a server names the server, in text and in --json's error.server", async (t) => {
+  const home = await phone(t);
+  ok(t, await cliWith(home, PASSWORD_B, ['--user', 'bilal', 'login', 'region']), 'bilal logs in to region');
+  // Bilal has no account on "country": that server refuses him.
+  const text = await cliWith(home, PASSWORD_B, ['login', 'country']);
+  t.equal(text.code, 1);
+  t.match(
+    text.stderr,
+    /^fieldvault-field: error AUTH_INVALID_CREDENTIALS: The username or password is wrong\. \(reported by server "country", id server-b\) Check both/,
+    'the code first, then which server reported it',
+  );
+  const asJson = await cliWith(home, PASSWORD_B, ['--json', 'sync', 'country']);
+  t.equal(asJson.code, 1);
+  t.same(JSON.parse(asJson.stderr), {
+    error: {
+      code: 'AUTH_INVALID_CREDENTIALS',
+      message: 'The username or password is wrong. (reported by server "country", id server-b) Check both and try again; repeated failures lock the account for a while.',
+      server: { name: 'country', id: 'server-b' },
+    },
+  });
+  // An error of the phone alone stays as it was: no server in it.
+  const local = await cliWith(home, PASSWORD_B, ['--json', 'sync', 'elsewhere']);
+  t.equal(local.code, 1);
+  t.same(Object.keys((JSON.parse(local.stderr) as { error: ErrorJson }).error), ['code', 'message']);
+});
+
+t.test('a retired phone that still holds records another server lacks is not wiped, and the CLI says what it waits for', async (t) => {
+  const home = await phone(t);
+  ok(t, await cliWith(home, PASSWORD_A, ['--user', 'amina', 'login', 'region']), 'login');
+  ok(t, await cliWith(home, PASSWORD_A, ['register', '--name', 'On both servers']), 'register');
+  ok(t, await cliWith(home, PASSWORD_A, ['sync', '--all']), 'sync --all');
+  ok(t, await cliWith(home, PASSWORD_A, ['register', '--name', 'Only on region so far']), 'register');
+  ok(t, await cliWith(home, PASSWORD_A, ['sync', 'region']), 'sync region');
+  const { imei } = json<{ imei: string }>(await cli(home, ['--json', 'status', '--locked']));
+  await A.deviceAction(imei, 'retire');
+
+  const held = await cliWith(home, PASSWORD_A, ['sync', 'region']);
+  t.equal(held.code, 0, held.stderr);
+  t.match(held.stdout, /device\s+retired: not wiped yet \(see below\)/);
+  t.match(held.stdout, /server "country" \(id server-b\): 1 record\(s\) and 0 photo\(s\) not synced there/);
+  const heldJson = json<{ wiped: boolean; retirementHold: unknown }>(await cliWith(home, PASSWORD_A, ['--json', 'sync', 'region']));
+  t.same([heldJson.wiped, heldJson.retirementHold], [false, { servers: [{ serverId: 'server-b', records: 1, photos: 0 }], otherDatabases: 0 }]);
+
+  ok(t, await cliWith(home, PASSWORD_A, ['sync', 'country']), 'the record reaches country');
+  const final = json<{ wiped: boolean }>(await cliWith(home, PASSWORD_A, ['--json', 'sync', 'region']));
+  t.equal(final.wiped, true, 'nothing left: the phone wipes itself');
+});
+
+
+t.test('sync --all: every server in turn with one password; a stopped server does not stop the others', async (t) => {
+  const home = await phone(t);
+  ok(t, await cliWith(home, PASSWORD_A, ['--user', 'amina', 'login', 'region']), 'login');
+  ok(t, await cliWith(home, PASSWORD_A, ['register', '--name', 'Grace Auma']), 'register');
+
+  const usage = await cliWith(home, PASSWORD_A, ['sync', '--all', 'region']);
+  t.equal(usage.code, 2, '--all with a server name is a usage error');
+  t.match(usage.stderr, /error FIELD_USAGE: .*--all and a server name together/);
+
+  const unnamed = await cliWith(home, PASSWORD_A, ['sync']);
+  t.equal(unnamed.code, 1);
+  t.match(unnamed.stderr, /error FIELD_SERVER_AMBIGUOUS: No server was named and this phone has 2 configured \(country, region\)\..*"fieldvault-field sync --all"/, 'the refusal points to --all');
+
+  // One password line on stdin serves both servers. (Region may also get records this phone
+  // received from country that region has not acknowledged to it: relays, counted as sent.)
+  const both = ok(t, await cliWith(home, PASSWORD_A, ['sync', '--all']), 'sync --all');
+  t.match(both.stdout, /^== country ==\nserver\s+country \(server-b\)\nsent\s+1 record\(s\)[^]*\n\n== region ==\nserver\s+region \(server-a\)\nsent\s+[1-9]\d* record\(s\)[^]*\n\nsynced with 2 of 2 server\(s\)\n$/);
+  t.notMatch(both.stdout + both.stderr, PASSWORD_A, 'the password is never printed');
+
+  await B.stop();
+  ok(t, await cliWith(home, PASSWORD_A, ['register', '--name', 'Peter Lokiru']), 'register another');
+  const r = await cliWith(home, PASSWORD_A, ['sync', '--all']);
+  t.equal(r.code, 1, 'a server failed: exit 1');
+  t.match(
+    r.stdout,
+    /^== country ==\nerror TRANSPORT_UNREACHABLE: The server could not be reached, or did not answer in time\. \(server "country", id server-b; [^)]*ECONNREFUSED\) /,
+    'the first server fails, named',
+  );
+  t.match(r.stdout, /\n\n== region ==\nserver\s+region \(server-a\)\nsent\s+1 record\(s\)\n/, 'the next one still syncs');
+  t.match(r.stdout, /\n\nsynced with 1 of 2 server\(s\); failed: country\n$/);
+
+  ok(t, await cliWith(home, PASSWORD_A, ['register', '--name', 'Rose Akello']), 'register a third');
+  const j = await cliWith(home, PASSWORD_A, ['--json', 'sync', '--all']);
+  t.equal(j.code, 1);
+  const entries = json<AllEntry[]>(j);
+  t.same(entries.map((e) => [e.name, e.id]), [['country', 'server-b'], ['region', 'server-a']], 'one entry per server, in the order of "servers list"');
+  t.match(entries[0], { error: { code: 'TRANSPORT_UNREACHABLE', message: /server "country", id server-b/, server: { name: 'country', id: 'server-b' } } });
+  t.notOk(entries[0] !== undefined && 'summary' in entries[0]);
+  t.match(entries[1], { summary: { server: 'region', serverId: 'server-a', pushed: 1, failed: [] } });
+  t.notOk(entries[1] !== undefined && 'error' in entries[1]);
+});
+
+t.test('Ctrl-C during sync --all stops it at a safe point: no server after it is contacted', async (t) => {
+  // A listener that accepts and never answers stands for a server that hangs: the CLI's connection
+  // to it tells the test that the first sync is over and the second server's login has begun.
+  const sockets: Socket[] = [];
+  let connected: () => void = () => undefined;
+  const contacted = new Promise<void>((resolve) => (connected = resolve));
+  const hanging = createServer((socket) => {
+    sockets.push(socket);
+    connected();
+  });
+  await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => hanging.close(() => resolve())));
+  const port = (hanging.address() as AddressInfo).port;
+
+  const home = t.testdir();
+  ok(t, await cli(home, ['servers', 'add', 'central', A.url, '--server-id', A.serverId, '--pin', A.fingerprint]), 'servers add central');
+  ok(t, await cli(home, ['servers', 'add', '--offline', 'hangs', `https://127.0.0.1:${port}`, '--server-id', 'server-h', '--pin', A.fingerprint]), 'servers add hangs');
+  ok(t, await cli(home, ['servers', 'add', '--offline', 'later', 'https://127.0.0.1:9', '--server-id', 'server-l', '--pin', A.fingerprint]), 'servers add later');
+  ok(t, await cliWith(home, PASSWORD_A, ['--user', 'amina', 'login', 'central']), 'login');
+
+  const child = spawn(process.execPath, [CLI, '--home', home, '--json', '--password-stdin', 'sync', '--all'], {
+    env: { PATH: process.env['PATH'] ?? '', HOME: home },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  child.stdin.end(`${PASSWORD_A}\n`);
+
+  // (A CLI that ends before contacting it fails the assertions below instead of hanging the test.)
+  await Promise.race([contacted, exited]);
+  child.kill('SIGINT');
+  // Once the CLI has taken the Ctrl-C, the hanging server drops the connection: the login to it fails.
+  for (let i = 0; i < 100 && !stderr.includes('stopping at a safe point'); i += 1) await new Promise((r) => setTimeout(r, 50));
+  for (const s of sockets) s.destroy();
+  const code = await exited;
+
+  t.match(stderr, /stopping at a safe point… \(Ctrl-C again to quit at once\)/, 'the documented note');
+  t.equal(code, 1);
+  const entries = JSON.parse(stdout) as AllEntry[];
+  t.same(entries.map((e) => e.name), ['central', 'hangs', 'later'], 'every server has its entry, by name');
+  t.match(entries[0], { summary: { server: 'central' } }, 'the sync before the Ctrl-C is reported');
+  t.match(entries[1], { error: { server: { name: 'hangs', id: 'server-h' } } });
+  t.match(entries[2], {
+    error: { code: 'FIELD_INTERRUPTED', message: /^Not synced: "sync --all" stopped \(Ctrl-C\) before it came to server "later" \(id server-l\)/, server: { name: 'later', id: 'server-l' } },
+  });
+  t.equal(sockets.length, 1, 'the hanging server was contacted once');
+});
