@@ -90,6 +90,26 @@ t.test('a retired phone that still holds records another server lacks is not wip
 });
 
 
+t.test('sync --all stops once a server retired the phone and it wiped itself: the servers after it are reported, not synced', async (t) => {
+  const home = await phone(t);
+  ok(t, await cliWith(home, PASSWORD_A, ['--user', 'amina', 'login', 'region']), 'login');
+  ok(t, await cliWith(home, PASSWORD_A, ['register', '--name', 'On both servers']), 'register');
+  ok(t, await cliWith(home, PASSWORD_A, ['sync', '--all']), 'sync --all: both servers hold the record');
+  const { imei } = json<{ imei: string }>(await cli(home, ['--json', 'status', '--locked']));
+  // "country" comes first in "servers list": it retires the phone, which has nothing left for anyone.
+  await B.deviceAction(imei, 'retire');
+
+  const r = await cliWith(home, PASSWORD_A, ['sync', '--all']);
+  t.equal(r.code, 1, 'a server was not synced: exit 1');
+  t.match(r.stdout, /^== country ==\nserver\s+country \(server-b\)\n[^]*\ndevice\s+retired: everything was synced, so this phone was wiped\n/);
+  t.match(
+    r.stdout,
+    /\n\n== region ==\nerror FIELD_INTERRUPTED: Not synced: "sync --all" stopped \(this phone was retired by server "country" \(id server-b\) and wiped after its last sync there\) before it came to server "region" \(id server-a\)\. Run "fieldvault-field sync region" when ready\.\n\nsynced with 1 of 2 server\(s\); failed: region\n$/,
+  );
+  const after = json<{ databases: unknown[] }>(await cli(home, ['--json', 'status', '--locked']));
+  t.same(after.databases, [], 'nothing is left on the phone');
+});
+
 t.test('sync --all: every server in turn with one password; a stopped server does not stop the others', async (t) => {
   const home = await phone(t);
   ok(t, await cliWith(home, PASSWORD_A, ['--user', 'amina', 'login', 'region']), 'login');
