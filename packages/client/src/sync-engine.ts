@@ -106,7 +106,6 @@ export interface SyncOptions {
   readonly direction?: 'both' | 'send';
 }
 
-/** What one sync did. */
 /**
  * Why a retired device was not wiped after its sync (`SyncSummary.retirementHold`). The wipe
  * happens at a later sync with the retiring server once every list here is empty.
@@ -122,6 +121,7 @@ export interface RetirementHold {
   readonly otherDatabases: number;
 }
 
+/** What one sync did. */
 export interface SyncSummary {
   readonly serverId: string;
   /** Records the server accepted (stored, or already held). */

@@ -57,9 +57,7 @@ export const couchPlugin = fp<CouchPluginOptions>(
         break;
       } catch (err) {
         const delay = RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)] ?? 2_000;
-        if (!isFieldvaultError(err) || err.code !== 'STORE_UNAVAILABLE' || Date.now() + delay > deadline) {
-          throw err;
-        }
+        if (!isFieldvaultError(err) || err.code !== 'STORE_UNAVAILABLE' || Date.now() + delay > deadline) throw err;
         // The URL may carry the app user's password: only the operation and status are logged.
         app.log.warn({ code: err.code, details: err.details, store: storeAddress(options.url), attempt: attempt + 1 }, 'the store is not answering yet; waiting for it');
         await new Promise((resolve) => setTimeout(resolve, delay));
