@@ -5,31 +5,14 @@
 // commands never run stale code. The build's own output goes to stderr: the CLI's standard output
 // stays clean for --json and pipes.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const apps = { field: '@fieldvault/app-field', admin: '@fieldvault/app-admin' };
-const [name, ...args] = process.argv.slice(2);
-const pkg = apps[name];
-if (pkg === undefined) {
-  console.error(`usage: node scripts/app.mjs <${Object.keys(apps).join('|')}> [arguments]`);
-  process.exit(2);
-}
-const main = join(root, 'apps', name, 'dist', 'main.js');
-const workspace = join(root, 'scripts', 'workspace.mjs');
-const step = (argv) => {
-  const r = spawnSync(process.execPath, [workspace, ...argv], { cwd: root, stdio: ['ignore', 2, 2] });
-  if (r.error) throw r.error;
-  if (r.status !== 0) process.exit(r.status ?? 1);
-};
-// Written after a build made here. `npm run build` does not write it, so the first run after one
-// asks turbo again, which answers from its cache.
-const stamp = join(root, 'apps', name, 'dist', '.fieldvault-built');
+export const apps = { field: '@fieldvault/app-field', admin: '@fieldvault/app-admin' };
 
-/** Directory of every workspace package, by name. */
-function workspacePackages() {
+/** Directory of every workspace package under `root`, by name. */
+function workspacePackages(root) {
   const dirs = new Map();
   for (const group of ['apps', 'packages']) {
     for (const entry of readdirSync(join(root, group), { withFileTypes: true })) {
@@ -40,12 +23,19 @@ function workspacePackages() {
   return dirs;
 }
 
-/** Newest modification time (ms) of the sources the app runs on: its own and its runtime workspace dependencies'. */
-function newestSource() {
-  const dirs = workspacePackages();
+/**
+ * Newest modification time (ms) of the sources package `pkg` runs on: its own and its runtime
+ * workspace dependencies', and the root tsconfig.base.json every package's tsconfig extends.
+ * Directories under each src/ count too: deleting or renaming a file gives no file a newer time,
+ * only the directory that held it.
+ */
+export function newestSource(root, pkg) {
+  const dirs = workspacePackages(root);
   const seen = new Set();
-  let newest = 0;
+  const base = join(root, 'tsconfig.base.json');
+  let newest = existsSync(base) ? statSync(base).mtimeMs : 0;
   const walk = (path) => {
+    newest = Math.max(newest, statSync(path).mtimeMs);
     for (const entry of readdirSync(path, { withFileTypes: true })) {
       const full = join(path, entry.name);
       if (entry.isDirectory()) walk(full);
@@ -65,26 +55,59 @@ function newestSource() {
   return newest;
 }
 
-const builtAt = () => (existsSync(stamp) ? statSync(stamp).mtimeMs : existsSync(main) ? statSync(main).mtimeMs : -1);
-if (!existsSync(main)) {
-  console.error(`[fieldvault] apps/${name} is not built yet: installing and building it (once)`);
-  step(['install']);
-  step(['turbo', 'run', 'build', `--filter=${pkg}...`, '--output-logs=errors-only']);
-  writeFileSync(stamp, `${new Date().toISOString()}\n`);
-} else if (newestSource() > builtAt()) {
-  console.error(`[fieldvault] apps/${name} or a package it uses changed since its last build: rebuilding what changed`);
-  step(['turbo', 'run', 'build', `--filter=${pkg}...`, '--output-logs=errors-only']);
-  writeFileSync(stamp, `${new Date().toISOString()}\n`);
+/** The built CLI of app `name` (a key of `apps`) under `root`. */
+export const mainOf = (root, name) => join(root, 'apps', name, 'dist', 'main.js');
+// Written after a build made here. `npm run build` does not write it, so the first run after one
+// asks turbo again, which answers from its cache.
+export const stampOf = (root, name) => join(root, 'apps', name, 'dist', '.fieldvault-built');
+
+/** When app `name` was last built: its stamp, else its dist/main.js; -1 when never. */
+function builtAt(root, name) {
+  const stamp = stampOf(root, name);
+  const main = mainOf(root, name);
+  return existsSync(stamp) ? statSync(stamp).mtimeMs : existsSync(main) ? statSync(main).mtimeMs : -1;
 }
-const child = spawn(process.execPath, [main, ...args], { stdio: 'inherit' });
-// Ctrl-C reaches the CLI directly (same process group): it decides (a sync finishes its batch
-// first; a second Ctrl-C quits). This launcher only waits, and passes on signals sent to it alone.
-process.on('SIGINT', () => undefined);
-process.on('SIGTERM', () => child.kill('SIGTERM'));
-child.on('exit', (code, signal) => {
-  if (signal !== null) {
-    process.removeAllListeners(signal);
-    process.kill(process.pid, signal);
+
+/** Whether app `name` has a build that a source it runs on is newer than. */
+export const isStale = (root, name) => newestSource(root, apps[name]) > builtAt(root, name);
+
+// Run as a script (not imported, as the test of the staleness check does).
+if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+  const [name, ...args] = process.argv.slice(2);
+  const pkg = Object.hasOwn(apps, name ?? '') ? apps[name] : undefined;
+  if (pkg === undefined) {
+    console.error(`usage: node scripts/app.mjs <${Object.keys(apps).join('|')}> [arguments]`);
+    process.exit(2);
   }
-  process.exit(code ?? 1);
-});
+  const main = mainOf(root, name);
+  const stamp = stampOf(root, name);
+  const workspace = join(root, 'scripts', 'workspace.mjs');
+  const step = (argv) => {
+    const r = spawnSync(process.execPath, [workspace, ...argv], { cwd: root, stdio: ['ignore', 2, 2] });
+    if (r.error) throw r.error;
+    if (r.status !== 0) process.exit(r.status ?? 1);
+  };
+  if (!existsSync(main)) {
+    console.error(`[fieldvault] apps/${name} is not built yet: installing and building it (once)`);
+    step(['install']);
+    step(['turbo', 'run', 'build', `--filter=${pkg}...`, '--output-logs=errors-only']);
+    writeFileSync(stamp, `${new Date().toISOString()}\n`);
+  } else if (isStale(root, name)) {
+    console.error(`[fieldvault] apps/${name} or a package it uses changed since its last build: rebuilding what changed`);
+    step(['turbo', 'run', 'build', `--filter=${pkg}...`, '--output-logs=errors-only']);
+    writeFileSync(stamp, `${new Date().toISOString()}\n`);
+  }
+  const child = spawn(process.execPath, [main, ...args], { stdio: 'inherit' });
+  // Ctrl-C reaches the CLI directly (same process group): it decides (a sync finishes its batch
+  // first; a second Ctrl-C quits). This launcher only waits, and passes on signals sent to it alone.
+  process.on('SIGINT', () => undefined);
+  process.on('SIGTERM', () => child.kill('SIGTERM'));
+  child.on('exit', (code, signal) => {
+    if (signal !== null) {
+      process.removeAllListeners(signal);
+      process.kill(process.pid, signal);
+    }
+    process.exit(code ?? 1);
+  });
+}

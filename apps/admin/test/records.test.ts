@@ -148,6 +148,18 @@ t.test('a record that differs makes the digests differ, and diff names it, from 
   edited.records[0]!.digest = '0'.repeat(64);
   writeFileSync(fileA, JSON.stringify(edited));
   t.equal(errorCode(await cli(a.home, ['--json', 'records', 'diff', fileA, fileB])), 'ADMIN_FILE_UNREADABLE', 'an edited list is refused');
+  // Removing the digest (or making it no string) must not skip the check that refuses an edited list.
+  for (const [label, digest] of [
+    ['without its digest', undefined],
+    ['with a digest that is no string', 42],
+  ] as const) {
+    const cut = JSON.parse(readFileSync(fileB, 'utf8')) as { digest?: unknown };
+    if (digest === undefined) delete cut.digest;
+    else cut.digest = digest;
+    const file = join(dir, 'b-no-digest.json');
+    writeFileSync(file, JSON.stringify(cut));
+    t.equal(errorCode(await cli(a.home, ['--json', 'records', 'diff', fileB, file])), 'ADMIN_FILE_UNREADABLE', `a list ${label} is refused`);
+  }
   t.equal(errorCode(await cli(a.home, ['--json', 'records', 'diff', join(dir, 'nothing-here'), fileB])), 'ADMIN_FILE_UNREADABLE');
   t.equal(errorCode(await cli(a.home, ['--json', 'records', 'diff', join(dir, 'a'), fileB])), 'ADMIN_NOT_LOGGED_IN', 'a directory that is no logged-in home');
 });

@@ -89,6 +89,44 @@ t.test('a retired phone that still holds records another server lacks is not wip
   t.equal(final.wiped, true, 'nothing left: the phone wipes itself');
 });
 
+t.test('a server removed with "servers remove" no longer holds the wipe of a retired phone', async (t) => {
+  const home = await phone(t);
+  ok(t, await cliWith(home, PASSWORD_A, ['--user', 'amina', 'login', 'region']), 'login');
+  ok(t, await cliWith(home, PASSWORD_A, ['register', '--name', 'On both servers']), 'register');
+  ok(t, await cliWith(home, PASSWORD_A, ['sync', '--all']), 'sync --all');
+  ok(t, await cliWith(home, PASSWORD_A, ['register', '--name', 'Registered after country was dropped']), 'register');
+  // The field worker drops "country" (e.g. decommissioned): the phone will never sync there again.
+  ok(t, await cli(home, ['servers', 'remove', 'country']), 'servers remove country');
+  const { imei } = json<{ imei: string }>(await cli(home, ['--json', 'status', '--locked']));
+  await A.deviceAction(imei, 'retire');
+
+  const r = await cliWith(home, PASSWORD_A, ['--json', 'sync', 'region']);
+  t.equal(r.code, 0, r.stderr);
+  const summary = json<{ pushed: number; wiped: boolean; retirementHold?: unknown }>(r);
+  t.same([summary.pushed, summary.wiped, summary.retirementHold], [1, true, undefined], 'the last record reached region, and country no longer counts');
+  const after = json<{ databases: unknown[] }>(await cli(home, ['--json', 'status', '--locked']));
+  t.same(after.databases, [], 'nothing is left on the phone');
+});
+
+t.test("a retired phone held by another user's database says what works: a login to a server that knows them, or a blacklisting", async (t) => {
+  const home = await phone(t);
+  // Bilal signs up on the phone offline and never logs in online: his records are on no server.
+  ok(t, await cliWith(home, PASSWORD_B, ['--user', 'bilal', 'signup']), 'bilal signs up offline');
+  ok(t, await cliWith(home, PASSWORD_B, ['--user', 'bilal', 'register', '--name', 'Registered by bilal offline']), 'bilal registers');
+  ok(t, await cliWith(home, PASSWORD_A, ['--user', 'amina', 'login', 'region']), 'amina logs in');
+  const { imei } = json<{ imei: string }>(await cli(home, ['--json', 'status', '--locked']));
+  await A.deviceAction(imei, 'retire');
+
+  const held = await cliWith(home, PASSWORD_A, ['--user', 'amina', 'sync', 'region']);
+  t.equal(held.code, 0, held.stderr);
+  t.match(held.stdout, /device\s+retired: not wiped yet \(see below\)/);
+  t.match(
+    held.stdout,
+    /\n {2}1 database\(s\) of other users of this phone \(their records may be on no server yet\): each of them logs in online to a server that knows them and syncs there\. If one of them cannot \(e\.g\. signed up on this phone offline and never logged in online\), ask your admin to blacklist this phone: that wipes it, with what is left on it\.\n/,
+  );
+  t.match(held.stdout, /Only the servers configured on this phone count \("servers list"\): one removed with "servers remove" no longer holds the wipe\./);
+});
+
 
 t.test('sync --all stops once a server retired the phone and it wiped itself: the servers after it are reported, not synced', async (t) => {
   const home = await phone(t);
@@ -108,6 +146,33 @@ t.test('sync --all stops once a server retired the phone and it wiped itself: th
   );
   const after = json<{ databases: unknown[] }>(await cli(home, ['--json', 'status', '--locked']));
   t.same(after.databases, [], 'nothing is left on the phone');
+});
+
+t.test('sync --all stops once a server blacklisted the phone and it wiped itself: the servers after it are reported, not contacted', async (t) => {
+  // "country" (B) comes first in "servers list" and blocks the phone.
+  const home = await phone(t);
+  ok(t, await cliWith(home, PASSWORD_A, ['--user', 'amina', 'login', 'region']), 'login to region');
+  ok(t, await cliWith(home, PASSWORD_A, ['login', 'country']), 'login to country: it knows the phone');
+  ok(t, await cliWith(home, PASSWORD_A, ['register', '--name', 'On a stolen phone']), 'register');
+  const { imei } = json<{ imei: string }>(await cli(home, ['--json', 'status', '--locked']));
+  await B.deviceAction(imei, 'blacklist');
+  const seenByRegion = (await A.device(imei))?.['lastSeenAt'];
+
+  const r = await cliWith(home, PASSWORD_A, ['--json', 'sync', '--all']);
+  t.equal(r.code, 1, 'no server was synced: exit 1');
+  const entries = json<AllEntry[]>(r);
+  t.same(entries.map((e) => e.name), ['country', 'region'], 'every server has its entry');
+  t.match(entries[0], { error: { code: 'DEVICE_BLACKLISTED', server: { name: 'country', id: 'server-b' } } });
+  t.match(entries[1], {
+    error: {
+      code: 'FIELD_INTERRUPTED',
+      message: 'Not synced: "sync --all" stopped (an admin of server "country" (id server-b) has blocked this phone) before it came to server "region" (id server-a). Run "fieldvault-field sync region" when ready.',
+      server: { name: 'region', id: 'server-a' },
+    },
+  });
+  const after = json<{ databases: unknown[] }>(await cli(home, ['--json', 'status', '--locked']));
+  t.same(after.databases, [], 'the phone wiped itself');
+  t.equal((await A.device(imei))?.['lastSeenAt'], seenByRegion, 'region was not contacted');
 });
 
 t.test('sync --all: every server in turn with one password; a stopped server does not stop the others', async (t) => {

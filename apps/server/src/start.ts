@@ -150,7 +150,19 @@ async function start(config: AppConfig, options: StartOptions): Promise<RunningS
     // `npm run couch` started again writes another port and credential to the same file: when the
     // store fails, the server reads it again and follows the store there (multi-server audit L10).
     const urlFile = config.couchdbUrl === null ? config.couchdbUrlFile : null;
-    if (urlFile !== null) built.followStoreUrl({ read: () => readCouchUrlFile(urlFile) });
+    if (urlFile !== null) {
+      built.followStoreUrl({
+        read: () => {
+          try {
+            return readCouchUrlFile(urlFile);
+          } catch (err) {
+            // Gone between two checks (`npm run couch` restarting): not a problem to report yet.
+            if (!existsSync(urlFile)) return null;
+            throw err;
+          }
+        },
+      });
+    }
   } catch (err) {
     await couch?.stop();
     if (isFieldvaultError(err) && err.code === 'CONFIG_KEK_MISMATCH') throw kekMismatch(err, config.kekFile, kekCreated);

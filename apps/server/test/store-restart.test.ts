@@ -4,7 +4,7 @@
 // again (another port or another credential, written to the same file) the server follows it
 // without a restart, says so, and says that the store answers again.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,7 +73,7 @@ function ask(s: ServerChild, ca: string): Promise<number> {
   });
 }
 
-async function startAll(t: Test): Promise<{ store: () => Store; restart: (port?: number) => Promise<Store>; server: ServerChild; ca: string }> {
+async function startAll(t: Test): Promise<{ store: () => Store; restart: (port?: number) => Promise<Store>; server: ServerChild; ca: string; urlFile: string }> {
   const dir = t.testdir();
   const couchDir = join(dir, 'couch');
   const urlFile = join(dir, 'store-url');
@@ -93,6 +93,7 @@ async function startAll(t: Test): Promise<{ store: () => Store; restart: (port?:
     },
     server,
     ca: readFileSync(join(dataDir, 'tls/dev-cert.pem'), 'utf8'),
+    urlFile,
   };
 }
 
@@ -117,6 +118,15 @@ async function untilServed(s: ServerChild, ca: string): Promise<number> {
   throw new Error(`still refused after ${refused} requests:\n${s.output()}`);
 }
 
+/**
+ * One more request once nothing was refused for a while: the store counts as back only after two
+ * quiet seconds (store-outage.ts, OUTAGE_QUIET_MS), so the recovery record comes with this one.
+ */
+async function servedAfterQuiet(s: ServerChild, ca: string): Promise<void> {
+  await new Promise((r) => setTimeout(r, 2_200));
+  t.equal(await ask(s, ca), 401, 'served after two quiet seconds');
+}
+
 t.test('npm run couch stopped and started again on another port: one error record, then the server follows the store', async (t) => {
   const { store, restart, server, ca } = await startAll(t);
   t.equal(await ask(server, ca), 401, 'served');
@@ -132,6 +142,7 @@ t.test('npm run couch stopped and started again on another port: one error recor
   const second = await restart();
   t.not(second.address, first.address, 'another port');
   const more = await untilServed(server, ca);
+  await servedAfterQuiet(server, ca);
   const moved = await logged(server, 'the store moved');
   t.equal(moved.length, 1, server.output());
   t.match(moved[0], { level: 40, store: second.address, from: first.address, msg: `the store moved: ${first.address} → ${second.address} (its URL file changed): this server uses it now` });
@@ -153,9 +164,31 @@ t.test('npm run couch started again on the same port with a new credential (the 
   t.equal(second.address, first.address);
   t.not(second.url.password, first.url.password, 'a new credential');
   await untilServed(server, ca);
+  await servedAfterQuiet(server, ca);
   const moved = await logged(server, `the store at ${second.address} has a new credential`);
   t.equal(moved.length, 1, server.output());
   t.match(moved[0], { level: 40, store: second.address, from: first.address, msg: `the store at ${second.address} has a new credential (its URL file changed): this server uses it now` });
   t.equal((await logged(server, 'the store answers again')).length, 1);
   for (const s of [first, second]) t.notOk(server.output().includes(s.url.password), 'no store credential in the output');
+});
+
+t.test('a URL file that is there but not a URL is said once at warn, without its content; a missing one is not reported', async (t) => {
+  const { store, restart, server, ca, urlFile } = await startAll(t);
+  await store().stop(); // removes the URL file, as a stopping `npm run couch` does
+  t.equal(await ask(server, ca), 503);
+  const junk = 'postgres-password-hunter2 is not a URL';
+  writeFileSync(urlFile, `${junk}\n`, { mode: 0o600 });
+  for (let i = 0; i < 2; i++) {
+    await new Promise((r) => setTimeout(r, 3_100)); // the file is read again at most every 3 s
+    t.equal(await ask(server, ca), 503);
+  }
+  const unusable = await logged(server, "the store's URL file cannot be used");
+  t.equal(unusable.length, 1, `said once for two reads:\n${server.output()}`);
+  t.equal(unusable[0]?.level, 40);
+  t.match(unusable[0]?.msg, 'must hold one http(s) URL');
+  t.notOk(server.output().includes('hunter2'), "the file's content is not quoted");
+  t.notOk(records(server).some((r) => r.level >= 40 && r.msg.includes('does not exist')), 'the missing file was not reported');
+
+  await restart();
+  await untilServed(server, ca);
 });

@@ -352,8 +352,8 @@ export class Session {
    *
    * **Retired device**: when the server reports `deviceStatus: 'retired'` and nothing on the
    * phone would be lost — no refused record or photo, nothing pending for this server nor for any
-   * other server this database has synced with, no other database on the phone (another user's
-   * unverified records) — the SDK wipes the device (every database, photo, the keyring and the
+   * other server this database has synced with (only those in `options.servers` when given), no
+   * other database on the phone (another user's unverified records) — the SDK wipes the device (every database, photo, the keyring and the
    * device key, as `Device.wipe()`) and the summary says `wiped: true`; the session is then logged
    * out. Otherwise the summary's `retirementHold` says what it waits for, and the device keeps its
    * data until a later sync with the retiring server finds nothing left.
@@ -381,7 +381,7 @@ export class Session {
         runSync({ db: state.db, records: state.records, photos: state.photos, token, logger: state.logger, now: state.now, photoMaxBytes: state.photoMaxBytes }, options),
       );
       if (summary.deviceStatus !== 'retired') return summary;
-      const hold = await this.#retirementHold(state, serverId);
+      const hold = await this.#retirementHold(state, serverId, options.servers);
       if (summary.failed.length > 0 || hold.servers.length > 0 || hold.otherDatabases > 0) {
         state.logger.warn({ serverId, failed: summary.failed.length, waitingFor: hold.servers, otherDatabases: hold.otherDatabases }, 'retired device: data left to sync; not wiped yet');
         return { ...summary, retirementHold: hold };
@@ -396,10 +396,14 @@ export class Session {
    * some of it (the retiring one, and others too — a record pulled from A may exist nowhere but
    * on A and this phone as far as B is concerned, and B's admin did not retire anything), and any
    * other database on the phone, which may hold records that never reached a server.
+   * `stillUsed` (`SyncOptions.servers`) leaves out the servers the app no longer syncs with: what
+   * is pending for a removed or decommissioned server would otherwise hold the wipe forever.
    */
-  async #retirementHold(state: SessionState, retiringServer: string): Promise<RetirementHold> {
+  async #retirementHold(state: SessionState, retiringServer: string, stillUsed: readonly string[] | undefined): Promise<RetirementHold> {
     const servers: Array<{ serverId: string; records: number; photos: number }> = [];
-    const ids = new Set([retiringServer, ...(await syncedServerIds(state.db))]);
+    const synced = await syncedServerIds(state.db);
+    const kept = stillUsed === undefined ? synced : synced.filter((id) => stillUsed.includes(id));
+    const ids = new Set([retiringServer, ...kept]);
     for (const serverId of [...ids].sort()) {
       const pending = await new ServerSyncState(state.db, serverId).pendingCounts();
       if (pending.records > 0 || pending.photos > 0) servers.push({ serverId, records: pending.records, photos: pending.photos });

@@ -1,6 +1,7 @@
 import {
   DEFAULT_MAX_SKEW_MS,
   FieldvaultError,
+  NODE_ID_PATTERN,
   PULL_DEFAULT_LIMIT,
   PULL_MAX_LIMIT,
   PUSH_MAX_RECORDS_CEILING,
@@ -104,6 +105,13 @@ export interface SyncOptions {
    * data off the phone comes first; the next full sync pulls from where the last pull stopped.
    */
   readonly direction?: 'both' | 'send';
+  /**
+   * The ids of the servers this app still syncs with; a retirement wipe waits only for those that
+   * this database synced with, plus the retiring server. Default: every server this database ever
+   * synced with. Give it when the app lets its user drop a server (or a server is decommissioned):
+   * otherwise records pending for a server the phone will never reach again hold the wipe forever.
+   */
+  readonly servers?: readonly string[];
 }
 
 /**
@@ -111,7 +119,10 @@ export interface SyncOptions {
  * happens at a later sync with the retiring server once every list here is empty.
  */
 export interface RetirementHold {
-  /** Servers this database has synced with (the retiring one included) that lack some of its records or photos. */
+  /**
+   * Servers this database has synced with (the retiring one included; with `SyncOptions.servers`,
+   * only those listed there) that lack some of its records or photos.
+   */
   readonly servers: ReadonlyArray<{ readonly serverId: string; readonly records: number; readonly photos: number }>;
   /**
    * Other databases on the phone (another user's unverified records, a database not yet merged
@@ -301,6 +312,9 @@ export function checkSyncOptions(options: SyncOptions): void {
     if (!intIn(options.retry.baseDelayMs, 0, 600_000)) problems.push('retry.baseDelayMs: an integer in 0 … 600000');
   }
   if (options.direction !== undefined && options.direction !== 'both' && options.direction !== 'send') problems.push("direction: 'both' or 'send'");
+  if (options.servers !== undefined && (!Array.isArray(options.servers) || !options.servers.every((id) => typeof id === 'string' && NODE_ID_PATTERN.test(id)))) {
+    problems.push('servers: an array of server node ids');
+  }
   const b = options.batch;
   if (b !== undefined) {
     if (b.pushRecords !== undefined && !intIn(b.pushRecords, 1, PUSH_MAX_RECORDS_CEILING)) problems.push(`batch.pushRecords: an integer in 1 … ${PUSH_MAX_RECORDS_CEILING}`);

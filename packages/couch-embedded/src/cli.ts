@@ -8,7 +8,7 @@
  * terminal logs and screen sharing keep what is printed. The terminal gets the address and the
  * file's path. The file's format is the one FIELDVAULT_COUCHDB_URL_FILE takes.
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startEmbeddedCouch } from './embedded-couch.js';
@@ -56,9 +56,12 @@ async function main(): Promise<void> {
   const store = await startEmbeddedCouch({ dataDir: values.data, host: values.host, port, logger: stderrLogger(values.verbose) });
   const urlFile = resolve(values['url-file'] ?? join(store.dataDir, 'store-url'));
   try {
-    // Removed first: writeFileSync keeps the mode of a file that already exists.
-    rmSync(urlFile, { force: true });
-    writeFileSync(urlFile, `${store.url}\n`, { mode: 0o600, flag: 'wx' });
+    // Written whole to a new file (mode 0600 from its creation) and renamed over the old one: a
+    // server re-reading the file while the store restarts (store-move.ts) never sees half a URL.
+    const partial = `${urlFile}.${process.pid}.partial`;
+    rmSync(partial, { force: true });
+    writeFileSync(partial, `${store.url}\n`, { mode: 0o600, flag: 'wx' });
+    renameSync(partial, urlFile);
   } catch (err) {
     await store.stop();
     fatal(`cannot write the store URL file ${urlFile}: ${err instanceof Error ? err.message : String(err)}`, 1);

@@ -2,7 +2,7 @@
 // request that does not carry its per-start credential, and that credential must not leak through
 // the process table, the environment, logs or errors.
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import nano from 'nano';
@@ -136,6 +136,9 @@ t.test('the credential is not on the store process command line, in its environm
 
 t.test('the standalone CLI writes the URL to a 0600 file and prints only the address and the file', async (t) => {
   const dataDir = join(t.testdir(), 'couch');
+  // A file left by an earlier start (killed with -9, so not removed), world-readable: replaced whole.
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(join(dataDir, 'store-url'), 'http://fieldvault:old@127.0.0.1:1/\n', { mode: 0o644 });
   const cli = join(import.meta.dirname, '..', 'dist', 'cli.js');
   const child = spawn(process.execPath, [cli, '--data', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => {
@@ -147,6 +150,7 @@ t.test('the standalone CLI writes the URL to a 0600 file and prints only the add
   const urlFile = join(dataDir, 'store-url');
   t.ok(await waitFor(() => out.includes('never put the URL on a command line'), 30_000), 'the CLI printed how to reach the store');
   t.equal(statSync(urlFile).mode & 0o777, 0o600);
+  t.same(readdirSync(dataDir).filter((f) => f.startsWith('store-url')), ['store-url'], 'written through a new file renamed into place, none left beside it');
   const url = new URL(readFileSync(urlFile, 'utf8').trim());
   t.equal(url.username, 'fieldvault');
   t.notMatch(out, url.password, 'the password is not printed');

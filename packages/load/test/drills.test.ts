@@ -257,7 +257,10 @@ t.test('oversized, deeply nested and malformed bodies while a phone syncs: refus
   holdsExactly(t, await server.records(), ids, 'after the hostile run');
   t.ok(answers.length >= 4, `${answers.length} hostile requests were answered`);
   const codes = new Set(answers.map((a) => `${a.status} ${a.code}`));
-  for (const c of codes) t.match(c, /^(400 INPUT_INVALID|400 INPUT_MALFORMED_JSON|413 INPUT_TOO_LARGE|0 (ECONNRESET|EPIPE))$/, `hostile answer ${c}`);
+  // One assertion for all of them: which answers come (a 413, or the socket cut first) depends on
+  // timing, and an assertion per kind made the suite's count move from run to run.
+  const expected = /^(400 INPUT_INVALID|400 INPUT_MALFORMED_JSON|413 INPUT_TOO_LARGE|0 (ECONNRESET|EPIPE))$/;
+  t.same([...codes].filter((c) => !expected.test(c)), [], `every hostile answer is a catalogued refusal (${[...codes].join(', ')})`);
   t.ok([...codes].some((c) => c.startsWith('400 INPUT_')), 'nesting and broken JSON are refused as bad input');
   t.ok([...codes].some((c) => c === '413 INPUT_TOO_LARGE' || c.startsWith('0 ')), 'the oversized body is refused');
   const health = await server.call('POST', '/v1/auth/challenge', { imei: '357000000000099' });

@@ -36,17 +36,33 @@ export interface StoreRecorder {
   readonly requests: string[];
 }
 
+/** What a {@link storeRecorder} can do besides recording. */
+export interface StoreRecorderOptions {
+  /**
+   * Requests (`METHOD path?query`, decoded) the relay answers with a 500 of its own instead of
+   * forwarding them: a store that answers some calls and fails others (a full disk, one broken view).
+   */
+  readonly refuse?: (request: string) => boolean;
+}
+
 /**
  * A recording HTTP relay in front of the real store: each request is forwarded as it is and the
  * answer streamed back, so the server talks to the real store; the test reads which requests it
  * made (e.g. how often one document was read).
  */
-export async function storeRecorder(t: Test, couch: EmbeddedCouch): Promise<StoreRecorder> {
+export async function storeRecorder(t: Test, couch: EmbeddedCouch, options: StoreRecorderOptions = {}): Promise<StoreRecorder> {
   const target = new URL(couch.url);
   const agent = new http.Agent({ keepAlive: true });
   const requests: string[] = [];
   const server = http.createServer((req, res) => {
-    requests.push(`${req.method ?? ''} ${decodeURIComponent(req.url ?? '')}`);
+    const request = `${req.method ?? ''} ${decodeURIComponent(req.url ?? '')}`;
+    requests.push(request);
+    if (options.refuse?.(request) === true) {
+      req.resume();
+      res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: 'unknown_error', reason: 'refused by the test relay' }));
+      return;
+    }
     const upstream = http.request(
       { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: { ...req.headers, host: target.host }, agent },
       (answer) => {

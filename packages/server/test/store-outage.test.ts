@@ -4,11 +4,12 @@
 // credential, named by its URL file) is followed without a restart when it is the same store
 // (multi-server audit L10). Real embedded stores, a real app; only the clock is fake.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import t from 'tap';
 import { startEmbeddedCouch, type EmbeddedCouch } from '@fieldvault/couch-embedded';
-import { bearer, json, makeApp, setupAdmin, type LogCapture } from './helpers.js';
+import { bearer, freshPrefix, json, makeApp, setupAdmin, storeRecorder, type LogCapture } from './helpers.js';
 
 interface LogRecord {
   readonly level: number;
@@ -25,10 +26,14 @@ interface LogRecord {
 const records = (logs: LogCapture): LogRecord[] => logs.lines.map((l) => JSON.parse(l) as LogRecord);
 const address = (couch: EmbeddedCouch): string => `127.0.0.1:${couch.port}`;
 
-/** A request that reads the store (the session of a bearer token): 503 while it is down, 401 once it answers. */
+/**
+ * A request that reads the store (the session of a bearer token): 503 while it is down, 401 once it
+ * answers. A 503 with another code fails the test by throwing, not by an assertion: `until` asks as
+ * often as timing needs, and a count of assertions that moved from run to run told nothing.
+ */
 async function ask(app: FastifyInstance): Promise<number> {
   const res = await app.inject({ method: 'GET', url: '/v1/users', headers: { authorization: `Bearer ${'A'.repeat(43)}` } });
-  if (res.statusCode === 503) t.equal(json(res)['code'], 'STORE_UNAVAILABLE');
+  if (res.statusCode === 503 && json(res)['code'] !== 'STORE_UNAVAILABLE') throw new Error(`503 with ${String(json(res)['code'])}`);
   return res.statusCode;
 }
 
@@ -112,6 +117,9 @@ t.test('a store started again on another port with a new credential is followed 
   t.equal(await ask(app), 503, 'read again at most every few seconds: not yet');
   clock.advance(3_000);
   await until(async () => (await ask(app)) === 401, 'the server serves from the moved store');
+  // The store counts as back once it answered with nothing refused for two seconds.
+  clock.advance(2_000);
+  t.equal(await ask(app), 401);
 
   const moved = records(logs).filter((r) => r.msg.startsWith('the store moved'));
   t.equal(moved.length, 1, 'one record says the store moved');
@@ -157,4 +165,60 @@ t.test('a URL file naming another store is not followed: one error record says w
   t.match(refused()[0]?.msg, 'restart this server to start on that store');
   t.equal(app.storeAddress, address(first));
   t.notOk(logs.text().includes(other.credential.password), 'no credential in the log');
+});
+
+t.test('a store that answers some calls and refuses others is one outage, not two records per request', async (t) => {
+  const couch = await startEmbeddedCouch({ dataDir: t.testdir() });
+  t.teardown(() => couch.stop());
+  let failing = false;
+  // Listing users reads the users database by id range; authentication reads single documents.
+  const relay = await storeRecorder(t, couch, { refuse: (r) => failing && r.startsWith('GET ') && r.includes('/_all_docs') && r.includes('"user:"') });
+  const { app, logs, clock } = await makeApp(t, relay);
+  const { token: admin } = await setupAdmin(app);
+  const listUsers = async (): Promise<number> => (await app.inject({ method: 'GET', url: '/v1/users', headers: bearer(admin) })).statusCode;
+  t.equal(await listUsers(), 200);
+
+  failing = true;
+  const startedAt = clock.now();
+  for (let i = 0; i < 6; i++) {
+    t.equal(await listUsers(), 503, 'the session is read, the list is refused');
+    clock.advance(500);
+  }
+  t.equal(records(logs).filter((r) => r.level >= 50).length, 1, 'one error record for six requests');
+  t.equal(records(logs).filter((r) => r.msg.startsWith('the store answers again')).length, 0, 'and no recovery record between them');
+
+  failing = false;
+  t.equal(await listUsers(), 200, 'served again');
+  t.equal(records(logs).filter((r) => r.msg.startsWith('the store answers again')).length, 0, 'within two seconds of the last refusal: not over yet');
+  clock.advance(2_000);
+  t.equal(await listUsers(), 200);
+  const back = records(logs).filter((r) => r.msg.startsWith('the store answers again'));
+  t.equal(back.length, 1, 'one recovery record');
+  t.match(back[0], { refused: 6, downMs: 3_000, since: new Date(startedAt).toISOString() }, 'dated from the first answer after the last refusal');
+  t.equal(records(logs).filter((r) => r.msg === 'the store stopped answering').length, 1);
+});
+
+t.test('a store set up by another server with the same KEK and prefix is not followed, even before any pull', async (t) => {
+  const dir = t.testdir();
+  const urlFile = join(dir, 'store-url');
+  const first = await startEmbeddedCouch({ dataDir: join(dir, 'first') });
+  const other = await startEmbeddedCouch({ dataDir: join(dir, 'other') });
+  t.teardown(() => other.stop());
+  const kek = new Uint8Array(randomBytes(32));
+  const dbPrefix = freshPrefix();
+  // The same KEK file and prefix on a second, empty store: its databases and KEK marker look like
+  // this server's, but its records database is another copy (its own store generation).
+  await makeApp(t, other, { kek, couch: { dbPrefix } });
+  writeFileSync(urlFile, `${first.url}\n`, { mode: 0o600 });
+  const { app, logs } = await makeApp(t, first, { kek, couch: { dbPrefix } });
+  app.followStoreUrl({ read: () => readFileSync(urlFile, 'utf8').trim() });
+  await first.stop();
+  writeFileSync(urlFile, `${other.url}\n`, { mode: 0o600 });
+
+  t.equal(await ask(app), 503);
+  const refused = (): LogRecord[] => records(logs).filter((r) => r.msg.startsWith("the store's URL file now names"));
+  await until(() => refused().length > 0, 'the mismatch is logged');
+  t.match(refused()[0]?.msg, 'its records database is another copy');
+  t.equal(app.storeAddress, address(first), 'not switched');
+  t.equal(await ask(app), 503);
 });

@@ -651,6 +651,33 @@ t.test('a retired device is not wiped while it holds what a server lacks: record
   }
 });
 
+t.test("the retirement hold waits only for the servers the app still syncs with (`servers`): a forgotten server's pending records do not hold the wipe", async (t) => {
+  const p = await phone(t, 'p36', '356938035644036');
+  await p.device.loginOnline('amina', PASSWORD_A, { transport: A.transport() });
+  const amina = await p.device.loginOnline('amina', PASSWORD_A, { transport: B.transport() });
+  await amina.createRecord({ name: 'On A and B' });
+  await amina.sync({ transport: A.transport() });
+  await amina.sync({ transport: B.transport() });
+  // The app then drops B (removed from its settings, or decommissioned): this record never gets there.
+  const last = await amina.createRecord({ name: 'Synced with A after B was dropped' });
+  t.equal((await A.admin('POST', `/v1/devices/${p.device.imei}/retire`, { reason: 'replaced' })).status, 200);
+
+  for (const servers of [['Server A'], 'server-a', [42]]) {
+    const err = await rejection(amina.sync({ transport: A.transport(), servers: servers as readonly string[] }));
+    t.match(err, { code: 'INPUT_INVALID', details: { field: 'servers' } }, `servers: ${JSON.stringify(servers)} is refused`);
+  }
+  const held = await amina.sync({ transport: A.transport() });
+  t.same(held.retirementHold, { servers: [{ serverId: 'server-b', records: 1, photos: 0 }], otherDatabases: 0 }, 'by default every server this database synced with counts');
+  t.equal(held.wiped, false);
+
+  // A server listed that this database never synced with adds nothing; the retiring one always counts.
+  const final = await amina.sync({ transport: A.transport(), servers: ['server-z'] });
+  t.match(final, { deviceStatus: 'retired', wiped: true, failed: [] });
+  t.equal(final.retirementHold, undefined);
+  t.same(filesUnder(p.dir), [], 'wiped, though B never got the last record');
+  t.ok(byId(await A.records(), last.id) !== undefined, 'the retiring server holds it');
+});
+
 t.test('a device blacklisted while a session is open is wiped at its next sync', async (t) => {
   const p = await phone(t, 'p17', '356938035644017');
   const amina = await p.device.loginOnline('amina', PASSWORD_A, { transport: A.transport() });

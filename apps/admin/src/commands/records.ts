@@ -116,7 +116,9 @@ function fileSide(file: string): Side {
   for (let i = 1; i < records.length; i += 1) if (!((records[i - 1] as DigestEntry).id < (records[i] as DigestEntry).id)) throw notOurs('the records are not in id order');
   const fold = new Fold();
   for (const e of records) fold.add(e);
-  if (typeof d.digest === 'string' && d.digest !== fold.summary().digest) throw notOurs('its digest does not match its records (edited?)');
+  // A list without its digest could not be checked: taking it as is would let an edit through.
+  if (typeof d.digest !== 'string') throw notOurs('no "digest" of its records to check them against (edited?)');
+  if (d.digest !== fold.summary().digest) throw notOurs('its digest does not match its records (edited?)');
   return { source: file, server: typeof d.server === 'string' ? d.server : '?', entries: (async function* () { yield* records; })() };
 }
 

@@ -62,8 +62,19 @@ function retiredLines(s: SyncSummary, configured: ConfiguredServers): string[] {
   const lines = ['', 'This phone is retired by this server. It is not wiped yet, because it still holds what a server lacks:'];
   for (const w of hold.servers) lines.push(`  ${serverInWords(errorServerOf(w.serverId, configured))}: ${w.records} record(s) and ${w.photos} photo(s) not synced there`);
   if (s.failed.length > 0 || s.photos.failed.length > 0) lines.push('  records or photos this server refused (below)');
-  if (hold.otherDatabases > 0) lines.push(`  ${hold.otherDatabases} database(s) of other users of this phone (their records may be on no server yet): each of them logs in online and syncs`);
-  lines.push('Sync with those servers, then with this one again: the phone wipes itself once nothing is left.');
+  if (hold.otherDatabases > 0) {
+    // A retired server refuses users it has never seen on this phone (DEVICE_RETIRED): the login
+    // has to go to a server that knows the user, and a user no server knows can never sync.
+    lines.push(
+      `  ${hold.otherDatabases} database(s) of other users of this phone (their records may be on no server yet): each of them logs in online to a server ` +
+        'that knows them and syncs there. If one of them cannot (e.g. signed up on this phone offline and never logged in online), ask your admin ' +
+        'to blacklist this phone: that wipes it, with what is left on it.',
+    );
+  }
+  lines.push(
+    'Sync with those servers, then with this one again: the phone wipes itself once nothing is left. ' +
+      'Only the servers configured on this phone count ("servers list"): one removed with "servers remove" no longer holds the wipe.',
+  );
   return lines;
 }
 
@@ -118,6 +129,9 @@ async function syncWith(ctx: Context, name: string, cancellation: () => AbortSig
         summary = await session.sync({
           transport: s.transport,
           signal,
+          // A retirement wipe waits only for the servers still configured: one removed with
+          // "servers remove" (or decommissioned) would otherwise hold it forever.
+          servers: Object.values(ctx.home.ensure().config.servers).map((e) => e.serverId),
           onProgress: (p) =>
             progress.update({ label: PHASE_LABEL[p.phase], done: p.recordsDone, total: p.recordsTotal, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
         });
@@ -159,8 +173,9 @@ type AllEntry = { readonly name: string; readonly id: string } & ({ readonly sum
 
 /**
  * `sync --all` (multi-server audit L7): every configured server in turn, in the order of
- * "servers list". A server that fails is reported and the next one is tried; Ctrl-C, or a retired
- * phone wiped after its last sync, stops the round (the servers left are reported as not synced).
+ * "servers list". A server that fails is reported and the next one is tried; Ctrl-C, a retired
+ * phone wiped after its last sync, or a server that blocked the phone (DEVICE_BLACKLISTED: it
+ * wiped itself) stops the round (the servers left are reported as not synced, not contacted).
  * One password is asked (or read from --password-stdin) and used for every server: a field
  * worker has one password on all servers (docs/operations.md, "Several servers").
  */
@@ -214,6 +229,9 @@ async function syncAll(ctx: Context): Promise<void> {
       failed.push(name);
       show(name, `error ${shown.code}: ${shown.message}`);
       if (shown.code === 'SYNC_CANCELLED') stopped = 'Ctrl-C';
+      // The phone wiped itself (or, blocked earlier, refuses every other server): the servers left
+      // would only get the same refusal. The error names the server that blocked the phone.
+      if (shown.code === 'DEVICE_BLACKLISTED') stopped = `an admin of ${serverInWords(shown.server ?? server)} has blocked this phone`;
     }
   }
   if (ctx.out.json) ctx.out.result(entries, () => '');
@@ -255,7 +273,8 @@ export function registerSyncCommand(program: Command, action: Action): void {
         'the command then exits with status 1. Ctrl-C stops at a safe point; run sync again to resume.\n\n' +
         'With --all, syncs with every configured server in turn (in the order of "servers list"), asking your password once: each ' +
         'server\'s summary (or error) is headed by its name; a server that fails does not stop the others, and the command exits ' +
-        'with status 1 if any server failed or left something unsynced. Ctrl-C stops at a safe point and skips the servers left. ' +
+        'with status 1 if any server failed or left something unsynced. Ctrl-C stops at a safe point and skips the servers left; ' +
+        'so does a server that retired the phone (once it wiped itself) or blocked it. ' +
         'With --json: an array with one entry per server, {name, id, summary} or {name, id, error}.',
     )
     .argument('[server]', 'a configured server name (default: the only one configured)')

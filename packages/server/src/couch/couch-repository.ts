@@ -46,7 +46,7 @@ export interface CouchRepositoryOptions {
   readonly url: string;
   /** Prefix of every database name. */
   readonly dbPrefix: string;
-  /** The endpoint to use (the couch plugin's); default: the app's for `url` and `dbPrefix`, or one of its own. */
+  /** The endpoint to use (the couch plugin's, shared by the app's store clients); default: a connection of its own to `url`, which does not follow a store move. */
   readonly endpoint?: StoreEndpoint;
 }
 

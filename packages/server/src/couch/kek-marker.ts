@@ -23,7 +23,7 @@ export class CouchKekMarker {
   private readonly endpoint: StoreEndpoint;
   private readonly prefix: string;
 
-  /** On the app's endpoint for `url` (endpoint.ts), unless `endpoint` names another (a store being checked). */
+  /** On `endpoint` (the app's, or a store being checked: endpoint.ts); without one, a connection of its own to `url`, which does not follow a store move. */
   constructor(options: { readonly url: string; readonly dbPrefix: string; readonly endpoint?: StoreEndpoint }) {
     this.endpoint = options.endpoint ?? new StoreEndpoint(options.url);
     this.prefix = options.dbPrefix;

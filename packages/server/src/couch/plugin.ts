@@ -54,6 +54,9 @@ export const couchPlugin = fp<CouchPluginOptions>(
     for (let attempt = 0; ; attempt++) {
       try {
         await repo.init();
+        // Read (or made) now, so that a store that moved is checked against it from the start,
+        // not only once this process served a pull (store-move.ts).
+        await repo.storeGeneration();
         break;
       } catch (err) {
         const delay = RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)] ?? 2_000;

@@ -8,10 +8,11 @@ export const STORE_URL_RECHECK_MS = 3_000;
 
 export interface FollowStoreOptions {
   /**
-   * The store URL the operator's file names now (credential included). Throws a catalogued error
-   * when the file cannot be read (missing while `npm run couch` restarts, unsafe mode, not a URL).
+   * The store URL the operator's file names now (credential included), or null while the file is
+   * missing (`npm run couch` removes it when it stops and writes it again when it starts). Throws a
+   * catalogued error when the file cannot be used (unsafe mode, not a URL, a directory).
    */
-  readonly read: () => string;
+  readonly read: () => string | null;
   readonly minIntervalMs?: number;
 }
 
@@ -42,13 +43,16 @@ export function followStoreUrl(app: FastifyInstance, options: FollowStoreOptions
 
   const readUrl = (): string | null => {
     try {
-      return options.read();
-    } catch (err) {
+      const url = options.read();
       // Missing for a moment is what a restarting `npm run couch` does: not worth a warning.
+      if (url === null) app.log.debug("the store's URL file does not exist now: checked again at the next failure");
+      return url;
+    } catch (err) {
+      // A file that is there but unusable (edited by hand, wrong mode, a directory) is the
+      // operator's to fix: said once at warn, else the server refuses requests with no reason given.
       const code = isFieldvaultError(err) ? err.code : 'INTERNAL_ERROR';
       const message = err instanceof Error ? err.message : String(err);
-      if (code === 'CONFIG_SECRET_FILE_INVALID') app.log.debug({ code }, `the store's URL file cannot be read now: ${message}`);
-      else reportOnce(`read ${message}`, () => app.log.warn({ code }, `the store's URL file cannot be read: ${message}`));
+      reportOnce(`read ${message}`, () => app.log.warn({ code }, `the store's URL file cannot be used: ${message}`));
       return null;
     }
   };

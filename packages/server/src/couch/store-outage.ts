@@ -4,11 +4,22 @@ import type { FieldvaultError } from '@fieldvault/protocol';
 /** At most one "still down" record per this interval while the store stays down. */
 export const OUTAGE_SUMMARY_EVERY_MS = 60_000;
 
+/**
+ * The store counts as back only once it answered with no request refused for this long. One
+ * request makes several store calls: when the store answers some (a session read) and refuses
+ * others (writes on a full disk, one database's rights), "answered" alone would end the outage at
+ * every request and the next refusal would start a new one: two records per request again.
+ */
+export const OUTAGE_QUIET_MS = 2_000;
+
 interface Outage {
   readonly since: number;
   readonly cause: string;
   refused: number;
   lastReportAt: number;
+  lastRefusedAt: number;
+  /** The first answer after the last refusal: when the store came back, if it stays back. */
+  answeredAt: number | null;
 }
 
 /** "42 s", "3 min 5 s", "2 h 7 min": how long an outage lasted, for a person reading the log. */
@@ -32,7 +43,8 @@ function causeOf(err: FieldvaultError): string {
  * because the store does not answer, at most one "still down" record per interval while it stays
  * down (with the count of requests refused), and one warn record when it answers again. Each
  * refused request itself is logged at debug only: under load an outage of minutes used to write
- * one error record per request. Times come from the app's clock.
+ * one error record per request. A store that answers some calls and refuses others is one outage
+ * too ({@link OUTAGE_QUIET_MS}). Times come from the app's clock.
  */
 export class StoreOutageLog {
   private outage: Outage | null = null;
@@ -42,6 +54,7 @@ export class StoreOutageLog {
     private readonly now: () => number,
     private readonly address: () => string,
     private readonly summaryEveryMs = OUTAGE_SUMMARY_EVERY_MS,
+    private readonly quietMs = OUTAGE_QUIET_MS,
   ) {}
 
   /** True while requests fail because the store does not answer. */
@@ -57,11 +70,13 @@ export class StoreOutageLog {
     const outage = this.outage;
     if (outage === null) {
       const cause = causeOf(err);
-      this.outage = { since: now, cause, refused: 1, lastReportAt: now };
+      this.outage = { since: now, cause, refused: 1, lastReportAt: now, lastRefusedAt: now, answeredAt: null };
       requestLog.error({ code: err.code, details: err.details, store, cause }, 'the store stopped answering');
       return;
     }
     outage.refused += 1;
+    outage.lastRefusedAt = now;
+    outage.answeredAt = null;
     if (now - outage.lastReportAt < this.summaryEveryMs) return;
     outage.lastReportAt = now;
     const since = new Date(outage.since).toISOString();
@@ -71,12 +86,15 @@ export class StoreOutageLog {
     );
   }
 
-  /** The store answered a request: ends an outage, if there was one. */
+  /** The store answered a call: ends an outage once nothing was refused for {@link OUTAGE_QUIET_MS}. */
   answered(): void {
     const outage = this.outage;
     if (outage === null) return;
+    const now = this.now();
+    outage.answeredAt ??= now;
+    if (now - outage.lastRefusedAt < this.quietMs) return;
     this.outage = null;
-    const downMs = this.now() - outage.since;
+    const downMs = outage.answeredAt - outage.since;
     this.log.warn(
       { store: this.address(), refused: outage.refused, since: new Date(outage.since).toISOString(), downMs, cause: outage.cause },
       `the store answers again after ${describeDuration(downMs)}, ${outage.refused} requests refused`,
