@@ -200,7 +200,7 @@ t.test('sync --all: every server in turn with one password; a stopped server doe
   t.equal(r.code, 1, 'a server failed: exit 1');
   t.match(
     r.stdout,
-    /^== country ==\nerror TRANSPORT_UNREACHABLE: The server could not be reached, or did not answer in time\. \(server "country", id server-b; [^)]*ECONNREFUSED\) /,
+    /^== country ==\nerror TRANSPORT_UNREACHABLE: The server could not be reached, the connection to it was lost before its answer was complete, or it did not answer in time\. \(server "country", id server-b; [^)]*ECONNREFUSED\) /,
     'the first server fails, named',
   );
   t.match(r.stdout, /\n\n== region ==\nserver\s+region \(server-a\)\nsent\s+1 record\(s\)\n/, 'the next one still syncs');

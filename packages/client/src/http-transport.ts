@@ -178,6 +178,30 @@ function unreachable(detail: string, cause?: unknown): FieldvaultError {
   return new FieldvaultError('TRANSPORT_UNREACHABLE', { detail, ...(cause === undefined ? {} : { cause }) });
 }
 
+/**
+ * An answer whose connection closed or was reset before its last byte (the announced length, or
+ * the end of a chunked body): the network failed, not the server's answer, so it is
+ * TRANSPORT_UNREACHABLE, which a sync retries. Nothing of the partial body is used. Logins are
+ * not re-sent on it (see `isLoginRetryable` in retry.ts): their challenge may be spent.
+ */
+function connectionLost(status: number, cause?: unknown): FieldvaultError {
+  return new FieldvaultError('TRANSPORT_UNREACHABLE', {
+    detail: 'the connection was lost before the end of the answer',
+    details: { status },
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/**
+ * A failure while the answer's body was arriving: a lost connection when the network says so
+ * (node:http reports a body cut short as ECONNRESET "aborted"), anything else (a TLS alert, …)
+ * stays a bad answer. Framing errors (`HPE_…`) never get here: they are bad responses first.
+ */
+function cutShort(status: number, cause: unknown): FieldvaultError {
+  const code = codeOf(cause);
+  return code !== undefined && NETWORK_CODES.has(code) ? connectionLost(status, cause) : badResponse('cut short', { status }, cause);
+}
+
 function untrusted(detail: string, cause?: unknown): FieldvaultError {
   return new FieldvaultError('TRANSPORT_TLS_UNTRUSTED', { detail, ...(cause === undefined ? {} : { cause }) });
 }
@@ -511,9 +535,11 @@ function queryString(values: Readonly<Record<string, string | number | boolean |
  * verified connections of its sync calls (see the top of the file, and `close()`).
  *
  * Its methods throw:
- * - TRANSPORT_UNREACHABLE when the server cannot be reached or does not answer in time (`timeoutMs`);
+ * - TRANSPORT_UNREACHABLE when the server cannot be reached, does not answer in time (`timeoutMs`),
+ *   or the connection is lost (closed or reset) before the end of an answer within the size limit;
  * - TRANSPORT_TLS_UNTRUSTED when the certificate is not trusted (nothing was sent);
- * - TRANSPORT_BAD_RESPONSE when the answer is malformed, cut short, too large or of the wrong shape;
+ * - TRANSPORT_BAD_RESPONSE when the answer is malformed (its HTTP framing, or a complete body
+ *   holding truncated JSON), too large or of the wrong shape;
  * - SYNC_CANCELLED when the call's `signal` fired;
  * - the server's code (AUTH_INVALID_CREDENTIALS, DEVICE_BLACKLISTED, RATE_LIMITED, …) for its errors.
  * @throws INPUT_INVALID when an option is malformed (an `http:` URL without `allowInsecureLoopback`
@@ -560,6 +586,8 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
       let socket: Duplex | undefined;
       let settled = false;
       let responding = false;
+      /** The answer's status once its headers arrived (for the details of a body cut short). */
+      let status = 0;
       let lastProgress = Date.now();
       const progress = (): void => {
         lastProgress = Date.now();
@@ -580,6 +608,7 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
       };
       const onResponse = (res: IncomingMessage): void => {
         responding = true;
+        status = res.statusCode ?? 0;
         progress();
         const declared = Number(res.headers['content-length']);
         if (Number.isFinite(declared) && declared > call.maxResponseBytes) {
@@ -597,10 +626,12 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
             tell(call.onReceived, size);
           }
         });
-        res.on('error', (cause) => settle(badResponse('cut short', { status: res.statusCode ?? 0 }, cause)));
+        // Over the limit or malformed, the exchange has already settled: only a body the network
+        // cut short while it was within bounds gets here.
+        res.on('error', (cause) => settle(cutShort(status, cause)));
         res.on('end', () => {
           if (!res.complete) {
-            settle(badResponse('cut short', { status: res.statusCode ?? 0 }));
+            settle(connectionLost(status));
             return;
           }
           const retryAfter = res.headers['retry-after'];
@@ -644,7 +675,7 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
         if (isFieldvaultError(err)) settle(err);
         // llhttp's codes: the peer answered with something that is not HTTP/1.1.
         else if (code?.startsWith('HPE_') === true) settle(badResponse('not an HTTP response', {}, err));
-        else if (responding) settle(badResponse('cut short', {}, err));
+        else if (responding) settle(cutShort(status, err));
         else if (req.reusedSocket && code !== undefined && STALE_SOCKET_CODES.has(code)) settle(new StaleSocket(unreachable(code, err)));
         else settle(unreachable(code ?? 'connection failed', err));
       });

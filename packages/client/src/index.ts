@@ -35,7 +35,7 @@ export type {
 export type { HttpTransport, HttpTransportOptions, HttpTransportTls } from './http-transport.js';
 export { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_TIMEOUT_MS, createHttpTransport } from './http-transport.js';
 export type { RetirementHold, SyncOptions, SyncProgress, SyncSummary, SyncBatchOptions } from './sync-engine.js';
-export { DEFAULT_PUSH_BYTES, DEFAULT_PUSH_RECORDS } from './sync-engine.js';
+export { DEFAULT_PUSH_BYTES, DEFAULT_PUSH_RECORDS, MAX_INTERNAL_ERROR_BATCHES } from './sync-engine.js';
 export type { RetryOptions } from './retry.js';
 export { DEFAULT_RETRY } from './retry.js';
 export type { PendingCounts } from './sync-state.js';

@@ -249,14 +249,18 @@ export class PhotoStore {
    * @throws VAULT_RECORD_NOT_FOUND, PHOTO_NOT_FOUND when the record or photo is not visible.
    */
   async remove(recordId: string, photoId: string): Promise<ChildRecord> {
+    let ownedElsewhere = false;
     const record = await this.#records.mutate(recordId, async (current, tx) => {
       const ref = typeof photoId === 'string' && Object.hasOwn(current.photos, photoId) ? current.photos[photoId] : undefined;
       if (ref === undefined || ref.removedAt !== undefined) throw notFound();
-      await tx.execute('DELETE FROM photo_files WHERE photo_id = ?', [photoId]);
+      // Only this record's row: a record pulled from a server may name another record's photo id,
+      // whose file (named from the photo id alone) must then stay.
+      await tx.execute('DELETE FROM photo_files WHERE photo_id = ? AND record_id = ?', [photoId, recordId]);
+      ownedElsewhere = (await tx.query('SELECT 1 AS x FROM photo_files WHERE photo_id = ?', [photoId])).length > 0;
       return removePhoto(current, photoId, { by: this.#o.username, ts: this.#records.nextTimestamp() });
     });
     // After the commit: a crash here leaves an unreferenced encrypted file, never a dangling reference.
-    await this.#fs.remove(photoPath(this.#key, photoId));
+    if (!ownedElsewhere) await this.#fs.remove(photoPath(this.#key, photoId));
     return record;
   }
 
@@ -265,13 +269,18 @@ export class PhotoStore {
    * transport (size, SHA-256, type) and are checked again here, then encrypted into the photo
    * folder and recorded in one transaction — only while the record still references the photo
    * (not removed). Not metadata-stripped again: the uploading phone did, and the digest must hold.
-   * Returns false when the record no longer wants the photo (nothing is kept).
+   * Returns false when the record no longer wants the photo, or when a photo of that id is already
+   * on this device (nothing is written).
    * @throws PHOTO_DIGEST_MISMATCH when the bytes do not match the ref.
    */
   async storeDownloaded(recordId: string, photoId: string, ref: PhotoRef, bytes: Uint8Array): Promise<boolean> {
     if (bytes.byteLength !== ref.size || sha256Hex(bytes) !== ref.sha256 || detectPhotoType(bytes) !== ref.type) {
       throw new FieldvaultError('PHOTO_DIGEST_MISMATCH', { detail: 'the downloaded photo does not match its record' });
     }
+    // One file per photo id: when a row already vouches for it (this record's, or another
+    // record naming the same id — a buggy or hostile server), writing would replace a verified
+    // file with other bytes under the old row's digest. Nothing is downloaded over it.
+    if (await this.onDevice(photoId)) return false;
     const path = photoPath(this.#key, photoId);
     await this.#fs.mkdir(PHOTO_DIRECTORY);
     await this.#fs.writeFileAtomic(path, encryptBuffer(this.#key, bytes));
@@ -292,6 +301,11 @@ export class PhotoStore {
     // After the decision: a crash before it leaves at most an unreferenced encrypted file.
     if (!kept) await this.#fs.remove(path);
     return kept;
+  }
+
+  /** True when a photo of this id has its file on this device (for whichever record). */
+  async onDevice(photoId: string): Promise<boolean> {
+    return (await this.#db.query('SELECT 1 AS x FROM photo_files WHERE photo_id = ?', [photoId])).length > 0;
   }
 
   /** Deletes the encrypted file of a photo whose row is gone (a removal pulled from a server). */

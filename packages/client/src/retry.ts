@@ -2,10 +2,12 @@ import { FieldvaultError, isFieldvaultError, type ErrorCode } from '@fieldvault/
 
 /*
  * Retry with exponential backoff for the sync's requests. Only failures that say "try again"
- * are retried: the network (TRANSPORT_UNREACHABLE), the server's store (STORE_UNAVAILABLE,
- * STORE_CONFLICT, STORE_CRASHED) and rate limits (RATE_LIMITED, waiting at least the server's
- * Retry-After). Every sync request is idempotent (a repeated push changes nothing, a pull is a
- * read, a photo upload resumes), so a retry after an answer that was lost is safe.
+ * are retried: the network (TRANSPORT_UNREACHABLE: no connection, no answer in time, or a
+ * connection lost before the end of an answer, e.g. a pull page cut short), the server's store
+ * (STORE_UNAVAILABLE, STORE_CONFLICT, STORE_CRASHED) and rate limits (RATE_LIMITED, waiting at
+ * least the server's Retry-After). Every sync request is idempotent (a repeated push changes
+ * nothing, a pull is a read, a photo upload resumes), so a retry after an answer that was lost is
+ * safe.
  */
 
 /** How the sync retries one request. */
@@ -32,7 +34,9 @@ const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 
 /**
  * Failures of an online login worth another try: the server said "come back" (busy hashing other
- * logins, rate limit, store restarting). Not the network: an offline phone should hear so at once.
+ * logins, rate limit, store restarting). Not the network: an offline phone should hear so at once,
+ * and a login whose answer was cut short (TRANSPORT_UNREACHABLE too) must not be sent again: the
+ * server may have accepted it, and the user decides whether to log in again.
  */
 const LOGIN_RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['AUTH_BUSY', 'RATE_LIMITED', 'STORE_UNAVAILABLE', 'STORE_CRASHED']);
 

@@ -88,6 +88,12 @@ export interface SyncBatchOptions {
   readonly pullRecords?: number;
 }
 
+/**
+ * At most this many push batches failed with INTERNAL_ERROR per sync before it ends with that
+ * error: enough to single out a few records at fault in batches of 500 (≈ 9 failed requests each).
+ */
+export const MAX_INTERNAL_ERROR_BATCHES = 32;
+
 export interface SyncOptions {
   /** The server: its `serverId` must be one the session logged in to online. */
   readonly transport: Transport;
@@ -421,6 +427,10 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
 
   /** False once this server refused the `unacknowledged` hint (see PushBodySchema). */
   let sendHints = true;
+  // Batches the server failed with INTERNAL_ERROR in this sync. Halving finds a record at fault in
+  // about log2(batch) failed requests; a server that fails every push would otherwise be asked
+  // about twice per pending record before the sync gives up.
+  let internalErrors = 0;
   /**
    * Sends one batch, then, once the batch before it is acknowledged (`previous`), acknowledges
    * it: requests overlap, acknowledgements and progress stay in batch order and each follows its
@@ -431,10 +441,9 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
     const unacknowledged = batch.flatMap((row, i) => (Number(row.unacked) === 1 ? [i] : []));
     const send = (hint: boolean): Promise<PushResponse> =>
       call('push', () => transport.push(ctx.token, hint ? { records, unacknowledged } : { records }, callOptions(sig)), sig);
-    let results: PushResult[];
+    let res: PushResponse;
     try {
       const hint = sendHints && unacknowledged.length > 0;
-      let res: PushResponse;
       try {
         res = await send(hint);
       } catch (err) {
@@ -443,12 +452,13 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
         sendHints = false;
         res = await send(false);
       }
-      await previous;
-      deviceStatus = res.deviceStatus;
-      results = res.results;
     } catch (err) {
-      // The server's limits are lower than ours: halve the batch; a record too large alone fails alone.
-      if (!isFieldvaultError(err) || err.code !== 'INPUT_TOO_LARGE') throw err;
+      // Halved until the record at fault stands alone, which then fails alone: the server's limits
+      // are lower than ours (INPUT_TOO_LARGE), or one record makes the server fail the whole batch
+      // (INTERNAL_ERROR, a status 500), which would otherwise end every sync before pull and photos.
+      const code = isFieldvaultError(err) && (err.code === 'INPUT_TOO_LARGE' || err.code === 'INTERNAL_ERROR') ? err.code : undefined;
+      if (code === undefined) throw err;
+      if (code === 'INTERNAL_ERROR' && ++internalErrors > MAX_INTERNAL_ERROR_BATCHES) throw err;
       if (batch.length > 1) {
         const half = batch.length >> 1;
         await pushBatch(batch.slice(0, half), previous, sig);
@@ -456,9 +466,13 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
         return;
       }
       await previous;
-      results = [{ id: (batch[0] as PendingRow).id, status: 'error', code: 'INPUT_TOO_LARGE' }];
+      await acknowledge(batch, [{ id: (batch[0] as PendingRow).id, status: 'error', code }]);
+      return;
     }
-    await acknowledge(batch, results);
+    // Outside the try above: a failure of the batch before this one is not this batch's to split.
+    await previous;
+    deviceStatus = res.deviceStatus;
+    await acknowledge(batch, res.results);
   };
 
   {
@@ -577,7 +591,9 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
           if (needsReview(merged)) conflicted.add(merged.id);
           for (const [photoId, ref] of Object.entries(merged.photos)) {
             if (ref.removedAt === undefined) continue;
-            if ((await tx.execute('DELETE FROM photo_files WHERE photo_id = ?', [photoId])) > 0) removedFiles.push(photoId);
+            // Only this record's own photo: a record naming another record's photo id as removed
+            // (a hostile or restored server) must not destroy that photo.
+            if ((await tx.execute('DELETE FROM photo_files WHERE photo_id = ? AND record_id = ?', [photoId, merged.id])) > 0) removedFiles.push(photoId);
           }
         }
         await ctx.records.saveClock(tx);
@@ -649,7 +665,10 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
       await ctx.db.transaction((tx) => state.ackPhoto(tx, p.photoId));
       uploaded += 1;
     } catch (err) {
-      if (endsSync(err)) throw err;
+      // As for downloads: a photo whose upload the server answers wrongly fails alone, so it does
+      // not block every later upload and all downloads at each sync.
+      const alone = isFieldvaultError(err) && err.code === 'TRANSPORT_BAD_RESPONSE';
+      if (endsSync(err) && !alone) throw err;
       photoFailed.push({ photoId: p.photoId, code: codeOf(err) });
       log.warn({ serverId, photoId: p.photoId, code: codeOf(err) }, 'photo upload refused');
     }
@@ -674,12 +693,16 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
       if (p.ref.size > ctx.photoMaxBytes) {
         throw new FieldvaultError('PHOTO_TOO_LARGE', { detail: `at most ${ctx.photoMaxBytes} bytes on this device`, details: { maxBytes: ctx.photoMaxBytes } });
       }
-      const photo = await call('photo download', () =>
-        transport.downloadPhoto(ctx.token, { photoId: p.photoId, size: p.ref.size, sha256: p.ref.sha256, type: p.ref.type }, { ...(signal === undefined ? {} : { signal }), onBytes }),
-      );
-      if (await ctx.photos.storeDownloaded(p.recordId, p.photoId, p.ref, photo.bytes)) {
-        await ctx.db.transaction((tx) => state.ackPhoto(tx, p.photoId));
-        downloaded += 1;
+      // Stored since the list was read when another record named the same photo id (a server's
+      // bug): that file stays as it is (storeDownloaded refuses it too), nothing to fetch.
+      if (!(await ctx.photos.onDevice(p.photoId))) {
+        const photo = await call('photo download', () =>
+          transport.downloadPhoto(ctx.token, { photoId: p.photoId, size: p.ref.size, sha256: p.ref.sha256, type: p.ref.type }, { ...(signal === undefined ? {} : { signal }), onBytes }),
+        );
+        if (await ctx.photos.storeDownloaded(p.recordId, p.photoId, p.ref, photo.bytes)) {
+          await ctx.db.transaction((tx) => state.ackPhoto(tx, p.photoId));
+          downloaded += 1;
+        }
       }
     } catch (err) {
       // A photo the server answers wrongly fails alone: nothing of it was written.

@@ -132,7 +132,8 @@ export interface Transport {
   uploadPhoto(token: string, photo: PhotoUpload, options?: PhotoUploadOptions): Promise<PhotoUploadStatus>;
   /**
    * `GET /v1/photos/:id`: the photo's bytes, checked against `expected` (size, SHA-256, type);
-   * anything else is TRANSPORT_BAD_RESPONSE.
+   * other bytes are TRANSPORT_BAD_RESPONSE (an answer cut short by the network is
+   * TRANSPORT_UNREACHABLE, which a sync retries).
    * @throws PHOTO_NOT_FOUND, …
    */
   downloadPhoto(token: string, expected: PhotoDownload, options?: PhotoTransferOptions): Promise<DownloadedPhoto>;

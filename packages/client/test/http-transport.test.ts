@@ -128,7 +128,7 @@ t.test('a trusted certificate for another host name is refused', async (t) => {
   t.equal(s.requests, 0);
 });
 
-t.test('malformed, mis-typed, mis-shaped, oversized and truncated answers are TRANSPORT_BAD_RESPONSE', async (t) => {
+t.test('malformed, mis-typed, mis-shaped, oversized and truncated-JSON answers are TRANSPORT_BAD_RESPONSE', async (t) => {
   const cases: Array<[string, Handler]> = [
     ['invalid JSON', (_q, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"challenge": ')],
     ['not JSON', (_q, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>captive portal</html>')],
@@ -147,14 +147,8 @@ t.test('malformed, mis-typed, mis-shaped, oversized and truncated answers are TR
         res.end('{}');
       },
     ],
-    [
-      'a body cut short',
-      (_q, res) => {
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '200' });
-        res.write('{"challenge":"');
-        setTimeout(() => res.destroy(), 20);
-      },
-    ],
+    // A body the connection cuts short (closed or reset before its announced length) is not here:
+    // it is TRANSPORT_UNREACHABLE, retried by the sync (http-transport-cut-short.test.ts).
     ['a redirect', (_q, res) => res.writeHead(302, { location: 'https://elsewhere.example.org/' }).end()],
     ['a 200 with an error body', json(200, { statusCode: 401, code: 'AUTH_INVALID_CREDENTIALS', error: 'Unauthorized', message: 'x' })],
   ];

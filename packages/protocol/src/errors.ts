@@ -332,6 +332,11 @@ export const errorCatalogue = {
     message: 'Another record already uses this photo id; a photo id belongs to the first record that referenced it.',
     hint: 'This version of the record was not stored: remove the photo from the record and add the image again (it gets a new id), then sync. Other records in the push are not affected.',
   },
+  PHOTO_REF_CHANGED: {
+    status: 409,
+    message: 'A pushed record changes a photo the server already holds on it: its digest, size, type, time added or who added it.',
+    hint: 'This version of the record was not stored; other records in the push are not affected. A photo\'s entry never changes once added (only its removal may be added): to replace an image, remove the photo and add the new image, which gets a new id. Otherwise push the record with its photos as received from the server.',
+  },
   PHOTO_UPLOAD_BUSY: {
     status: 429,
     message: 'You have as many photo uploads in progress as the server allows at once.',
@@ -447,7 +452,7 @@ export const errorCatalogue = {
   // Transport (raised by the SDK on the phone, never sent by a server)
   TRANSPORT_UNREACHABLE: {
     status: 503,
-    message: 'The server could not be reached, or did not answer in time.',
+    message: 'The server could not be reached, the connection to it was lost before its answer was complete, or it did not answer in time.',
     hint: 'Check the network connection and the server URL, then retry; logging in offline still works meanwhile.',
   },
   TRANSPORT_TLS_UNTRUSTED: {

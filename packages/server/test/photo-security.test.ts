@@ -192,6 +192,44 @@ t.test('L7: another user elsewhere cannot discard a partial upload; the uploader
   t.ok((await download(app, bob.token, P)).rawPayload.equals(bytes));
 });
 
+t.test('L7: another user cannot stop a live upload by sending requests for the same photo', async (t) => {
+  const spoolDir = join(t.testdir(), 'spool');
+  const { app, clock } = await makeApp(t, couch, { photos: { spoolDir } });
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bob = await phoneFor(app, admin, clock, 'bob');
+  const size = 256 * 1024;
+  const bytes = png(size);
+  const P = randomUUID();
+  const record = withPhoto(newRecord(amina, { name: 'Live upload' }), amina, P, bytes);
+  await pushOne(app, amina, record);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (app.server.address() as AddressInfo).port;
+
+  // Amina's upload is under way: half its bytes are in (its spool file holds them), the rest to come.
+  const half = size / 2;
+  const socket = await stalledUpload(port, amina.token, P, record.id, size, bytes.subarray(0, half));
+  const answer = new Promise<string>((resolve) => {
+    let text = '';
+    socket.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+      if (text.includes('\r\n\r\n')) resolve(text);
+    });
+    socket.on('close', () => resolve(text));
+  });
+  await until(() => spoolFiles(spoolDir), (f) => f.length === 1 && f[0]?.size === half);
+  // Bob, who may read the record but did not add the photo, asks to upload it meanwhile.
+  const attempts = [0, 0, 0].map(() => upload(app, bob.token, P, record.id, Buffer.alloc(0), 0));
+  await new Promise((r) => setTimeout(r, 300)); // time for them to reach the photo's slot
+  socket.write(bytes.subarray(half));
+  const head = await answer;
+  t.match(head, /^HTTP\/1\.1 200 /, `amina's upload was not stopped: ${head.split('\r\n')[0] ?? ''}`);
+  for (const res of await Promise.all(attempts)) {
+    t.ok(res.statusCode === 200 || res.json().code === 'PHOTO_UPLOAD_OWNED', `bob is answered once amina's upload ended (${res.statusCode})`);
+  }
+  t.ok((await download(app, bob.token, P)).rawPayload.equals(bytes), 'the photo is stored whole');
+});
+
 /** Sends the head and `sent` bytes of a PUT announcing `size`, and holds the connection open. */
 function stalledUpload(port: number, token: string, photoId: string, recordId: string, size: number, sent: Buffer): Promise<Socket> {
   return new Promise((resolve, reject) => {

@@ -135,6 +135,7 @@ async function sync(session: Session, transport: HttpTransport, log: (line: stri
     onProgress: (p) => log(`${p.phase} ${p.recordsDone}/${p.recordsTotal} records, ${p.bytesDone}/${p.bytesTotal} bytes`),
     signal: controller.signal,
     retry: { attempts: 5, baseDelayMs: 500 },                     // optional
+    servers: ['server-a', 'server-b'],                            // optional: the servers the app still syncs with (retired device)
   });
   // { serverId, pushed, pulled, pulledChanged, failed: [{ id, code }], conflicts,
   //   photos: { uploaded, downloaded, failed: [{ photoId, code }] }, deviceStatus, wiped }

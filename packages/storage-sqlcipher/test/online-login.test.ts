@@ -314,7 +314,7 @@ t.test('a hostile or broken server (trusted certificate, bad answers) gets TRANS
     ],
     ['an answer for another user', (p) => ({ status: 200, text: JSON.stringify(p.endsWith('challenge') ? challenge : { ...valid, user: { username: 'admin', role: 'admin' } }) })],
     ['an extra property', (p) => ({ status: 200, text: JSON.stringify(p.endsWith('challenge') ? challenge : { ...valid, wipe: true }) })],
-    ['a login answer cut short', (p) => ({ status: 200, text: JSON.stringify(p.endsWith('challenge') ? challenge : valid), cut: !p.endsWith('challenge') })],
+    // A login answer the connection cuts short is TRANSPORT_UNREACHABLE now: see the next test.
   ];
   for (const [name, answer] of answers) {
     const hostile = await hostileServer(t, answer);
@@ -326,6 +326,41 @@ t.test('a hostile or broken server (trusted certificate, bad answers) gets TRANS
   const off = await device.loginOffline('amina', PASSWORD_A);
   t.equal(off.kind, 'unverified', 'the user is exactly as before');
   t.equal((await off.listRecords()).length, 1);
+});
+
+t.test('a login answer the connection cuts short is TRANSPORT_UNREACHABLE, is not sent again, and nothing is written', async (t) => {
+  // The server may have accepted the login (its challenge is spent, a session may exist): the SDK
+  // must not send it again by itself, even with retries allowed; the user logs in again if they want.
+  const imei = '356938035643808';
+  const { dir, device } = await newDevice(t, { imei });
+  await device.signUpOffline('amina', PASSWORD_A);
+  await device.publicKey();
+  const before = snapshot(dir);
+  const challenge = { challenge: 'c'.repeat(43), expiresAt: new Date(Date.now() + 60_000).toISOString() };
+  const key = generateDbKey();
+  const record: KeyRecord = { imei, keyId: keyId(key), issuedAt: formatHlc({ wall: Date.now(), counter: 0, node: 'server-a' }), issuer: 'server-a' };
+  const valid: LoginResponse = {
+    token: 't'.repeat(43),
+    expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+    user: { username: 'amina', role: 'field_worker' },
+    key: { record, dbKey: toBase64(key) },
+  };
+  const seen = { challenges: 0, logins: 0 };
+  const hostile = await hostileServer(t, (p) => {
+    if (p.endsWith('challenge')) {
+      seen.challenges += 1;
+      return { status: 200, text: JSON.stringify(challenge) };
+    }
+    seen.logins += 1;
+    return { status: 200, text: JSON.stringify(valid), cut: true };
+  });
+  const transport = createHttpTransport({ baseUrl: hostile, serverId: 'server-a', tls: { pinSha256: A.fingerprint }, timeoutMs: 5_000 });
+  const err = await rejection(device.loginOnline('amina', PASSWORD_A, { transport, retry: { attempts: 5, baseDelayMs: 10 } }));
+  t.equal(err.code, 'TRANSPORT_UNREACHABLE', 'a lost connection, not a bad answer');
+  t.same(seen, { challenges: 1, logins: 1 }, 'the login was sent once');
+  t.same(snapshot(dir), before, 'every file byte-identical');
+  t.equal(device.session, undefined);
+  transport.close();
 });
 
 /** A local HTTPS server presenting server A's own certificate (so the pin holds) with scripted answers. */

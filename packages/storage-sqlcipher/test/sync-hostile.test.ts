@@ -91,15 +91,16 @@ function page(records: readonly unknown[], extra: Record<string, unknown> = {}):
 
 const json = (v: unknown): Answer => ({ body: JSON.stringify(v) });
 
-t.test('malformed, truncated or lying push answers fail the sync with TRANSPORT_BAD_RESPONSE and nothing is written', async (t) => {
+t.test('malformed, truncated or lying push answers fail the sync with TRANSPORT_BAD_RESPONSE (a connection cut: TRANSPORT_UNREACHABLE) and nothing is written', async (t) => {
   const { dir, session } = await phoneAt(t, '356938035646001', true);
   const pendingBefore = await session.pendingCounts('server-a');
   const before = files(dir);
   const ok = (id: string | null) => ({ id, status: 'ok', changed: true, conflicts: 0 });
-  const cases: Array<[string, (body: { records: ChildRecord[] }) => Answer]> = [
+  const cases: Array<[string, (body: { records: ChildRecord[] }) => Answer, string?]> = [
     ['an HTML page', () => ({ type: 'text/html', body: '<html>captive portal</html>' })],
     ['malformed JSON', () => ({ body: '{"results": [' })],
-    ['cut short', (b) => ({ body: JSON.stringify({ results: b.records.map((r) => ok(r.id)), deviceStatus: 'active' }), cutAt: 10 })],
+    // The network, not the answer, failed: retryable (the retry is tested below; none here).
+    ['cut short by the connection', (b) => ({ body: JSON.stringify({ results: b.records.map((r) => ok(r.id)), deviceStatus: 'active' }), cutAt: 10 }), 'TRANSPORT_UNREACHABLE'],
     ['no results', () => json({ results: [], deviceStatus: 'active' })],
     ['more results than records', (b) => json({ results: [...b.records, ...b.records].map((r) => ok(r.id)), deviceStatus: 'active' })],
     ['a result for another record', () => json({ results: [ok(globalThis.crypto.randomUUID())], deviceStatus: 'active' })],
@@ -117,10 +118,10 @@ t.test('malformed, truncated or lying push answers fail the sync with TRANSPORT_
     if (method === 'POST') lastBody = JSON.parse(body) as { records: ChildRecord[] };
     return current(lastBody);
   });
-  for (const [name, answer] of cases) {
+  for (const [name, answer, code] of cases) {
     current = answer;
     const err = await rejection(session.sync({ transport: transportTo(url), retry: NO_RETRY }));
-    t.equal(err.code, 'TRANSPORT_BAD_RESPONSE', name);
+    t.equal(err.code, code ?? 'TRANSPORT_BAD_RESPONSE', name);
     t.same(files(dir), before, `${name}: every file byte-identical`);
   }
   t.same(await session.pendingCounts('server-a'), pendingBefore, 'the record is still pending');
@@ -146,7 +147,7 @@ t.test('malformed, truncated, oversized or lying pull pages fail the sync and le
     ['a checkpoint that is not a token', json(page([good], { checkpoint: 'has spaces in it' }))],
     ['"more" that is not a boolean', json(page([good], { more: 'yes' }))],
     ['a __proto__ key', { body: `{"__proto__":{"polluted":true},${JSON.stringify(page([good])).slice(1)}` }],
-    ['cut short', { body: JSON.stringify(page([good, second])), cutAt: 40 }],
+    ['cut short by the connection', { body: JSON.stringify(page([good, second])), cutAt: 40 }, 'TRANSPORT_UNREACHABLE'],
     ['a body shorter than its JSON (complete HTTP, truncated JSON)', { body: JSON.stringify(page([good])).slice(0, 30) }],
     ['not UTF-8', { body: Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]) }],
     ['a page over the size limit', json(page([record(bigName), record(bigName), record(bigName)]))],
@@ -257,7 +258,8 @@ t.test('fuzzed pull pages (seeded structural mutations and random truncations) a
       label = name;
     }
     const err = await rejection(session.sync({ transport, retry: NO_RETRY, batch: { pullRecords: 3 } }));
-    t.equal(err.code, 'TRANSPORT_BAD_RESPONSE', `seed ${seed} #${i}: ${label}`);
+    // A body the connection cut short is a network failure (retryable), not a bad answer.
+    t.equal(err.code, label.endsWith('(connection reset)') ? 'TRANSPORT_UNREACHABLE' : 'TRANSPORT_BAD_RESPONSE', `seed ${seed} #${i}: ${label}`);
     t.same(files(dir), before, `seed ${seed} #${i}: byte-identical`);
   }
 });
@@ -305,4 +307,35 @@ t.test('a photo answered wrongly fails alone: nothing of it is written and the r
   t.same(filesUnder(dir).filter((f) => f.startsWith('.photos/')), photosBefore, 'no photo file was written');
   t.equal((await rejection(session.readPhoto(withPhoto.id, photoId))).code, 'PHOTO_NOT_FOUND');
   t.equal((await session.getRecord(withPhoto.id)).id, withPhoto.id, 'the valid page was kept');
+});
+
+t.test('a pull page and a photo the connection cuts short mid-body are fetched again with backoff, and the sync succeeds', async (t) => {
+  // Issue 5: "retry with backoff on network errors". A connection lost while a page or a photo
+  // arrives is the network's failure, not the server's: the sync sends the (idempotent) request
+  // again instead of ending, and nothing of the partial answer is used.
+  const { session } = await phoneAt(t, '356938035646008', false);
+  const withPhoto = record('Cut, then whole');
+  const other = record('Also on the page');
+  const photoId = globalThis.crypto.randomUUID();
+  const jpeg = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xff, 0xd9]);
+  withPhoto.photos[photoId] = { sha256: createHash('sha256').update(jpeg).digest('hex'), size: jpeg.byteLength, type: 'image/jpeg', addedAt: withPhoto.createdAt, by: 'bilal' };
+  const text = JSON.stringify(page([withPhoto, other]));
+  const seen = { pulls: 0, photos: 0, other: 0 };
+  const url = await hostile(t, (_method, path) => {
+    if (path.startsWith('/v1/sync/pull')) {
+      seen.pulls += 1;
+      return seen.pulls === 1 ? { body: text, cutAt: text.length >> 1 } : { body: text };
+    }
+    if (path === `/v1/photos/${photoId}`) {
+      seen.photos += 1;
+      return seen.photos === 1 ? { type: 'image/jpeg', body: jpeg, cutAt: 10 } : { type: 'image/jpeg', body: jpeg };
+    }
+    seen.other += 1;
+    return { status: 500, body: '{"error":"not expected in this test"}' };
+  });
+  const summary = await session.sync({ transport: transportTo(url), retry: { attempts: 3, baseDelayMs: 10 } });
+  t.match(summary, { pulled: 2, photos: { downloaded: 1, failed: [] } });
+  t.same(seen, { pulls: 2, photos: 2, other: 0 }, 'the page and the photo were each asked for twice');
+  t.same((await session.readPhoto(withPhoto.id, photoId)).bytes, new Uint8Array(jpeg), 'the whole photo, from the second answer');
+  t.equal((await session.getRecord(other.id)).id, other.id);
 });

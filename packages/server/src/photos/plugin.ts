@@ -309,9 +309,15 @@ export const photosPlugin: FastifyPluginAsync = async (app) => {
 
       // Counted before the slot: a refused request never takes the slot over from a live upload.
       const leaveUser = userUploads.enter(auth.username);
-      // A request whose connection is already gone never takes the slot from a live one.
+      // A request whose connection is already gone never takes the slot from a live one; nor does
+      // one that may not continue the holder's upload (only the same user or phone, or who added
+      // the photo, may: see currentUpload), which would stop it and then be refused.
       const gone = request.raw.destroyed || request.raw.readableAborted;
-      const lease = await slots.acquire(photoId, !gone);
+      const lease = await slots.acquire(
+        photoId,
+        { username: auth.username, imei: auth.imei },
+        (holder) => !gone && (holder.username === auth.username || holder.imei === auth.imei || addedHere(ref, auth)),
+      );
       try {
         const stored = await storedPhoto(request, photoId, recordId);
         if (stored !== undefined) {

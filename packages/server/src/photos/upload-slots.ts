@@ -8,8 +8,17 @@
  * while the server may still be waiting on the old, half-open connection. The holder is told to
  * stop (`superseded`), keeps what it read so far, and releases; the newcomer then checks its
  * offset against what was kept. A request whose connection is already gone never takes over: it
- * queues, saves its bytes if they still continue the upload, and drops them otherwise.
+ * queues, saves its bytes if they still continue the upload, and drops them otherwise. Nor does
+ * a request of someone who may not continue the holder's upload (`mayTakeOver` says who may): the
+ * ownership check comes after the slot, and stopping first would let any reader of the record
+ * break someone else's upload at every request, only to be refused afterwards.
  */
+
+/** Who holds (or asks for) a photo's slot: the request's user and phone. */
+export interface SlotHolder {
+  readonly username: string;
+  readonly imei: string;
+}
 
 export interface UploadLease {
   /** Resolves when a newer upload of the same photo asks this one to stop. */
@@ -19,11 +28,15 @@ export interface UploadLease {
 
 export class UploadSlots {
   readonly #tails = new Map<string, Promise<void>>();
-  readonly #holders = new Map<string, () => void>();
+  readonly #holders = new Map<string, { readonly who: SlotHolder; readonly supersede: () => void }>();
 
-  /** Waits for the photo's slot; with `takeOver`, first tells the current holder to stop. */
-  async acquire(photoId: string, takeOver: boolean): Promise<UploadLease> {
-    if (takeOver) this.#holders.get(photoId)?.();
+  /**
+   * Waits for the photo's slot as `who`; first tells the current holder to stop when
+   * `mayTakeOver(holder)` allows it (else queues behind it).
+   */
+  async acquire(photoId: string, who: SlotHolder, mayTakeOver: (holder: SlotHolder) => boolean): Promise<UploadLease> {
+    const holder = this.#holders.get(photoId);
+    if (holder !== undefined && mayTakeOver(holder.who)) holder.supersede();
     const previous = this.#tails.get(photoId) ?? Promise.resolve();
     let done: () => void = () => undefined;
     const mine = new Promise<void>((resolve) => {
@@ -36,14 +49,15 @@ export class UploadSlots {
     const superseded = new Promise<void>((resolve) => {
       supersede = resolve;
     });
-    this.#holders.set(photoId, supersede);
+    const entry = { who, supersede };
+    this.#holders.set(photoId, entry);
     let released = false;
     return {
       superseded,
       release: () => {
         if (released) return;
         released = true;
-        if (this.#holders.get(photoId) === supersede) this.#holders.delete(photoId);
+        if (this.#holders.get(photoId) === entry) this.#holders.delete(photoId);
         if (this.#tails.get(photoId) === tail) this.#tails.delete(photoId);
         done();
       },

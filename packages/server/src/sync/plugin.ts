@@ -241,9 +241,12 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
         const record = change.envelope?.record;
         if (record !== undefined && canRead(auth, record)) {
           const text = JSON.stringify(record);
-          if (records.length > 0 && bytes + text.length > budget) break;
+          // UTF-8 bytes, what goes on the wire: in characters, a page of names in non-Latin
+          // scripts would come out up to three times the budget.
+          const size = Buffer.byteLength(text, 'utf8');
+          if (records.length > 0 && bytes + size > budget) break;
           records.push(text);
-          bytes += text.length;
+          bytes += size;
         }
         position = change.seq;
         consumed += 1;

@@ -168,6 +168,31 @@ function assertOwnsNewPhotos(ctx: PushContext, current: ChildRecord | undefined,
   }
 }
 
+/** The parts of a photo ref fixed when it is added (all but the removal): what {@link assertPhotoRefsKept} compares. */
+const PHOTO_BASE = ['sha256', 'size', 'type', 'addedAt', 'by'] as const;
+
+/**
+ * A photo's added part never changes once the stored record holds it: photo ids are random per
+ * addition, so no phone makes two refs of one id, and only the removal fields may change. Merge
+ * keeps the smaller added part (`mergePhoto`), so a pushed ref with another digest or an earlier
+ * `addedAt` would otherwise replace the stored one: the photo's bytes would no longer match it
+ * (nobody could download it), or a photo someone else uploads would show under the original
+ * author's name. Checked against what was pushed, before the no-change shortcut, so a ref that
+ * loses the merge is refused too rather than reported as stored.
+ * @throws PHOTO_REF_CHANGED
+ */
+function assertPhotoRefsKept(current: ChildRecord | undefined, incoming: ChildRecord): void {
+  if (current === undefined) return;
+  for (const [photoId, ref] of Object.entries(incoming.photos)) {
+    const held = Object.hasOwn(current.photos, photoId) ? current.photos[photoId] : undefined;
+    if (held === undefined) continue;
+    const changed = PHOTO_BASE.filter((k) => held[k] !== ref[k]);
+    if (changed.length > 0) {
+      throw new FieldvaultError('PHOTO_REF_CHANGED', { detail: `photo ${photoId}: ${changed.join(', ')}`, details: { field: 'photos' } });
+    }
+  }
+}
+
 /**
  * The authors of `_deleted` versions and of resolutions in `records` other than `pusher`: the
  * names whose role the server must look up to judge a relayed deletion or resolution
@@ -189,9 +214,11 @@ export function relayAuthors(records: Iterable<ChildRecord>, pusher: string): Se
  *
  * @throws RECORD_CREATOR_MISMATCH, RECORD_FORBIDDEN (rights), HLC_TOO_FAR_AHEAD,
  *   RECORD_HISTORY_RESERVED (records/access.ts), RECORD_TOO_LARGE (merged record over the
- *   limits), RECORD_INVALID (form), PHOTO_ID_TAKEN (a new photo id another record owns).
+ *   limits), RECORD_INVALID (form), PHOTO_ID_TAKEN (a new photo id another record owns),
+ *   PHOTO_REF_CHANGED (a stored photo's added part changed).
  */
 export function mergePushed(ctx: PushContext, current: RecordEnvelope | undefined, incoming: ChildRecord): RecordEnvelope | undefined {
+  assertPhotoRefsKept(current?.record, incoming);
   const joined = current === undefined ? incoming : mergeRecords(current.record, incoming);
   const { record: merged, unapplied } = withoutUnattributed(ctx.auth, current?.record, joined, ctx.reviewers);
   if (unapplied > 0) ctx.unappliedRelays.add(merged.id);
