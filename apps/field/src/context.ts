@@ -137,8 +137,12 @@ async function checkUserOnPhone(device: Device, username: string): Promise<void>
   );
 }
 
-/** The named server, or the only one configured. @throws FIELD_SERVER_UNKNOWN, FIELD_SERVER_AMBIGUOUS */
-export function serverOf(config: HomeConfig, name: string | undefined): { name: string; entry: ServerEntry } {
+/**
+ * The named server, or the only one configured. `command`: how the user names a server to this
+ * command (`login`, `request-account` …), so that the refusal shows the command to type.
+ * @throws FIELD_SERVER_UNKNOWN, FIELD_SERVER_AMBIGUOUS
+ */
+export function serverOf(config: HomeConfig, name: string | undefined, command?: string): { name: string; entry: ServerEntry } {
   if (name !== undefined) {
     const entry = Object.hasOwn(config.servers, name) ? config.servers[name] : undefined;
     if (entry === undefined) throw new FieldvaultError('FIELD_SERVER_UNKNOWN', { detail: name });
@@ -146,8 +150,14 @@ export function serverOf(config: HomeConfig, name: string | undefined): { name: 
   }
   const names = Object.keys(config.servers);
   const only = names.length === 1 ? names[0] : undefined;
-  if (only === undefined) throw new FieldvaultError('FIELD_SERVER_AMBIGUOUS', { detail: names.length === 0 ? 'none configured' : `configured: ${names.join(', ')}` });
-  return { name: only, entry: config.servers[only] as ServerEntry };
+  if (only !== undefined) return { name: only, entry: config.servers[only] as ServerEntry };
+  if (names.length === 0) throw new FieldvaultError('FIELD_SERVER_AMBIGUOUS', { detail: 'none configured' });
+  // Several: adding one more cannot help (field audit F6), naming one does.
+  const example = command === undefined ? 'name one of them' : `name one: "fieldvault-field ${command} ${names[0] ?? ''}"`;
+  throw fieldError(
+    'FIELD_SERVER_AMBIGUOUS',
+    `No server was named and this phone has ${names.length} configured (${names.join(', ')}): ${example} ("fieldvault-field servers list" shows them).`,
+  );
 }
 
 /** The SDK transport for a configured server: TLS pinned or checked against its CA, never "any certificate". */
@@ -172,7 +182,8 @@ export function readArgFile(path: string): Buffer {
   }
 }
 
-export type LoginMode = { readonly offline: true } | { readonly offline: false; readonly server: string | undefined };
+/** `command`: the command that logs in online, to show how to name a server (see `serverOf`). */
+export type LoginMode = { readonly offline: true } | { readonly offline: false; readonly server: string | undefined; readonly command?: string };
 
 export interface OpenSession extends OpenDevice {
   readonly session: Session;
@@ -190,7 +201,7 @@ export async function withSession<T>(ctx: Context, mode: LoginMode, work: (s: Op
   const opened = device ?? (await openDevice(ctx));
   const username = userOf(ctx, opened.config);
   // Resolve the server before the password is asked, so a typo costs no typing.
-  const target = mode.offline ? undefined : serverOf(opened.config, mode.server);
+  const target = mode.offline ? undefined : serverOf(opened.config, mode.server, mode.command);
   const transport = target === undefined ? undefined : transportOf(target.entry);
   if (mode.offline) await checkUserOnPhone(opened.device, username);
   const ref: ServerRef | undefined = target === undefined ? undefined : serverRefOf(target);

@@ -160,6 +160,56 @@ export function fieldValuesFrom(options: Readonly<Record<string, unknown>>, unse
   return values;
 }
 
+/**
+ * Field values read from a JSON file (`--fields-file`), as the options they stand for, merged into
+ * the command's `options`; a null value clears the field (as --unset). Children's details given as
+ * options are visible to every local account (`ps`, /proc) while the command runs and stay in the
+ * shell's history; a file (or /dev/stdin) is neither (secrets audit C-F3).
+ * @throws FIELD_USAGE
+ */
+export function withFieldsFile(text: string, file: string, options: Readonly<Record<string, unknown>>, form: FormDefinition = FORM): { options: Record<string, unknown>; unset: string[] } {
+  const bad = (why: string): FieldvaultError => new FieldvaultError('FIELD_USAGE', { detail: `--fields-file ${file}: ${why}` });
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw bad('not JSON (a JSON object such as {"name": "Amina Y.", "age": 7})');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw bad('not a JSON object of field values');
+  const merged: Record<string, unknown> = { ...options };
+  const unset: string[] = [];
+  for (const [name, value] of Object.entries(parsed)) {
+    const field = form.fields.find((f) => f.name === name || optionName(f).flag === name);
+    if (field === undefined) throw bad(`no field "${name}" (fields: ${form.fields.map((f) => f.name).join(', ')})`);
+    const { flag, key } = optionName(field);
+    if (merged[key] !== undefined || unset.includes(field.name)) throw bad(`${field.name} is given twice (in the file and as --${flag}, or twice in the file)`);
+    if (value === null) {
+      unset.push(field.name);
+      continue;
+    }
+    const wrong = (): FieldvaultError => bad(`${field.name}: ${allowedValuesOf(field.name, form) ?? 'a value'}`);
+    switch (field.type) {
+      case 'boolean':
+        if (typeof value !== 'boolean' && typeof value !== 'string') throw wrong();
+        merged[key] = value === true ? true : value === false ? 'no' : value;
+        break;
+      case 'number':
+        if (typeof value !== 'number' && typeof value !== 'string') throw wrong();
+        merged[key] = String(value);
+        break;
+      case 'string[]':
+        if (typeof value === 'string') merged[key] = collect(value, undefined);
+        else if (Array.isArray(value) && value.every((v) => typeof v === 'string')) merged[key] = value;
+        else throw wrong();
+        break;
+      default:
+        if (typeof value !== 'string') throw wrong();
+        merged[key] = value;
+    }
+  }
+  return { options: merged, unset };
+}
+
 /** Display label of a field. */
 export function labelOf(name: string, form: FormDefinition = FORM): string {
   return form.fields.find((f) => f.name === name)?.label ?? name;

@@ -40,6 +40,8 @@ export interface HomeConfig {
 
 /** A server name in this CLI: short, lowercase, usable as a word on the command line. */
 export const SERVER_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,31}$/;
+/** SERVER_NAME_PATTERN in words, for the help and the refusal. */
+export const SERVER_NAME_RULE = 'lowercase letters, digits, ".", "_" or "-", starting with a letter or digit, up to 32 characters';
 
 /** True for 15 digits whose last is the Luhn check digit of the first 14 (as real IMEIs). */
 export function isValidImei(imei: string): boolean {

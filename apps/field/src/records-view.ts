@@ -10,6 +10,7 @@ import {
   type FieldValue,
   type FieldVersion,
   recordUpdatedAt,
+  resolvedConflictId,
 } from '@fieldvault/protocol';
 import { fieldError } from './errors.js';
 import { labelOf, orderedFieldNames } from './fields.js';
@@ -139,6 +140,38 @@ export function conflictsOf(r: ChildRecord): ConflictView[] {
   });
 }
 
+export interface ResolutionView {
+  readonly field: string;
+  /** When and by whom (on which device): unknown (null) for a resolution written before they were recorded. */
+  readonly at: string | null;
+  readonly by: string | null;
+  readonly device: string | null;
+  readonly kept: FieldValue | undefined;
+  readonly lost: FieldValue | undefined;
+}
+
+/**
+ * The conflicts of a record a supervisor marked reviewed: who did it and when, and the values the
+ * concurrent edit was between (field audit F3: part of the case's audit trail, and on the phone).
+ */
+export function resolutionsOf(r: ChildRecord): ResolutionView[] {
+  const versions = versionsOf(r);
+  return r.resolved.map((entry) => {
+    const id = resolvedConflictId(entry);
+    // A conflict id is field:winner:loser; neither a field name nor an HLC timestamp holds a colon.
+    const [field = '', winner = '', loser = ''] = id.split(':');
+    const by = typeof entry === 'string' ? null : entry;
+    return {
+      field,
+      at: by === null ? null : isoOf(by.ts),
+      by: by?.by ?? null,
+      device: by?.device ?? null,
+      kept: versions.get(`${field}|${winner}`)?.value,
+      lost: versions.get(`${field}|${loser}`)?.value,
+    };
+  });
+}
+
 /** `show ID` for humans. */
 export function recordDetails(r: ChildRecord): string {
   const fields = visibleFields(r);
@@ -149,7 +182,9 @@ export function recordDetails(r: ChildRecord): string {
   pairs.push(['created', `${timeOf(r.createdAt)} by ${r.createdBy} on device ${r.device}`]);
   if (isDeleted(r)) pairs.push(['deleted', 'yes (the deletion syncs like any edit)']);
   const conflicts = conflictsOf(r);
-  pairs.push(['review', conflicts.length === 0 ? 'no open conflicts' : `! NEEDS REVIEW: ${conflicts.length} concurrent edit(s)`]);
+  const resolutions = resolutionsOf(r);
+  const reviewed = resolutions.length === 0 ? '' : `; ${resolutions.length} reviewed by ${[...new Set(resolutions.map((x) => x.by ?? '?'))].join(', ')} (see history)`;
+  pairs.push(['review', `${conflicts.length === 0 ? 'no open conflicts' : `! NEEDS REVIEW: ${conflicts.length} concurrent edit(s)`}${reviewed}`]);
   const lines = [keyValues(pairs)];
   if (conflicts.length > 0) {
     lines.push('', 'Conflicts (concurrent edits; the newest value was kept, the other stays in history):');
@@ -160,19 +195,24 @@ export function recordDetails(r: ChildRecord): string {
       );
     }
   }
-  const history = historyOf(r);
+  // Reviews join the history in time order; one recorded without a time (older records) comes last.
+  const rows: (HistoryEntry | (ResolutionView & { review: true }))[] = [...historyOf(r), ...resolutions.map((x) => ({ ...x, review: true as const }))];
+  const sortKey = (h: (typeof rows)[number]): string => h.at ?? '\uffff';
+  const history = rows.map((h, i) => ({ h, i })).sort((a, b) => (sortKey(a.h) < sortKey(b.h) ? -1 : sortKey(a.h) > sortKey(b.h) ? 1 : a.i - b.i)).map(({ h }) => h);
   lines.push('', 'History:');
   lines.push(
     table(history, [
-      { header: 'WHEN', value: (h) => timeOf(h.at) },
-      { header: 'WHO', value: (h) => h.by },
+      { header: 'WHEN', value: (h) => (h.at === null ? '—' : timeOf(h.at)) },
+      { header: 'WHO', value: (h) => h.by ?? '?' },
       { header: 'FIELD', value: (h) => (h.field === 'photo' ? 'photo' : labelOf(h.field)) },
       {
         header: 'CHANGE',
         value: (h) =>
-          h.photo !== undefined
-            ? `${h.photo.action} ${shortId(h.photo.id)}`
-            : `${h.from === undefined ? '' : `${showValue(h.from)} → `}${showValue(h.to)}${h.lostConflict ? '  (lost a concurrent edit)' : ''}`,
+          'review' in h
+            ? `conflict reviewed: kept ${showValue(h.kept)} (not ${showValue(h.lost)})`
+            : h.photo !== undefined
+              ? `${h.photo.action} ${shortId(h.photo.id)}`
+              : `${h.from === undefined ? '' : `${showValue(h.from)} → `}${showValue(h.to)}${h.lostConflict ? '  (lost a concurrent edit)' : ''}`,
         max: 70,
       },
     ]),
@@ -187,7 +227,7 @@ export function recordDetails(r: ChildRecord): string {
 export async function findRecord(session: Session, idOrPrefix: string, options: { includeDeleted?: boolean } = {}): Promise<ChildRecord> {
   const id = idOrPrefix.toLowerCase();
   if (UUID_V4_PATTERN.test(id)) return session.getRecord(id, options);
-  if (!/^[0-9a-f-]{4,35}$/.test(id)) throw new FieldvaultError('FIELD_USAGE', { detail: `"${idOrPrefix}" is not a record id (as "list" shows it)` });
+  if (!/^[0-9a-f-]{4,35}$/.test(id)) throw new FieldvaultError('FIELD_USAGE', { detail: `"${idOrPrefix}" is not a record id: give it as "list" shows it (8 characters), or at least its first 4` });
   const matches: ChildRecord[] = [];
   for (let offset = 0; ; offset += 1000) {
     const page = await session.listRecords({ limit: 1000, offset, includeDeleted: options.includeDeleted ?? false });

@@ -83,6 +83,52 @@ t.test('resolve on a record without an open conflict says so and points at "show
   t.notMatch(r.stderr, /conflict id|conflicts list/);
 });
 
+t.test('wordings a newcomer tripped on (field audit s15, F5 and F10)', async (t) => {
+  const home = await phoneWithAmina(t);
+  const { record } = json<{ record: { id: string } }>(await cliWith(home, PASSWORD_A, ['--json', 'register', '--name', 'Calm', '--age', '5']));
+  // "edit" with nothing to change names the options that exist (there is no --field option).
+  const nothing = await cli(home, ['edit', record.id.slice(0, 8)]);
+  t.equal(nothing.code, 2);
+  t.match(nothing.stderr, /FIELD_USAGE: .*nothing to change: give a field option such as --location "Camp 4", or --unset FIELD to clear one/);
+  t.notMatch(nothing.stderr, /--field /);
+  // A too short id says how long an id must be.
+  const short = await cliWith(home, PASSWORD_A, ['edit', record.id.slice(0, 2), '--age', '6']);
+  t.equal(short.code, 2);
+  t.match(short.stderr, new RegExp(`"${record.id.slice(0, 2)}" is not a record id: give it as "list" shows it \\(8 characters\\), or at least its first 4`));
+  // The help of "servers add" says which names it takes, as its refusal does; "delete" says whose records.
+  const help = (await cli(home, ['help', 'servers', 'add'])).stdout.replaceAll(/\s+/g, ' ');
+  t.match(help, /lowercase letters, digits, "\.", "_" or "-", starting with a letter or digit, up to 32 characters/);
+  const refused = await cli(home, ['servers', 'add', 'A', 'https://127.0.0.1:9', '--offline', '--server-id', 'x', '--pin', 'AA'.repeat(32)]);
+  t.equal(refused.code, 2);
+  t.match(refused.stderr, /server name: lowercase letters, digits, "\.", "_" or "-", starting with a letter or digit, up to 32 characters/);
+  t.match((await cli(home, ['help', 'delete'])).stdout.replaceAll(/\s+/g, ' '), /Field workers delete only the records they created; supervisors any/);
+});
+
+t.test('--fields-file: field values from a file, kept off the command line', async (t) => {
+  const home = await phoneWithAmina(t);
+  const file = join(home, 'child.json');
+  writeFileSync(file, JSON.stringify({ name: 'Lina Odongo', age: 9, location: 'Camp 3', protection_concerns: ['separated'], flagged: true }), { mode: 0o600 });
+  const made = json<{ record: { id: string; fields: Record<string, unknown> } }>(await cliWith(home, PASSWORD_A, ['--json', 'register', '--fields-file', file, '--sex', 'female']));
+  t.same(made.record.fields, { name: 'Lina Odongo', age: 9, location: 'Camp 3', protection_concerns: ['separated'], flagged: true, sex: 'female' });
+  writeFileSync(file, JSON.stringify({ location: 'Camp 4', 'protection-concerns': null }));
+  const edited = json<{ record: { fields: Record<string, unknown> }; changed: string[] }>(await cliWith(home, PASSWORD_A, ['--json', 'edit', made.record.id, '--fields-file', file]));
+  t.same(edited.record.fields, { name: 'Lina Odongo', age: 9, location: 'Camp 4', flagged: true, sex: 'female', protection_concerns: null }, 'null clears a field, as --unset');
+  t.same(edited.changed.sort(), ['location', 'protection_concerns']);
+  // Mistakes are usage errors naming the file, before any password.
+  for (const [content, pattern] of [
+    ['not json', /--fields-file .*child\.json: not JSON/],
+    ['[1]', /not a JSON object of field values/],
+    ['{"nmae": "x"}', /no field "nmae"/],
+    ['{"age": "old"}', /--age: a number/],
+    ['{"location": "Camp 5"}', /location is given twice/],
+  ] as const) {
+    writeFileSync(file, content);
+    const r = await cli(home, ['edit', made.record.id, '--fields-file', file, '--location', 'Camp 6']);
+    t.equal(r.code, 2, content);
+    t.match(r.stderr, pattern, content);
+  }
+});
+
 t.test('a lost config.json takes the IMEI back from the keyring instead of inventing one', async (t) => {
   const home = await phoneWithAmina(t);
   const { imei } = json<{ imei: string }>(await cli(home, ['--json', 'status', '--locked']));

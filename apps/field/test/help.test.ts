@@ -23,7 +23,7 @@ t.test('the main help lists every command and explains sessions, the home and ou
 
 t.test('each command has its own help with an example', async (t) => {
   for (const [args, pattern] of [
-    [['register'], /--name <text>[\s\S]*--age <number>[\s\S]*--sex <value>[\s\S]*--photo <file>[\s\S]*Example:/],
+    [['register'], /--name <text>[\s\S]*--age <number>[\s\S]*--sex <value>[\s\S]*--photo <file>[\s\S]*--fields-file <file>[\s\S]*Examples:[\s\S]*--fields-file child\.json/],
     [['edit'], /--unset <field>[\s\S]*Example:/],
     [['show'], /history[\s\S]*NEEDS REVIEW/],
     [['search'], /--age-min[\s\S]*--flag[\s\S]*--server <name>[\s\S]*Examples:/],

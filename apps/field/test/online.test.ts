@@ -156,7 +156,9 @@ t.test('online refusals print the server\'s code, exit 1, and change nothing on 
   t.match(unknown.stderr, /error FIELD_SERVER_UNKNOWN: .*servers list/);
   const ambiguous = await cliWith(home, PASSWORD_A, ['login']);
   t.equal(ambiguous.code, 1);
-  t.match(ambiguous.stderr, /error FIELD_SERVER_AMBIGUOUS: .*configured: nobody, office, wrong-pin/);
+  // Adding a server would not help: the refusal says how to name one (field audit F6).
+  t.match(ambiguous.stderr, /error FIELD_SERVER_AMBIGUOUS: No server was named and this phone has 3 configured \(nobody, office, wrong-pin\): name one: "fieldvault-field login nobody"/);
+  t.notMatch(ambiguous.stderr, /servers add/);
   // The SDK creates the phone's device key pair on its first online login attempt (once, by design).
   const after = snapshot(join(home, 'sdk'));
   t.ok(after['device-key.json'], 'the device key pair exists');

@@ -136,6 +136,16 @@ t.test('two phones share a record and its photo, and converge after concurrent e
   await sync(t, phone2, PASSWORD_S);
   await sync(t, phone1, PASSWORD_A);
   t.equal(json<{ record: Summary }>(await cliWith(phone1, PASSWORD_A, ['--json', 'show', record.id])).record.needsReview, false, 'resolved on phone 1 too');
+
+  // Who reviewed the conflict, and when, is part of the record's history on every phone (field audit F3).
+  const reviewed = ok(t, await cliWith(phone1, PASSWORD_A, ['show', record.id]), 'show after the review');
+  t.match(reviewed.stdout, /review\s+no open conflicts; 1 reviewed by sam \(see history\)/);
+  t.match(reviewed.stdout, /\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z\s+sam\s+Location\s+conflict reviewed: kept Camp \d \(not Camp \d\)/);
+  const lines = reviewed.stdout.split('\n');
+  t.ok(lines.findIndex((l) => /conflict reviewed/.test(l)) > lines.findIndex((l) => /lost a concurrent edit/.test(l)), 'after the edits it reviews');
+  const asJson = json<{ resolutions: { field: string; by: string | null; at: string | null; kept: unknown; lost: unknown }[] }>(await cliWith(phone1, PASSWORD_A, ['--json', 'show', record.id]));
+  t.match(asJson.resolutions, [{ field: 'location', by: 'sam', at: /^\d{4}-/ }]);
+  t.same(new Set([asJson.resolutions[0]?.kept, asJson.resolutions[0]?.lost]), new Set(['Camp 4', 'Camp 5']));
 });
 
 t.test("the summary's received line counts the records new or changed on this phone, not the phone's own changes sent back", async (t) => {

@@ -4,7 +4,7 @@
  * KEK readable by other accounts makes the envelope encryption of device keys worthless.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { FieldvaultError } from '@fieldvault/protocol';
 import { accountLabel, currentUid } from './access.js';
@@ -101,8 +101,9 @@ export function loadOrCreateKek(file: string): { kek: Uint8Array; created: boole
 
 /**
  * The server's HLC issuer id: `configured` (FIELDVAULT_SERVER_ID) or the one in `file`, generated
- * on first start. Phones know a server by this id and refuse one that answers under another, so a
- * configured id never silently replaces the one this data directory has already used (audit 2:
+ * on first start. Whichever id the first start uses (configured or generated) is written to `file`
+ * so that it sticks. Phones know a server by this id and refuse one that answers under another, so
+ * a configured id never silently replaces the one this data directory has already used (audit 2:
  * an env file copied from another machine broke every phone).
  * @throws CONFIG_INVALID when both exist and differ; CONFIG_SECRET_FILE_INVALID for a damaged file.
  */
@@ -121,9 +122,23 @@ export function loadOrCreateServerId(file: string, configured: string | null): s
     }
     return id;
   }
-  if (configured !== null) return configured; // as before: the file is written only for a generated id
-  const id = `srv-${randomBytes(4).toString('hex')}`;
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  writeFileSync(file, `${id}\n`, { mode: 0o644 });
+  // A configured id is recorded too (audit s15 F8): otherwise a later start without the variable
+  // generated a new id and renamed the server under its phones, and the variable was then refused.
+  const id = configured ?? `srv-${randomBytes(4).toString('hex')}`;
+  writeServerIdFile(file, id);
   return id;
+}
+
+/**
+ * Writes the id atomically (temp file + rename): a start cut short must not leave a half-written
+ * id, which the next start would refuse as damaged. Mode 0644: the id is not secret (the banner
+ * and every login challenge show it), as generated ids always were.
+ */
+function writeServerIdFile(file: string, id: string): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.tmp`;
+  // Left by a start killed here under the same pid (pid 1 in a container): would block every start.
+  rmSync(tmp, { force: true });
+  writeFileSync(tmp, `${id}\n`, { mode: 0o644, flag: 'wx' });
+  renameSync(tmp, file);
 }

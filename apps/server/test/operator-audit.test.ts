@@ -59,7 +59,8 @@ t.test('finding 2: FIELDVAULT_SERVER_ID other than <data>/server-id stops the st
   t.match(same.output(), `fieldvault server ${id} listening`);
   t.equal(await stopServer(same), 0);
 
-  // No file yet (a new data directory, e.g. a recovery that keeps the old id): as before.
+  // No file yet (a new data directory, e.g. a recovery that keeps the old id): the configured id
+  // is taken and recorded (server-id.test.ts checks that it sticks).
   const fresh = join(t.testdir(), 'fresh');
   const recovered = await runServer(fresh, { FIELDVAULT_SERVER_ID: 'srv-kept' });
   t.teardown(() => stopServer(recovered));

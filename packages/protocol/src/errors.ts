@@ -71,7 +71,7 @@ export const errorCatalogue = {
   INPUT_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     message: 'The request body has a content type this route does not accept.',
-    hint: 'Send JSON with the header "Content-Type: application/json".',
+    hint: 'Send JSON with the header "Content-Type: application/json"; a photo upload sends its bytes as "application/octet-stream" or the image type.',
   },
   INPUT_ROUTE_NOT_FOUND: {
     status: 404,

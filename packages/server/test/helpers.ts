@@ -43,6 +43,11 @@ export interface StoreRecorderOptions {
    * forwarding them: a store that answers some calls and fails others (a full disk, one broken view).
    */
   readonly refuse?: (request: string) => boolean;
+  /**
+   * A promise to wait for before forwarding a request (undefined: forward at once): a store call
+   * held in flight, to see what the server does meanwhile.
+   */
+  readonly hold?: (request: string) => Promise<void> | undefined;
 }
 
 /**
@@ -63,6 +68,11 @@ export async function storeRecorder(t: Test, couch: EmbeddedCouch, options: Stor
       res.end(JSON.stringify({ error: 'unknown_error', reason: 'refused by the test relay' }));
       return;
     }
+    void forward(req, res, options.hold?.(request));
+  });
+  const forward = async (req: http.IncomingMessage, res: http.ServerResponse, held: Promise<void> | undefined): Promise<void> => {
+    // The request body waits in the paused stream meanwhile.
+    if (held !== undefined) await held;
     const upstream = http.request(
       { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: { ...req.headers, host: target.host }, agent },
       (answer) => {
@@ -72,7 +82,7 @@ export async function storeRecorder(t: Test, couch: EmbeddedCouch, options: Stor
     );
     upstream.on('error', () => res.destroy());
     req.pipe(upstream);
-  });
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   // The store's credentials (if any) are in couch.url; the relay's URL carries the same.

@@ -70,6 +70,26 @@ t.test('the child runs at the configured niceness', { skip: process.platform !==
   t.equal(niceOf(pid), niceOf(process.pid) + 7);
 });
 
+// Secrets audit s15, F4: the child inherited the whole environment, a COUCHDB_URL with its password included.
+t.test('the child sees only an allow-listed environment', { skip: process.platform !== 'linux' && 'Linux only' }, async (t) => {
+  const marker = 'https://admin:s3cret-marker@couch.example:5984';
+  process.env['COUCHDB_URL'] = marker;
+  t.teardown(() => {
+    delete process.env['COUCHDB_URL'];
+  });
+  const h = hasher(t);
+  await h.hash('x');
+  const pid = h.pid;
+  if (pid === undefined) throw new Error('no child');
+  const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter((v) => v !== '');
+  t.notOk(environ.some((v) => v.includes('s3cret-marker')), 'the store URL is not in the child');
+  // Node adds its IPC channel's variables; tap's process-info wrapper adds its own (and NODE_OPTIONS) to every child it sees.
+  const added = (n: string): boolean => n.startsWith('NODE_CHANNEL_') || n.startsWith('_TAPJS_') || n === 'NODE_OPTIONS';
+  const names = environ.map((v) => v.slice(0, v.indexOf('='))).filter((n) => !added(n));
+  t.same(names.filter((n) => !['PATH', 'HOME', 'TMPDIR', 'LANG', 'LC_ALL', 'TZ', 'UV_THREADPOOL_SIZE'].includes(n)), [], 'nothing beyond the allow-list');
+  t.equal(await h.verify(await h.hash('pw'), 'pw'), true, 'and it still hashes and verifies');
+});
+
 t.test('a killed child fails the call in flight and the next call starts a new one', async (t) => {
   const h = createProcessPasswordHasher({ memoryKiB: 65_536, timeCost: 3, parallelism: 1 }, { niceness: 0 });
   t.teardown(() => h.close());

@@ -1,27 +1,14 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { addPhoto, createClock, removePhoto, type ChildRecord, type PhotoRef, type PhotoUploadStatus } from '@fieldvault/protocol';
-import { bearer, makeApp, setupAdmin, startStore } from './helpers.js';
+import { addPhoto, createClock, removePhoto, type ChildRecord, type PhotoRef } from '@fieldvault/protocol';
+import { makeApp, setupAdmin, startStore } from './helpers.js';
 import { newRecord, phoneFor, pullAll, push, recordDoc, type Phone } from './sync-helpers.js';
+import { download, png, sha256, upload, uploadStatus, type App } from './photo-helpers.js';
 
 // Review finding: a pushed ref with another added part (digest, size, type, addedAt, by) for a
 // photo the stored record already holds won the merge (the smaller added part is kept), so
 // another user could make a photo undownloadable, or show bytes of their own under its author.
 const couch = await startStore(t);
-
-type App = Parameters<typeof push>[0];
-
-const PNG = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-
-function png(size: number): Buffer {
-  const bytes = randomBytes(size);
-  Buffer.from(PNG).copy(bytes);
-  return bytes;
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
 
 /** PNG bytes whose digest sorts before `than`'s: a forged ref with it wins the merge's min. */
 function pngSortingBefore(than: string, size: number): Buffer {
@@ -29,25 +16,6 @@ function pngSortingBefore(than: string, size: number): Buffer {
     const bytes = png(size);
     if (sha256(bytes) < than) return bytes;
   }
-}
-
-function upload(app: App, token: string, photoId: string, recordId: string, body: Buffer, offset = 0) {
-  return app.inject({
-    method: 'PUT',
-    url: `/v1/photos/${photoId}?record=${recordId}&offset=${offset}`,
-    headers: { ...bearer(token), 'content-type': 'application/octet-stream' },
-    payload: body,
-  });
-}
-
-async function uploadStatus(app: App, token: string, photoId: string, recordId: string): Promise<PhotoUploadStatus> {
-  const res = await app.inject({ method: 'GET', url: `/v1/photos/${photoId}/upload?record=${recordId}`, headers: bearer(token) });
-  if (res.statusCode !== 200) throw new Error(`status failed: ${res.statusCode} ${res.body}`);
-  return res.json() as PhotoUploadStatus;
-}
-
-function download(app: App, token: string, photoId: string) {
-  return app.inject({ method: 'GET', url: `/v1/photos/${photoId}`, headers: bearer(token) });
 }
 
 async function pulled(app: App, phone: Phone, id: string): Promise<ChildRecord> {

@@ -1,53 +1,19 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { addPhoto, type ChildRecord, type PhotoType, type PhotoUploadStatus } from '@fieldvault/protocol';
-import { bearer, createUser, login, makeApp, setupAdmin, startStore } from './helpers.js';
+import { createUser, login, makeApp, setupAdmin, startStore } from './helpers.js';
 import { newRecord, phoneFor, push, type Phone } from './sync-helpers.js';
+import { download, MAGIC, png, sha256, upload, uploadStatus, type App } from './photo-helpers.js';
 
 // Security audit s9: H2 (photo-id squatting), M2 (uploads held in memory), L2 (download headers),
 // L7 (another user discarding a partial upload).
 const couch = await startStore(t);
 
-type App = Parameters<typeof push>[0];
-
-const PNG = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-
-/** PNG-looking bytes with `marker` written after the signature (to look for it on disk). */
-function png(size: number, marker = ''): Buffer {
-  const bytes = randomBytes(size);
-  Buffer.from(PNG).copy(bytes);
-  Buffer.from(marker).copy(bytes, PNG.length);
-  return bytes;
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
 function withPhoto(record: ChildRecord, phone: Phone, photoId: string, bytes: Buffer, type: PhotoType = 'image/png'): ChildRecord {
   return addPhoto(record, photoId, { sha256: sha256(bytes), size: bytes.byteLength, type, by: phone.username, ts: phone.clock.now() });
-}
-
-function upload(app: App, token: string, photoId: string, recordId: string, body: Buffer, offset = 0) {
-  return app.inject({
-    method: 'PUT',
-    url: `/v1/photos/${photoId}?record=${recordId}&offset=${offset}`,
-    headers: { ...bearer(token), 'content-type': 'application/octet-stream' },
-    payload: body,
-  });
-}
-
-async function uploadStatus(app: App, token: string, photoId: string, recordId: string): Promise<PhotoUploadStatus> {
-  const res = await app.inject({ method: 'GET', url: `/v1/photos/${photoId}/upload?record=${recordId}`, headers: bearer(token) });
-  if (res.statusCode !== 200) throw new Error(`status failed: ${res.statusCode} ${res.body}`);
-  return res.json() as PhotoUploadStatus;
-}
-
-function download(app: App, token: string, photoId: string) {
-  return app.inject({ method: 'GET', url: `/v1/photos/${photoId}`, headers: bearer(token) });
 }
 
 async function pushOne(app: App, phone: Phone, record: ChildRecord): Promise<void> {
@@ -152,7 +118,7 @@ t.test('L2: a photo download cannot run as a page of the server', async (t) => {
   const { token: admin } = await setupAdmin(app);
   const amina = await phoneFor(app, admin, clock, 'amina');
   // A PNG signature followed by HTML passes the magic-byte check (the audit's repro).
-  const bytes = Buffer.concat([Buffer.from(PNG), Buffer.from('<html><script>alert(document.cookie)</script>')]);
+  const bytes = Buffer.concat([Buffer.from(MAGIC['image/png']), Buffer.from('<html><script>alert(document.cookie)</script>')]);
   const P = randomUUID();
   const record = withPhoto(newRecord(amina, { name: 'Html' }), amina, P, bytes);
   await pushOne(app, amina, record);

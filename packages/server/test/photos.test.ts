@@ -1,34 +1,18 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { connect, type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import t from 'tap';
 import { addPhoto, removePhoto, type ChildRecord, type PhotoType, type PhotoUploadStatus } from '@fieldvault/protocol';
 import { bearer, json, makeApp, setupAdmin, startStore, storeRecorder, type LogCapture } from './helpers.js';
 import { newRecord, phoneFor, push, type Phone } from './sync-helpers.js';
+import { image, sha256, upload, uploadStatus, type App } from './photo-helpers.js';
 
 // Issue 5 item 3: photos upload/download, streamed, resumable, size-capped, type-checked.
 const couch = await startStore(t);
 
-const MAGIC: Record<PhotoType, number[]> = {
-  'image/jpeg': [0xff, 0xd8, 0xff, 0xe0],
-  'image/png': [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a],
-  'image/webp': [0x52, 0x49, 0x46, 0x46, 0, 0, 0, 0, 0x57, 0x45, 0x42, 0x50],
-};
-
-/** Bytes that start like an image of `type` (the server checks magic bytes and the digest). */
-function image(type: PhotoType, size: number): Buffer {
-  const bytes = randomBytes(size);
-  Buffer.from(MAGIC[type]).copy(bytes);
-  return bytes;
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
 /** A record on the server with one photo ref; returns the record and the photo id. */
 async function recordWithPhoto(
-  app: Parameters<typeof push>[0],
+  app: App,
   phone: Phone,
   bytes: Buffer,
   type: PhotoType = 'image/jpeg',
@@ -45,22 +29,6 @@ async function recordWithPhoto(
   const res = await push(app, phone.token, [record]);
   if (res.results[0]?.status !== 'ok') throw new Error(`push failed: ${JSON.stringify(res.results[0])}`);
   return { record, photoId };
-}
-
-function upload(app: Parameters<typeof push>[0], token: string, photoId: string, recordId: string, body: Buffer, offset?: number) {
-  const qs = `record=${recordId}${offset === undefined ? '' : `&offset=${offset}`}`;
-  return app.inject({
-    method: 'PUT',
-    url: `/v1/photos/${photoId}?${qs}`,
-    headers: { ...bearer(token), 'content-type': 'application/octet-stream' },
-    payload: body,
-  });
-}
-
-async function uploadStatus(app: Parameters<typeof push>[0], token: string, photoId: string, recordId: string): Promise<PhotoUploadStatus> {
-  const res = await app.inject({ method: 'GET', url: `/v1/photos/${photoId}/upload?record=${recordId}`, headers: bearer(token) });
-  if (res.statusCode !== 200) throw new Error(`status failed: ${res.statusCode} ${res.body}`);
-  return res.json() as PhotoUploadStatus;
 }
 
 t.test('a photo uploads and streams back byte for byte to another user', async (t) => {
@@ -82,6 +50,26 @@ t.test('a photo uploads and streams back byte for byte to another user', async (
   t.equal(got.headers['etag'], `"${sha256(bytes)}"`);
   t.ok(got.rawPayload.equals(bytes), 'same bytes');
   t.same((await uploadStatus(app, amina.token, photoId, record.id)).complete, true);
+});
+
+t.test('protocol audit L8: a download whose If-None-Match names the photo answers 304 without the bytes', async (t) => {
+  const { app, clock } = await makeApp(t, couch);
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bytes = image('image/png', 40_000);
+  const { record, photoId } = await recordWithPhoto(app, amina, bytes, 'image/png');
+  t.equal((await upload(app, amina.token, photoId, record.id, bytes)).statusCode, 200);
+  const first = await app.inject({ method: 'GET', url: `/v1/photos/${photoId}`, headers: bearer(amina.token) });
+  const etag = first.headers['etag'] as string;
+  t.equal(etag, `"${sha256(bytes)}"`);
+  for (const header of [etag, `W/${etag}`, `"other", ${etag}`, '*']) {
+    const again = await app.inject({ method: 'GET', url: `/v1/photos/${photoId}`, headers: { ...bearer(amina.token), 'if-none-match': header } });
+    t.same([again.statusCode, again.rawPayload.byteLength, again.headers['etag']], [304, 0, etag], header);
+  }
+  const other = await app.inject({ method: 'GET', url: `/v1/photos/${photoId}`, headers: { ...bearer(amina.token), 'if-none-match': '"0000"' } });
+  t.ok(other.statusCode === 200 && other.rawPayload.equals(bytes), 'another etag gets the bytes');
+  const stranger = await app.inject({ method: 'GET', url: `/v1/photos/${photoId}`, headers: { 'if-none-match': etag } });
+  t.equal(stranger.statusCode, 401, 'no session: refused before any comparison');
 });
 
 t.test('a download reads the store three times: the photo with its owner, its record, its bytes', async (t) => {
@@ -197,7 +185,7 @@ t.test('an unfinished upload is swept once it expires', async (t) => {
 });
 
 /** The port of `app`, listening on loopback. */
-async function listening(app: Parameters<typeof push>[0]): Promise<number> {
+async function listening(app: App): Promise<number> {
   await app.listen({ port: 0, host: '127.0.0.1' });
   return (app.server.address() as AddressInfo).port;
 }
@@ -255,6 +243,38 @@ t.test('issue 5: a connection cut before the handler reads the body keeps what a
   t.equal((rest.json() as PhotoUploadStatus).complete, true);
   const got = await app.inject({ method: 'GET', url: `/v1/photos/${photoId}`, headers: bearer(amina.token) });
   t.ok(got.rawPayload.equals(bytes), 'the resumed photo is whole');
+});
+
+t.test('protocol audit M5: a status asked while a broken upload is still saving its bytes waits for them', async (t) => {
+  let photoIdHeld = '';
+  let open: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  // The broken request's save of what reached it (a POST into the photos database) is held in
+  // flight: the moment the phone asks the status again right after the break.
+  let held = 0;
+  const isSave = (request: string): boolean => photoIdHeld !== '' && /^POST \/[a-z0-9_]*photos$/.test(request);
+  const recorder = await storeRecorder(t, couch, { hold: (request) => (isSave(request) ? (held++, gate) : undefined) });
+  const { app, clock, logs } = await makeApp(t, recorder, { logLevel: 'debug' });
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bytes = image('image/jpeg', 256 * 1024);
+  const { record, photoId } = await recordWithPhoto(app, amina, bytes);
+  const port = await listening(app);
+  photoIdHeld = photoId;
+  await cutUpload(port, putHead(photoId, record.id, amina.token, bytes.byteLength), bytes.subarray(0, 10_000));
+  while (held === 0) await new Promise((r) => setTimeout(r, 10));
+  const asked = uploadStatus(app, amina.token, photoId, record.id);
+  // The save goes on once the status has answered (as it did before: at once, with 0) or says it waits.
+  const waits = (async () => {
+    while (!logs.text().includes('photo upload status waits for the upload in progress')) await new Promise((r) => setTimeout(r, 10));
+  })();
+  await Promise.race([asked, waits]);
+  open();
+  t.equal((await asked).received, 10_000, 'the status counts the bytes the broken request was saving');
+  const rest = await upload(app, amina.token, photoId, record.id, bytes.subarray(10_000), 10_000);
+  t.equal((rest.json() as PhotoUploadStatus).complete, true, 'the upload continues from there at the first try');
 });
 
 t.test('issue 5: a connection cut while the handler reads the body keeps every byte that arrived', async (t) => {

@@ -311,10 +311,23 @@ t.test('nobody takes over a record by forging an older creation', async (t) => {
   const forged: ChildRecord = { ...rec, createdBy: 'bilal', createdAt: `${String(clock.now() - 10_000).padStart(13, '0')}-0000-${bilal.device.imei}` };
   for (const who of [bilal, sam]) {
     const res = (await push(app, who.token, [forged])).results[0];
-    t.same([res?.code, res?.field], ['RECORD_CREATOR_MISMATCH', 'createdAt'], who.username);
+    t.same([res?.code, res?.field], ['RECORD_CREATOR_MISMATCH', 'createdBy'], who.username);
+  }
+  // Protocol audit s15 (M4): a creation the merge would drop (newer, or only another name or
+  // device) was answered `ok` and silently ignored; every difference is refused now, naming it.
+  const newer = `${String(clock.now() + 10_000).padStart(13, '0')}-0000-${amina.device.imei}`;
+  const variants: [string, ChildRecord][] = [
+    ['createdBy', { ...rec, createdBy: 'bilal' }],
+    ['createdAt', { ...rec, createdAt: newer }],
+    ['device', { ...rec, device: bilal.device.imei }],
+  ];
+  for (const [field, copy] of variants) {
+    const res = (await push(app, amina.token, [copy])).results[0];
+    t.same([res?.code, res?.field], ['RECORD_CREATOR_MISMATCH', field], `another ${field} is refused`);
   }
   const [stored] = (await pull(app, amina.token)).records as [ChildRecord];
-  t.equal(stored.createdBy, 'amina');
+  t.same([stored.createdBy, stored.createdAt, stored.device], [rec.createdBy, rec.createdAt, rec.device], 'the stored creation is unchanged');
+  t.same((await push(app, amina.token, [rec])).results[0], { id: rec.id, status: 'ok', changed: false, conflicts: 0 }, 'the true copy is still taken');
 });
 
 t.test('versions dated far in the future are refused until the phone clock is fixed', async (t) => {

@@ -160,7 +160,7 @@ export function registerSessionCommands(program: Command, action: Action): void 
           opened(ctx, trust, session, recoveryCodes);
           return;
         }
-        const code = checkCode(await ctx.prompter.ask('6-digit code from the authenticator app (or a recovery code)', { secret: false }));
+        const code = checkCode(await ctx.prompter.ask('6-digit code from the authenticator app (or a recovery code)', { secret: true }));
         const session = await client.call<SessionView>({ method: 'POST', path: '/v1/admin/login', body: { username, password, code } });
         opened(ctx, trust, session, undefined);
       }),

@@ -42,10 +42,10 @@ function stateLine(status: SignupStatus, requestedAt: string, decidedAt: string 
 }
 
 /** The phone, the user (`--user` or the remembered one) and the server to ask (named, or the only one configured). */
-async function requestTarget(ctx: Context, server: unknown): Promise<{ device: Device; config: HomeConfig; username: string; name: string; entry: ServerEntry; transport: HttpTransport }> {
+async function requestTarget(ctx: Context, server: unknown, command: string): Promise<{ device: Device; config: HomeConfig; username: string; name: string; entry: ServerEntry; transport: HttpTransport }> {
   const { device, config } = await openDevice(ctx);
   const username = userOf(ctx, config);
-  const { name, entry } = serverOf(config, server as string | undefined);
+  const { name, entry } = serverOf(config, server as string | undefined, command);
   return { device, config, username, name, entry, transport: transportOf(entry) };
 }
 
@@ -69,7 +69,7 @@ export function registerAccountCommands(program: Command, action: Action): void 
     .action(
       action(async (ctx, server) => {
         // The server is resolved before the password is asked, so a typo costs no typing.
-        const { device, config, username, name, entry, transport } = await requestTarget(ctx, server);
+        const { device, config, username, name, entry, transport } = await requestTarget(ctx, server, 'request-account');
         const password = await ctx.passwords.ask(`Password for ${username}`);
         const result = await inServerTerms(serverRefOf({ name, entry }), config.servers, () => forgettingWipedUser(ctx, () => device.requestAccount(username, password, { transport })));
         const failed = result.failed.map((f) => ({ id: f.id, code: f.code ?? 'INTERNAL_ERROR', ...(f.field === undefined ? {} : { field: f.field }) }));
@@ -112,7 +112,7 @@ export function registerAccountCommands(program: Command, action: Action): void 
     .addHelpText('after', '\nExample:\n  fieldvault-field account-status office')
     .action(
       action(async (ctx, server) => {
-        const { device, config, username, name, entry, transport } = await requestTarget(ctx, server);
+        const { device, config, username, name, entry, transport } = await requestTarget(ctx, server, 'account-status');
         const status = await inServerTerms(serverRefOf({ name, entry }), config.servers, () => forgettingWipedUser(ctx, () => device.accountStatus(username, { transport })));
         const verified = (await device.users()).some((u) => u.username === username && u.kinds.includes('verified'));
         const next = nextStep(status.status, username, name, config, verified);

@@ -139,7 +139,7 @@ export function registerDeviceCommands(program: Command, action: Action): void {
       action(async (ctx, server, raw) => {
         const { offline } = raw as { offline?: boolean };
         if (offline === true && server !== undefined) throw new FieldvaultError('FIELD_USAGE', { detail: '--offline and a server name together' });
-        const mode = offline === true ? ({ offline: true } as const) : ({ offline: false, server: server as string | undefined } as const);
+        const mode = offline === true ? ({ offline: true } as const) : ({ offline: false, server: server as string | undefined, command: 'login' } as const);
         await withSession(ctx, mode, async ({ session, username, server: s }) => {
           const records = await countRecords(session);
           const config = ctx.home.update((c) => ({ ...c, currentUser: username }));

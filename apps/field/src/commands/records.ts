@@ -1,12 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import { DEFAULT_PHOTO_MAX_BYTES, MAX_PAGE_SIZE, RECORD_FLAGS, detectPhotoType, stripImageMetadata, type RecordFlag, type RecordQuery, type Session } from '@fieldvault/client';
+import { DEFAULT_PAGE_SIZE, DEFAULT_PHOTO_MAX_BYTES, MAX_PAGE_SIZE, RECORD_FLAGS, detectPhotoType, stripImageMetadata, type RecordFlag, type RecordQuery, type Session, type Transport } from '@fieldvault/client';
 import { FieldvaultError, SEARCH_MAX_LIMIT, conflictId, isFieldvaultError, openConflicts, type ChildRecord, type RecordSearchQuery } from '@fieldvault/protocol';
 import { readArgFile, serverOf, withSession, type Context } from '../context.js';
 import { fieldError } from '../errors.js';
-import { addFieldOptions, fieldValuesFrom, optionOf } from '../fields.js';
+import { addFieldOptions, fieldValuesFrom, optionOf, withFieldsFile } from '../fields.js';
 import { bytes } from '../output.js';
-import { conflictsOf, findRecord, findRecordToChange, historyOf, recordDetails, recordTable, shortId, summaryOf } from '../records-view.js';
+import { conflictsOf, findRecord, findRecordToChange, historyOf, recordDetails, recordTable, resolutionsOf, shortId, summaryOf } from '../records-view.js';
 import type { Action } from './action.js';
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -105,6 +105,67 @@ function parseFlagQuery(values: readonly string[]): Partial<Record<RecordFlag, b
   return flags;
 }
 
+const FIELDS_FILE_HELP =
+  'read field values from a JSON file ({"name": "Amina Y.", "age": 7, "location": "Camp 3"}; write it readable only by you and delete it afterwards) ' +
+  'instead of options, which other accounts on this computer can see while the command runs and your shell keeps in its history';
+
+/** The command's options with those of --fields-file merged in (read before any password is asked). @throws FIELD_USAGE, FIELD_FILE_UNREADABLE */
+function fieldOptions(raw: Record<string, unknown>): { options: Record<string, unknown>; unset: string[] } {
+  const file = raw['fieldsFile'];
+  if (typeof file !== 'string') return { options: raw, unset: [] };
+  return withFieldsFile(readArgFile(file).toString('utf8'), file, raw);
+}
+
+/** Where a page of `list` or local `search` stands among all the matching records (what `--json` adds). */
+interface PageInfo {
+  /** All the records that match (all visible ones for `list`), on every page. */
+  readonly total: number;
+  readonly offset: number;
+  readonly limit: number;
+  /** The --offset of the next page; null when this page is the last. */
+  readonly nextOffset: number | null;
+}
+
+/** How many rows `fetch` yields from `start` on. The SDK has no count, so it pages (as `status` counts). */
+async function countFrom(fetch: (limit: number, offset: number) => Promise<readonly unknown[]>, start: number): Promise<number> {
+  let n = 0;
+  for (let offset = start; ; offset += MAX_PAGE_SIZE) {
+    const rows = await fetch(MAX_PAGE_SIZE, offset);
+    n += rows.length;
+    if (rows.length < MAX_PAGE_SIZE) return n;
+  }
+}
+
+/**
+ * The page's place among all matches. Counting costs a pass over the rest only when the page is
+ * full (or past the end): a short page is the last one and already tells the total.
+ */
+async function pageOf(shown: number, limit: number, offset: number, fetch: (limit: number, offset: number) => Promise<readonly unknown[]>): Promise<PageInfo> {
+  let total: number;
+  if (shown === limit) total = offset + shown + (await countFrom(fetch, offset + shown));
+  else if (shown > 0 || offset === 0) total = offset + shown;
+  else total = await countFrom(fetch, 0);
+  return { total, offset, limit, nextOffset: offset + shown < total ? offset + shown : null };
+}
+
+/**
+ * Says on stderr when the table is not every match (field audit F9: a full page of 100 read as
+ * "all the records on this phone"), and how to see the rest.
+ */
+function notePage(ctx: Context, page: PageInfo, shown: number): void {
+  if (shown === page.total) return;
+  if (shown === 0) {
+    ctx.out.note(`no records from --offset ${page.offset}: there are ${page.total} in all (the first page is --offset 0)`);
+    return;
+  }
+  const range = `showing ${page.offset + 1}–${page.offset + shown} of ${page.total} records (newest first)`;
+  ctx.out.note(
+    page.nextOffset === null
+      ? `${range}: the last page`
+      : `${range}; next page: --offset ${page.nextOffset}${page.limit < MAX_PAGE_SIZE ? ` (or more per page: --limit up to ${MAX_PAGE_SIZE})` : ''}`,
+  );
+}
+
 interface SearchOptions {
   readonly name?: string;
   readonly location?: string;
@@ -131,10 +192,13 @@ export function registerRecordCommands(program: Command, action: Action): void {
       ),
   )
     .option('--photo <file>', 'attach a photo (repeatable)', collect)
-    .addHelpText('after', '\nExample:\n  fieldvault-field register --name "Amina Y." --age 7 --sex female --location "Camp 3" --photo amina.jpg')
+    .option('--fields-file <file>', FIELDS_FILE_HELP)
+    .addHelpText('after', '\nExamples:\n  fieldvault-field register --name "Amina Y." --age 7 --sex female --location "Camp 3" --photo amina.jpg\n  fieldvault-field register --fields-file child.json --photo amina.jpg')
     .action(
       action(async (ctx, raw) => {
-        const opts = raw as Record<string, unknown> & { photo?: string[] };
+        const given = fieldOptions(raw as Record<string, unknown>);
+        const opts = given.options as Record<string, unknown> & { photo?: string[] };
+        if (given.unset.length > 0) throw new FieldvaultError('FIELD_USAGE', { detail: `--fields-file: a new record has nothing to clear (null for ${given.unset.join(', ')})` });
         const values = fieldValuesFrom(opts);
         if (values['name'] === undefined) throw new FieldvaultError('FIELD_USAGE', { detail: '--name is required' });
         const photos = loadPhotos(opts.photo ?? []);
@@ -160,12 +224,14 @@ export function registerRecordCommands(program: Command, action: Action): void {
       .argument('<id>', 'record id, or its first characters as "list" shows them'),
   )
     .option('--unset <field>', 'clear a field (repeatable)', collect)
+    .option('--fields-file <file>', `${FIELDS_FILE_HELP}; null clears a field`)
     .addHelpText('after', '\nExample:\n  fieldvault-field edit 3f2a9c1e --location "Camp 4" --caregiver "Aunt Halima" --reunited')
     .action(
       action(async (ctx, id, raw) => {
-        const opts = raw as Record<string, unknown> & { unset?: string[] };
-        const changes = fieldValuesFrom(opts, opts.unset ?? []);
-        if (Object.keys(changes).length === 0) throw new FieldvaultError('FIELD_USAGE', { detail: 'nothing to change: give at least one --field value (see "edit --help")' });
+        const given = fieldOptions(raw as Record<string, unknown>);
+        const opts = given.options as Record<string, unknown> & { unset?: string[] };
+        const changes = fieldValuesFrom(opts, [...(opts.unset ?? []), ...given.unset]);
+        if (Object.keys(changes).length === 0) throw new FieldvaultError('FIELD_USAGE', { detail: 'nothing to change: give a field option such as --location "Camp 4", or --unset FIELD to clear one (the options: "fieldvault-field help edit")' });
         await withSession(ctx, { offline: true }, async ({ session }) => {
           const found = await findRecordToChange(session, String(id), 'edited');
           const record = await session.updateRecord(found.id, changes);
@@ -177,7 +243,10 @@ export function registerRecordCommands(program: Command, action: Action): void {
   program
     .command('show')
     .summary('show a record with its history and conflicts')
-    .description('Shows every field of a record, its photos, its full history (who changed what, old → new) and a NEEDS REVIEW marker when concurrent edits lost a value.')
+    .description(
+      'Shows every field of a record, its photos, its full history (who changed what, old → new; which conflicts a supervisor reviewed, by whom and when) ' +
+        'and a NEEDS REVIEW marker when concurrent edits lost a value.',
+    )
     .argument('<id>', 'record id, or its first characters')
     .addHelpText('after', '\nExample:\n  fieldvault-field show 3f2a9c1e')
     .action(
@@ -185,7 +254,7 @@ export function registerRecordCommands(program: Command, action: Action): void {
         await withSession(ctx, { offline: true }, async ({ session }) => {
           const record = await findRecord(session, String(id), { includeDeleted: true });
           ctx.out.result(
-            { record: summaryOf(record), conflicts: conflictsOf(record), history: historyOf(record), raw: record },
+            { record: summaryOf(record), conflicts: conflictsOf(record), history: historyOf(record), resolutions: resolutionsOf(record), raw: record },
             () => recordDetails(record),
           );
         });
@@ -195,8 +264,12 @@ export function registerRecordCommands(program: Command, action: Action): void {
   program
     .command('list')
     .summary('list the records you can see')
-    .description('Lists the records of the database you see, newest first. Unverified users see only the records they created.')
-    .option('--limit <n>', `records per page (1–${MAX_PAGE_SIZE})`, wholeNumber('--limit', 1, MAX_PAGE_SIZE), 100)
+    .description(
+      'Lists the records of the database you see, newest first, a page at a time (100 unless --limit says otherwise). When there are more, ' +
+        'a note after the table says which of how many it shows and the --offset of the next page (--json: total and nextOffset). ' +
+        'Unverified users see only the records they created.',
+    )
+    .option('--limit <n>', `records per page (1–${MAX_PAGE_SIZE})`, wholeNumber('--limit', 1, MAX_PAGE_SIZE), DEFAULT_PAGE_SIZE)
     .option('--offset <n>', 'records to skip', wholeNumber('--offset', 0), 0)
     .option('--deleted', 'include deleted records')
     .addHelpText('after', '\nExample:\n  fieldvault-field list --limit 20')
@@ -204,8 +277,11 @@ export function registerRecordCommands(program: Command, action: Action): void {
       action(async (ctx, raw) => {
         const opts = raw as { limit: number; offset: number; deleted?: boolean };
         await withSession(ctx, { offline: true }, async ({ session }) => {
-          const records = await session.listRecords({ limit: opts.limit, offset: opts.offset, includeDeleted: opts.deleted === true });
-          ctx.out.result({ database: session.kind, records: records.map(summaryOf) }, () => recordTable(records));
+          const includeDeleted = opts.deleted === true;
+          const records = await session.listRecords({ limit: opts.limit, offset: opts.offset, includeDeleted });
+          const page = await pageOf(records.length, opts.limit, opts.offset, (limit, offset) => session.listRecords({ limit, offset, includeDeleted }));
+          ctx.out.result({ database: session.kind, records: records.map(summaryOf), ...page }, () => recordTable(records));
+          notePage(ctx, page, records.length);
         });
       }),
     );
@@ -215,6 +291,7 @@ export function registerRecordCommands(program: Command, action: Action): void {
     .summary('search records on this device (or on a server)')
     .description(
       'Searches the records you can see on this device: every criterion given must match. Name and location match any part, any case. ' +
+        `Results come a page at a time (${DEFAULT_PAGE_SIZE} unless --limit says otherwise); when there are more, a note says how many and the --offset of the next page. ` +
         'With --server NAME the server is searched instead (verified users; logs in online).',
     )
     .option('--name <text>', 'part of the name')
@@ -250,11 +327,13 @@ export function registerRecordCommands(program: Command, action: Action): void {
             ...(o.needsReview === true ? { needsReview: true } : {}),
             ...(o.mine === true ? { createdBy: username } : {}),
             includeDeleted: o.deleted === true,
-            limit: o.limit ?? 100,
-            ...(o.offset === undefined ? {} : { offset: o.offset }),
+            limit: o.limit ?? DEFAULT_PAGE_SIZE,
+            offset: o.offset ?? 0,
           };
           const records = await session.searchRecords(query);
-          ctx.out.result({ where: 'device', database: session.kind, records: records.map(summaryOf) }, () => recordTable(records));
+          const page = await pageOf(records.length, query.limit ?? DEFAULT_PAGE_SIZE, query.offset ?? 0, (limit, offset) => session.searchRecords({ ...query, limit, offset }));
+          ctx.out.result({ where: 'device', database: session.kind, records: records.map(summaryOf), ...page }, () => recordTable(records));
+          notePage(ctx, page, records.length);
         });
       }),
     );
@@ -262,7 +341,10 @@ export function registerRecordCommands(program: Command, action: Action): void {
   program
     .command('delete')
     .summary('delete a record')
-    .description('Marks a record deleted. The deletion is an edit like any other: it keeps the history and syncs to the servers.')
+    .description(
+      'Marks a record deleted. The deletion is an edit like any other: it keeps the history and syncs to the servers. ' +
+        'Field workers delete only the records they created; supervisors any.',
+    )
     .argument('<id>', 'record id, or its first characters')
     .action(
       action(async (ctx, id) => {
@@ -363,6 +445,19 @@ export function registerRecordCommands(program: Command, action: Action): void {
     );
 }
 
+/**
+ * Whether a server search has results after the page that gave `cursor`. A server hands out a
+ * cursor whenever a page is full, also when nothing follows it (field audit F4: "more results"
+ * that were not there), so the CLI looks one result ahead with that cursor before offering it.
+ * 'maybe': the server stopped scanning before finding one (its scan limit), so more may follow.
+ */
+async function moreOnServer(session: Session, transport: Transport, query: Partial<RecordSearchQuery>, cursor: string | null): Promise<'yes' | 'none' | 'maybe'> {
+  if (cursor === null) return 'none';
+  const ahead = await session.searchServer(transport, { ...query, limit: 1, cursor });
+  if (ahead.records.length > 0) return 'yes';
+  return ahead.nextCursor === null ? 'none' : 'maybe';
+}
+
 async function searchOnServer(ctx: Context, o: SearchOptions, flags: Partial<Record<RecordFlag, boolean>>): Promise<void> {
   // The server name is checked before the password is asked.
   const { name } = serverOf(ctx.home.ensure().config, o.server);
@@ -396,10 +491,12 @@ async function searchOnServer(ctx: Context, o: SearchOptions, flags: Partial<Rec
       }
       throw err;
     }
-    ctx.out.result({ where: 'server', server: name, records: page.records.map(summaryOf), nextCursor: page.nextCursor }, () =>
+    const more = await moreOnServer(session, server.transport, query, page.nextCursor);
+    const nextCursor = more === 'none' ? null : page.nextCursor;
+    ctx.out.result({ where: 'server', server: name, records: page.records.map(summaryOf), nextCursor }, () =>
       [
         recordTable(page.records),
-        ...(page.nextCursor === null ? [] : ['', `more results: add --cursor ${page.nextCursor}`]),
+        ...(nextCursor === null ? [] : ['', `${more === 'yes' ? 'more results' : 'there may be more results (the server stopped looking)'}: add --cursor ${nextCursor}`]),
       ].join('\n'),
     );
   });

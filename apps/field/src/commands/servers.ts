@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import type { Command } from 'commander';
 import { NODE_ID_PATTERN, FieldvaultError, isFieldvaultError } from '@fieldvault/protocol';
 import { openDevice, readArgFile, transportOf, type Context } from '../context.js';
-import { SERVER_NAME_PATTERN, type ServerEntry } from '../home.js';
+import { SERVER_NAME_PATTERN, SERVER_NAME_RULE, type ServerEntry } from '../home.js';
 import { table } from '../output.js';
 import type { Action } from './action.js';
 
@@ -114,7 +114,7 @@ export function registerServerCommands(program: Command, action: Action): void {
         '(TRANSPORT_SERVER_ID_MISMATCH). A server that does not tell its id, or cannot be reached now, needs --server-id; the SDK checks the id ' +
         'again at every login, before your password is sent. The id names the server\'s sync state on this phone, so it must be the real one.',
     )
-    .argument('<name>', 'a short name for the server, e.g. "office"')
+    .argument('<name>', `a short name of your choice for the server, e.g. "office": ${SERVER_NAME_RULE}`)
     .argument('<url>', 'https://host:port')
     .option('--server-id <id>', 'the server id it prints at start (default: the id the server tells)')
     .option('--pin <fingerprint>', 'SHA-256 fingerprint of its certificate (repeatable)', collect)
@@ -125,7 +125,7 @@ export function registerServerCommands(program: Command, action: Action): void {
       action(async (ctx, name, url, raw) => {
         const o = raw as { serverId?: string; pin?: string[]; ca?: string; offline?: boolean };
         const serverName = String(name);
-        if (!SERVER_NAME_PATTERN.test(serverName)) throw new FieldvaultError('FIELD_USAGE', { detail: 'server name: lowercase letters, digits, ".", "_", "-", up to 32 characters' });
+        if (!SERVER_NAME_PATTERN.test(serverName)) throw new FieldvaultError('FIELD_USAGE', { detail: `server name: ${SERVER_NAME_RULE}` });
         let parsed: URL;
         try {
           parsed = new URL(String(url));

@@ -27,7 +27,7 @@ export function registerSetPasswordCommand(program: Command, action: Action): vo
     .action(
       action(async (ctx, server) => {
         const config = ctx.home.read() ?? ctx.home.ensure().config;
-        const { name, entry } = serverOf(config, server as string | undefined);
+        const { name, entry } = serverOf(config, server as string | undefined, 'set-password');
         const username = ctx.globals.user;
         const token = await ctx.passwords.ask('Invitation or reset token');
         const password = await ctx.passwords.ask('New password', { confirm: true });

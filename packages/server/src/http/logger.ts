@@ -55,6 +55,26 @@ export const LOGGED_QUERY_PARAMS: ReadonlySet<string> = new Set([
 
 const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/;
 
+/**
+ * Path segments that may be logged: our routes' words and the ids they take (UUIDs, IMEIs,
+ * usernames: all lowercase, at most 64 characters). Anything else — a token pasted into a path by
+ * a client's mistake or sprayed by an attacker (base64url, mixed case), a percent-encoded name —
+ * is replaced by `[redacted]` (secrets audit s15, F1: the request log is written before routing,
+ * for any path).
+ */
+const LOGGED_SEGMENT = /^[a-z0-9._:-]{0,64}$/;
+
+/** `url`'s path with every segment that is not {@link LOGGED_SEGMENT} redacted; the query as is. */
+export function redactPath(url: string): string {
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  const logged = path
+    .split('/')
+    .map((segment) => (LOGGED_SEGMENT.test(segment) ? segment : '[redacted]'))
+    .join('/');
+  return q < 0 ? logged : `${logged}${url.slice(q)}`;
+}
+
 /** `url` with the value of every query parameter not in {@link LOGGED_QUERY_PARAMS} redacted. */
 export function redactQuery(url: string): string {
   const q = url.indexOf('?');
@@ -86,10 +106,10 @@ export function loggerOptions(level: string, stream: LogStream | undefined, serv
     base: { pid: process.pid, hostname: hostname(), serverId },
     redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
     serializers: {
-      // Fastify's own request serializer, with the query string redacted.
+      // Fastify's own request serializer, with the path and the query string redacted.
       req: (req: FastifyRequest) => ({
         method: req.method,
-        url: redactQuery(req.url),
+        url: redactQuery(redactPath(req.url)),
         host: req.host,
         remoteAddress: req.ip,
         ...(req.socket.remotePort === undefined ? {} : { remotePort: req.socket.remotePort }),

@@ -23,7 +23,7 @@ import { canAttachPhotos, canRead } from '../records/access.js';
 import type { AuthContext } from '../sessions/plugin.js';
 import { MAGIC_BYTES, detectImageType } from './image-type.js';
 import { AssemblyGate, UserUploads } from './upload-limits.js';
-import { UploadSlots } from './upload-slots.js';
+import { UploadSlots, type SlotHolder } from './upload-slots.js';
 import { SPOOL_FILE_PATTERN, newSpoolKey, startUploadSpool, type SpoolPlace, type SpoolResult, type UploadSpool } from './upload-spool.js';
 
 function digestMismatch(detail: string): FieldvaultError {
@@ -68,6 +68,15 @@ declare module 'fastify' {
   }
 }
 
+/** True when an `If-None-Match` header names `etag` (weak or strong, as RFC 9110 compares for it) or is `*`. */
+function matchesEtag(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  return header.split(',').some((tag) => {
+    const t = tag.trim();
+    return t === '*' || t === etag || t === `W/${etag}`;
+  });
+}
+
 function isUploadContentType(header: string | undefined): boolean {
   const base = header?.split(';')[0]?.trim().toLowerCase();
   return base !== undefined && (PHOTO_UPLOAD_CONTENT_TYPES as readonly string[]).includes(base);
@@ -86,8 +95,9 @@ function isUploadContentType(header: string | undefined): boolean {
  *   (`upload-spool.ts`), so bytes that arrived before the connection broke are kept even when it
  *   broke before the handler ran, and the handler never waits on a dead connection. They are
  *   written to an `upload:<id>` document (CouchDB: durable) before the request ends;
- *   `GET /v1/photos/:photoId/upload?record=` tells `received`, and the next PUT continues from
- *   there. One upload per photo at a time, a live retry taking over from a stalled one
+ *   `GET /v1/photos/:photoId/upload?record=` tells `received` (for who may continue the upload,
+ *   once a request still in progress has stopped and saved its bytes), and the next PUT continues
+ *   from there. One upload per photo at a time, a live retry taking over from a stalled one
  *   (`upload-slots.ts`). When all bytes are in, the digest and type are checked and the photo
  *   stored; a mismatch discards the partial upload.
  * - Security audit s9: a photo id belongs to the first record that referenced it (H2, with
@@ -190,6 +200,14 @@ export const photosPlugin: FastifyPluginAsync = async (app) => {
     return ref.by === auth.username || (isHlc(ref.addedAt) && parseHlc(ref.addedAt).node === auth.imei);
   }
 
+  /**
+   * True when `auth` may stop `holder`'s upload of the photo `ref` describes: the same user or
+   * phone, or who added the photo (see currentUpload); never a request whose connection is gone.
+   */
+  function mayTakeOver(auth: AuthContext, ref: PhotoRef, holder: SlotHolder, gone = false): boolean {
+    return !gone && (holder.username === auth.username || holder.imei === auth.imei || addedHere(ref, auth));
+  }
+
   type UploadState = NonNullable<Awaited<ReturnType<typeof app.repo.getUploadState>>>;
 
   /**
@@ -252,6 +270,15 @@ export const photosPlugin: FastifyPluginAsync = async (app) => {
       const { photoId } = request.params;
       const recordId = request.query.record;
       const ref = await locateRef(auth, recordId, photoId);
+      // Right after a break, the broken request may still be saving the bytes that reached it:
+      // read now, the status would say fewer, and the phone would resend bytes the server is
+      // about to hold, only to be told PHOTO_OFFSET_MISMATCH (protocol audit s15, M5). A caller
+      // who may continue the upload stops that request, as its next PUT would, and waits for it.
+      const settling = slots.settle(photoId, (holder) => mayTakeOver(auth, ref, holder));
+      if (settling !== undefined) {
+        request.log.debug({ photoId }, 'photo upload status waits for the upload in progress');
+        await settling;
+      }
       // Bytes stored for another record (a squat, see storedPhoto) count as none: the owner's upload replaces them.
       const stored = await app.repo.getPhoto(photoId);
       if (stored !== undefined && stored.recordId === recordId) {
@@ -313,11 +340,7 @@ export const photosPlugin: FastifyPluginAsync = async (app) => {
       // one that may not continue the holder's upload (only the same user or phone, or who added
       // the photo, may: see currentUpload), which would stop it and then be refused.
       const gone = request.raw.destroyed || request.raw.readableAborted;
-      const lease = await slots.acquire(
-        photoId,
-        { username: auth.username, imei: auth.imei },
-        (holder) => !gone && (holder.username === auth.username || holder.imei === auth.imei || addedHere(ref, auth)),
-      );
+      const lease = await slots.acquire(photoId, { username: auth.username, imei: auth.imei }, (holder) => mayTakeOver(auth, ref, holder, gone));
       try {
         const stored = await storedPhoto(request, photoId, recordId);
         if (stored !== undefined) {
@@ -419,10 +442,15 @@ export const photosPlugin: FastifyPluginAsync = async (app) => {
       }
       // Bytes stored for a record that does not own the id (a squat, security audit H2) are never served.
       if (owner !== stored.recordId) throw new FieldvaultError('PHOTO_NOT_FOUND');
+      const etag = `"${stored.sha256}"`;
+      // A client holding these bytes already (its `If-None-Match` names the etag) is not sent
+      // them again: photos are megabytes on slow links (protocol audit s15, L8). Checked after
+      // every rule above, so a 304 tells nothing a 200 would not.
+      if (matchesEtag(request.headers['if-none-match'], etag)) return reply.code(304).header('etag', etag).send();
       void reply
         .type(stored.contentType)
         .header('content-length', String(stored.size))
-        .header('etag', `"${stored.sha256}"`)
+        .header('etag', etag)
         .headers(DOWNLOAD_HEADERS)
         .header('content-disposition', `attachment; filename="${photoId}.${EXTENSION[stored.contentType] ?? 'bin'}"`);
       return reply.send(app.repo.photoStream(photoId));

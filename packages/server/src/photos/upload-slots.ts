@@ -28,7 +28,7 @@ export interface UploadLease {
 
 export class UploadSlots {
   readonly #tails = new Map<string, Promise<void>>();
-  readonly #holders = new Map<string, { readonly who: SlotHolder; readonly supersede: () => void }>();
+  readonly #holders = new Map<string, { readonly who: SlotHolder; readonly supersede: () => void; readonly released: Promise<void> }>();
 
   /**
    * Waits for the photo's slot as `who`; first tells the current holder to stop when
@@ -49,7 +49,7 @@ export class UploadSlots {
     const superseded = new Promise<void>((resolve) => {
       supersede = resolve;
     });
-    const entry = { who, supersede };
+    const entry = { who, supersede, released: mine };
     this.#holders.set(photoId, entry);
     let released = false;
     return {
@@ -62,6 +62,19 @@ export class UploadSlots {
         done();
       },
     };
+  }
+
+  /**
+   * For a status read: when the photo's slot is held by a request `mayTakeOver` allows to stop,
+   * tells it to stop and returns a promise that resolves once it has released the slot (after
+   * saving what it kept); undefined when there is nothing to wait for. The reader never takes
+   * the slot itself, so it never waits behind an upload it may not stop.
+   */
+  settle(photoId: string, mayTakeOver: (holder: SlotHolder) => boolean): Promise<void> | undefined {
+    const holder = this.#holders.get(photoId);
+    if (holder === undefined || !mayTakeOver(holder.who)) return undefined;
+    holder.supersede();
+    return holder.released;
   }
 
   /** Photos with an upload in progress or queued (for tests and shutdown checks). */

@@ -46,8 +46,9 @@ import type { AuthContext } from '../sessions/plugin.js';
  *   could do; left out, the conflict stays open (or the record live) for this server's own
  *   supervisors, and the same push again changes nothing. Counted as `unappliedRelays`. The
  *   pusher's own deletion or resolution is still refused (RECORD_FORBIDDEN): that is their action;
- * - nobody changes who created a record (`createdBy`, `createdAt`, `device`): merge keeps the
- *   oldest creation, so a forged older one would take a record over (RECORD_CREATOR_MISMATCH);
+ * - nobody changes who created a record (`createdBy`, `createdAt`, `device`): a pushed copy whose
+ *   creation differs from the stored one in any way is refused (RECORD_CREATOR_MISMATCH), since
+ *   merge keeps the oldest creation and a forged older one would take a record over;
  * - the last quarter of a record's history is kept for its creator, supervisors and admins
  *   (`assertHistoryShare`). History only grows and its versions' authors are unsigned, so one
  *   field worker's push could otherwise fill a record of someone else up to `maxHistory` with
@@ -115,6 +116,24 @@ function forbidden(field: string, why: string): FieldvaultError {
   return new FieldvaultError('RECORD_FORBIDDEN', { detail: `${field}: ${why}`, details: { field } });
 }
 
+/** The fields that say who created a record, in the order a mismatch names them. */
+const CREATION_FIELDS = ['createdBy', 'createdAt', 'device'] as const;
+
+/**
+ * Refuses a pushed copy of a stored record whose creation differs in any way. Merge keeps the
+ * oldest creation, so an older forged one would take the record over; a newer or merely different
+ * one would be dropped by the merge, and the phone would never learn that its copy is wrong
+ * (protocol audit s15, M4). Honest copies never differ: the creation is written once, on the
+ * phone that made the record, and every copy carries it unchanged.
+ * @throws RECORD_CREATOR_MISMATCH naming the first field that differs.
+ */
+export function assertSameCreation(stored: ChildRecord | undefined, incoming: ChildRecord): void {
+  if (stored === undefined) return;
+  const field = CREATION_FIELDS.find((f) => incoming[f] !== stored[f]);
+  if (field === undefined) return;
+  throw new FieldvaultError('RECORD_CREATOR_MISMATCH', { detail: `${field}: the creation of a record never changes`, details: { field } });
+}
+
 /** What a push changed that needs a right beyond editing. */
 export interface WriteCheck {
   /** The push brought in deletions or restores made by someone else who may make them (a relay). */
@@ -128,18 +147,12 @@ export interface WriteCheck {
  * `reviewers`: the users among the authors of added `_deleted` versions and resolutions whom this
  * server knows as enabled supervisors or admins (looked up by the caller; merge is pure).
  *
- * @throws RECORD_CREATOR_MISMATCH when the creation fields of an existing record would change.
  * @throws RECORD_FORBIDDEN when the record is not readable, or a field worker resolves a
  *   conflict or deletes/restores a record someone else created, other than as a relay.
  */
 export function assertMayWrite(auth: AuthContext, stored: ChildRecord | undefined, merged: ChildRecord, reviewers: ReadonlySet<string> = new Set()): WriteCheck {
   const reviewer = REVIEWERS.includes(auth.role);
-  if (stored !== undefined) {
-    if (!canRead(auth, stored)) throw forbidden('id', 'not readable');
-    if (merged.createdBy !== stored.createdBy || merged.createdAt !== stored.createdAt || merged.device !== stored.device) {
-      throw new FieldvaultError('RECORD_CREATOR_MISMATCH', { detail: 'createdAt: the creation of a record never changes', details: { field: 'createdAt' } });
-    }
-  }
+  if (stored !== undefined && !canRead(auth, stored)) throw forbidden('id', 'not readable');
   if (reviewer) return { relayedDeletions: 0, relayedResolutions: 0 };
   const resolutions = addedResolutions(stored, merged);
   for (const e of resolutions) {

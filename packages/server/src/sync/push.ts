@@ -17,7 +17,7 @@ import {
 } from '@fieldvault/protocol';
 import type { CouchRepository } from '../couch/couch-repository.js';
 import type { RecordEnvelope, RecordWriteOutcome } from '../couch/records.js';
-import { assertHistoryShare, assertMayWrite, withoutUnattributed } from '../records/access.js';
+import { assertHistoryShare, assertMayWrite, assertSameCreation, withoutUnattributed } from '../records/access.js';
 import type { AuthContext } from '../sessions/plugin.js';
 
 /**
@@ -218,6 +218,7 @@ export function relayAuthors(records: Iterable<ChildRecord>, pusher: string): Se
  *   PHOTO_REF_CHANGED (a stored photo's added part changed).
  */
 export function mergePushed(ctx: PushContext, current: RecordEnvelope | undefined, incoming: ChildRecord): RecordEnvelope | undefined {
+  assertSameCreation(current?.record, incoming);
   assertPhotoRefsKept(current?.record, incoming);
   const joined = current === undefined ? incoming : mergeRecords(current.record, incoming);
   const { record: merged, unapplied } = withoutUnattributed(ctx.auth, current?.record, joined, ctx.reviewers);

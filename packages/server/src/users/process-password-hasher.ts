@@ -62,6 +62,22 @@ interface Pending {
  * A child that dies fails its requests in flight with INTERNAL_ERROR; the next call starts a new
  * one. The child is unreferenced while idle, so it never keeps the server process alive.
  */
+/**
+ * What the hasher child may see of the server's environment. It reads none of it itself (its
+ * settings come as an argument), so it gets only what Node and libuv use: the server's
+ * environment can hold secrets (a `COUCHDB_URL` with its password, secrets audit s15 F4) that a
+ * process hashing untrusted input has no use for. NODE_OPTIONS is left out too: it may carry a
+ * TypeScript loader or test-runner hooks, and the child is plain JS.
+ */
+const CHILD_ENV = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'LC_ALL', 'TZ', 'UV_THREADPOOL_SIZE', 'SYSTEMROOT'] as const;
+
+/** The allow-listed part of `env` (see {@link CHILD_ENV}). */
+export function childEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const kept: NodeJS.ProcessEnv = {};
+  for (const name of CHILD_ENV) if (env[name] !== undefined) kept[name] = env[name];
+  return kept;
+}
+
 export function createProcessPasswordHasher(params: Argon2Params, options: ProcessPasswordHasherOptions): ProcessPasswordHasher {
   const local = createPasswordHasher(params);
   const pending = new Map<number, Pending>();
@@ -89,8 +105,7 @@ export function createProcessPasswordHasher(params: Argon2Params, options: Proce
     const script = childScriptPath();
     const nice = findOnPath('nice');
     const args = [script, JSON.stringify({ memoryKiB: params.memoryKiB, timeCost: params.timeCost, parallelism: params.parallelism })];
-    // NODE_OPTIONS may carry a TypeScript loader or test-runner hooks: the child is plain JS.
-    const { NODE_OPTIONS: _nodeOptions, ...env } = process.env;
+    const env = childEnvironment(process.env);
     const spawnOptions: SpawnOptions = { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env, serialization: 'json' };
     const c: ChildProcess =
       nice === undefined
