@@ -53,6 +53,7 @@ const cli: CliDefinition<Context, GlobalOptions> = {
   helpExample: 'devices reinstate',
   usageError: (detail) => new CliError('ADMIN_USAGE', detail),
   reportOf,
+  interrupted: () => new CliError('ADMIN_INTERRUPTED'),
   context(globals) {
     prompter = createPrompter({ fromStdin: globals.stdin === true, stdinIsTty: env.stdinIsTty });
     return makeContext({ env, home: new Home(resolveHome(globals.home, env)), out: createOutput(globals.json === true), prompter, globals });

@@ -58,6 +58,7 @@ const cli: CliDefinition<Context, GlobalOptions> = {
   helpExample: 'servers add',
   usageError: (detail) => new FieldvaultError('FIELD_USAGE', { detail }),
   reportOf,
+  interrupted: () => new FieldvaultError('FIELD_INTERRUPTED'),
   // No interruptNote here: the context prints it once the progress bars are cleared (see makeContext).
   context(globals, cancellation) {
     home = new Home(resolveHome(globals.home, env));

@@ -59,6 +59,12 @@ export interface CliDefinition<Ctx, Globals> {
   reportOf(err: unknown, debug: boolean): ErrorReport;
   /** Written to stderr when the first Ctrl-C asks a cancellable command to stop; default nothing. */
   readonly interruptNote?: string;
+  /**
+   * The CLI's catalogued error for a Ctrl-C that quits at once (a command that cannot stop at a
+   * safe point, or a second Ctrl-C), printed like any error before the exit (130): without it the
+   * user saw the shell prompt and nothing else, not knowing what had been done (field audit F1).
+   */
+  interrupted?(): Error;
   /** The context of one command, from the global options as commander parsed them. */
   context(globals: Globals, cancellation: Cancellation): Ctx;
   /** Adds the commands. */
@@ -98,7 +104,7 @@ export async function runCli<Ctx, Globals>(cli: CliDefinition<Ctx, Globals>, arg
     }
     // Quitting at once: whatever the command was doing must be safe to cut (the CLIs' stores are crash-safe).
     cli.cleanup?.();
-    process.exit(130);
+    process.exit(cli.interrupted === undefined ? 130 : fail(cli.interrupted()));
   });
 
   const program = new Command(cli.name);

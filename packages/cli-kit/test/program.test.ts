@@ -1,5 +1,9 @@
 // The program frame both CLIs run in (runCli): global options, the context per command, errors
 // and exit statuses, clean-up. Real commander; stdout and stderr are captured.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { runCli, unexpectedErrorReport, type CliDefinition, type ErrorReport } from '../src/index.js';
 
@@ -113,4 +117,45 @@ t.test('a catalogued error keeps its code; anything else is INTERNAL_ERROR witho
   t.equal(hidden.stderr, 'demo: error INTERNAL_ERROR: An unexpected error happened. Run again with --debug to see the details.\n');
   const shown = await run(demo([], bug), ['--debug', 'run', 'it']);
   t.match(shown.stderr, /INTERNAL_ERROR: An unexpected error happened\. Error: secret-ish detail\n\s+at /);
+});
+
+// Field audit s15, F1: a Ctrl-C that quits at once (the command cannot stop at a safe point) left
+// the shell prompt and nothing else. A real child process: the handler ends the process.
+async function interruptChild(withError: boolean, json: boolean): Promise<{ code: number | null; stderr: string }> {
+  const dist = new URL('../dist/index.js', import.meta.url).href;
+  const script = `
+    import { runMain } from ${JSON.stringify(dist)};
+    class DemoError extends Error { constructor(code) { super('It was interrupted. Run it again.'); this.code = code; } }
+    runMain({
+      name: 'demo', version: '1', description: 'd', homeOption: 'h', options: [], helpAfter: '', helpExample: 'run x',
+      usageError: (d) => new DemoError('DEMO_USAGE'),
+      reportOf: (err) => ({ code: err.code, message: err.message, exitCode: err.code === 'DEMO_INTERRUPTED' ? 130 : 1 }),
+      ${withError ? "interrupted: () => new DemoError('DEMO_INTERRUPTED')," : ''}
+      context: (globals) => ({ globals }),
+      register(program, action) {
+        program.command('run <what>').action(action(async () => { process.stdout.write('ready\\n'); await new Promise(() => setInterval(() => {}, 1000)); }));
+      },
+    });`;
+  // A file, not `node -e`: with -e, process.argv has no script path and runMain would drop the first argument.
+  const dir = mkdtempSync(join(tmpdir(), 'cli-kit-'));
+  const file = join(dir, 'demo.mjs');
+  writeFileSync(file, script);
+  const child = spawn(process.execPath, [file, ...(json ? ['--json'] : []), 'run', 'x'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.on('close', () => rmSync(dir, { recursive: true, force: true }));
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()));
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  return { code, stderr };
+}
+
+t.test('a Ctrl-C that quits at once prints the CLI\'s interrupted error, in text or JSON, and exits 130', async (t) => {
+  const text = await interruptChild(true, false);
+  t.same([text.code, text.stderr], [130, 'demo: error DEMO_INTERRUPTED: It was interrupted. Run it again.\n']);
+  const json = await interruptChild(true, true);
+  t.equal(json.code, 130);
+  t.same(JSON.parse(json.stderr), { error: { code: 'DEMO_INTERRUPTED', message: 'It was interrupted. Run it again.' } });
+  const silent = await interruptChild(false, false);
+  t.same([silent.code, silent.stderr], [130, ''], 'a CLI without one quits silently, as before');
 });

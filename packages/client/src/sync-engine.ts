@@ -161,7 +161,13 @@ export interface SyncSummary {
   /** Records pushed or pulled in this sync that have a concurrent edit waiting for a supervisor. */
   readonly conflicts: number;
   readonly photos: {
+    /** Photos this server confirmed holding in this sync (it had some of them already: see `alreadyOnServer`). */
     readonly uploaded: number;
+    /**
+     * Of `uploaded`, the photos the server already held whole, so no byte was sent: another phone
+     * brought them, or this phone's earlier upload was stored but its answer was lost (field audit F2).
+     */
+    readonly alreadyOnServer: number;
     readonly downloaded: number;
     readonly failed: ReadonlyArray<{ readonly photoId: string; readonly code: string }>;
   };
@@ -379,6 +385,7 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
   const conflicted = new Set<string>();
   const photoFailed: Array<{ photoId: string; code: string }> = [];
   let uploaded = 0;
+  let alreadyOnServer = 0;
   let downloaded = 0;
   let deviceStatus: SyncDeviceStatus = 'active';
   let clockOffsetMs: number | undefined;
@@ -647,6 +654,8 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
     const onBytes = photoBytes(p.ref.size, (bytes) =>
       emit({ phase: 'photos-up', recordsDone: upDone, recordsTotal: ups.length, bytesDone: upBytesDone + bytes, bytesTotal: upBytes }),
     );
+    // The transport reports the server's offset before it sends any byte; never told, nothing was sent.
+    let sent = false;
     try {
       const content = await ctx.photos.read(p.recordId, p.photoId, { includeDeleted: true });
       await call('photo upload', () =>
@@ -657,6 +666,7 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
             ...(signal === undefined ? {} : { signal }),
             onBytes,
             onResume: (offset) => {
+              sent = true;
               if (offset > 0) log.info({ serverId, photoId: p.photoId, offset, size: p.ref.size }, 'photo upload resumed');
             },
           },
@@ -664,6 +674,7 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
       );
       await ctx.db.transaction((tx) => state.ackPhoto(tx, p.photoId));
       uploaded += 1;
+      if (!sent) alreadyOnServer += 1;
     } catch (err) {
       // As for downloads: a photo whose upload the server answers wrongly fails alone, so it does
       // not block every later upload and all downloads at each sync.
@@ -719,7 +730,7 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
   if (clockOffsetMs !== undefined) log.warn({ serverId, clockOffsetMs }, 'device clock differs from the server clock by more than the allowed skew; set the date and time');
   await state.markSynced(iso());
   log.info(
-    { serverId, pushed, pulled, pulledChanged: changedByPull.size, failed: failed.length, conflicts: conflicted.size, uploaded, downloaded, photosFailed: photoFailed.length, deviceStatus, ms: ctx.now() - started },
+    { serverId, pushed, pulled, pulledChanged: changedByPull.size, failed: failed.length, conflicts: conflicted.size, uploaded, alreadyOnServer, downloaded, photosFailed: photoFailed.length, deviceStatus, ms: ctx.now() - started },
     'sync finished',
   );
   return {
@@ -729,7 +740,7 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
     pulledChanged: changedByPull.size,
     failed,
     conflicts: conflicted.size,
-    photos: { uploaded, downloaded, failed: photoFailed },
+    photos: { uploaded, alreadyOnServer, downloaded, failed: photoFailed },
     deviceStatus,
     wiped: false,
     ...(clockOffsetMs === undefined ? {} : { clockOffsetMs }),

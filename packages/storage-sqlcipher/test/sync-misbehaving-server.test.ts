@@ -34,8 +34,12 @@ interface Answer {
 /** What a test answers itself; undefined forwards the request to A. */
 type Intercept = (method: string, path: string, body: string) => Answer | undefined;
 
-/** A local HTTPS front with A's certificate, forwarding to A whatever `intercept` leaves alone. */
-async function front(t: Test, intercept: Intercept): Promise<string> {
+/**
+ * A local HTTPS front with A's certificate, forwarding to A whatever `intercept` leaves alone.
+ * `replace`: for a forwarded request, an answer sent instead of A's (A has acted on the request:
+ * its own answer is lost on the way back).
+ */
+async function front(t: Test, intercept: Intercept, replace?: (method: string, path: string) => Answer | undefined): Promise<string> {
   const target = new URL(A.url);
   const server = createHttpsServer({ cert: A.certPem, key: readFileSync(A.keyFile, 'utf8') }, (req, res) => {
     const chunks: Buffer[] = [];
@@ -52,6 +56,16 @@ async function front(t: Test, intercept: Intercept): Promise<string> {
       const upstream = httpsRequest(
         { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: { ...req.headers, host: target.host }, ca: A.certPem, checkServerIdentity: () => undefined },
         (answer) => {
+          const instead = replace?.(req.method ?? '', req.url ?? '');
+          if (instead !== undefined) {
+            answer.resume();
+            answer.on('end', () => {
+              const out = Buffer.from(instead.body);
+              res.writeHead(instead.status ?? 200, { 'content-type': instead.type ?? 'application/json', 'content-length': String(out.byteLength) });
+              res.end(out);
+            });
+            return;
+          }
           res.writeHead(answer.statusCode ?? 502, answer.headers);
           answer.pipe(res);
         },
@@ -180,6 +194,24 @@ t.test('one photo upload answered wrongly fails alone: later uploads and the dow
   t.equal(summary.photos.failed.length, 1);
   t.equal(sha256((await session.readPhoto(theirs.id, download.photoId)).bytes), download.sha256, 'the other phone’s photo was downloaded');
   t.same(await session.pendingCounts('server-a'), { records: 0, photos: 1 }, 'the refused photo is still pending');
+});
+
+// Field audit s15, F2: "photos N uploaded" counted photos the server already held, with no byte sent.
+t.test('a photo the server already holds whole is counted as already on the server, not as sent', async (t) => {
+  const { session, added } = await phoneWithUnsentPhoto(t, '356938035646021');
+  // The upload reaches A and is stored there; its answer is lost on the way back (garbled).
+  const url = await front(
+    t,
+    () => undefined,
+    (method, path) => (method === 'PUT' && path.startsWith(`/v1/photos/${added.photoId}?`) ? { body: 'garbled' } : undefined),
+  );
+  const first = await session.sync({ transport: transportTo(url), retry: NO_RETRY });
+  t.match(first, { pushed: 1, photos: { uploaded: 0, alreadyOnServer: 0, failed: [{ photoId: added.photoId, code: 'TRANSPORT_BAD_RESPONSE' }] } });
+  const fresh = await session.createRecord({ name: 'A photo never sent' });
+  await session.addPhoto(fresh.id, jpegWithGps('never sent'));
+  const second = await session.sync({ transport: A.transport() });
+  t.match(second, { photos: { uploaded: 2, alreadyOnServer: 1, failed: [] } }, 'the stored one is confirmed without sending it again; the new one is sent');
+  t.same(await session.pendingCounts('server-a'), { records: 0, photos: 0 });
 });
 
 t.test('a record that makes the server fail its whole push batch (500) fails alone; the rest is pushed and pulled', async (t) => {
