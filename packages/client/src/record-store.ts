@@ -416,6 +416,27 @@ export class RecordStore {
    * @throws INPUT_INVALID naming the first unknown key (with the allowed ones) or malformed criterion.
    */
   async search(query: RecordQuery = {}): Promise<ChildRecord[]> {
+    const { where, params } = this.#filter(query);
+    const { limit, offset } = checkPage(query.limit, query.offset);
+    const sql = `SELECT doc FROM records${where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?`;
+    const rows = await this.#db.query<{ doc: string }>(sql, [...params, limit, offset]);
+    return rows.map((r) => recordFromDoc(r.doc));
+  }
+
+  /**
+   * How many visible records match `query` on all pages (its `limit` and `offset` are checked and
+   * ignored): one `count(*)`, so a caller telling "1–100 of 604" reads no record to count them.
+   * @throws INPUT_INVALID as `search`.
+   */
+  async count(query: RecordQuery = {}): Promise<number> {
+    const { where, params } = this.#filter(query);
+    checkPage(query.limit, query.offset);
+    const rows = await this.#db.query<{ n: number }>(`SELECT count(*) AS n FROM records${where}`, params);
+    return rows[0]?.n ?? 0;
+  }
+
+  /** The WHERE clause (empty, or starting with a space) and its parameters for `query`, checked. */
+  #filter(query: RecordQuery): { where: string; params: SqlValue[] } {
     if (!isPlainObject(query)) throw inputInvalid('query', 'must be an object');
     // An unknown key (a typo such as `nmae`) would otherwise be no criterion at all and match every record.
     refuseUnknownKeys(query, RECORD_QUERY_KEYS, 'not a search criterion');
@@ -465,9 +486,6 @@ export class RecordStore {
       where.push('created_by = ?');
       params.push(query.createdBy);
     }
-    const { limit, offset } = checkPage(query.limit, query.offset);
-    const sql = `SELECT doc FROM records${where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`} ORDER BY created_at DESC, id LIMIT ? OFFSET ?`;
-    const rows = await this.#db.query<{ doc: string }>(sql, [...params, limit, offset]);
-    return rows.map((r) => recordFromDoc(r.doc));
+    return { where: where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`, params };
   }
 }

@@ -235,6 +235,15 @@ export class Session {
   }
 
   /**
+   * How many visible records match `query` (a `searchRecords` query; `{}` counts every visible
+   * record not deleted), on all pages: `limit` and `offset` are ignored.
+   * @throws INPUT_INVALID, VAULT_LOCKED
+   */
+  async countRecords(query: RecordQuery = {}): Promise<number> {
+    return this.#open().records.count(query);
+  }
+
+  /**
    * Adds a photo (JPEG, PNG or WebP, metadata stripped, encrypted) to a visible record.
    * @throws VAULT_RECORD_NOT_FOUND, PHOTO_TOO_LARGE, PHOTO_TYPE_UNSUPPORTED, RECORD_TOO_LARGE, VAULT_LOCKED
    */

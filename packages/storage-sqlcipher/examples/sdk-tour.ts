@@ -100,7 +100,7 @@ async function online(device: Device, server: TourServer, username: string, pass
   return { session, transport };
 }
 
-async function records(session: Session): Promise<{ record: ChildRecord; found: ChildRecord[] }> {
+async function records(session: Session): Promise<{ record: ChildRecord; found: ChildRecord[]; matching: number }> {
   // #region records
   const r = await session.createRecord({ name: 'Child B', age: 7, sex: 'female', location: 'Camp 3' });
   await session.updateRecord(r.id, { caregiver: 'Aunt' });
@@ -108,10 +108,11 @@ async function records(session: Session): Promise<{ record: ChildRecord; found: 
   await session.listRecords({ limit: 50, offset: 0 });
   const found = await session.searchRecords({ name: 'child', ageMin: 5, ageMax: 10 });
   await session.searchRecords({ flags: { flagged: true }, needsReview: true });
+  const matching = await session.countRecords({ name: 'child' }); // on all pages, no record read
   const scratch = await session.createRecord({ name: 'Entered by mistake', age: 3 });
   await session.deleteRecord(scratch.id);                         // a tombstone that syncs
   // #endregion
-  return { record, found };
+  return { record, found, matching };
 }
 
 async function photos(session: Session, recordId: string, jpegBytes: Uint8Array): Promise<string> {
@@ -160,8 +161,8 @@ export async function sdkTour(config: TourConfig): Promise<TourResult> {
 
     const { session, transport } = await online(device, config.server, config.username, config.password);
     log(`online: ${config.username} logged into ${config.server.serverId}`);
-    const { record, found } = await records(session);
-    log(`records: ${record.id} created, local search found ${found.length}`);
+    const { record, found, matching } = await records(session);
+    log(`records: ${record.id} created, local search found ${found.length} (${matching} named "child")`);
     const photo = config.photo === undefined ? undefined : await photos(session, record.id, config.photo);
     if (photo !== undefined) log(`photos: ${photo} stored encrypted and read back`);
     const { summary, pending } = await sync(session, transport, log);

@@ -66,6 +66,14 @@ t.test('local search matches name and location in any case, age ranges and flags
   t.same(await ids({ flags: { flagged: true } }), [zoe.id]);
   t.same(await ids({ flags: { reunited: false }, location: 'camp', name: 'o' }), [zoe.id, kofi.id].sort());
   t.same(await ids({ createdBy: 'someone-else' }), []);
+  // countRecords applies the same criteria, on all pages (limit and offset do not cut it).
+  t.equal(await s.countRecords({ name: 'mensah' }), 2);
+  t.equal(await s.countRecords({ name: 'mensah', limit: 1, offset: 1 }), 2, 'limit and offset are ignored');
+  t.equal(await s.countRecords({ flags: { reunited: false }, location: 'camp', name: 'o' }), 2);
+  t.equal(await s.countRecords({ createdBy: 'someone-else' }), 0);
+  t.equal(await s.countRecords(), 3);
+  t.match(await rejection(s.countRecords({ nmae: 'x' } as never)), { code: 'INPUT_INVALID', details: { field: 'nmae' } }, 'a typo is refused as in search');
+  t.match(await rejection(s.countRecords({ limit: 5000 })), { code: 'INPUT_INVALID', details: { field: 'limit' } }, 'paging options are still checked');
 });
 
 t.test('search options are validated', async (t) => {
@@ -130,8 +138,10 @@ t.test('a deleted record disappears from get, list and search but stays readable
   t.equal((await rejection(s.getRecord(r.id))).code, 'VAULT_RECORD_NOT_FOUND');
   t.same(await s.listRecords(), []);
   t.same(await s.searchRecords({ name: 'gone' }), []);
+  t.equal(await s.countRecords(), 0);
   t.equal((await s.getRecord(r.id, { includeDeleted: true })).fields['_deleted']?.value, true);
   t.equal((await s.listRecords({ includeDeleted: true })).length, 1);
+  t.equal(await s.countRecords({ includeDeleted: true }), 1);
 });
 
 t.test('timestamps keep increasing when the wall clock steps back, also across logins', async (t) => {
@@ -167,6 +177,8 @@ t.test('the visibility rule is applied in SQL: in one database, an own-records v
   t.same((await a.list()).map((r) => r.id), [amina.id]);
   t.same((await a.search({ name: 'same', location: 'camp' })).map((r) => r.id), [amina.id]);
   t.same((await a.search({ createdBy: 'bilal' })).map((r) => r.id), []);
+  t.equal(await a.count({ name: 'same' }), 1, 'the count sees only what the view sees');
+  t.equal(await view('supervisor', false).count({ name: 'same' }), 2);
   t.same((await view('supervisor', false).list()).map((r) => r.id).sort(), [amina.id, bilal.id].sort(), 'a verified view sees both');
 });
 

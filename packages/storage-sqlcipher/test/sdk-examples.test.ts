@@ -78,9 +78,10 @@ t.test('the tour runs offline, then online with records, a photo and a sync the 
   );
   t.equal(online.code, 0, online.stderr);
   t.match(online.stdout, /^online: amina logged into server-example$/m);
-  const id = /^records: ([0-9a-f-]{36}) created, local search found (\d+)$/m.exec(online.stdout);
+  const id = /^records: ([0-9a-f-]{36}) created, local search found (\d+) \((\d+) named "child"\)$/m.exec(online.stdout);
   t.ok(id, 'record line');
   t.equal(Number(id?.[2]), 1, 'search finds the one live child of the verified database');
+  t.equal(Number(id?.[3]), 1, 'and the count agrees');
   t.match(online.stdout, /^photos: \d+ bytes of image\/jpeg, sha256 [0-9a-f]{64} stored encrypted and read back$/m);
   t.match(online.stdout, /^push 2\/2 records/m, 'progress events reach the app');
   t.match(online.stdout, /^sync: pushed 2, pulled \d+, failed 0, photos up 1; pending 0$/m);

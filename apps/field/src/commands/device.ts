@@ -8,16 +8,6 @@ import { isoOf, keyValues, table, timeOf } from '../output.js';
 import type { Action } from './action.js';
 import { trustOf } from './servers.js';
 
-/** Records this session sees (not deleted). */
-async function countRecords(session: Session): Promise<number> {
-  let n = 0;
-  for (let offset = 0; ; offset += 1000) {
-    const page = await session.listRecords({ limit: 1000, offset });
-    n += page.length;
-    if (page.length < 1000) return n;
-  }
-}
-
 /** "verified" / "unverified" / "temporary (server-b)" */
 function kindLabel(kind: string): string {
   return kind.startsWith('temporary:') ? `temporary (${kind.slice('temporary:'.length)})` : kind;
@@ -141,7 +131,7 @@ export function registerDeviceCommands(program: Command, action: Action): void {
         if (offline === true && server !== undefined) throw new FieldvaultError('FIELD_USAGE', { detail: '--offline and a server name together' });
         const mode = offline === true ? ({ offline: true } as const) : ({ offline: false, server: server as string | undefined, command: 'login' } as const);
         await withSession(ctx, mode, async ({ session, username, server: s }) => {
-          const records = await countRecords(session);
+          const records = await session.countRecords();
           const config = ctx.home.update((c) => ({ ...c, currentUser: username }));
           // Records of an offline sign-up under another password: not in this database, never synced, until claimed.
           const stranded = session.unverifiedRecordsLocked
@@ -225,7 +215,7 @@ export function registerDeviceCommands(program: Command, action: Action): void {
             if (session.kind !== 'unverified') {
               for (const entry of Object.values(config.servers)) pending.set(entry.serverId, await session.pendingCounts(entry.serverId));
             }
-            return { username, kind: session.kind, records: await countRecords(session), known: await session.knownServers(), pending };
+            return { username, kind: session.kind, records: await session.countRecords(), known: await session.knownServers(), pending };
           }, opened);
         }
         const known = new Map((unlocked?.known ?? []).map((k) => [k.serverId, k]));

@@ -126,25 +126,12 @@ interface PageInfo {
   readonly nextOffset: number | null;
 }
 
-/** How many rows `fetch` yields from `start` on. The SDK has no count, so it pages (as `status` counts). */
-async function countFrom(fetch: (limit: number, offset: number) => Promise<readonly unknown[]>, start: number): Promise<number> {
-  let n = 0;
-  for (let offset = start; ; offset += MAX_PAGE_SIZE) {
-    const rows = await fetch(MAX_PAGE_SIZE, offset);
-    n += rows.length;
-    if (rows.length < MAX_PAGE_SIZE) return n;
-  }
-}
-
 /**
- * The page's place among all matches. Counting costs a pass over the rest only when the page is
- * full (or past the end): a short page is the last one and already tells the total.
+ * The page's place among all matches. A short page that shows something (or the first page) is
+ * the last one and already tells the total; otherwise `count` asks the database.
  */
-async function pageOf(shown: number, limit: number, offset: number, fetch: (limit: number, offset: number) => Promise<readonly unknown[]>): Promise<PageInfo> {
-  let total: number;
-  if (shown === limit) total = offset + shown + (await countFrom(fetch, offset + shown));
-  else if (shown > 0 || offset === 0) total = offset + shown;
-  else total = await countFrom(fetch, 0);
+async function pageOf(shown: number, limit: number, offset: number, count: () => Promise<number>): Promise<PageInfo> {
+  const total = shown < limit && (shown > 0 || offset === 0) ? offset + shown : await count();
   return { total, offset, limit, nextOffset: offset + shown < total ? offset + shown : null };
 }
 
@@ -279,7 +266,7 @@ export function registerRecordCommands(program: Command, action: Action): void {
         await withSession(ctx, { offline: true }, async ({ session }) => {
           const includeDeleted = opts.deleted === true;
           const records = await session.listRecords({ limit: opts.limit, offset: opts.offset, includeDeleted });
-          const page = await pageOf(records.length, opts.limit, opts.offset, (limit, offset) => session.listRecords({ limit, offset, includeDeleted }));
+          const page = await pageOf(records.length, opts.limit, opts.offset, () => session.countRecords({ includeDeleted }));
           ctx.out.result({ database: session.kind, records: records.map(summaryOf), ...page }, () => recordTable(records));
           notePage(ctx, page, records.length);
         });
@@ -331,7 +318,7 @@ export function registerRecordCommands(program: Command, action: Action): void {
             offset: o.offset ?? 0,
           };
           const records = await session.searchRecords(query);
-          const page = await pageOf(records.length, query.limit ?? DEFAULT_PAGE_SIZE, query.offset ?? 0, (limit, offset) => session.searchRecords({ ...query, limit, offset }));
+          const page = await pageOf(records.length, query.limit ?? DEFAULT_PAGE_SIZE, query.offset ?? 0, () => session.countRecords(query));
           ctx.out.result({ where: 'device', database: session.kind, records: records.map(summaryOf), ...page }, () => recordTable(records));
           notePage(ctx, page, records.length);
         });
