@@ -3,67 +3,21 @@
 // answers push and pull with garbage, fuzzed pages, cut-off bodies and lies. Each must fail the
 // sync with a catalogued code and leave the phone's files byte-identical.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import t, { type Test } from 'tap';
-import { createHttpTransport, type Session } from '@fieldvault/client';
+import type { Session } from '@fieldvault/client';
 import { applyEdit, createClock, createRecord, type ChildRecord, type PullResponse } from '@fieldvault/protocol';
 import { PASSWORD_A, filesUnder, newDevice, rejection, snapshot } from './helpers.js';
-import { startServerProcess, type ServerProcess } from '@fieldvault/test-support';
+import { NO_RETRY, json, serverA, send, standIn, transportAs, type Answer } from './stand-in.js';
 
-const root = mkdtempSync(join(tmpdir(), 'fieldvault-sync-hostile-'));
-const A: ServerProcess = await startServerProcess(join(root, 'a'), 'server-a', { env: { FIELDVAULT_AUTH_RATE_LIMIT: '100000', FIELDVAULT_RATE_LIMIT: '100000' } });
-t.teardown(async () => {
-  await A.stop();
-  rmSync(root, { recursive: true, force: true });
-});
-await A.createUser('amina', PASSWORD_A);
-const NO_RETRY = { attempts: 1, baseDelayMs: 0 };
+const { A } = await serverA(t, 'sync-hostile');
 
-interface Answer {
-  readonly status?: number;
-  readonly type?: string;
-  readonly body: string | Buffer;
-  /** Declare the full length but send only this many bytes, then reset. */
-  readonly cutAt?: number;
-  /** Declare this content length instead of the real one. */
-  readonly length?: number;
-}
-
-/** A local HTTPS server with A's certificate; `answer` decides each reply (it sees method, path and request body). */
-async function hostile(t: Test, answer: (method: string, path: string, body: string) => Answer): Promise<string> {
-  const server = createHttpsServer({ cert: A.certPem, key: readFileSync(A.keyFile, 'utf8') }, (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const a = answer(req.method ?? '', req.url ?? '', Buffer.concat(chunks).toString());
-      const body = typeof a.body === 'string' ? Buffer.from(a.body) : a.body;
-      res.writeHead(a.status ?? 200, { 'content-type': a.type ?? 'application/json', 'content-length': String(a.length ?? body.byteLength) });
-      if (a.cutAt !== undefined) {
-        res.write(body.subarray(0, a.cutAt));
-        setTimeout(() => res.destroy(), 20);
-      } else res.end(body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-/**
- * A transport to the hostile stand-in at `url`, which presents A's certificate (the pin holds):
- * it plays server A answering badly (a compromised A, or one holding A's key), so the transport
- * declares A's identity and the session's login to A is used through it (SDK audit H2: otherwise
- * the SDK would refuse to send A's token to another address at all).
- */
-function transportTo(url: string, extra: { maxSyncResponseBytes?: number; timeoutMs?: number } = {}) {
-  const transport = createHttpTransport({ baseUrl: url, serverId: 'server-a', tls: { pinSha256: A.fingerprint }, timeoutMs: extra.timeoutMs ?? 5_000, ...extra });
-  return { ...transport, identity: A.transport().identity ?? '' };
-}
+/** A stand-in for A whose `answer` decides each reply (it sees method, path and request body). */
+const hostile = (t: Test, answer: (method: string, path: string, body: string) => Answer): Promise<string> =>
+  standIn(t, A, (req, body, res) => send(res, answer(req.method ?? '', req.url ?? '', body.toString())));
+const transportTo = (url: string, extra: { maxSyncResponseBytes?: number; timeoutMs?: number } = {}) => transportAs(A, url, extra);
 
 /** A logged-in phone; with `pending`, one record waits for A, else everything is synced. */
 async function phoneAt(t: Test, imei: string, pending: boolean): Promise<{ dir: string; session: Session }> {
@@ -89,7 +43,6 @@ function page(records: readonly unknown[], extra: Record<string, unknown> = {}):
   return { records: records as ChildRecord[], checkpoint: 'abc.def', more: false, deviceStatus: 'active', serverTime: Date.now(), ...extra };
 }
 
-const json = (v: unknown): Answer => ({ body: JSON.stringify(v) });
 
 t.test('malformed, truncated or lying push answers fail the sync with TRANSPORT_BAD_RESPONSE (a connection cut: TRANSPORT_UNREACHABLE) and nothing is written', async (t) => {
   const { dir, session } = await phoneAt(t, '356938035646001', true);

@@ -5,85 +5,53 @@
 // two records naming one photo id, a wrong answer to one photo upload, a 500 for any push batch
 // holding one chosen record.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { mkdtempSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { MAX_INTERNAL_ERROR_BATCHES, createHttpTransport, type Session } from '@fieldvault/client';
+import { MAX_INTERNAL_ERROR_BATCHES, type Session } from '@fieldvault/client';
 import { createClock, createRecord, type ChildRecord, type PhotoRef } from '@fieldvault/protocol';
-import { startServerProcess, type ServerProcess } from '@fieldvault/test-support';
 import { PASSWORD_A, jpegWithGps, newDevice, rejection } from './helpers.js';
+import { NO_RETRY, json, send, serverA, standIn, transportAs, type Answer } from './stand-in.js';
 
-const root = mkdtempSync(join(tmpdir(), 'fieldvault-sync-misbehaving-'));
-const A: ServerProcess = await startServerProcess(join(root, 'a'), 'server-a', { env: { FIELDVAULT_AUTH_RATE_LIMIT: '100000', FIELDVAULT_RATE_LIMIT: '100000' } });
-t.teardown(async () => {
-  await A.stop();
-  rmSync(root, { recursive: true, force: true });
-});
-await A.createUser('amina', PASSWORD_A);
-const NO_RETRY = { attempts: 1, baseDelayMs: 0 };
-
-interface Answer {
-  readonly status?: number;
-  readonly type?: string;
-  readonly body: string | Uint8Array;
-}
+const { A, root } = await serverA(t, 'sync-misbehaving');
 
 /** What a test answers itself; undefined forwards the request to A. */
 type Intercept = (method: string, path: string, body: string) => Answer | undefined;
 
 /**
- * A local HTTPS front with A's certificate, forwarding to A whatever `intercept` leaves alone.
- * `replace`: for a forwarded request, an answer sent instead of A's (A has acted on the request:
- * its own answer is lost on the way back).
+ * A stand-in for A forwarding to A whatever `intercept` leaves alone. `replace`: for a forwarded
+ * request, an answer sent instead of A's (A has acted on the request: its own answer is lost on
+ * the way back).
  */
-async function front(t: Test, intercept: Intercept, replace?: (method: string, path: string) => Answer | undefined): Promise<string> {
+function front(t: Test, intercept: Intercept, replace?: (method: string, path: string) => Answer | undefined): Promise<string> {
   const target = new URL(A.url);
-  const server = createHttpsServer({ cert: A.certPem, key: readFileSync(A.keyFile, 'utf8') }, (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const a = intercept(req.method ?? '', req.url ?? '', body.toString());
-      if (a !== undefined) {
-        const out = typeof a.body === 'string' ? Buffer.from(a.body) : Buffer.from(a.body);
-        res.writeHead(a.status ?? 200, { 'content-type': a.type ?? 'application/json', 'content-length': String(out.byteLength) });
-        res.end(out);
-        return;
-      }
-      const upstream = httpsRequest(
-        { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: { ...req.headers, host: target.host }, ca: A.certPem, checkServerIdentity: () => undefined },
-        (answer) => {
-          const instead = replace?.(req.method ?? '', req.url ?? '');
-          if (instead !== undefined) {
-            answer.resume();
-            answer.on('end', () => {
-              const out = Buffer.from(instead.body);
-              res.writeHead(instead.status ?? 200, { 'content-type': instead.type ?? 'application/json', 'content-length': String(out.byteLength) });
-              res.end(out);
-            });
-            return;
-          }
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-        },
-      );
-      upstream.on('error', () => res.destroy());
-      upstream.end(body);
-    });
+  return standIn(t, A, (req, body, res) => {
+    const a = intercept(req.method ?? '', req.url ?? '', body.toString());
+    if (a !== undefined) {
+      send(res, a);
+      return;
+    }
+    const upstream = httpsRequest(
+      { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: { ...req.headers, host: target.host }, ca: A.certPem, checkServerIdentity: () => undefined },
+      (answer) => {
+        const instead = replace?.(req.method ?? '', req.url ?? '');
+        if (instead !== undefined) {
+          answer.resume();
+          answer.on('end', () => send(res, instead));
+          return;
+        }
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    upstream.end(body);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-/** A transport to the front at `url`, declared as A (it presents A's certificate; see sync-hostile.test.ts). */
-function transportTo(url: string) {
-  const transport = createHttpTransport({ baseUrl: url, serverId: 'server-a', tls: { pinSha256: A.fingerprint }, timeoutMs: 5_000 });
-  return { ...transport, identity: A.transport().identity ?? '' };
-}
+/** A transport to the front at `url`, declared as A (see stand-in.ts). */
+const transportTo = (url: string) => transportAs(A, url);
 
 /** A logged-in phone in its own directory, everything synced with A. */
 async function phoneAt(t: Test, imei: string): Promise<Session> {
@@ -94,7 +62,6 @@ async function phoneAt(t: Test, imei: string): Promise<Session> {
   return session;
 }
 
-const json = (v: unknown): Answer => ({ body: JSON.stringify(v) });
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /** A record of another user from another phone, with `photos`. */
