@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { X509Certificate, createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { FieldvaultError, errorCatalogue, isErrorCode, isSdkOnlyCode, type ErrorCode } from '@fieldvault/protocol';
@@ -39,9 +40,21 @@ export interface ApiClient {
   upload<T = Record<string, unknown>>(call: { readonly path: string; readonly headers: Record<string, string> }, source: NodeJS.ReadableStream): Promise<T>;
 }
 
+/** A public-key pin (curl's `--pinnedpubkey` form, as the server's banner prints it): kept as it is. */
+const KEY_PIN_PATTERN = /^sha256\/\/[A-Za-z0-9+/]{43}=$/;
+
+/** A certificate fingerprint as lowercase hex, or a public-key pin `sha256//…` as it is; undefined when neither. */
 export function normalisePin(pin: string): string | undefined {
+  if (KEY_PIN_PATTERN.test(pin)) return pin;
   const hex = pin.replaceAll(':', '').toLowerCase();
   return /^[0-9a-f]{64}$/.test(hex) ? hex : undefined;
+}
+
+/** The pin of `cert` of the same kind as `pin` (a public-key pin survives a renewal with the same key). */
+function pinOf(cert: X509Certificate | undefined, pin: string): string | undefined {
+  if (cert === undefined) return undefined;
+  if (!pin.startsWith('sha256//')) return normalisePin(cert.fingerprint256);
+  return `sha256//${createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('base64')}`;
 }
 
 /** What is wrong with a server's URL or pin, if anything (checked for options and for the stored config). */
@@ -57,7 +70,7 @@ export function trustProblem(trust: Pick<ServerTrust, 'url' | 'pinSha256'>): { f
     return { field: 'server', detail: 'no credentials, query or fragment in the URL' };
   }
   if (trust.pinSha256 !== undefined && normalisePin(trust.pinSha256) === undefined) {
-    return { field: 'pin', detail: 'a SHA-256 certificate fingerprint (64 hex digits, colons optional)' };
+    return { field: 'pin', detail: 'a SHA-256 certificate fingerprint (64 hex digits, colons optional) or a public-key pin (sha256//…)' };
   }
   return undefined;
 }
@@ -104,7 +117,7 @@ export function createApiClient(trust: ServerTrust): ApiClient {
         finish(new FieldvaultError('TRANSPORT_TLS_UNTRUSTED', { detail: String(socket.authorizationError ?? 'certificate not verified') }));
         return;
       }
-      if (pin !== undefined && normalisePin(socket.getPeerX509Certificate()?.fingerprint256 ?? '') !== pin) {
+      if (pin !== undefined && pinOf(socket.getPeerX509Certificate(), pin) !== pin) {
         finish(new FieldvaultError('TRANSPORT_TLS_UNTRUSTED', { detail: 'the certificate does not match the pinned fingerprint' }));
         return;
       }

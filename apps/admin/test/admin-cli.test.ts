@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
@@ -211,6 +211,40 @@ t.test('audit --follow prints new events as they happen, until Ctrl-C', async (t
   t.equal(await closed, 0, 'Ctrl-C ends --follow cleanly');
   const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { username: string; actor: string });
   t.same(lines.map((l) => l.username), ['yusuf', 'followed'], 'each event once, one JSON object per line');
+});
+
+// Admin audit s16, F11 and F1: what acts on this server only says so where the admin acts (the help
+// and the success output), and disabling a user does not claim to reach the phone.
+t.test('per-server actions say in their help and output that they act on this server only', async (t) => {
+  const help = (args: string[]): string => spawnSync(process.execPath, [CLI, ...args, '--help'], { encoding: 'utf8' }).stdout.replace(/\s+/g, ' ');
+  t.match(help(['users', 'disable']), 'this server only: repeat it on every server the user uses');
+  t.match(help(['users', 'disable']), 'phones keep their offline access (blacklist or retire the phones to end it)');
+  t.notMatch(help(['users', 'disable']), 'cannot log in', 'no claim that the user is locked out everywhere');
+  t.match(help(['users', 'reset']), 'this server only: repeat it on every server the user uses, and they set the same new password on each');
+  for (const verb of ['blacklist', 'retire']) t.match(help(['devices', verb]), 'this server only: repeat it on every server the phone syncs with', verb);
+  t.notMatch(help(['devices', 'rekey']), 'this server only', 'not on actions that need no repeating');
+
+  const disabled = await cli(home, ['users', 'disable', 'yusuf']);
+  t.equal(disabled.code, 0, disabled.stderr);
+  t.match(disabled.stdout, 'yusuf is disabled: their sessions here have ended and their logins here are refused.');
+  t.match(disabled.stdout, /keep their offline access to the records on them: to end it, blacklist or retire\s+those phones/);
+  t.match(disabled.stdout, `Done on ${server.url} only: repeat "fieldvault-admin users disable yusuf" on every server yusuf uses.`);
+  t.equal((await cli(home, ['users', 'enable', 'yusuf'])).code, 0);
+  const reset = await cli(home, ['users', 'reset', 'yusuf']);
+  t.equal(reset.code, 0, reset.stderr);
+  t.match(reset.stdout, `Done on ${server.url} only: repeat "fieldvault-admin users reset yusuf" on every server yusuf uses.`);
+  t.match(reset.stdout, 'yusuf sets the same new password on each');
+
+  const imei = '490154203237518';
+  for (const verb of ['blacklist', 'retire']) {
+    const r = await cli(home, ['devices', verb, imei, '--yes']);
+    t.equal(r.code, 0, r.stderr);
+    t.match(r.stdout, `Done on ${server.url} only: repeat "fieldvault-admin devices ${verb} ${imei}" on every server the phone syncs with.`, verb);
+    t.equal((await cli(home, ['devices', 'reinstate', imei])).code, 0);
+  }
+  const rekey = await cli(home, ['devices', 'rekey', imei]);
+  t.equal(rekey.code, 0, rekey.stderr);
+  t.notMatch(rekey.stdout, 'only: repeat', 'a rekey is not repeated elsewhere');
 });
 
 t.test('login: a wrong or replayed code is refused; a fresh code or an unused recovery code works once', async (t) => {

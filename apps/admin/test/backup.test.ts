@@ -209,9 +209,13 @@ t.test('restore into a fresh server with the same KEK gives identical data; a se
 
   const r = await cli(home, ['--json', 'restore', backupFile, '--identity', me.priv, ...trust], [target.setupToken]);
   t.equal(r.code, 0, r.stderr);
-  const out = json<{ verified: boolean; restored: boolean; manifest: ArchiveManifest }>(r);
+  const out = json<{ verified: boolean; restored: boolean; manifest: ArchiveManifest; backup: { createdAt: string }; adminActionsUndoneSince: string; reminder: string }>(r);
   t.equal(out.verified, true);
   t.equal(out.restored, true);
+  // Admin audit s16, F2: the restore says which admin actions it undid (those after the backup's time).
+  t.match(out.backup.createdAt, /^\d{4}-\d\d-\d\dT/);
+  t.equal(out.adminActionsUndoneSince, out.backup.createdAt);
+  t.match(out.reminder, `Every admin action on the backed-up server after ${out.backup.createdAt} (the backup's time) is undone by this restore`);
   for (const db of ['users', 'devices', 'records', 'photos'] as const) {
     t.equal(out.manifest.counts[db], sourceInventory.counts[db], `${db} count`);
     t.equal(out.manifest.digests[db], sourceInventory.digests[db], `${db} digest (photo bytes included)`);
@@ -297,9 +301,14 @@ t.test('a restore target started without the KEK: after BACKUP_KEK_MISMATCH it r
 
   const again = await startServer(drillDir, { FIELDVAULT_SERVER_ID: 'srv-drill', FIELDVAULT_KEK_FILE: kekFile });
   t.teardown(() => again.stop());
-  const restored = await cli(home, ['--json', 'restore', backupFile, '--identity', me.priv, ...trustOf(again)], [again.setupToken]);
+  const made = json<{ backup: { createdAt: string } }>(await cli(home, ['--json', 'restore', backupFile, '--identity', me.priv, '--verify-only'])).backup.createdAt;
+  const restored = await cli(home, ['restore', backupFile, '--identity', me.priv, ...trustOf(again)], [again.setupToken]);
   t.equal(restored.code, 0, restored.stderr);
-  t.match(json(restored), { verified: true, restored: true });
+  t.match(restored.stdout, /^check\s+the server holds exactly the documents, photos and digests of the backup$/m);
+  // Admin audit s16, F2: the output ends with what the restore undid and what to redo.
+  const last = restored.stdout.trim().split('\n').at(-1) ?? '';
+  t.match(last, `Every admin action on the backed-up server after ${made} (the backup's time) is undone by this restore: `);
+  t.match(last, 'blacklists, disables, password resets (the old passwords work again), TOTP resets, retirements, role changes. Redo each of them now');
 });
 
 t.test("a server restored under the source's own id refuses the source's pull checkpoints (another copy of the store, another change sequence); a pull from the start gives everything", async (t) => {

@@ -236,8 +236,9 @@ export function inFieldWorkerWords(err: FieldvaultError, server?: ServerRef, con
       );
     case 'VAULT_DEVICE_MISMATCH':
       return again(
-        "This phone's keyring (sdk/keyring.json) was made for another IMEI than the one in config.json: config.json was replaced or edited. " +
-          'Nothing was changed. Put the phone\'s own IMEI back in config.json (see "fieldvault-field init --help"); do not wipe the phone.',
+        "This phone's keyring (sdk/keyring.json) was made for another IMEI than the one in config.json: one of them was replaced or edited. " +
+          'Nothing was changed. If config.json was edited, put the phone\'s own IMEI back in it (see "fieldvault-field init --help"); ' +
+          "if sdk/keyring.json was copied from another phone, put this phone's own keyring back (from its backup). Do not wipe the phone.",
       );
     default:
       return err;

@@ -249,8 +249,10 @@ export class Home {
     if (recorded === undefined || recorded === config.imei) return;
     throw fieldError(
       'FIELD_HOME_CORRUPT',
-      `${this.configFile} gives this phone the IMEI ${config.imei}, but its data (${this.sdkDirectory}) belongs to IMEI ${recorded}: config.json was replaced or edited. ` +
-        `Nothing was changed. Put "imei": "${recorded}" back in config.json; do not wipe the phone.`,
+      `${this.configFile} gives this phone the IMEI ${config.imei}, but its data (${this.sdkDirectory}) belongs to IMEI ${recorded}: ` +
+        'one of them was replaced or edited (config.json, or sdk/keyring.json copied from another phone). Nothing was changed. ' +
+        `If config.json was edited, put "imei": "${recorded}" back in it; if the keyring came from another phone, put this phone's own sdk/keyring.json back (from its backup). ` +
+        'Do not wipe the phone.',
     );
   }
 

@@ -2,6 +2,8 @@
 // pinned by fingerprint or trusted as a CA): servers add/list/remove, online login (flow 1: the
 // user's unverified records move into the verified database under the server's key; flow 3: a
 // second user of the phone receives that key), status, and refusals that change nothing.
+import { X509Certificate, createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { PASSWORD_A, PASSWORD_B, cli, cliWith, json, png, snapshot, startFileServer } from './helpers.js';
@@ -35,6 +37,12 @@ t.test('servers add, list and remove; the certificate must be pinned or trusted'
   const added = await addServer(home);
   t.equal(added.code, 0, added.stderr);
   t.match(added.stdout, /added server office: https:\/\/127\.0\.0\.1:\d+ \(server-a\), pin /);
+  // The server's public key is pinned too, learned over the connection the fingerprint verified, so
+  // a certificate renewed with the same key keeps working (admin audit s16, F7).
+  const keyPin = `sha256//${createHash('sha256').update(new X509Certificate(A.certPem).publicKey.export({ type: 'spki', format: 'der' })).digest('base64')}`;
+  t.match(added.stdout, `its public key is pinned too (${keyPin}): a certificate renewed with the same key is accepted`);
+  const saved = JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')) as { servers: Record<string, { pinSha256: string[] }> };
+  t.same(saved.servers['office']?.pinSha256, [A.fingerprint, keyPin]);
   const withCa = await addServer(home, 'office-ca', ['--ca', A.certFile]);
   t.equal(withCa.code, 1);
   t.match(withCa.stderr, /error FIELD_SERVER_ID_EXISTS: .*server id server-a is configured as "office"/, 'one entry per server id, and the error says the id is the problem');
@@ -43,7 +51,7 @@ t.test('servers add, list and remove; the certificate must be pinned or trusted'
   // `status` says how each server is trusted in the same words (multi-server audit #12).
   const status = json<{ servers: { name: string | null; trust: string }[] }>(await cli(home, ['--json', 'status', '--locked']));
   t.same(status.servers.map((s) => [s.name, s.trust]), list.servers.map((s) => [s.name, s.trust]));
-  t.match(list.servers[0]?.trust, /^pin [0-9A-F:]{11}…$/);
+  t.match(list.servers[0]?.trust, /^pin [0-9A-F:]{11}…, sha256\/\/[A-Za-z0-9+/]{3}…$/);
   const human = await cli(home, ['servers', 'list']);
   t.match(human.stdout, /^NAME\s+URL\s+SERVER ID\s+TRUST/m);
 

@@ -80,7 +80,7 @@ interface Setting {
 
 /** Every supported variable, so that a typo (`FIELDVAULT_PROT`) is reported instead of ignored. */
 export const settings: readonly Setting[] = [
-  { env: 'FIELDVAULT_DATA_DIR', help: 'data directory (default ./data)' },
+  { env: 'FIELDVAULT_DATA_DIR', help: 'data directory (default ./data of the working directory: give an absolute path under a service manager)' },
   { env: 'FIELDVAULT_HOST', help: 'address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)' },
   { env: 'FIELDVAULT_PORT', help: 'HTTPS port (default 8443)' },
   { env: 'FIELDVAULT_HTTP_PORT', help: 'HTTP port redirecting to HTTPS (default 8080; "off" disables)' },

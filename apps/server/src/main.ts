@@ -2,14 +2,24 @@
 /**
  * `npm start`: reads the configuration, starts the server and prints what a new operator needs
  * (where it listens, the dev certificate to trust, how to create the first admin).
- * Ctrl-C / SIGTERM stop the listeners, the app and the embedded store cleanly.
+ * Ctrl-C / SIGTERM stop the listeners, the app and the embedded store cleanly. Configured by
+ * FIELDVAULT_* variables only: `--help` and `--version` answer without starting anything, any
+ * other argument is refused (args.ts).
  */
 import { isFieldvaultError } from '@fieldvault/protocol';
+import { readInvocation, usage } from './args.js';
 import { startBanner } from './banner.js';
 import { loadConfig } from './config.js';
 import { startServer } from './start.js';
+import { SERVER_VERSION } from './version.js';
 
 async function main(): Promise<void> {
+  // Before the configuration: nothing may be read or created for a --help.
+  const invocation = readInvocation(process.argv.slice(2));
+  if (invocation !== 'run') {
+    process.stdout.write(invocation === 'help' ? usage() : `${SERVER_VERSION}\n`);
+    return;
+  }
   const config = loadConfig();
   const server = await startServer(config);
   process.stderr.write(startBanner(server, config, process.stderr.isTTY === true));

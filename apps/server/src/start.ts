@@ -13,19 +13,27 @@ import { FieldvaultError, isFieldvaultError, toErrorBody } from '@fieldvault/pro
 import { kekId } from '@fieldvault/crypto';
 import { buildApp } from '@fieldvault/server';
 import { accessProblem, assertWritableDataDir } from './access.js';
+import { certificateNotice, type CertificateNotice } from './cert-expiry.js';
 import type { AppConfig } from './config.js';
 import { assertPrivateFile, ensurePrivateDataDir, loadOrCreateKek, loadOrCreateServerId, setupTokenFile, writePrivateFile } from './secrets.js';
 import { redirectHost, redirectTargets } from './redirect-target.js';
 import { storeFailedAfterProbe, waitForStore } from './store-probe.js';
 import { loadTls } from './tls.js';
+import { SERVER_VERSION } from './version.js';
 
 export interface RunningServer {
   readonly url: string;
   readonly httpUrl: string | null;
   readonly serverId: string;
   readonly tlsFingerprint: string;
+  /** The certificate's public-key pin (tls.ts `keyPin`). */
+  readonly tlsKeyPin: string;
   readonly selfSignedTls: boolean;
   readonly tlsCertFile: string;
+  /** Set when the certificate expires within 30 days or has expired (at start). */
+  readonly tlsNotice: CertificateNotice | null;
+  /** This build's version (apps/server/package.json). */
+  readonly version: string;
   /** Set while no admin exists: the one-time token for `POST /v1/setup/admin`. */
   readonly setupToken: string | null;
   readonly store: 'embedded' | 'couchdb';
@@ -144,6 +152,9 @@ async function start(config: AppConfig, options: StartOptions): Promise<RunningS
       https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' },
       ...(options.logStream === undefined ? {} : { logStream: options.logStream }),
     });
+    // As early as the app's logger exists (only warnings from opening the store come before it),
+    // so that after an upgrade the log says which build wrote what follows (admin audit s16, F9).
+    app.log.info({ version: SERVER_VERSION }, `fieldvault server ${SERVER_VERSION} starting`);
     await app.ready();
     const built = app;
     storeLog = (level, msg, fields) => built.log[level]({ store: built.storeAddress, ...fields }, msg);
@@ -202,6 +213,16 @@ async function start(config: AppConfig, options: StartOptions): Promise<RunningS
     throw new FieldvaultError('CONFIG_INVALID', { detail: listenFailure(err, config.host, port, listening), cause: err });
   }
 
+  // Every start, and once a day while it runs: a server under a service manager may run for months.
+  const checkCertificate = (): CertificateNotice | null => {
+    const notice = certificateNotice(tls, Date.now());
+    if (notice !== null) app.log[notice.level]({ cert: tls.certFile, notAfter: notice.notAfter, daysLeft: notice.daysLeft }, notice.text);
+    return notice;
+  };
+  const tlsNotice = checkCertificate();
+  const certificateTimer = setInterval(checkCertificate, CERTIFICATE_CHECK_MS);
+  certificateTimer.unref();
+
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   let stopping: Promise<void> | null = null;
   return {
@@ -209,8 +230,11 @@ async function start(config: AppConfig, options: StartOptions): Promise<RunningS
     httpUrl: redirect === null ? null : `http://${shownHost}:${(redirect.address() as AddressInfo).port}`,
     serverId,
     tlsFingerprint: tls.fingerprint,
+    tlsKeyPin: tls.keyPin,
     selfSignedTls: tls.selfSigned,
     tlsCertFile: tls.certFile,
+    tlsNotice,
+    version: SERVER_VERSION,
     setupToken,
     store: couch === null ? 'couchdb' : 'embedded',
     storeSource: couch === null ? storeSource : null,
@@ -220,6 +244,7 @@ async function start(config: AppConfig, options: StartOptions): Promise<RunningS
     storeRestarts: () => supervisor?.restarts() ?? 0,
     stop: () => {
       stopping ??= (async () => {
+        clearInterval(certificateTimer);
         if (redirect !== null) await new Promise<void>((r) => redirect?.close(() => r()));
         await app.close();
         await (supervisor?.stop() ?? couch?.stop());
@@ -228,6 +253,9 @@ async function start(config: AppConfig, options: StartOptions): Promise<RunningS
     },
   };
 }
+
+/** How often a running server checks its certificate's end date again. */
+const CERTIFICATE_CHECK_MS = 86_400_000;
 
 /**
  * The CouchDB URL (with the app user's password) from its secret file.

@@ -2,7 +2,7 @@
  * TLS material for the HTTPS listener: the configured certificate and key, or — for `npm start`
  * on a developer machine — a self-signed certificate generated once into the data directory.
  */
-import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { X509Certificate, createHash, createPrivateKey, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
@@ -16,9 +16,25 @@ export interface TlsMaterial {
   readonly key: string;
   /** SHA-256 fingerprint of the certificate, for pinning a self-signed deployment. */
   readonly fingerprint: string;
+  /**
+   * Public-key pin of the certificate (`sha256//` + base64 SHA-256 of its SubjectPublicKeyInfo,
+   * curl's `--pinnedpubkey` form): it survives a renewal with the same key, where the fingerprint does not.
+   */
+  readonly keyPin: string;
   readonly selfSigned: boolean;
   readonly certFile: string;
+  /** End of the certificate's validity (the first certificate of a chain). */
+  readonly notAfter: Date;
 }
+
+/**
+ * Life of a generated development certificate. Long on purpose (admin audit s16, F6): it is a
+ * self-signed leaf that phones trust by its pin or as its own CA, so any new certificate — a
+ * renewal included — means reconfiguring every phone; a short life only schedules that outage.
+ * A dev certificate made by an older version (365 days) is kept as it is, since replacing it
+ * would break those pins too: the expiry warning at start covers it (cert-expiry.ts).
+ */
+export const DEV_CERT_DAYS = 3650;
 
 /**
  * @throws CONFIG_SECRET_FILE_INSECURE when the key file is not 0600; CONFIG_INVALID when a file is
@@ -37,7 +53,7 @@ export async function loadTls(config: AppConfig): Promise<TlsMaterial> {
         keyType: 'ec',
         curve: 'P-256',
         algorithm: 'sha256',
-        notAfterDate: new Date(Date.now() + 365 * 86_400_000),
+        notAfterDate: new Date(Date.now() + DEV_CERT_DAYS * 86_400_000),
         extensions: [
           { name: 'basicConstraints', cA: false },
           { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
@@ -79,7 +95,8 @@ export async function loadTls(config: AppConfig): Promise<TlsMaterial> {
     throw new FieldvaultError('CONFIG_INVALID', { detail: `${certName} and ${keyName} cannot be used for TLS (${reason(cause)})`, cause });
   }
   const fingerprint = x509.fingerprint256;
-  return { cert, key, fingerprint, selfSigned, certFile };
+  const keyPin = `sha256//${createHash('sha256').update(x509.publicKey.export({ type: 'spki', format: 'der' })).digest('base64')}`;
+  return { cert, key, fingerprint, keyPin, selfSigned, certFile, notAfter: new Date(x509.validTo) };
 }
 
 /** The text of a PEM file, or CONFIG_INVALID saying which file is missing or unreadable. */

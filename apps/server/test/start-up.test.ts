@@ -320,6 +320,9 @@ t.test('item 8: the banner shows the fingerprint of an own certificate, the conf
   const fingerprint = execFileSync('openssl', ['x509', '-in', ca.cert, '-noout', '-fingerprint', '-sha256'], { encoding: 'utf8' }).split('=')[1]?.trim() ?? 'none';
   t.match(o.output(), `TLS: certificate ${ca.cert}`);
   t.match(o.output(), `SHA-256 fingerprint ${fingerprint}`);
+  // The public-key pin, computed as curl's documentation does it (admin audit s16, F7).
+  const keyPin = execFileSync('sh', ['-c', `openssl x509 -in '${ca.cert}' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64`], { encoding: 'utf8' }).trim();
+  t.match(o.output(), `public-key pin sha256//${keyPin} (stays the same when the certificate is renewed with the same key)`);
   t.match(o.output(), '--ca with the CA that issued it, or --pin with this fingerprint');
   t.match(o.output(), '<20+ characters of your own>');
   t.notMatch(o.output(), '15+ characters');

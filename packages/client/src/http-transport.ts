@@ -92,11 +92,14 @@ export interface HttpTransportTls {
    */
   readonly ca?: string;
   /**
-   * SHA-256 fingerprint(s) of the server's **certificate** (of its DER encoding — not an SPKI pin),
-   * as apps/server prints it at start (`52:D6:E2:…`); hex, colons optional, any case. The server
-   * must present a certificate with one of them (several allow a rotation). Without `ca`, the pin
-   * alone decides (self-signed deployments: chain and host name are not checked, the exact
-   * certificate is); with `ca`, both must hold.
+   * Pins, of two kinds, mixed freely: SHA-256 fingerprints of the server's **certificate** (of its
+   * DER encoding), as apps/server prints it at start (`52:D6:E2:…`; hex, colons optional, any
+   * case), and **public-key pins** in curl's `--pinnedpubkey` form (`sha256//` + the base64
+   * SHA-256 of the certificate's DER SubjectPublicKeyInfo), which keep holding when the
+   * certificate is renewed with the same key (`peerKeyPin()` tells a verified server's). The
+   * server must present a certificate matching one of them (several allow a rotation). Without
+   * `ca`, the pins alone decide (self-signed deployments: chain, dates and host name are not
+   * checked); with `ca`, both must hold.
    */
   readonly pinSha256?: string | readonly string[];
 }
@@ -146,6 +149,13 @@ export interface HttpTransport extends Transport {
    */
   close(): void;
   logout(token: string, options?: TransportCallOptions): Promise<void>;
+  /**
+   * The public-key pin (`sha256//…`, see `HttpTransportTls.pinSha256`) of the certificate the last
+   * verified connection of this transport presented; undefined before any. A phone that added a
+   * server by its certificate fingerprint can keep this too, so a renewal with the same key does
+   * not lock it out.
+   */
+  peerKeyPin(): string | undefined;
 }
 
 export const DEFAULT_TIMEOUT_MS = 15_000;
@@ -217,6 +227,14 @@ function normalisePin(pin: string): string | undefined {
   return /^[0-9a-f]{64}$/.test(hex) ? hex : undefined;
 }
 
+/** A public-key pin in curl's `--pinnedpubkey` form: `sha256//` and the base64 SHA-256 of the DER SubjectPublicKeyInfo. */
+const KEY_PIN_PATTERN = /^sha256\/\/[A-Za-z0-9+/]{43}=$/;
+
+/** The public-key pin of a certificate (see {@link KEY_PIN_PATTERN}). */
+function keyPinOf(cert: X509Certificate): string {
+  return `sha256//${createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('base64')}`;
+}
+
 /** The server id used when none is given: the base URL's host and port as a node id. */
 function serverIdFromUrl(url: URL): string {
   const port = url.port === '' ? (url.protocol === 'https:' ? '443' : '80') : url.port;
@@ -254,7 +272,10 @@ interface Resolved {
   readonly url: URL;
   readonly serverId: string;
   readonly ca: string | undefined;
+  /** Certificate fingerprints (lowercase hex) and public-key pins (`sha256//…`). */
   readonly pins: ReadonlySet<string> | undefined;
+  /** What the last verified connection showed: its certificate's public-key pin. */
+  readonly peer: { keyPin?: string };
   readonly timeoutMs: number;
   readonly maxResponseBytes: number;
   readonly maxSyncResponseBytes: number;
@@ -292,9 +313,9 @@ function resolve(options: HttpTransportOptions): Resolved {
       const list: readonly unknown[] = typeof tls.pinSha256 === 'string' ? [tls.pinSha256] : Array.isArray(tls.pinSha256) ? tls.pinSha256 : [];
       pins = new Set();
       for (const p of list) {
-        const hex = typeof p === 'string' ? normalisePin(p) : undefined;
-        if (hex === undefined) throw invalid('tls.pinSha256', 'must be SHA-256 certificate fingerprints (64 hex digits, colons optional)');
-        pins.add(hex);
+        const pin = typeof p !== 'string' ? undefined : KEY_PIN_PATTERN.test(p) ? p : normalisePin(p);
+        if (pin === undefined) throw invalid('tls.pinSha256', 'must be SHA-256 certificate fingerprints (64 hex digits, colons optional) or public-key pins (sha256//BASE64)');
+        pins.add(pin);
       }
       if (pins.size === 0) throw invalid('tls.pinSha256', 'must hold at least one fingerprint');
     }
@@ -309,7 +330,7 @@ function resolve(options: HttpTransportOptions): Resolved {
   const serverId = options.serverId ?? serverIdFromUrl(url);
   if (typeof serverId !== 'string' || !NODE_ID_PATTERN.test(serverId)) throw invalid('serverId', 'lowercase letters, digits, ".", "_" and "-", 1–64 characters');
   const logger = options.logger ?? silentLogger;
-  return { url, serverId, ca, pins, timeoutMs, maxResponseBytes, maxSyncResponseBytes, logger };
+  return { url, serverId, ca, pins, peer: {}, timeoutMs, maxResponseBytes, maxSyncResponseBytes, logger };
 }
 
 /**
@@ -362,13 +383,17 @@ function verifiedConnection(r: Resolved, track?: (socket: TLSSocket) => void): N
         finish(untrusted(String(socket.authorizationError ?? 'certificate not verified')));
         return;
       }
+      const cert = socket.getPeerX509Certificate();
+      const keyPin = cert === undefined ? undefined : keyPinOf(cert);
       if (r.pins !== undefined) {
-        const fingerprint = normalisePin(socket.getPeerX509Certificate()?.fingerprint256 ?? '');
-        if (fingerprint === undefined || !r.pins.has(fingerprint)) {
+        // Either pin kind holds: a certificate renewed with the same key keeps its public-key pin.
+        const fingerprint = normalisePin(cert?.fingerprint256 ?? '');
+        if (!((fingerprint !== undefined && r.pins.has(fingerprint)) || (keyPin !== undefined && r.pins.has(keyPin)))) {
           finish(untrusted('the certificate does not match the pinned fingerprint'));
           return;
         }
       }
+      if (keyPin !== undefined) r.peer.keyPin = keyPin;
       finish(null);
     });
     // Asynchronous: node:http waits for `oncreate`, so no byte is written before the checks above.
@@ -868,6 +893,7 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
     identity: identityOf(base, r),
     logout,
     baseUrl: base,
+    peerKeyPin: (): string | undefined => r.peer.keyPin,
     close: (): void => {
       closings += 1;
       pool.destroy();

@@ -287,10 +287,14 @@ export class RecordStore {
 
   #checkValues(values: unknown, what: string): Record<string, FieldValue> {
     if (!isPlainObject(values)) throw inputInvalid(what, 'must be an object of field values');
-    for (const name of Object.keys(values)) {
+    const given: Record<string, FieldValue> = {};
+    for (const [name, value] of Object.entries(values)) {
       if (!FIELD_NAME_PATTERN.test(name)) throw inputInvalid(`${what}.${name}`, 'not a field name');
+      // `{ age: maybeAge }` with nothing in maybeAge means "not given", as in JSON (s16 input audit
+      // F9: it was refused with a message naming no field). `null` is how a field is cleared.
+      if (value !== undefined) given[name] = value as FieldValue;
     }
-    return values as Record<string, FieldValue>;
+    return given;
   }
 
   /**
@@ -300,7 +304,7 @@ export class RecordStore {
    * @throws RECORD_TOO_LARGE when a value is too long.
    * @throws INPUT_INVALID when `fields` is not an object of field names.
    */
-  async create(fields: Readonly<Record<string, FieldValue>>): Promise<ChildRecord> {
+  async create(fields: Readonly<Record<string, FieldValue | undefined>>): Promise<ChildRecord> {
     const values = this.#checkValues(fields, 'fields');
     const problems = validateAgainstForm(values, this.#o.form);
     if (problems[0] !== undefined) throw formError(problems[0], problems.length);
@@ -324,7 +328,7 @@ export class RecordStore {
    * @throws RECORD_TOO_LARGE when a value or the history exceeds its limit.
    * @throws INPUT_INVALID when `changes` is not an object of field names.
    */
-  async update(id: string, changes: Readonly<Record<string, FieldValue>>): Promise<ChildRecord> {
+  async update(id: string, changes: Readonly<Record<string, FieldValue | undefined>>): Promise<ChildRecord> {
     const values = this.#checkValues(changes, 'changes');
     return this.mutate(id, (current) => {
       const merged = { ...visibleFields(current), ...values };

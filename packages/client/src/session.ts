@@ -133,18 +133,20 @@ export class Session {
   }
 
   /**
-   * Creates a record (client UUID, device clock timestamps); the values must fit the form.
+   * Creates a record (client UUID, device clock timestamps); the values must fit the form. A key
+   * whose value is `undefined` is a field not given, as in JSON.
    * @throws RECORD_INVALID, RECORD_TOO_LARGE, INPUT_INVALID, VAULT_LOCKED
    */
-  async createRecord(fields: Readonly<Record<string, FieldValue>>): Promise<ChildRecord> {
+  async createRecord(fields: Readonly<Record<string, FieldValue | undefined>>): Promise<ChildRecord> {
     return this.#open().records.create(fields);
   }
 
   /**
-   * Changes fields of a visible record; the old values stay in its history.
+   * Changes fields of a visible record; the old values stay in its history. `null` clears a
+   * field; a key whose value is `undefined` changes nothing.
    * @throws VAULT_RECORD_NOT_FOUND, RECORD_INVALID, RECORD_TOO_LARGE, INPUT_INVALID, VAULT_LOCKED
    */
-  async updateRecord(id: string, changes: Readonly<Record<string, FieldValue>>): Promise<ChildRecord> {
+  async updateRecord(id: string, changes: Readonly<Record<string, FieldValue | undefined>>): Promise<ChildRecord> {
     return this.#open().records.update(id, changes);
   }
 

@@ -2,13 +2,14 @@
 // nothing sent to an untrusted server, and every kind of broken or hostile answer mapped to a
 // catalogued error. The real fieldvault server is exercised end to end in
 // packages/storage-sqlcipher/test/online-login.test.ts.
+import { createHash, createPublicKey } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Server } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import t, { type Test } from 'tap';
 import { createHttpTransport, type HttpTransportOptions } from '../src/index.js';
-import { makeCert, type Cert } from './fixtures/tls.js';
+import { LOCAL, makeCert, type Cert } from './fixtures/tls.js';
 
 const good = await makeCert();
 const other = await makeCert();
@@ -104,6 +105,27 @@ t.test('a pinned certificate is trusted with the fingerprint as apps/server prin
   t.same(await createHttpTransport({ baseUrl: s.url, tls: { pinSha256: good.fingerprint } }).challenge({ imei: IMEI }), CHALLENGE);
   t.same(await createHttpTransport({ baseUrl: s.url, tls: { pinSha256: [other.fingerprint, plain] } }).challenge({ imei: IMEI }), CHALLENGE);
   t.same(await createHttpTransport({ baseUrl: s.url, tls: { ca: good.cert, pinSha256: plain } }).challenge({ imei: IMEI }), CHALLENGE);
+});
+
+t.test("a public-key pin (sha256//…) holds across a renewal with the same key; a certificate pin does not", async (t) => {
+  const renewed = await makeCert(LOCAL, good);
+  t.not(renewed.fingerprint, good.fingerprint, 'the renewal has a new certificate fingerprint');
+  const s = await httpsServer(t, json(200, CHALLENGE), renewed);
+  const first = createHttpTransport({ baseUrl: (await httpsServer(t, json(200, CHALLENGE))).url, tls: { pinSha256: good.fingerprint } });
+  t.equal(first.peerKeyPin(), undefined, 'no key pin before a verified connection');
+  await first.challenge({ imei: IMEI });
+  const keyPin = first.peerKeyPin() ?? '';
+  t.match(keyPin, /^sha256\/\/[A-Za-z0-9+/]{43}=$/, 'learned from the verified connection');
+  t.equal(keyPin, `sha256//${createHash('sha256').update(createPublicKey(good.key).export({ type: 'spki', format: 'der' })).digest('base64')}`, "the SHA-256 of the certificate's SubjectPublicKeyInfo");
+  t.equal((await codeOf(createHttpTransport({ baseUrl: s.url, tls: { pinSha256: good.fingerprint } }).challenge({ imei: IMEI }))).code, 'TRANSPORT_TLS_UNTRUSTED', 'the old certificate pin refuses the renewal');
+  t.same(await createHttpTransport({ baseUrl: s.url, tls: { pinSha256: [good.fingerprint, keyPin] } }).challenge({ imei: IMEI }), CHALLENGE, 'the key pin accepts it');
+  const otherKey = await makeCert();
+  const o = await httpsServer(t, json(200, CHALLENGE), otherKey);
+  t.equal((await codeOf(createHttpTransport({ baseUrl: o.url, tls: { pinSha256: keyPin } }).challenge({ imei: IMEI }))).code, 'TRANSPORT_TLS_UNTRUSTED', 'another key is refused');
+  t.equal(o.requests, 0, 'before anything is sent');
+  for (const bad of ['sha256//short=', `sha1//${keyPin.slice(8)}`, keyPin.slice(0, -1), `${keyPin} `]) {
+    t.equal((await codeOf(Promise.resolve().then(() => createHttpTransport({ baseUrl: s.url, tls: { pinSha256: bad } })))).code, 'INPUT_INVALID', bad);
+  }
 });
 
 t.test('a certificate that does not match the pin is refused before the request is sent', async (t) => {

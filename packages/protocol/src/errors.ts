@@ -71,7 +71,22 @@ export const errorCatalogue = {
   INPUT_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     message: 'The request body has a content type this route does not accept.',
-    hint: 'Send JSON with the header "Content-Type: application/json"; a photo upload sends its bytes as "application/octet-stream" or the image type.',
+    hint: 'Send the content type the route documents (docs/protocol.md): "application/json" (UTF-8) for API calls, the photo\'s image type or "application/octet-stream" for a photo upload, "application/x-ndjson" for a restore.',
+  },
+  INPUT_MALFORMED_REQUEST: {
+    status: 400,
+    message: 'The request is not well-formed HTTP/1.1 (its request line, a header, or the framing of its body), or its body was cut short.',
+    hint: 'Send a well-formed HTTP/1.1 request with a body framed by Content-Length or chunked encoding, never both; if a proxy sits in between, check what it sends. The server closed the connection: open a new one.',
+  },
+  INPUT_HEADERS_TOO_LARGE: {
+    status: 431,
+    message: 'The request line or headers are larger than the server accepts (16 KiB in all).',
+    hint: 'Send a shorter URL or fewer and smaller headers: the session token goes in the "authorization" header, never in the URL; if a proxy adds headers, make it add fewer.',
+  },
+  INPUT_REQUEST_TIMEOUT: {
+    status: 408,
+    message: 'The request did not arrive whole within the server\'s request time limit.',
+    hint: 'Send it again over a steadier connection (a photo upload resumes where it stopped); an operator can raise FIELDVAULT_REQUEST_TIMEOUT.',
   },
   INPUT_ROUTE_NOT_FOUND: {
     status: 404,
@@ -836,9 +851,9 @@ export interface ErrorBody {
 }
 
 const statusNames: Readonly<Record<number, string>> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict',
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 408: 'Request Timeout', 409: 'Conflict',
   410: 'Gone', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Entity',
-  423: 'Locked', 499: 'Client Closed Request',
+  423: 'Locked', 431: 'Request Header Fields Too Large', 499: 'Client Closed Request',
   429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable',
 };
 

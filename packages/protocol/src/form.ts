@@ -75,7 +75,7 @@ export function parseFormDefinition(value: unknown): FormDefinition {
   return form;
 }
 
-export type FormProblemKind = 'required' | 'type' | 'option' | 'range' | 'too_long' | 'unknown';
+export type FormProblemKind = 'required' | 'type' | 'option' | 'range' | 'too_long' | 'text' | 'unknown';
 
 export interface FormProblem {
   /** The record field the problem is about. */
@@ -100,6 +100,27 @@ function isCalendarDate(s: string): boolean {
   return t.getUTCFullYear() === y && t.getUTCMonth() === mo - 1 && t.getUTCDate() === d;
 }
 
+/**
+ * Control characters other than tab and line breaks: invisible, they cut a name short in C-string
+ * consumers (reports, CSV exports) and make two equal-looking names differ.
+ */
+const CONTROL_CHARACTER = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/;
+/** A high surrogate not followed by a low one, or a low one not preceded by a high one (no `u` flag: code units). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Text a person can read and any UTF-8 consumer keeps as it is: no unpaired surrogate (it turns
+ * into U+FFFD in a UTF-8 export, so the record's bytes would no longer be what was written) and
+ * no control character but tab, LF and CR. A form rule, not a record-format rule (`parseRecord`):
+ * a record stored before the rule stays readable and is still pulled; a new value is held to it,
+ * and so is a push of a record still holding such a value (refused naming the field, to correct).
+ */
+function isReadableText(s: string): boolean {
+  return !CONTROL_CHARACTER.test(s) && !LONE_SURROGATE.test(s);
+}
+
+const TEXT_MESSAGE = 'must be readable text (no control characters other than tab and line breaks, no unpaired surrogates)';
+
 function isEmpty(value: FieldValue | undefined): boolean {
   return value === undefined || value === null || value === '' || (Array.isArray(value) && value.length === 0);
 }
@@ -110,6 +131,7 @@ function checkField(f: FormField, value: FieldValue): FormProblem | undefined {
     case 'string':
       if (typeof value !== 'string') return problem('type', 'must be text');
       if (f.maxLength !== undefined && value.length > f.maxLength) return problem('too_long', `at most ${f.maxLength} characters`);
+      if (!isReadableText(value)) return problem('text', TEXT_MESSAGE);
       return undefined;
     case 'number':
       if (typeof value !== 'number' || !Number.isFinite(value)) return problem('type', 'must be a number');
@@ -134,6 +156,7 @@ function checkField(f: FormField, value: FieldValue): FormProblem | undefined {
       if (options !== undefined && value.some((s) => !options.includes(s))) {
         return problem('option', 'every item must be one of the options');
       }
+      if (!value.every(isReadableText)) return problem('text', `each item ${TEXT_MESSAGE}`);
       return undefined;
     }
   }

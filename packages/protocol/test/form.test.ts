@@ -91,6 +91,18 @@ t.test('string lists honour item count and item length', async (t) => {
   t.equal(validateAgainstForm({ tags: 'a' }, form)[0]?.problem, 'type');
 });
 
+t.test('text values must be readable: no control characters but tab and line breaks, no unpaired surrogates', async (t) => {
+  const form: FormDefinition = { id: 'notes', version: 1, fields: [{ name: 'note', type: 'string' }, { name: 'tags', type: 'string[]' }] };
+  for (const good of ['Zoë', 'two\nlines\r\n\tindented', 'emoji \u{1F600} pair', 'עברית and العربية', 'e\u0301 combining', '']) {
+    t.strictSame(validateAgainstForm({ note: good, tags: [good || 'x'] }, form), [], JSON.stringify(good));
+  }
+  for (const bad of ['a\u0000b', 'bell\u0007', 'esc\u001b[31m', 'del\u007f', 'lone \ud800 high', 'lone \udc00 low', 'reversed \udc00\ud800', 'end \ud83d']) {
+    const p = validateAgainstForm({ note: bad, tags: ['ok', bad] }, form);
+    t.strictSame(p.map((x) => [x.field, x.problem]), [['note', 'text'], ['tags', 'text']], JSON.stringify(bad));
+    t.notOk(p.some((x) => x.message.includes(bad)), 'the value is not echoed');
+  }
+});
+
 t.test('assertMatchesForm throws RECORD_INVALID naming the first bad field', async (t) => {
   t.throws(() => assertMatchesForm({ name: 'Ada', age: -1 }, defaultChildForm), {
     code: 'RECORD_INVALID',

@@ -11,7 +11,9 @@ import { devicesPlugin } from './devices/plugin.js';
 import { formsPlugin } from './forms/plugin.js';
 import { kekGuardPlugin } from './kek/plugin.js';
 import './http/context.js';
+import { createClientErrorHandler } from './http/client-errors.js';
 import { installErrorHandling } from './http/error-handler.js';
+import { checkJsonCharset } from './http/json-charset.js';
 import { loggerOptions } from './http/logger.js';
 import { limitConnections } from './http/connection-limits.js';
 import { installRateLimits } from './http/rate-limit.js';
@@ -48,8 +50,18 @@ export async function buildApp(input: BuildAppInput): Promise<FastifyInstance> {
   const config = resolveConfig(input);
   const now = input.now ?? Date.now;
 
+  // Responses carry tokens and keys: never cache them anywhere; never sniff their type.
+  const tls = input.https !== undefined;
+  const securityHeaders: Readonly<Record<string, string>> = {
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...(tls ? { 'strict-transport-security': HSTS } : {}),
+  };
+
   const options: FastifyServerOptions = {
     logger: loggerOptions(config.logLevel, input.logStream, config.serverId),
+    // Malformed HTTP, oversized headers and timeouts get a catalogued body too (bad-input audit F2).
+    clientErrorHandler: createClientErrorHandler({ headers: securityHeaders }),
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
     // Our own ids: a client-chosen request id would let a caller forge log correlation.
@@ -88,8 +100,9 @@ export async function buildApp(input: BuildAppInput): Promise<FastifyInstance> {
 
   // Only JSON is accepted, and only strict JSON: no repeated keys, no prototype keys.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     try {
+      checkJsonCharset(request.headers['content-type']);
       done(null, parseStrictJson(typeof body === 'string' ? body : body.toString('utf8')));
     } catch (err) {
       done(err as Error, undefined);
@@ -102,15 +115,11 @@ export async function buildApp(input: BuildAppInput): Promise<FastifyInstance> {
     if (request.body === undefined && request.method === 'POST') request.body = {};
   });
 
-  // Responses carry tokens and keys: never cache them anywhere; never sniff their type.
-  const tls = input.https !== undefined;
   app.addHook('onSend', async (_request, reply) => {
     // A refused or oversized request may still be sending its body: end the connection rather
     // than read on or keep it alive (security audit M1: 429'd sockets stayed open).
     if (reply.statusCode === 429 || reply.statusCode === 413) void reply.header('connection', 'close');
-    void reply.header('cache-control', 'no-store');
-    void reply.header('x-content-type-options', 'nosniff');
-    if (tls) void reply.header('strict-transport-security', HSTS);
+    void reply.headers(securityHeaders);
   });
 
   app.decorate('fieldvaultConfig', config);

@@ -51,6 +51,17 @@ t.test('writes are validated against the form', async (t) => {
   t.match(await rejection(s.updateRecord(r.id, { name: null })), { code: 'RECORD_INVALID', details: { field: 'name', problem: 'required' } });
   t.equal((await rejection(s.updateRecord(r.id, { 'Bad Name': 1 }))).code, 'INPUT_INVALID');
   t.same(await s.getRecord(r.id), r, 'a refused update wrote nothing');
+  // Text must be readable (s16 input audit F4): NUL, other control characters, unpaired surrogates.
+  for (const bad of ['a\u0000b', 'esc\u001b[2J', 'lone \ud800']) {
+    t.match(await rejection(s.createRecord({ name: bad })), { code: 'RECORD_INVALID', details: { field: 'name', problem: 'text' } }, JSON.stringify(bad));
+    t.match(await rejection(s.updateRecord(r.id, { location: bad })), { code: 'RECORD_INVALID', details: { field: 'location', problem: 'text' } });
+  }
+  t.same(await s.getRecord(r.id), r, 'refused text wrote nothing');
+  t.equal((await s.updateRecord(r.id, { location: 'Camp 3\nnear the well 😀' })).fields['location']?.value, 'Camp 3\nnear the well 😀', 'line breaks and emoji are text');
+  // An undefined value is a field not given (as in JSON), not an error naming no field.
+  const u = await s.createRecord({ name: 'B', age: undefined });
+  t.notOk('age' in u.fields, 'age not given');
+  t.equal((await s.updateRecord(u.id, { age: undefined, sex: 'female' })).fields['age'], undefined);
 });
 
 t.test('local search matches name and location in any case, age ranges and flags', async (t) => {

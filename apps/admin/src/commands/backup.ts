@@ -75,6 +75,19 @@ function createPartial(out: string, partial: string): number {
   }
 }
 
+/**
+ * Admin audit s16, F2: the users and devices databases come back as they were at the backup, so
+ * every admin decision made after it is silently gone (a blacklisted phone syncs again, an old
+ * password works again). The admin must redo them; only they (or the old server's log) know which.
+ */
+function restoreReminder(backupCreatedAt: string): string {
+  return (
+    `Every admin action on the backed-up server after ${backupCreatedAt} (the backup's time) is undone by this restore: ` +
+    'blacklists, disables, password resets (the old passwords work again), TOTP resets, retirements, role changes. ' +
+    'Redo each of them now, from your notes or the old server\'s log (its audit log ends at the backup too).'
+  );
+}
+
 function manifestTable(m: Pick<ArchiveManifest, 'counts' | 'digests' | 'attachments'>): string {
   return table(
     BACKUP_DATABASES.map((db) => ({ db, count: m.counts[db], digest: m.digests[db] })),
@@ -236,9 +249,12 @@ export function registerBackupCommands(program: Command, action: Action): void {
         }
         const differences = manifestDifferences({ ...result.restored, type: 'manifest' }, manifest);
         if (differences.length > 0) throw new FieldvaultError('BACKUP_VERIFY_FAILED', { detail: `the server reports: ${differences.join('; ')}` });
-        ctx.out.result({ verified: true, restored: true, server: trust.url, backup: result.backup, manifest: manifestJson(result.restored) }, () =>
-          `${keyValues([...about, ['restored into', trust.url], ['check', 'the server holds exactly the documents, photos and digests of the backup']])}\n\n${manifestTable(result.restored)}\n\n` +
-          'Restart the server, then log in with an admin account of the backup: fieldvault-admin login --server URL --ca FILE',
+        const reminder = restoreReminder(header.createdAt);
+        ctx.out.result(
+          { verified: true, restored: true, server: trust.url, backup: result.backup, manifest: manifestJson(result.restored), adminActionsUndoneSince: header.createdAt, reminder },
+          () =>
+            `${keyValues([...about, ['restored into', trust.url], ['check', 'the server holds exactly the documents, photos and digests of the backup']])}\n\n${manifestTable(result.restored)}\n\n` +
+            `Restart the server, then log in with an admin account of the backup: fieldvault-admin login --server URL --ca FILE\n\n${reminder}`,
         );
       }),
     );

@@ -3,6 +3,7 @@ import { IMEI_PATTERN } from '@fieldvault/protocol';
 import type { Context } from '../context.js';
 import { CliError } from '../errors.js';
 import { keyValues, table, timeOf } from '../output.js';
+import { HELP_DEVICE_SCOPE, deviceScopeLine } from '../scope.js';
 import type { Action } from './action.js';
 import { fetchAll } from './paging.js';
 
@@ -44,13 +45,13 @@ function deviceLines(d: DeviceView): string {
   ]);
 }
 
-/** What each action does, for help text and for the confirmation prompt. */
+/** What each action does (help text, confirmation prompt), and whether other servers need it too. */
 const ACTIONS = {
-  blacklist: { wipes: true, text: 'stolen or lost: refuse it, end its sessions; the phone wipes its data on its next contact' },
-  retire: { wipes: true, text: 'take out of service: its known users get a last sync, then the phone wipes itself' },
-  reinstate: { wipes: false, text: 'make a blacklisted or retired device active again (a blacklisted one is unbound too: it wiped its device key)' },
-  rekey: { wipes: false, text: 'issue a new database key for it (the phone migrates at its next login)' },
-  unbind: { wipes: false, text: 'forget its enrolled device key (reset phone, new app install); its next login enrols again' },
+  blacklist: { wipes: true, perServer: true, text: `stolen or lost: refuse it, end its sessions; the phone wipes its data on its next contact ${HELP_DEVICE_SCOPE}` },
+  retire: { wipes: true, perServer: true, text: `take out of service: its known users get a last sync, then the phone wipes itself ${HELP_DEVICE_SCOPE}` },
+  reinstate: { wipes: false, perServer: false, text: 'make a blacklisted or retired device active again (a blacklisted one is unbound too: it wiped its device key)' },
+  rekey: { wipes: false, perServer: false, text: 'issue a new database key for it (the phone migrates at its next login)' },
+  unbind: { wipes: false, perServer: false, text: 'forget its enrolled device key (reset phone, new app install); its next login enrols again' },
 } as const;
 
 /** What a reinstate did to the device key binding, and what is left to do. */
@@ -129,7 +130,8 @@ export function registerDeviceCommands(program: Command, action: Action): void {
           body: o.reason === undefined ? {} : { reason: o.reason },
         });
         if (before === undefined) {
-          ctx.out.result({ device }, () => `${verb}: done.\n${deviceLines(device)}`);
+          const scope = spec.perServer ? `\n${deviceScopeLine(ctx, verb, id)}` : '';
+          ctx.out.result({ device }, () => `${verb}: done.\n${deviceLines(device)}${scope}`);
           return;
         }
         const bindingCleared = before.bound && !device.bound;

@@ -3,6 +3,7 @@ import { USERNAME_PATTERN } from '@fieldvault/protocol';
 import type { Context } from '../context.js';
 import { CliError } from '../errors.js';
 import { keyValues, table, timeOf } from '../output.js';
+import { HELP_USER_SCOPE, userScopeLine } from '../scope.js';
 import type { Action } from './action.js';
 import { fetchAll } from './paging.js';
 
@@ -128,11 +129,22 @@ export function registerUserCommands(program: Command, action: Action): void {
 
   users
     .command('disable <username>')
-    .description('disable a user: their sessions end at once and they cannot log in')
+    .description(
+      'disable a user: their sessions here end and their logins here are refused; phones keep their offline access ' +
+        `(blacklist or retire the phones to end it) ${HELP_USER_SCOPE}`,
+    )
     .action(
       action(async (ctx, username) => {
         const { user } = await patch(ctx, username as string, { disabled: true });
-        ctx.out.result({ user }, () => `${user.username} is disabled; their sessions have ended.`);
+        // Admin audit s16, F1: nothing reaches the phone (the SDK does not act on USER_DISABLED).
+        ctx.out.result({ user }, () =>
+          [
+            `${user.username} is disabled: their sessions here have ended and their logins here are refused.`,
+            'Phones they used keep their offline access to the records on them: to end it, blacklist or retire',
+            'those phones ("fieldvault-admin devices list" shows the users each phone has seen).',
+            userScopeLine(ctx, 'users disable', user.username),
+          ].join('\n'),
+        );
       }),
     );
 
@@ -160,11 +172,21 @@ export function registerUserCommands(program: Command, action: Action): void {
 
   users
     .command('reset <username>')
-    .description('reset a password: the old one stops working, sessions end, and a one-time reset token is printed for the user')
+    .description(
+      'reset a password: the old one stops working, sessions end, and a one-time reset token is printed for the user ' +
+        '(this server only: repeat it on every server the user uses, and they set the same new password on each)',
+    )
     .action(
       action(async (ctx, username) => {
         const res = await ctx.api<{ user: UserView; reset: { token: string; expiresAt: string } }>({ method: 'POST', path: path(username as string, '/password-reset'), body: {} });
-        ctx.out.result(res, () => tokenLines(res.user, 'password reset', res.reset));
+        ctx.out.result(res, () =>
+          [
+            tokenLines(res.user, 'password reset', res.reset),
+            userScopeLine(ctx, 'users reset', res.user.username),
+            // A phone keeps one password per user: the one of its last online login opens it offline.
+            `${res.user.username} sets the same new password on each: a phone opens offline only with the password of its last online login.`,
+          ].join('\n'),
+        );
       }),
     );
 

@@ -10,10 +10,19 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-/** `ab:cd…`, `ABCD…` → `AB:CD:…` (as the server prints it). @throws FIELD_USAGE */
+/** A public-key pin as the SDK takes it (curl's `--pinnedpubkey` form). */
+const KEY_PIN_PATTERN = /^sha256\/\/[A-Za-z0-9+/]{43}=$/;
+
+/**
+ * `ab:cd…`, `ABCD…` → `AB:CD:…` (a certificate fingerprint, as the server prints it); a
+ * public-key pin `sha256//…` stays as it is. @throws FIELD_USAGE
+ */
 export function normalisePin(pin: string): string {
+  if (KEY_PIN_PATTERN.test(pin)) return pin;
   const hex = pin.replaceAll(':', '').toUpperCase();
-  if (!/^[0-9A-F]{64}$/.test(hex)) throw new FieldvaultError('FIELD_USAGE', { detail: '--pin: the SHA-256 fingerprint the server prints at start (64 hex digits, colons optional)' });
+  if (!/^[0-9A-F]{64}$/.test(hex)) {
+    throw new FieldvaultError('FIELD_USAGE', { detail: '--pin: the SHA-256 fingerprint the server prints at start (64 hex digits, colons optional), or its public-key pin (sha256//…)' });
+  }
   return hex.match(/../g)?.join(':') ?? hex;
 }
 
@@ -41,7 +50,7 @@ type IdCheck = 'told' | 'confirmed' | 'not-told' | 'unreachable' | 'offline';
  * SDK then checks the id at each login, when the server tells it.
  * @throws TRANSPORT_SERVER_ID_MISMATCH, TRANSPORT_TLS_UNTRUSTED, FIELD_USAGE, TRANSPORT_BAD_RESPONSE…
  */
-async function settleServerId(ctx: Context, entry: Omit<ServerEntry, 'serverId'>, given: string | undefined, offline: boolean): Promise<{ serverId: string; check: IdCheck }> {
+async function settleServerId(ctx: Context, entry: Omit<ServerEntry, 'serverId'>, given: string | undefined, offline: boolean): Promise<{ serverId: string; check: IdCheck; keyPin?: string }> {
   if (offline) {
     if (given === undefined) throw new FieldvaultError('FIELD_USAGE', { detail: '--offline needs --server-id (the id the server prints at start)' });
     return { serverId: given, check: 'offline' };
@@ -49,8 +58,11 @@ async function settleServerId(ctx: Context, entry: Omit<ServerEntry, 'serverId'>
   const { device } = await openDevice(ctx);
   const transport = transportOf({ ...entry, serverId: given ?? ASKING_ID });
   let told: string | null;
+  let keyPin: string | undefined;
   try {
     told = (await device.identifyServer(transport)).serverId;
+    // The public key of the certificate this verified connection showed (see the add command).
+    keyPin = transport.peerKeyPin();
   } catch (err) {
     if (!isFieldvaultError(err) || err.code !== 'TRANSPORT_UNREACHABLE') throw err;
     if (given === undefined) {
@@ -64,7 +76,7 @@ async function settleServerId(ctx: Context, entry: Omit<ServerEntry, 'serverId'>
     if (given === undefined) {
       throw new FieldvaultError('FIELD_USAGE', { detail: 'this server does not tell its id (an older server): give --server-id, the id it prints at start ("fieldvault server <id> listening on …")' });
     }
-    return { serverId: given, check: 'not-told' };
+    return { serverId: given, check: 'not-told', ...(keyPin === undefined ? {} : { keyPin }) };
   }
   if (given !== undefined && given !== told) {
     throw new FieldvaultError('TRANSPORT_SERVER_ID_MISMATCH', {
@@ -72,7 +84,7 @@ async function settleServerId(ctx: Context, entry: Omit<ServerEntry, 'serverId'>
       details: { serverId: given, reported: told },
     });
   }
-  return { serverId: told, check: given === undefined ? 'told' : 'confirmed' };
+  return { serverId: told, check: given === undefined ? 'told' : 'confirmed', ...(keyPin === undefined ? {} : { keyPin }) };
 }
 
 const ID_CHECK_NOTES: Record<IdCheck, string> = {
@@ -110,14 +122,15 @@ export function registerServerCommands(program: Command, action: Action): void {
     .description(
       'Adds a server. URL, server id and fingerprint are what the server prints when it starts ("fieldvault server <id> listening on <url>", "SHA-256 fingerprint …"). ' +
         'Give --pin (repeatable, for a certificate rotation), --ca, or both. The server is contacted once over the verified TLS connection: a wrong ' +
-        'certificate is refused now, and the server id is taken from the server (leave --server-id out) or checked against --server-id ' +
+        'certificate is refused now, its public key is pinned too (so a certificate renewed with the same key keeps working), ' +
+        'and the server id is taken from the server (leave --server-id out) or checked against --server-id ' +
         '(TRANSPORT_SERVER_ID_MISMATCH). A server that does not tell its id, or cannot be reached now, needs --server-id; the SDK checks the id ' +
         'again at every login, before your password is sent. The id names the server\'s sync state on this phone, so it must be the real one.',
     )
     .argument('<name>', `a short name of your choice for the server, e.g. "office": ${SERVER_NAME_RULE}`)
     .argument('<url>', 'https://host:port')
     .option('--server-id <id>', 'the server id it prints at start (default: the id the server tells)')
-    .option('--pin <fingerprint>', 'SHA-256 fingerprint of its certificate (repeatable)', collect)
+    .option('--pin <fingerprint>', 'SHA-256 fingerprint of its certificate, or its public-key pin sha256//… (repeatable)', collect)
     .option('--ca <file>', 'PEM file of the CA (or the self-signed certificate) to trust')
     .option('--offline', 'do not contact the server now (no network): needs --server-id; checked at the first login')
     .addHelpText('after', '\nExample:\n  fieldvault-field servers add office https://10.0.0.5:8443 --server-id srv-1a2b3c4d --pin 52:D6:E2:…:9F')
@@ -149,14 +162,19 @@ export function registerServerCommands(program: Command, action: Action): void {
         };
         // Name and given id first, so a typo costs no network round trip.
         conflicts(ctx.home.ensure().config, o.serverId);
-        const { serverId, check } = await settleServerId(ctx, trust, o.serverId, o.offline === true);
-        const entry: ServerEntry = { ...trust, serverId };
+        const { serverId, check, keyPin } = await settleServerId(ctx, trust, o.serverId, o.offline === true);
+        // A pinned server's public key is pinned too, learned over the connection the given pin
+        // verified: a certificate renewed with the same key (a routine renewal) keeps working,
+        // where a certificate fingerprint alone would lock the phone out (admin audit s16, F7).
+        const learned = keyPin !== undefined && trust.pinSha256 !== undefined && !trust.pinSha256.includes(keyPin);
+        const entry: ServerEntry = { ...trust, ...(learned ? { pinSha256: [...(trust.pinSha256 ?? []), keyPin] } : {}), serverId };
         ctx.home.update((c) => {
           conflicts(c, serverId);
           return { ...c, servers: { ...c.servers, [serverName]: entry } };
         });
-        ctx.out.result({ name: serverName, url: entry.url, serverId: entry.serverId, trust: trustOf(entry), serverIdCheck: check }, () =>
-          `added server ${serverName}: ${entry.url} (${entry.serverId}), ${trustOf(entry)}\n${ID_CHECK_NOTES[check]}`,
+        ctx.out.result({ name: serverName, url: entry.url, serverId: entry.serverId, trust: trustOf(entry), serverIdCheck: check, ...(learned ? { keyPinned: keyPin } : {}) }, () =>
+          `added server ${serverName}: ${entry.url} (${entry.serverId}), ${trustOf(entry)}\n${ID_CHECK_NOTES[check]}` +
+            (learned ? `\nits public key is pinned too (${keyPin}): a certificate renewed with the same key is accepted` : ''),
         );
       }),
     );

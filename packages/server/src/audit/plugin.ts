@@ -109,6 +109,10 @@ export const auditPlugin = fp(
         const q = request.query;
         const from = parseTime(q.from, 'from');
         const to = parseTime(q.to, 'to');
+        // The store refuses a reversed key range: that is the caller's mistake, not an internal error (bad-input audit F1).
+        if (from !== undefined && to !== undefined && from > to) {
+          throw new FieldvaultError('INPUT_INVALID', { detail: 'from: is after to', details: { field: 'from' } });
+        }
         const page = await app.repo.queryAudit({
           limit: q.limit,
           ...(q.username === undefined ? {} : { username: q.username }),

@@ -23,6 +23,7 @@ import {
   type BackupDatabase,
 } from '@fieldvault/crypto';
 import { CouchBackupStore } from '../couch/backup-store.js';
+import { credentialsFor } from '../http/authorization.js';
 import { responses } from '../http/schemas.js';
 import { parseStrictJson } from '../http/strict-json.js';
 import type { AuthContext } from '../sessions/plugin.js';
@@ -81,7 +82,7 @@ export const RestoreResultSchema = Type.Object(
 /** Documents per `_bulk_docs` during a restore, and the most bytes of JSON per batch. */
 const RESTORE_BATCH_DOCS = 200;
 const RESTORE_BATCH_BYTES = 8 * 1024 * 1024;
-const SETUP_AUTH = /^Setup ([A-Za-z0-9_-]{16,256})$/;
+const SETUP_TOKEN = /^[A-Za-z0-9_-]{16,256}$/;
 
 function view(m: ArchiveManifest): ManifestView {
   return { counts: { ...m.counts }, digests: { ...m.digests }, attachments: { ...m.attachments } };
@@ -188,7 +189,8 @@ export const backupPlugin: FastifyPluginAsync = async (app) => {
       schema: { response: responses({ 200: RestoreResultSchema }) },
     },
     async (request) => {
-      const presented = SETUP_AUTH.exec(request.headers.authorization ?? '')?.[1];
+      const credentials = credentialsFor(request.headers.authorization, 'Setup');
+      const presented = credentials !== undefined && SETUP_TOKEN.test(credentials) ? credentials : undefined;
       const expected = config.setupToken;
       // Compared as digests in constant time, like the first-admin setup route.
       if (presented === undefined || expected === undefined || !timingSafeEqual(digest(presented), digest(expected))) {

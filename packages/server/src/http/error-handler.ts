@@ -16,8 +16,14 @@ const fastifyCodes: Readonly<Record<string, ErrorCode>> = {
 interface ValidationIssue {
   readonly instancePath?: string;
   readonly message?: string;
-  readonly params?: { readonly allowedValues?: unknown };
+  readonly params?: { readonly allowedValues?: unknown; readonly additionalProperty?: unknown };
 }
+
+/**
+ * An unknown property or query parameter is named when its name looks like one (as the request
+ * log shows names): a token pasted as a name (`?<token>`) is not echoed or logged.
+ */
+const SHOWN_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/;
 
 /** The rule that failed; for an `enum`, with its allowed values (schema constants, never the input). */
 function ruleOf(issue: ValidationIssue | undefined): string {
@@ -35,8 +41,10 @@ export function toFieldvaultError(err: unknown): FieldvaultError {
   const e = err as Partial<FastifyError> & { validation?: readonly ValidationIssue[]; validationContext?: string };
   if (Array.isArray(e.validation)) {
     const first = e.validation[0];
-    const where = `${e.validationContext ?? 'request'}${first?.instancePath ?? ''}`.replaceAll('/', '.');
-    const detail = `${where}: ${ruleOf(first)}`;
+    const extra = first?.params?.additionalProperty;
+    const named = typeof extra === 'string' && SHOWN_NAME.test(extra);
+    const where = `${e.validationContext ?? 'request'}${first?.instancePath ?? ''}${named ? `/${extra}` : ''}`.replaceAll('/', '.');
+    const detail = named ? `${where}: unknown ${e.validationContext === 'querystring' ? 'parameter' : 'property'}, not allowed here` : `${where}: ${ruleOf(first)}`;
     const code: ErrorCode = e.validationContext === 'params' ? 'INPUT_ID_INVALID' : 'INPUT_INVALID';
     return new FieldvaultError(code, { detail, details: { field: where } });
   }
@@ -45,9 +53,26 @@ export function toFieldvaultError(err: unknown): FieldvaultError {
   return new FieldvaultError('INTERNAL_ERROR');
 }
 
+/**
+ * True when reading the request failed because the client went away: the connection closed or
+ * reset before the body was whole ("aborted", ECONNRESET). Not a fault of the server.
+ */
+export function isClientAbort(err: unknown, request: FastifyRequest): boolean {
+  if (isFieldvaultError(err)) return false;
+  const code = (err as { code?: unknown }).code;
+  return (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE') && !request.raw.complete;
+}
+
 /** Installs the error and not-found handlers: only catalogued bodies ever leave the server. */
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    if (isClientAbort(err, request)) {
+      // A flaky phone link or a client giving up (bad-input audit F3): nobody to alert, nothing to
+      // trace; the answer goes to a closed connection, or to a client that only half-closed it.
+      const fv = new FieldvaultError('INPUT_MALFORMED_REQUEST', { detail: 'the request body was cut short' });
+      request.log.info({ code: fv.code, errCode: String((err as { code?: unknown }).code) }, 'client closed the request');
+      return reply.code(fv.statusCode).header('connection', 'close').type('application/json; charset=utf-8').send(toErrorBody(fv));
+    }
     const fv = toFieldvaultError(err);
     if (fv.statusCode >= 500) {
       if (isFieldvaultError(err)) {

@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { FieldvaultError } from '@fieldvault/protocol';
 import { ROLES, type DeviceRecord, type Role, type SessionRecord } from '../couch/records.js';
+import { credentialsFor } from '../http/authorization.js';
 import { EmptyObjectSchema, TOKEN_PATTERN, iso, responses } from '../http/schemas.js';
 import { hashSecret, newToken } from '../http/tokens.js';
 import { UserSummarySchema } from '@fieldvault/protocol';
@@ -66,8 +67,6 @@ export const SessionInfoSchema = Type.Object(
   { additionalProperties: false },
 );
 
-const BEARER = new RegExp(`^Bearer (${TOKEN_PATTERN.source.slice(1, -1)})$`);
-
 function invalid(): FieldvaultError {
   return new FieldvaultError('SESSION_INVALID');
 }
@@ -80,10 +79,8 @@ export const sessionsPlugin = fp(
     app.repo.enableAuthCache({ ttlMs: app.fieldvaultConfig.session.authCacheMs, maxEntries: 10_000, now: () => performance.now() });
 
     async function authenticate(request: FastifyRequest): Promise<AuthContext> {
-      const header = request.headers.authorization;
-      const match = typeof header === 'string' ? BEARER.exec(header) : null;
-      const token = match?.[1];
-      if (token === undefined) throw invalid();
+      const token = credentialsFor(request.headers.authorization, 'Bearer');
+      if (token === undefined || !TOKEN_PATTERN.test(token)) throw invalid();
       const tokenHash = hashSecret(token);
       // Possibly remembered for a moment (couch/auth-cache.ts): values, never decisions.
       const docs = await app.repo.authDocs(tokenHash);

@@ -1,0 +1,77 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyBaseLogger } from 'fastify';
+import { FieldvaultError, toErrorBody, type ErrorCode } from '@fieldvault/protocol';
+
+/**
+ * How long a connection answered here may stay open for the client to read the answer and close
+ * it. Closing at once with bytes still unread (the rest of an oversized header) makes the kernel
+ * send a reset, which can discard the answer before the client reads it.
+ */
+export const CLIENT_ERROR_LINGER_MS = 2_000;
+
+/** Node's parser errors (`HPE_*`) and timeouts, as catalogued codes; anything else gets no answer. */
+export function clientErrorCode(errCode: string | undefined): ErrorCode | undefined {
+  if (errCode === 'HPE_HEADER_OVERFLOW') return 'INPUT_HEADERS_TOO_LARGE';
+  if (errCode === 'ERR_HTTP_REQUEST_TIMEOUT') return 'INPUT_REQUEST_TIMEOUT';
+  if (errCode?.startsWith('HPE_') === true) return 'INPUT_MALFORMED_REQUEST';
+  return undefined;
+}
+
+/** The raw HTTP/1.1 answer for `fv`, with `headers` (those every answer of ours carries). */
+export function rawErrorResponse(fv: FieldvaultError, headers: Readonly<Record<string, string>>): string {
+  const body = JSON.stringify(toErrorBody(fv));
+  return [
+    `HTTP/1.1 ${fv.statusCode} ${STATUS_CODES[fv.statusCode] ?? 'Error'}`,
+    'content-type: application/json; charset=utf-8',
+    `content-length: ${Buffer.byteLength(body)}`,
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+    // The parser cannot go on after an error: this connection carries no further request.
+    'connection: close',
+    '',
+    body,
+  ].join('\r\n');
+}
+
+interface InFlight {
+  readonly headersSent?: boolean;
+}
+
+/**
+ * Fastify's `clientErrorHandler`: errors Node raises before (or while) a request reaches Fastify
+ * — a garbage request line, a bad header, ambiguous or broken body framing, headers over the
+ * limit, the request timeout — get a catalogued body like every other answer (bad-input audit,
+ * F2), instead of Fastify's own `{ statusCode, error, message }` without a `code`.
+ *
+ * Logged at `info` without the error object: it carries the raw bytes of the request, which may
+ * hold an `authorization` header.
+ */
+export function createClientErrorHandler(options: { readonly headers: Readonly<Record<string, string>> }): (this: { log: FastifyBaseLogger }, err: Error & { code?: string }, socket: Socket) => void {
+  // The parser may report more errors for bytes that follow the first: one answer per connection.
+  const answered = new WeakSet<Socket>();
+  return function clientErrorHandler(err, socket) {
+    if (answered.has(socket)) return;
+    answered.add(socket);
+    const code = clientErrorCode(err.code);
+    // ECONNRESET and other socket errors: the client is gone, there is no one to answer.
+    if (code === undefined || socket.destroyed) {
+      this.log.debug({ errCode: err.code }, 'client connection failed');
+      socket.destroy();
+      return;
+    }
+    // The client ended the connection in the middle of a request: if the request had reached a
+    // route, its own record says so ("client closed the request"); this one is for debugging.
+    const level = err.code === 'HPE_INVALID_EOF_STATE' ? 'debug' : 'info';
+    this.log[level]({ code, errCode: err.code, remoteAddress: socket.remoteAddress }, 'request refused');
+    // Bytes of an answer already on the wire would be corrupted by a second one (as Node's own handler checks).
+    const inFlight = (socket as { _httpMessage?: InFlight | null })._httpMessage;
+    if (!socket.writable || inFlight?.headersSent === true) {
+      socket.destroy();
+      return;
+    }
+    socket.end(rawErrorResponse(new FieldvaultError(code), options.headers));
+    const linger = setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS);
+    linger.unref();
+    socket.once('close', () => clearTimeout(linger));
+  };
+}
