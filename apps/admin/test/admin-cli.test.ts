@@ -1,3 +1,4 @@
+import { X509Certificate, createHash } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,7 +23,8 @@ t.test('init creates the first admin from the setup token, enrols TOTP and keeps
   t.equal(r.code, 0, r.stderr);
   secret = r.secret;
   t.match(secret, /^[A-Z2-7]{32}$/, 'the secret is shown (on stderr)');
-  t.match(r.stderr, /otpauth:\/\/totp\/fieldvault:admin\?/);
+  // The entry names its server, so an admin of several servers tells their codes apart (admin audit s16, F10).
+  t.match(r.stderr, /otpauth:\/\/totp\/fieldvault%20srv-admin-cli:admin\?issuer=fieldvault%20srv-admin-cli&/);
   const out = json<{ user: { username: string; role: string }; recoveryCodes: string[] }>(r);
   t.same(out.user, { username: 'admin', role: 'admin' });
   recoveryCodes = out.recoveryCodes;
@@ -317,6 +319,12 @@ t.test('the CLI refuses unsafe or missing configuration with a catalogued code',
   t.equal(errorCode(noTrust), 'TRANSPORT_TLS_UNTRUSTED', 'a self-signed server is not trusted without --ca or --pin');
   const byPin = await cli(empty, ['--json', 'login', '--server', server.url, '--pin', server.fingerprint, '--user', 'admin'], [ADMIN_PASSWORD, recoveryCodes[1] as string]);
   t.equal(byPin.code, 0, `the printed fingerprint is enough: ${byPin.stderr}`);
+  // The public-key pin the banner prints (sha256//…) is accepted too; another key's is refused.
+  const keyPin = `sha256//${createHash('sha256').update(new X509Certificate(readFileSync(server.certFile)).publicKey.export({ type: 'spki', format: 'der' })).digest('base64')}`;
+  const byKey = await cli(join(dataDir, 'key-pin-home'), ['--json', 'login', '--server', server.url, '--pin', keyPin, '--user', 'admin'], [ADMIN_PASSWORD, recoveryCodes[2] as string]);
+  t.equal(byKey.code, 0, `a public-key pin is enough: ${byKey.stderr}`);
+  const otherKey = `sha256//${createHash('sha256').update('another key').digest('base64')}`;
+  t.equal(errorCode(await cli(join(dataDir, 'key-pin-home-2'), ['--json', 'login', '--server', server.url, '--pin', otherKey, '--user', 'admin'], [ADMIN_PASSWORD, '123456'])), 'TRANSPORT_TLS_UNTRUSTED', 'another key pin: nothing is sent');
   const plain = await cli(empty, ['--json', 'login', '--server', server.url.replace('https:', 'http:'), '--user', 'admin'], [ADMIN_PASSWORD, '123456']);
   t.equal(errorCode(plain), 'ADMIN_USAGE', 'no plain http');
   t.equal(plain.code, 2, 'a command-line mistake');

@@ -183,6 +183,8 @@ async function start(config: AppConfig, options: StartOptions): Promise<RunningS
   }
 
   try {
+    // Complete only once the first admin exists: a setup killed between its claim and the admin
+    // keeps (or gets back) its token, and the next setup with it takes the stale claim over.
     if (await app.repo.isSetupComplete()) {
       setupToken = null;
       rmSync(tokenFile, { force: true });

@@ -38,6 +38,7 @@ export const errorAreas = {
   BACKUP: 'Encrypted backups and restores (admin CLI and server)',
   CONFIG: 'Server configuration and secret files',
   FIELD: 'The field-worker CLI (apps/field): what only a command line can get wrong',
+  ADMIN: 'The admin CLI (apps/admin): what only a command line can get wrong',
   INTERNAL: 'Unexpected failures',
 } as const;
 
@@ -700,6 +701,78 @@ export const errorCatalogue = {
     hint: 'The message names the variable, the path, the account running the server and the owner of the path: give the directory to that account (`chown`, as the message shows) or point the variable at a place that account owns, then start again.',
   },
 
+  // The admin CLI (apps/admin). Never sent by a server; the status is for the report shape only.
+  ADMIN_USAGE: {
+    status: 400,
+    message: 'The command line is not valid.',
+    hint: 'See "fieldvault-admin help <command>" for the options of each command.',
+  },
+  ADMIN_NO_SERVER: {
+    status: 400,
+    message: 'No server is configured for this admin CLI.',
+    hint: 'Pass --server URL with --ca FILE or --pin FINGERPRINT to "fieldvault-admin init" or "fieldvault-admin login"; they remember it.',
+  },
+  ADMIN_NOT_LOGGED_IN: {
+    status: 400,
+    message: 'There is no admin session: not logged in, logged out, or the session expired.',
+    hint: 'Run "fieldvault-admin login" (password and a code from your authenticator app).',
+  },
+  ADMIN_INPUT_REQUIRED: {
+    status: 400,
+    message: 'An answer (password, setup token or one-time code) is needed, but none was given.',
+    hint: 'Run the command in a terminal and type it, or pipe the answers in, one per line, and pass --stdin.',
+  },
+  ADMIN_STDIN_EXHAUSTED: {
+    status: 400,
+    message: 'Standard input (--stdin) ended before every answer this command asks for was read.',
+    hint: 'Pipe one line per answer, in the order the command asks them (docs/admin-cli.md, "Answers on standard input").',
+  },
+  ADMIN_CODE_MALFORMED: {
+    status: 400,
+    message: 'That is not a one-time code: type the 6 digits your authenticator app shows, or a recovery code (xxxx-xxxx-xxxx-xxxx).',
+    hint: 'Run the command again with the code as the app shows it now (nothing was sent to the server).',
+  },
+  ADMIN_PASSWORD_MISMATCH: {
+    status: 400,
+    message: 'The two passwords typed do not match.',
+    hint: 'Run the command again and type the same password twice.',
+  },
+  ADMIN_CONFIG_CORRUPT: {
+    status: 400,
+    message: 'A file in the admin CLI directory (config.json or session.json) is damaged or was edited by hand.',
+    hint: 'Fix or delete the file named in the message, then run "fieldvault-admin login" again.',
+  },
+  ADMIN_CONFIG_INSECURE: {
+    status: 400,
+    message: 'The admin CLI directory or its session file can be read by other users of this machine.',
+    hint: 'Run "chmod 700" on the directory and "chmod 600" on its files (the session token is a secret), then log in again.',
+  },
+  ADMIN_FILE_UNREADABLE: {
+    status: 400,
+    message: 'A file named on the command line cannot be read.',
+    hint: 'Check the path and its permissions.',
+  },
+  ADMIN_FILE_UNWRITABLE: {
+    status: 400,
+    message: 'An output file named on the command line cannot be created: its directory is missing or not writable.',
+    hint: 'Create the directory or choose a path you may write to (with room for the file), then run the command again.',
+  },
+  ADMIN_INTERRUPTED: {
+    status: 400,
+    message: 'The command was interrupted.',
+    hint: 'Run the command again when ready; nothing was left half done on the server.',
+  },
+  ADMIN_FILE_EXISTS: {
+    status: 400,
+    message: 'The output file exists already, or a secret file there belongs to another CouchDB or user.',
+    hint: 'Choose another path, or move the existing file away first (a backup or secret is never overwritten silently).',
+  },
+  ADMIN_NOT_CONFIRMED: {
+    status: 400,
+    message: 'This action needs a confirmation that was not given.',
+    hint: 'Pass --yes to confirm (the action is logged in the audit log with your name).',
+  },
+
   // The field-worker CLI (apps/field). Never sent by a server; the status is for the report shape only.
   FIELD_USAGE: {
     status: 400,
@@ -839,7 +912,7 @@ const SDK_ONLY_CODES: ReadonlySet<string> = new Set(['SYNC_LOGIN_REQUIRED', 'SYN
  * (`TRANSPORT_*`, `FIELD_*`, SYNC_LOGIN_REQUIRED, SYNC_CANCELLED): an answer carrying one is a bad response.
  */
 export function isSdkOnlyCode(code: string): boolean {
-  return code.startsWith('TRANSPORT_') || code.startsWith('FIELD_') || SDK_ONLY_CODES.has(code);
+  return code.startsWith('TRANSPORT_') || code.startsWith('FIELD_') || code.startsWith('ADMIN_') || SDK_ONLY_CODES.has(code);
 }
 
 /** Wire shape of every error response. */

@@ -27,6 +27,7 @@ import { signupsPlugin } from './signups/plugin.js';
 import { syncPlugin } from './sync/plugin.js';
 import { credentialsPlugin } from './users/credentials.js';
 import { usersPlugin } from './users/plugin.js';
+import { SetupGate } from './users/setup-gate.js';
 
 /**
  * How long an idle keep-alive connection stays open. The SDK reuses a verified connection for the
@@ -125,6 +126,7 @@ export async function buildApp(input: BuildAppInput): Promise<FastifyInstance> {
   app.decorate('fieldvaultConfig', config);
   app.decorate('now', now);
   app.decorate('clock', createClock({ node: config.serverId, now, maxSkewMs: config.maxSkewMs }));
+  app.decorate('setupGate', new SetupGate());
 
   // First onRequest hook of every route (and of unknown ones): counted before any store lookup.
   await installRateLimits(app, { max: config.rateLimit.max, timeWindowMs: config.rateLimit.timeWindowMs });

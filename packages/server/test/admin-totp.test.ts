@@ -35,15 +35,27 @@ t.test('an admin without TOTP gets no session while TOTP is required', async (t)
   t.equal(json(console)['code'], 'AUTH_TOTP_ENROLMENT_REQUIRED');
 });
 
+t.test('each server names its own authenticator entry: issuer and label carry the server id (audit s16 F10)', async (t) => {
+  const { app } = await totpApp(t, { serverId: 'fv-b.east' });
+  await post(app, '/v1/setup/admin', { setupToken: SETUP_TOKEN, username: 'admin', password: ADMIN_PASSWORD });
+  const started = json(await post(app, '/v1/admin/totp/enrol', { username: 'admin', password: ADMIN_PASSWORD })) as { otpauthUri: string; issuer: string };
+  t.match(started.otpauthUri, /^otpauth:\/\/totp\/fieldvault%20fv-b\.east:admin\?/, 'label: "fieldvault fv-b.east:admin"');
+  t.equal(new URL(started.otpauthUri).searchParams.get('issuer'), 'fieldvault fv-b.east');
+  t.equal(started.issuer, 'fieldvault fv-b.east');
+});
+
 t.test('enrolment shows the secret once, a wrong first code is refused, the right one confirms and opens a console session', async (t) => {
   const { app, clock, logs } = await totpApp(t);
   await post(app, '/v1/setup/admin', { setupToken: SETUP_TOKEN, username: 'admin', password: ADMIN_PASSWORD });
   const started = await post(app, '/v1/admin/totp/enrol', { username: 'admin', password: ADMIN_PASSWORD });
   t.equal(started.statusCode, 200);
-  const { secret, otpauthUri } = json(started) as { secret: string; otpauthUri: string };
+  const { secret, otpauthUri, issuer } = json(started) as { secret: string; otpauthUri: string; issuer: string };
   t.match(secret, /^[A-Z2-7]{32}$/, '160-bit base32 secret');
-  t.match(otpauthUri, /^otpauth:\/\/totp\/fieldvault:admin\?/);
   t.ok(otpauthUri.includes(`secret=${secret}`));
+  // Audit s16 F10: the entry names its server (makeApp's id is server-a), so entries of several servers differ.
+  t.match(otpauthUri, /^otpauth:\/\/totp\/fieldvault%20server-a:admin\?/);
+  t.equal(new URL(otpauthUri).searchParams.get('issuer'), 'fieldvault server-a');
+  t.equal(issuer, 'fieldvault server-a');
 
   const right = codeAt(secret, clock.now());
   const wrong = right === '000000' ? '000001' : '000000';

@@ -1,4 +1,5 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
+import type { FastifyInstance } from 'fastify';
 import { ADMIN_PASSWORD, SETUP_TOKEN, json, login, makeApp, newDevice, startStore } from './helpers.js';
 
 // Issue 3: no default credentials; the first admin comes from a one-time setup token.
@@ -48,4 +49,50 @@ t.test('concurrent setup calls create exactly one admin', async (t) => {
   );
   t.equal(results.filter((r) => r.statusCode === 201).length, 1);
   t.equal(results.filter((r) => json(r)['code'] === 'AUTH_SETUP_COMPLETED').length, 2);
+});
+
+// Crash audit s16 #1: a kill between setup's two writes (the claim, then the admin) left the claim
+// alone, and the server answered AUTH_SETUP_COMPLETED with no admin to log in as. Here the store
+// is left exactly as that kill leaves it: the claim document as the route writes it, no user.
+async function crashedMidSetup(t: Test, app: FastifyInstance): Promise<void> {
+  t.ok(await app.repo.claimSetup(app.now(), 'admin'), 'the claim is written as the route writes it');
+  t.equal(await app.repo.getUser('admin'), undefined, 'and the admin never was');
+}
+
+t.test('a setup claim without its admin (a crash mid-setup) is stale: the token still creates the admin, once', async (t) => {
+  const { app } = await makeApp(t, couch);
+  await crashedMidSetup(t, app);
+  t.equal(await app.repo.isSetupComplete(), false, 'setup is not done while no admin exists');
+  const res = await app.inject(setup({ setupToken: SETUP_TOKEN, username: 'root', password: ADMIN_PASSWORD }));
+  t.equal(res.statusCode, 201, JSON.stringify(json(res)));
+  t.equal(await app.repo.isSetupComplete(), true);
+  t.match(await app.repo.getSetupClaim(), { username: 'root' }, 'the claim now names the admin that exists');
+  await t.resolves(login(app, newDevice(), { username: 'root', password: ADMIN_PASSWORD }), 'the admin can log in');
+  const again = await app.inject(setup({ setupToken: SETUP_TOKEN, username: 'admin', password: ADMIN_PASSWORD }));
+  t.equal(json(again)['code'], 'AUTH_SETUP_COMPLETED', 'the token is single-use once an admin exists');
+  t.equal(await app.repo.getUser('admin'), undefined);
+});
+
+t.test('concurrent setup calls over a stale claim create exactly one admin', async (t) => {
+  const { app } = await makeApp(t, couch);
+  await crashedMidSetup(t, app);
+  const names = ['r1', 'r2', 'r3', 'r4'];
+  const results = await Promise.all(names.map((username) => app.inject(setup({ setupToken: SETUP_TOKEN, username, password: ADMIN_PASSWORD }))));
+  t.equal(results.filter((r) => r.statusCode === 201).length, 1);
+  t.equal(results.filter((r) => json(r)['code'] === 'AUTH_SETUP_COMPLETED').length, 3);
+  const users = await app.repo.listUsers(10, undefined);
+  t.equal(users.items.length, 1, 'one user in the store');
+});
+
+t.test('restore and setup: a stale claim does not block a restore; a completed setup does', async (t) => {
+  const { app } = await makeApp(t, couch);
+  const restore = () =>
+    app.inject({ method: 'POST', url: '/v1/setup/restore', headers: { authorization: `Setup ${SETUP_TOKEN}`, 'content-type': 'application/x-ndjson' }, payload: 'not json\n' });
+  await crashedMidSetup(t, app);
+  // Past the "server not empty" checks, the archive itself is refused: nothing else stood in the way.
+  t.equal(json(await restore())['code'], 'BACKUP_INVALID', 'the stale claim is no content');
+  t.equal(await app.repo.getSetupClaim(), undefined, 'the restore dropped it');
+  t.equal((await app.inject(setup({ setupToken: SETUP_TOKEN, username: 'root', password: ADMIN_PASSWORD }))).statusCode, 201, 'setup still works after the refused restore');
+  const after = await restore();
+  t.equal(json(after)['code'], 'BACKUP_SERVER_NOT_EMPTY', 'no restore once the admin exists');
 });

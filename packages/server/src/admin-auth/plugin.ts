@@ -133,8 +133,7 @@ export const adminAuthPlugin = fp(
           });
           await app.audit(request, { event: 'user.totp_enrolment_started', actor: user.username, username: user.username });
           return {
-            ...enrolmentOf(secret, config.adminTotp.issuer, user.username),
-            issuer: config.adminTotp.issuer,
+            ...enrolmentOf(secret, config.adminTotp.issuer, config.serverId, user.username),
             periodSeconds: TOTP_PERIOD_SECONDS,
             digits: TOTP_DIGITS,
           };

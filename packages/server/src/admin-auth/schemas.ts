@@ -13,6 +13,7 @@ export const EnrolResponseSchema = Type.Object(
     secret: Type.String(),
     /** `otpauth://totp/…` for a QR code. */
     otpauthUri: Type.String(),
+    /** As the app shows it: the configured issuer and the server id (`fieldvault server-a`). */
     issuer: Type.String(),
     periodSeconds: Type.Integer(),
     digits: Type.Integer(),

@@ -48,10 +48,24 @@ export function openTotpSecret(kek: Uint8Array, username: string, sealed: string
   return openWithKek(kek, sealed, `${SECRET_AAD}\n${username}`);
 }
 
-/** What an authenticator app needs: the base32 secret and the `otpauth://totp/…` URI (QR code content). */
-export function enrolmentOf(secret: Uint8Array, issuer: string, username: string): { secret: string; otpauthUri: string } {
-  const totp = totpOf(secret, issuer, username);
-  return { secret: totp.secret.base32, otpauthUri: totp.toString() };
+/**
+ * The issuer an authenticator app shows for this server's accounts: the configured issuer and the
+ * server id (`fieldvault server-a`), so an admin of several servers can tell their entries apart
+ * and a new QR code of one server never replaces another's entry (audit s16 F10).
+ */
+export function totpIssuerOf(issuer: string, serverId: string): string {
+  return `${issuer} ${serverId}`;
+}
+
+/**
+ * What an authenticator app needs: the base32 secret and the `otpauth://totp/…` URI (QR code
+ * content), e.g. `otpauth://totp/fieldvault%20server-a:admin?issuer=fieldvault%20server-a&…`.
+ * Only the name changes with the server: codes depend on the secret alone.
+ */
+export function enrolmentOf(secret: Uint8Array, issuer: string, serverId: string, username: string): { secret: string; otpauthUri: string; issuer: string } {
+  const named = totpIssuerOf(issuer, serverId);
+  const totp = totpOf(secret, named, username);
+  return { secret: totp.secret.base32, otpauthUri: totp.toString(), issuer: named };
 }
 
 /** The time step of `nowMs`. */

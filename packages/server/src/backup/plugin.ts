@@ -104,7 +104,6 @@ export const backupPlugin: FastifyPluginAsync = async (app) => {
   const serverKekId = kekId(config.kek);
   // A photo line is its base64 (4/3 of the bytes) plus the document: anything longer is not ours.
   const maxLineBytes = Math.ceil((config.photos.maxBytes * 4) / 3) + 1024 * 1024;
-  let restoring = false;
 
   // Scoped to this plugin: the restore route reads the archive as a stream, line by line.
   app.addContentTypeParser('application/x-ndjson', (_request, payload, done) => {
@@ -200,11 +199,20 @@ export const backupPlugin: FastifyPluginAsync = async (app) => {
       if (!(body instanceof Readable)) {
         throw new FieldvaultError('INPUT_UNSUPPORTED_MEDIA_TYPE', { detail: 'send the archive as application/x-ndjson (fieldvault-admin restore does)' });
       }
-      if (restoring) throw new FieldvaultError('BACKUP_IN_PROGRESS');
-      restoring = true;
+      // One at a time with the first-admin setup too: each would find the other half done.
+      const gate = app.setupGate;
+      if (!gate.enter('restore')) {
+        throw gate.busy === 'restore' ? new FieldvaultError('BACKUP_IN_PROGRESS') : new FieldvaultError('BACKUP_SERVER_NOT_EMPTY', { detail: 'the first admin is being created' });
+      }
       let wrote = false;
       try {
         if (await app.repo.isSetupComplete()) throw new FieldvaultError('BACKUP_SERVER_NOT_EMPTY', { detail: 'an admin exists' });
+        // A setup claim without its admin (a crash during setup) is no content: dropped, so the
+        // server can still be restored (the archive brings its own claim and admins).
+        const staleClaim = await app.repo.getSetupClaim();
+        if (staleClaim !== undefined && (await app.repo.releaseSetup(staleClaim.rev))) {
+          request.log.warn('restore: dropped a setup claim left without its admin (a crash during an earlier setup)');
+        }
         const used = await store.nonEmpty(BACKUP_DATABASES);
         if (used.length > 0) throw new FieldvaultError('BACKUP_SERVER_NOT_EMPTY', { detail: `documents in ${used.join(', ')}` });
 
@@ -267,7 +275,7 @@ export const backupPlugin: FastifyPluginAsync = async (app) => {
         request.log.warn({ code: isFieldvaultError(err) ? err.code : 'INTERNAL_ERROR' }, 'restore refused');
         throw err;
       } finally {
-        restoring = false;
+        gate.leave();
         // Whatever is left of the upload is read and dropped, so the answer reaches the client.
         if (!body.readableEnded) body.resume();
       }

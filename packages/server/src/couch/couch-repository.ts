@@ -53,6 +53,12 @@ export interface CouchRepositoryOptions {
 type Doc = Record<string, unknown> & { _id: string; _rev?: string };
 type Db = nano.DocumentScope<Doc>;
 
+/** The first-admin setup claim: `username` is null in claims written before it was recorded. */
+export interface SetupClaim {
+  readonly rev: string;
+  readonly username: string | null;
+}
+
 /** A mutation for {@link CouchRepository} `modify*` methods: return the new value, or undefined to write nothing. */
 export type Mutation<T> = (current: T | undefined) => T | undefined | Promise<T | undefined>;
 
@@ -386,19 +392,53 @@ export class CouchRepository {
   // ---------------------------------------------------------------------------------------------
   // Setup
 
-  /** True once the first admin was created through the setup token. */
+  /** The setup claim (`meta:setup`), if any: written just before the first admin is created. */
+  async getSetupClaim(): Promise<SetupClaim | undefined> {
+    const doc = await this.getDoc(this.users, SETUP_ID, 'setup.get');
+    if (doc?._rev === undefined) return undefined;
+    const username = doc['username'];
+    return { rev: doc._rev, username: typeof username === 'string' ? username : null };
+  }
+
+  /**
+   * True once the first admin exists: a claim whose admin user is missing is what a crash
+   * between setup's two writes leaves behind (crash audit s16 #1), and counts as not done.
+   * Users are never deleted, so a claim with its user stays done for good.
+   */
   async isSetupComplete(): Promise<boolean> {
-    return (await this.getDoc(this.users, SETUP_ID, 'setup.get')) !== undefined;
+    const claim = await this.getSetupClaim();
+    if (claim === undefined) return false;
+    // A claim without a username (older versions) can't be checked: taken as done, as it was.
+    return claim.username === null || (await this.getUser(claim.username)) !== undefined;
   }
 
-  /** Atomically marks setup as done; false when someone else did first. */
-  async claimSetup(at: number, username: string): Promise<boolean> {
-    return this.create(this.users, SETUP_ID, 'meta', { at, username }, 'setup.claim');
+  /**
+   * Atomically marks setup as taken by `username`; false when someone else did first. With
+   * `staleRev`, replaces that stale claim (see isSetupComplete) only if it is still that
+   * revision, so of two callers taking over the same stale claim exactly one wins.
+   */
+  async claimSetup(at: number, username: string, staleRev?: string): Promise<boolean> {
+    if (staleRev === undefined) return this.create(this.users, SETUP_ID, 'meta', { at, username }, 'setup.claim');
+    try {
+      await this.users.insert({ at, username, type: 'meta', _id: SETUP_ID, _rev: staleRev });
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 409) return false;
+      throw storeError(err, 'setup.claim');
+    }
   }
 
-  /** Undoes {@link claimSetup} when creating the admin failed afterwards. */
-  async releaseSetup(): Promise<void> {
-    await this.remove(this.users, SETUP_ID, 'setup.release');
+  /** Undoes {@link claimSetup} when creating the admin failed afterwards (or drops a stale claim: only that revision). */
+  async releaseSetup(rev?: string): Promise<boolean> {
+    if (rev === undefined) return this.remove(this.users, SETUP_ID, 'setup.release');
+    try {
+      await this.users.destroy(SETUP_ID, rev);
+      return true;
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 409 || status === 404) return false;
+      throw storeError(err, 'setup.release');
+    }
   }
 
   // ---------------------------------------------------------------------------------------------

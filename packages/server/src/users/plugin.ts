@@ -59,7 +59,9 @@ export const usersPlugin: FastifyPluginAsync = async (app) => {
       const password = assertPasswordAcceptable(request.body.password, config.password, { username });
       const passwordHash = await app.passwordHasher.hash(password);
       const now = app.now();
-      if (!(await app.repo.claimSetup(now, username))) throw new FieldvaultError('AUTH_SETUP_COMPLETED');
+      const gate = app.setupGate;
+      // Another setup running here will either create the admin or give the claim back.
+      if (!gate.enter('setup')) throw new FieldvaultError(gate.busy === 'restore' ? 'BACKUP_IN_PROGRESS' : 'AUTH_SETUP_COMPLETED');
       const user: UserRecord = {
         username,
         role: 'admin',
@@ -73,10 +75,22 @@ export const usersPlugin: FastifyPluginAsync = async (app) => {
         totp: null,
       };
       try {
-        await app.repo.createUser(user);
-      } catch (err) {
-        await app.repo.releaseSetup();
-        throw err;
+        // Nothing else holds the gate, so a claim without its admin is stale (a crash between
+        // the claim and the admin): taken over, on its revision, so one caller at most wins.
+        const claim = await app.repo.getSetupClaim();
+        if (claim !== undefined && (claim.username === null || (await app.repo.getUser(claim.username)) !== undefined)) {
+          throw new FieldvaultError('AUTH_SETUP_COMPLETED');
+        }
+        if (claim !== undefined) request.log.warn('setup: taking over a claim left without its admin (a crash during an earlier setup)');
+        if (!(await app.repo.claimSetup(now, username, claim?.rev))) throw new FieldvaultError('AUTH_SETUP_COMPLETED');
+        try {
+          await app.repo.createUser(user);
+        } catch (err) {
+          await app.repo.releaseSetup();
+          throw err;
+        }
+      } finally {
+        gate.leave();
       }
       await app.audit(request, { event: 'setup.admin_created', actor: username, username, details: { role: 'admin' } });
       return reply.code(201).send({ user: userView(user) });
