@@ -70,7 +70,7 @@ import { silentLogger, type Logger } from './logger.js';
 import { countRecords, migrateData, type MigrationListener, type MigrationResult } from './migration.js';
 import { Mutex } from './mutex.js';
 import { createNodeFileSystem } from './node-file-system.js';
-import { DEFAULT_PHOTO_MAX_BYTES, PHOTO_DIRECTORY, PhotoStore } from './photo-store.js';
+import { DEFAULT_PHOTO_MAX_BYTES, PHOTO_DIRECTORY, PhotoStore, removeInterruptedPhotoFiles } from './photo-store.js';
 import { MAX_PAGE_SIZE, RecordStore } from './record-store.js';
 import { revokeLogins, setServerLogin, takeServerLogins } from './server-logins.js';
 import { DEFAULT_RETRY, isLoginRetryable, withRetry, type RetryOptions } from './retry.js';
@@ -598,6 +598,9 @@ export class Device {
         form: this.#o.form,
       });
       const photos = new PhotoStore(this.#fs, db, records, key, { maxBytes: this.#o.photoMaxBytes, username });
+      // Photo saves (or removals) a kill interrupted: their files go now (vault-schema.ts, version 4).
+      const orphans = await removeInterruptedPhotoFiles(this.#fs, db, key);
+      if (orphans > 0) this.#o.logger.info({ username, kind: target.kind, photos: orphans }, 'files of interrupted photo saves removed');
       const unverified =
         target.kind === 'unverified' ? undefined : u.entries.find((x) => x.entry.kind === 'unverified' && k.entries.includes(x.entry));
       // An unverified database of this user that this password does not open: their records from

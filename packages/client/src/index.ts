@@ -47,7 +47,7 @@ export { KEYRING_FILE, KEYRING_FORMAT, KEYRING_VERSION, parseKeyring, serializeK
 export { SCHEMA_VERSION, ensureSchema } from './vault-schema.js';
 export type { RecordQuery, ListOptions, RecordFlag, RecordStoreOptions } from './record-store.js';
 export { RECORD_FLAGS, MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE, RecordStore, searchText } from './record-store.js';
-export type { StoredPhoto, PhotoContent, PhotoInput } from './photo-store.js';
+export type { StoredPhoto, PhotoContent, PhotoInput, CreatedPhoto, RecordWithPhotos } from './photo-store.js';
 export { PHOTO_DIRECTORY, DEFAULT_PHOTO_MAX_BYTES, photoPath } from './photo-store.js';
 export { detectPhotoType, stripImageMetadata } from './image-metadata.js';
 export type { MigrationStep, MigrationEvent, MigrationListener, MigrationResult } from './migration.js';

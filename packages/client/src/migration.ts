@@ -19,7 +19,8 @@ import { RECORD_COLUMNS, nextLocalSeq, readMeta, writeMeta } from './vault-schem
  *                               INSERT … SELECT; photo rows likewise; the source's per-server
  *                               sync state is carried (see `carrySyncState`); a marker row is
  *                               written.
- *   3. source-photos-deleted    the source's photo files of the migrated records are deleted.
+ *   3. source-photos-deleted    the source's photo files of the migrated records are deleted,
+ *                               and those of photo saves a kill interrupted in the source.
  *   4. source-records-deleted   (move only) the moved user's rows are deleted from the source.
  *   5. source-deleted           (merge only) the source database file is deleted.
  *
@@ -191,6 +192,19 @@ export async function migrateData(ctx: MigrationContext, target: StorageHandle, 
 
     // Step 3: the source's photo files (all of a merged database's; the moved user's on a move).
     for (const p of photos) await ctx.fs.remove(photoPath(m.fromKey, p.photo_id));
+    // And the files of photo saves a kill interrupted in the source (schema v4): once the source
+    // is gone, no login could tell them from another database's files.
+    if (sourceVersion >= 4) {
+      const orphans = await target.query<{ photo_id: string }>(
+        `SELECT p.photo_id FROM ${ALIAS}.photo_files_pending p WHERE NOT EXISTS (SELECT 1 FROM ${ALIAS}.photo_files f WHERE f.photo_id = p.photo_id)`,
+      );
+      for (const o of orphans) await ctx.fs.remove(photoPath(m.fromKey, o.photo_id));
+      if (orphans.length > 0) {
+        await target.transaction((tx) =>
+          tx.execute(`DELETE FROM ${ALIAS}.photo_files_pending WHERE photo_id IN (SELECT value FROM json_each(?))`, [JSON.stringify(orphans.map((o) => o.photo_id))]),
+        );
+      }
+    }
     await event('source-photos-deleted');
 
     // Step 4 (move): the moved rows leave the source.

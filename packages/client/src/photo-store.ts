@@ -8,6 +8,7 @@ import {
   addPhoto,
   removePhoto,
   type ChildRecord,
+  type FieldValue,
   type PhotoRef,
   type PhotoType,
 } from '@fieldvault/protocol';
@@ -49,6 +50,67 @@ export interface PhotoContent {
 
 /** What a photo file write accepts: the bytes, or a stream of them. */
 export type PhotoInput = Uint8Array | AsyncIterable<Uint8Array>;
+
+/** A photo of a record created with its photos, in the order given. */
+export interface CreatedPhoto {
+  readonly photoId: string;
+  readonly sha256: string;
+  readonly size: number;
+  readonly type: PhotoType;
+}
+
+/** A record created with its photos (`Session.createRecordWithPhotos`). */
+export interface RecordWithPhotos {
+  readonly record: ChildRecord;
+  /** One per photo given, in the same order. */
+  readonly photos: CreatedPhoto[];
+}
+
+/** A photo checked, stripped and digested, with its new id: ready to encrypt. */
+interface PreparedPhoto extends CreatedPhoto {
+  readonly clean: Uint8Array;
+}
+
+/** What runs write transactions on one database (a storage handle, a RecordStore). */
+export interface WriteTransactions {
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+}
+
+/**
+ * Settles photo ids left in `photo_files_pending` (see vault-schema.ts, version 4): the file of
+ * each one no `photo_files` row vouches for is deleted, then the pending row. Each id in its own
+ * write transaction, and the file is deleted while it is held: a save running in another process
+ * on the same database cannot commit the file meanwhile, and finds its pending row gone
+ * (VAULT_BUSY) instead of committing a ref to a deleted file. Returns the number of files deleted
+ * (or already absent). Called at login (`removeInterruptedPhotoFiles`), by a save that failed and
+ * after a removal.
+ */
+export async function settlePendingPhotos(fs: FileSystem, db: WriteTransactions, dbKey: Uint8Array, photoIds: readonly string[]): Promise<number> {
+  let removed = 0;
+  for (const photoId of photoIds) {
+    removed += await db.transaction(async (tx) => {
+      const rows = await tx.query<{ vouched: number }>(
+        'SELECT EXISTS (SELECT 1 FROM photo_files f WHERE f.photo_id = p.photo_id) AS vouched FROM photo_files_pending p WHERE p.photo_id = ?',
+        [photoId],
+      );
+      if (rows[0] === undefined) return 0;
+      const orphan = Number(rows[0].vouched) === 0;
+      if (orphan) await fs.remove(photoPath(dbKey, photoId));
+      await tx.execute('DELETE FROM photo_files_pending WHERE photo_id = ?', [photoId]);
+      return orphan ? 1 : 0;
+    });
+  }
+  return removed;
+}
+
+/**
+ * At login: settles every pending photo of the database (interrupted saves and removals). The
+ * list is read without the write lock (usually empty: a login takes no lock for nothing).
+ */
+export async function removeInterruptedPhotoFiles(fs: FileSystem, db: SqlExecutor & WriteTransactions, dbKey: Uint8Array): Promise<number> {
+  const rows = await db.query<{ photo_id: string }>('SELECT photo_id FROM photo_files_pending');
+  return rows.length === 0 ? 0 : settlePendingPhotos(fs, db, dbKey, rows.map((r) => r.photo_id));
+}
 
 function tooLarge(max: number): FieldvaultError {
   return new FieldvaultError('PHOTO_TOO_LARGE', { detail: `at most ${max} bytes`, details: { maxBytes: max } });
@@ -150,10 +212,49 @@ export class PhotoStore {
     this.#o = options;
   }
 
+  /** Reads, checks (size, type), strips and digests one photo, and gives it a new id. Writes nothing. */
+  async #prepare(data: PhotoInput): Promise<PreparedPhoto> {
+    const raw = await readCapped(data, this.#o.maxBytes);
+    const type = detectPhotoType(raw);
+    if (type === undefined) throw new FieldvaultError('PHOTO_TYPE_UNSUPPORTED');
+    const clean = stripImageMetadata(raw, type);
+    if (clean.byteLength === 0 || clean.byteLength > MAX_PHOTO_BYTES) throw tooLarge(this.#o.maxBytes);
+    return { photoId: globalThis.crypto.randomUUID(), sha256: sha256Hex(clean), size: clean.byteLength, type, clean };
+  }
+
   /**
-   * Adds a photo to a visible record: checks its type and size, strips location metadata, encrypts
-   * it to its file, then records it on the record (one transaction). A crash between the two steps
-   * leaves at most an unreferenced encrypted file.
+   * Commits the photo id as pending (its own transaction), THEN writes the encrypted file: a kill
+   * at any point after leaves a row that tells the next login which file to delete.
+   */
+  async #writePending(photoId: string, bytes: Uint8Array): Promise<void> {
+    await this.#records.transaction((tx) => tx.execute('INSERT OR IGNORE INTO photo_files_pending (photo_id) VALUES (?)', [photoId]));
+    await this.#fs.mkdir(PHOTO_DIRECTORY);
+    await this.#fs.writeFileAtomic(photoPath(this.#key, photoId), encryptBuffer(this.#key, bytes));
+  }
+
+  /**
+   * Inside the transaction that records the photo: its `photo_files` row, and its pending row goes.
+   * @throws VAULT_BUSY when the pending row is gone: a login in another process took the save for
+   * an interrupted one and deleted its file (the transaction rolls back; nothing refers to it).
+   */
+  async #commitFile(tx: SqlExecutor, recordId: string, p: CreatedPhoto): Promise<void> {
+    await tx.execute('INSERT OR IGNORE INTO photo_files (photo_id, record_id, sha256, size, type) VALUES (?, ?, ?, ?, ?)', [p.photoId, recordId, p.sha256, p.size, p.type]);
+    if ((await tx.execute('DELETE FROM photo_files_pending WHERE photo_id = ?', [p.photoId])) === 0) {
+      throw new FieldvaultError('VAULT_BUSY', { detail: 'another process opened this database and cleaned up this photo save' });
+    }
+  }
+
+  /** After a save that failed: its files go with their pending rows (best effort: else the next login does it). */
+  async #discard(photoIds: readonly string[]): Promise<void> {
+    if (photoIds.length === 0) return;
+    await settlePendingPhotos(this.#fs, this.#records, this.#key, photoIds).catch(() => undefined);
+  }
+
+  /**
+   * Adds a photo to a visible record: checks its type and size, strips location metadata, commits
+   * its id as pending, encrypts it to its file, then records it on the record and clears the
+   * pending row (one transaction). A kill in between leaves a pending row, and the next login
+   * deletes the file (`removeInterruptedPhotoFiles`); a failed commit deletes it at once.
    * @throws VAULT_RECORD_NOT_FOUND when the record is not visible.
    * @throws PHOTO_TOO_LARGE when the input is larger than the configured cap.
    * @throws PHOTO_TYPE_UNSUPPORTED when it is not a well-formed JPEG, PNG or WebP.
@@ -161,27 +262,53 @@ export class PhotoStore {
    */
   async add(recordId: string, data: PhotoInput): Promise<StoredPhoto> {
     await this.#records.get(recordId);
-    const raw = await readCapped(data, this.#o.maxBytes);
-    const type = detectPhotoType(raw);
-    if (type === undefined) throw new FieldvaultError('PHOTO_TYPE_UNSUPPORTED');
-    const clean = stripImageMetadata(raw, type);
-    if (clean.byteLength === 0 || clean.byteLength > MAX_PHOTO_BYTES) throw tooLarge(this.#o.maxBytes);
-    const sha256 = sha256Hex(clean);
-    const photoId = globalThis.crypto.randomUUID();
-    await this.#fs.mkdir(PHOTO_DIRECTORY);
-    await this.#fs.writeFileAtomic(photoPath(this.#key, photoId), encryptBuffer(this.#key, clean));
-    const record = await this.#records.mutate(recordId, async (current, tx) => {
-      const next = addPhoto(current, photoId, { sha256, size: clean.byteLength, type, by: this.#o.username, ts: this.#records.nextTimestamp() });
-      await tx.execute('INSERT INTO photo_files (photo_id, record_id, sha256, size, type) VALUES (?, ?, ?, ?, ?)', [
-        photoId,
-        recordId,
-        sha256,
-        clean.byteLength,
-        type,
-      ]);
-      return next;
-    });
-    return { photoId, sha256, size: clean.byteLength, type, record };
+    const p = await this.#prepare(data);
+    try {
+      await this.#writePending(p.photoId, p.clean);
+      const record = await this.#records.mutate(recordId, async (current, tx) => {
+        const next = addPhoto(current, p.photoId, { sha256: p.sha256, size: p.size, type: p.type, by: this.#o.username, ts: this.#records.nextTimestamp() });
+        await this.#commitFile(tx, recordId, p);
+        return next;
+      });
+      return { photoId: p.photoId, sha256: p.sha256, size: p.size, type: p.type, record };
+    } catch (err) {
+      await this.#discard([p.photoId]);
+      throw err;
+    }
+  }
+
+  /**
+   * Creates a record together with its photos, in ONE transaction: everything is checked first
+   * (the form, every photo's type and size, the photo count), so a refusal writes nothing; then
+   * each photo's encrypted file is written (each with its pending row), then one transaction stores
+   * the record, the photo refs and their `photo_files` rows and clears the pending rows. A kill
+   * leaves either nothing (the next login deletes the files) or the whole record with its photos.
+   * @throws RECORD_INVALID, RECORD_TOO_LARGE, INPUT_INVALID, PHOTO_TOO_LARGE, PHOTO_TYPE_UNSUPPORTED
+   */
+  async createWithPhotos(fields: Readonly<Record<string, FieldValue | undefined>>, photos: readonly PhotoInput[]): Promise<RecordWithPhotos> {
+    if (!Array.isArray(photos)) throw new FieldvaultError('INPUT_INVALID', { detail: 'photos: an array of photos', details: { field: 'photos' } });
+    let record = this.#records.draft(fields);
+    const prepared: PreparedPhoto[] = [];
+    for (const data of photos as readonly PhotoInput[]) prepared.push(await this.#prepare(data));
+    for (const p of prepared) {
+      record = addPhoto(record, p.photoId, { sha256: p.sha256, size: p.size, type: p.type, by: this.#o.username, ts: this.#records.nextTimestamp() });
+    }
+    const written: string[] = [];
+    try {
+      for (const p of prepared) {
+        written.push(p.photoId);
+        await this.#writePending(p.photoId, p.clean);
+      }
+      const stored = record;
+      await this.#records.transaction(async (tx) => {
+        await this.#records.store(tx, stored);
+        for (const p of prepared) await this.#commitFile(tx, stored.id, p);
+      });
+    } catch (err) {
+      await this.#discard(written);
+      throw err;
+    }
+    return { record, photos: prepared.map(({ photoId, sha256, size, type }) => ({ photoId, sha256, size, type })) };
   }
 
   async #locate(tx: SqlExecutor, recordId: string, photoId: string, includeDeleted = false): Promise<{ ref: PhotoRef; path: string }> {
@@ -257,10 +384,11 @@ export class PhotoStore {
       // whose file (named from the photo id alone) must then stay.
       await tx.execute('DELETE FROM photo_files WHERE photo_id = ? AND record_id = ?', [photoId, recordId]);
       ownedElsewhere = (await tx.query('SELECT 1 AS x FROM photo_files WHERE photo_id = ?', [photoId])).length > 0;
+      // With the commit: a kill before the file is deleted leaves this row, and the next login deletes it.
+      if (!ownedElsewhere) await this.markForDeletion(tx, photoId);
       return removePhoto(current, photoId, { by: this.#o.username, ts: this.#records.nextTimestamp() });
     });
-    // After the commit: a crash here leaves an unreferenced encrypted file, never a dangling reference.
-    if (!ownedElsewhere) await this.#fs.remove(photoPath(this.#key, photoId));
+    if (!ownedElsewhere) await this.deleteFile(photoId);
     return record;
   }
 
@@ -281,25 +409,23 @@ export class PhotoStore {
     // record naming the same id — a buggy or hostile server), writing would replace a verified
     // file with other bytes under the old row's digest. Nothing is downloaded over it.
     if (await this.onDevice(photoId)) return false;
-    const path = photoPath(this.#key, photoId);
-    await this.#fs.mkdir(PHOTO_DIRECTORY);
-    await this.#fs.writeFileAtomic(path, encryptBuffer(this.#key, bytes));
-    const kept = await this.#records.transaction(async (tx) => {
-      const rows = await tx.query<{ doc: string }>('SELECT doc FROM records WHERE id = ?', [recordId]);
-      const record = rows[0] === undefined ? undefined : recordFromDoc(rows[0].doc);
-      const current = record !== undefined && Object.hasOwn(record.photos, photoId) ? record.photos[photoId] : undefined;
-      if (current === undefined || current.removedAt !== undefined || current.sha256 !== ref.sha256) return false;
-      await tx.execute('INSERT OR IGNORE INTO photo_files (photo_id, record_id, sha256, size, type) VALUES (?, ?, ?, ?, ?)', [
-        photoId,
-        recordId,
-        ref.sha256,
-        ref.size,
-        ref.type,
-      ]);
-      return true;
-    });
-    // After the decision: a crash before it leaves at most an unreferenced encrypted file.
-    if (!kept) await this.#fs.remove(path);
+    let kept: boolean;
+    try {
+      await this.#writePending(photoId, bytes);
+      kept = await this.#records.transaction(async (tx) => {
+        const rows = await tx.query<{ doc: string }>('SELECT doc FROM records WHERE id = ?', [recordId]);
+        const record = rows[0] === undefined ? undefined : recordFromDoc(rows[0].doc);
+        const current = record !== undefined && Object.hasOwn(record.photos, photoId) ? record.photos[photoId] : undefined;
+        if (current === undefined || current.removedAt !== undefined || current.sha256 !== ref.sha256) return false;
+        await this.#commitFile(tx, recordId, { photoId, sha256: ref.sha256, size: ref.size, type: ref.type });
+        return true;
+      });
+    } catch (err) {
+      await this.#discard([photoId]);
+      throw err;
+    }
+    // Not wanted any more: the file goes (unless a row vouches for it), and its pending row.
+    if (!kept) await this.#discard([photoId]);
     return kept;
   }
 
@@ -308,8 +434,19 @@ export class PhotoStore {
     return (await this.#db.query('SELECT 1 AS x FROM photo_files WHERE photo_id = ?', [photoId])).length > 0;
   }
 
-  /** Deletes the encrypted file of a photo whose row is gone (a removal pulled from a server). */
+  /**
+   * Inside the transaction that drops a photo's `photo_files` row: marks its file for deletion, so
+   * that a kill before `deleteFile` leaves a row the next login acts on.
+   */
+  async markForDeletion(tx: SqlExecutor, photoId: string): Promise<void> {
+    await tx.execute('INSERT OR IGNORE INTO photo_files_pending (photo_id) VALUES (?)', [photoId]);
+  }
+
+  /**
+   * Deletes the encrypted file of a photo marked with `markForDeletion` (a removal, here or pulled
+   * from a server), then its pending row; a file some `photo_files` row still vouches for stays.
+   */
   async deleteFile(photoId: string): Promise<void> {
-    await this.#fs.remove(photoPath(this.#key, photoId));
+    await settlePendingPhotos(this.#fs, this.#records, this.#key, [photoId]);
   }
 }

@@ -305,18 +305,27 @@ export class RecordStore {
    * @throws INPUT_INVALID when `fields` is not an object of field names.
    */
   async create(fields: Readonly<Record<string, FieldValue | undefined>>): Promise<ChildRecord> {
+    const record = this.draft(fields);
+    await this.#db.transaction(async (tx) => this.store(tx, record));
+    return record;
+  }
+
+  /**
+   * A new record checked against the form, not stored (`create`, and a record created with its
+   * photos, which stores it itself with `store`).
+   * @throws RECORD_INVALID, RECORD_TOO_LARGE, INPUT_INVALID as `create`.
+   */
+  draft(fields: Readonly<Record<string, FieldValue | undefined>>): ChildRecord {
     const values = this.#checkValues(fields, 'fields');
     const problems = validateAgainstForm(values, this.#o.form);
     if (problems[0] !== undefined) throw formError(problems[0], problems.length);
-    const record = createRecord({
+    return createRecord({
       id: globalThis.crypto.randomUUID(),
       createdBy: this.#o.username,
       device: this.#o.device,
       clockTs: this.#o.clock.now(),
       fields: values,
     });
-    await this.#db.transaction(async (tx) => this.store(tx, record));
-    return record;
   }
 
   /**

@@ -16,7 +16,7 @@ import { describeOpenConflicts, type OpenConflict } from './conflicts.js';
 import type { Logger } from './logger.js';
 import type { MigrationResult } from './migration.js';
 import { Mutex } from './mutex.js';
-import type { PhotoContent, PhotoInput, PhotoStore, StoredPhoto } from './photo-store.js';
+import type { PhotoContent, PhotoInput, PhotoStore, RecordWithPhotos, StoredPhoto } from './photo-store.js';
 import type { ListOptions, RecordQuery, RecordStore } from './record-store.js';
 import { bearerTokenFor, revokeServerLogins, serverLoginsOf, type ServerLogin } from './server-logins.js';
 import type { StorageHandle } from './storage-adapter.js';
@@ -139,6 +139,17 @@ export class Session {
    */
   async createRecord(fields: Readonly<Record<string, FieldValue | undefined>>): Promise<ChildRecord> {
     return this.#open().records.create(fields);
+  }
+
+  /**
+   * Creates a record together with its photos, in one commit: a kill (or any failure) leaves
+   * either nothing or the whole record with every photo. Everything is checked before anything is
+   * written (the form, each photo's type and size, the photo count); each photo is metadata-stripped
+   * and encrypted as with `addPhoto`. `photos` in the result follow the order given.
+   * @throws RECORD_INVALID, RECORD_TOO_LARGE, INPUT_INVALID, PHOTO_TOO_LARGE, PHOTO_TYPE_UNSUPPORTED, VAULT_LOCKED
+   */
+  async createRecordWithPhotos(fields: Readonly<Record<string, FieldValue | undefined>>, photos: readonly PhotoInput[]): Promise<RecordWithPhotos> {
+    return this.#open().photos.createWithPhotos(fields, photos);
   }
 
   /**

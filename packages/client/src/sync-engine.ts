@@ -600,13 +600,17 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
             if (ref.removedAt === undefined) continue;
             // Only this record's own photo: a record naming another record's photo id as removed
             // (a hostile or restored server) must not destroy that photo.
-            if ((await tx.execute('DELETE FROM photo_files WHERE photo_id = ? AND record_id = ?', [photoId, merged.id])) > 0) removedFiles.push(photoId);
+            if ((await tx.execute('DELETE FROM photo_files WHERE photo_id = ? AND record_id = ?', [photoId, merged.id])) > 0) {
+              // Marked with the commit: a kill before the file is deleted leaves it to the next login.
+              await ctx.photos.markForDeletion(tx, photoId);
+              removedFiles.push(photoId);
+            }
           }
         }
         await ctx.records.saveClock(tx);
         await state.setCheckpoint(tx, page.checkpoint, iso());
       });
-      // After the commit: a crash before this leaves an unreferenced encrypted file, never a lost row.
+      // After the commit: a crash before this leaves a pending row, and the next login deletes the file.
       for (const photoId of removedFiles) await ctx.photos.deleteFile(photoId);
       since = page.checkpoint;
       pulled += page.records.length;

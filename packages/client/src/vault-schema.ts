@@ -28,9 +28,18 @@ import type { SqlExecutor, StorageHandle } from './storage-adapter.js';
  * records in that order, page by page, and with the old index each page read and sorted every
  * record after its start (a 10 000-record push read ≈ 105 000 rows, decrypting each).
  *
+ * Version 4 adds `photo_files_pending`: photo ids whose encrypted file is being written (or
+ * deleted) outside a transaction. A photo save commits the row BEFORE it writes the file and
+ * deletes it in the transaction that adds the `photo_files` row; a removal adds it with the
+ * transaction that drops the `photo_files` row and deletes it once the file is gone. A row left
+ * without a `photo_files` row is an interrupted save or removal: the login that opens the database
+ * deletes its file (`removeInterruptedPhotoFiles`). The photo folder is shared by every database
+ * on the phone and its names derive from each database's key, so only the database itself can say
+ * which file is an orphan (crash audit s16, finding 3).
+ *
  * An older database is migrated in place (one transaction) when it is opened.
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 const CREATE_V1 = [
   `CREATE TABLE records (
@@ -68,6 +77,9 @@ const CREATE_V1 = [
 
 /** Version 3 (see above). The new index serves everything the old one did (`max(local_seq)`, ranges). */
 const CREATE_V3 = ['CREATE INDEX records_by_seq_id ON records (local_seq, id)', 'DROP INDEX records_by_seq'];
+
+/** Version 4 (see above). */
+const CREATE_V4 = ['CREATE TABLE photo_files_pending (photo_id TEXT PRIMARY KEY NOT NULL) STRICT, WITHOUT ROWID'];
 
 const CREATE_V2 = [
   `CREATE TABLE server_acks (
@@ -139,6 +151,7 @@ export async function ensureSchema(db: StorageHandle): Promise<void> {
     if (current < 1) for (const sql of CREATE_V1) await tx.execute(sql);
     if (current < 2) for (const sql of CREATE_V2) await tx.execute(sql);
     if (current < 3) for (const sql of CREATE_V3) await tx.execute(sql);
+    if (current < 4) for (const sql of CREATE_V4) await tx.execute(sql);
     await tx.execute(`PRAGMA user_version = ${SCHEMA_VERSION}`);
   });
 }

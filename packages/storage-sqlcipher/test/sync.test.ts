@@ -699,7 +699,7 @@ t.test('a version-1 database is migrated to the current schema in place when ope
   // Turn the database back into what SDK 0.1 wrote: schema version 1, no sync tables.
   const raw = await p.storage.open(dbFileName(k.key), k.key, { create: false });
   await raw.transaction(async (tx) => {
-    for (const table of ['server_acks', 'photo_acks', 'checkpoints', 'server_roles']) await tx.execute(`DROP TABLE ${table}`);
+    for (const table of ['server_acks', 'photo_acks', 'checkpoints', 'server_roles', 'photo_files_pending']) await tx.execute(`DROP TABLE ${table}`);
     await tx.execute('DROP INDEX records_by_seq_id');
     await tx.execute('CREATE INDEX records_by_seq ON records (local_seq)');
     await tx.execute('PRAGMA user_version = 1');
@@ -724,8 +724,9 @@ t.test('schema v3: a version-2 database gets the (local_seq, id) index, and a pu
   const db = await storage.open('f'.repeat(64), key, { create: true });
   t.teardown(() => db.close());
   await ensureSchema(db);
-  // What SDK 0.2 left: schema v2 with the single-column index.
+  // What SDK 0.2 left: schema v2 with the single-column index (and no v4 table).
   await db.transaction(async (tx) => {
+    await tx.execute('DROP TABLE photo_files_pending');
     await tx.execute('DROP INDEX records_by_seq_id');
     await tx.execute('CREATE INDEX records_by_seq ON records (local_seq)');
     await tx.execute('PRAGMA user_version = 2');

@@ -190,9 +190,11 @@ export function registerRecordCommands(program: Command, action: Action): void {
         if (values['name'] === undefined) throw new FieldvaultError('FIELD_USAGE', { detail: '--name is required' });
         const photos = loadPhotos(opts.photo ?? []);
         await withSession(ctx, { offline: true }, async ({ session }) => {
-          let record = await session.createRecord(values);
-          const { added, record: withPhotos } = await addPhotos(ctx, session, record.id, photos);
-          record = withPhotos ?? record;
+          // One commit for the record and all its photos: a kill leaves nothing or all of it, so
+          // registering again after a crash never makes a second, photo-less copy (s16 audit F2).
+          const created = await session.createRecordWithPhotos(values, photos.map((p) => p.data));
+          const record = created.record;
+          const added: AddedPhoto[] = created.photos.map((c, i) => ({ photoId: c.photoId, file: photos[i]?.file ?? '', type: c.type, size: c.size }));
           ctx.out.result({ record: summaryOf(record), photos: added, database: session.kind }, () =>
             [
               `registered ${record.id} (${session.kind} database)`,
