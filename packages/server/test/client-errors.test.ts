@@ -1,24 +1,14 @@
 // Bad-input audit (session 16), F2 and F3, over TLS to a real listening server: malformed HTTP,
 // oversized headers and the request timeout get the catalogued error body (not Fastify's own
 // body without a `code`), and a client that goes away mid-body is an `info` record, not an error.
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import t, { type Test } from 'tap';
 import type { LogCapture } from './helpers.js';
-import { makeApp, setupAdmin, startStore, type Overrides } from './helpers.js';
+import { makeApp, selfSigned, setupAdmin, startStore, type Overrides } from './helpers.js';
 
 const couch = await startStore(t);
-
-function selfSigned(dir: string): { key: string; cert: string } {
-  const key = join(dir, 'key.pem');
-  const cert = join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
-  return { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') };
-}
 
 interface Served {
   readonly app: FastifyInstance;

@@ -1,20 +1,10 @@
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import t from 'tap';
-import { makeApp, startStore } from './helpers.js';
+import { makeApp, selfSigned, startStore } from './helpers.js';
 
 // Issue 3: served over TLS with HSTS; every response is uncacheable.
 const couch = await startStore(t);
-
-function selfSigned(dir: string): { key: string; cert: string } {
-  const key = join(dir, 'key.pem');
-  const cert = join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
-  return { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') };
-}
 
 t.test('over TLS every response carries HSTS and no-store', async (t) => {
   const { app } = await makeApp(t, couch, { https: { ...selfSigned(t.testdir()), minVersion: 'TLSv1.2' } });

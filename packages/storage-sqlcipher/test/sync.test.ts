@@ -562,7 +562,10 @@ t.test('requests are retried with backoff on network, store and rate-limit failu
   const summary = await amina.sync({ transport: flaky, retry: { attempts: 4, baseDelayMs: 10 } });
   t.equal(summary.pushed, 1);
   t.equal(calls.length, 4, 'three failures, then success');
-  t.ok((calls[2] as number) - (calls[1] as number) >= 1_000, 'the rate-limited retry waited for Retry-After');
+  // Retry-After is 1 s where the backoff alone would wait 10–20 ms. Date.now() reads whole
+  // milliseconds while timers run on a monotonic clock, so a full 1000 ms wait can read as 999
+  // (it did once, in session 16's CI): a few ms of slack, far above any backoff.
+  t.ok((calls[2] as number) - (calls[1] as number) >= 990, 'the rate-limited retry waited for Retry-After');
 
   const down: Transport = { ...base, pull: async () => Promise.reject(new FieldvaultError('TRANSPORT_UNREACHABLE')) };
   const started = Date.now();
