@@ -1,8 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
-import { X509Certificate, createHash } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { PUBLIC_KEY_PIN_PATTERN, publicKeyPin } from '@fieldvault/crypto';
 import { FieldvaultError, errorCatalogue, isErrorCode, isSdkOnlyCode, type ErrorCode } from '@fieldvault/protocol';
 import type { ServerTrust } from './home.js';
 
@@ -40,12 +41,9 @@ export interface ApiClient {
   upload<T = Record<string, unknown>>(call: { readonly path: string; readonly headers: Record<string, string> }, source: NodeJS.ReadableStream): Promise<T>;
 }
 
-/** A public-key pin (curl's `--pinnedpubkey` form, as the server's banner prints it): kept as it is. */
-const KEY_PIN_PATTERN = /^sha256\/\/[A-Za-z0-9+/]{43}=$/;
-
 /** A certificate fingerprint as lowercase hex, or a public-key pin `sha256//…` as it is; undefined when neither. */
 export function normalisePin(pin: string): string | undefined {
-  if (KEY_PIN_PATTERN.test(pin)) return pin;
+  if (PUBLIC_KEY_PIN_PATTERN.test(pin)) return pin;
   const hex = pin.replaceAll(':', '').toLowerCase();
   return /^[0-9a-f]{64}$/.test(hex) ? hex : undefined;
 }
@@ -54,7 +52,7 @@ export function normalisePin(pin: string): string | undefined {
 function pinOf(cert: X509Certificate | undefined, pin: string): string | undefined {
   if (cert === undefined) return undefined;
   if (!pin.startsWith('sha256//')) return normalisePin(cert.fingerprint256);
-  return `sha256//${createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('base64')}`;
+  return publicKeyPin(cert);
 }
 
 /** What is wrong with a server's URL or pin, if anything (checked for options and for the stored config). */

@@ -2,11 +2,12 @@
  * TLS material for the HTTPS listener: the configured certificate and key, or — for `npm start`
  * on a developer machine — a self-signed certificate generated once into the data directory.
  */
-import { X509Certificate, createHash, createPrivateKey, type KeyObject } from 'node:crypto';
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { generate } from 'selfsigned';
+import { publicKeyPin } from '@fieldvault/crypto';
 import { FieldvaultError } from '@fieldvault/protocol';
 import type { AppConfig } from './config.js';
 import { assertPrivateFile, writePrivateFile } from './secrets.js';
@@ -95,7 +96,7 @@ export async function loadTls(config: AppConfig): Promise<TlsMaterial> {
     throw new FieldvaultError('CONFIG_INVALID', { detail: `${certName} and ${keyName} cannot be used for TLS (${reason(cause)})`, cause });
   }
   const fingerprint = x509.fingerprint256;
-  const keyPin = `sha256//${createHash('sha256').update(x509.publicKey.export({ type: 'spki', format: 'der' })).digest('base64')}`;
+  const keyPin = publicKeyPin(x509);
   return { cert, key, fingerprint, keyPin, selfSigned, certFile, notAfter: new Date(x509.validTo) };
 }
 

@@ -4,6 +4,7 @@ import { X509Certificate, createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { PUBLIC_KEY_PIN_PATTERN, publicKeyPin } from '@fieldvault/crypto';
 import {
   ChallengeResponseSchema,
   ErrorBodySchema,
@@ -227,13 +228,6 @@ function normalisePin(pin: string): string | undefined {
   return /^[0-9a-f]{64}$/.test(hex) ? hex : undefined;
 }
 
-/** A public-key pin in curl's `--pinnedpubkey` form: `sha256//` and the base64 SHA-256 of the DER SubjectPublicKeyInfo. */
-const KEY_PIN_PATTERN = /^sha256\/\/[A-Za-z0-9+/]{43}=$/;
-
-/** The public-key pin of a certificate (see {@link KEY_PIN_PATTERN}). */
-function keyPinOf(cert: X509Certificate): string {
-  return `sha256//${createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('base64')}`;
-}
 
 /** The server id used when none is given: the base URL's host and port as a node id. */
 function serverIdFromUrl(url: URL): string {
@@ -313,7 +307,7 @@ function resolve(options: HttpTransportOptions): Resolved {
       const list: readonly unknown[] = typeof tls.pinSha256 === 'string' ? [tls.pinSha256] : Array.isArray(tls.pinSha256) ? tls.pinSha256 : [];
       pins = new Set();
       for (const p of list) {
-        const pin = typeof p !== 'string' ? undefined : KEY_PIN_PATTERN.test(p) ? p : normalisePin(p);
+        const pin = typeof p !== 'string' ? undefined : PUBLIC_KEY_PIN_PATTERN.test(p) ? p : normalisePin(p);
         if (pin === undefined) throw invalid('tls.pinSha256', 'must be SHA-256 certificate fingerprints (64 hex digits, colons optional) or public-key pins (sha256//BASE64)');
         pins.add(pin);
       }
@@ -384,7 +378,7 @@ function verifiedConnection(r: Resolved, track?: (socket: TLSSocket) => void): N
         return;
       }
       const cert = socket.getPeerX509Certificate();
-      const keyPin = cert === undefined ? undefined : keyPinOf(cert);
+      const keyPin = cert === undefined ? undefined : publicKeyPin(cert);
       if (r.pins !== undefined) {
         // Either pin kind holds: a certificate renewed with the same key keeps its public-key pin.
         const fingerprint = normalisePin(cert?.fingerprint256 ?? '');

@@ -78,3 +78,4 @@ export {
   documentDigest,
   manifestDifferences,
 } from './backup-archive.js';
+export { PUBLIC_KEY_PIN_PATTERN, publicKeyPin } from './key-pin.js';

@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import type { Command } from 'commander';
+import { PUBLIC_KEY_PIN_PATTERN } from '@fieldvault/client';
 import { NODE_ID_PATTERN, FieldvaultError, isFieldvaultError } from '@fieldvault/protocol';
 import { openDevice, readArgFile, transportOf, type Context } from '../context.js';
 import { SERVER_NAME_PATTERN, SERVER_NAME_RULE, type ServerEntry } from '../home.js';
@@ -10,15 +11,12 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-/** A public-key pin as the SDK takes it (curl's `--pinnedpubkey` form). */
-const KEY_PIN_PATTERN = /^sha256\/\/[A-Za-z0-9+/]{43}=$/;
-
 /**
  * `ab:cd…`, `ABCD…` → `AB:CD:…` (a certificate fingerprint, as the server prints it); a
  * public-key pin `sha256//…` stays as it is. @throws FIELD_USAGE
  */
 export function normalisePin(pin: string): string {
-  if (KEY_PIN_PATTERN.test(pin)) return pin;
+  if (PUBLIC_KEY_PIN_PATTERN.test(pin)) return pin;
   const hex = pin.replaceAll(':', '').toUpperCase();
   if (!/^[0-9A-F]{64}$/.test(hex)) {
     throw new FieldvaultError('FIELD_USAGE', { detail: '--pin: the SHA-256 fingerprint the server prints at start (64 hex digits, colons optional), or its public-key pin (sha256//…)' });
