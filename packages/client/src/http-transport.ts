@@ -537,10 +537,21 @@ function parseRecords(records: readonly unknown[]): ChildRecord[] {
   });
 }
 
+/**
+ * A number as plain decimal text: the server reads query numbers only in that form (bad-input
+ * audit F6), and `String()` writes numbers below 1e-6 in exponent form (`1e-7`). Digits past the
+ * 20th decimal place are dropped (an age range needs none of them).
+ */
+function decimalText(n: number): string {
+  const text = String(n);
+  if (!Number.isFinite(n) || !/e/i.test(text) || Math.abs(n) >= 1) return text;
+  return n.toFixed(20).replace(/\.?0+$/, '').replace(/^-0$/, '0');
+}
+
 /** `?a=1&b=x` from defined values (booleans and numbers as text). */
 function queryString(values: Readonly<Record<string, string | number | boolean | undefined>>): string {
   const qs = new URLSearchParams();
-  for (const [k, v] of Object.entries(values)) if (v !== undefined) qs.set(k, String(v));
+  for (const [k, v] of Object.entries(values)) if (v !== undefined) qs.set(k, typeof v === 'number' ? decimalText(v) : String(v));
   const text = qs.toString();
   return text === '' ? '' : `?${text}`;
 }

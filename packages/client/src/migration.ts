@@ -1,7 +1,7 @@
 import { mergeRecords } from '@fieldvault/protocol';
 import type { FileSystem } from './file-system.js';
 import type { Logger } from './logger.js';
-import { photoPath, reencryptPhoto } from './photo-store.js';
+import { orphanPendingPhotosSql, photoPath, reencryptPhoto } from './photo-store.js';
 import { putRecord, recordFromDoc } from './record-store.js';
 import { withBulkWrites, type SqlExecutor, type SqlValue, type StorageAdapter, type StorageHandle } from './storage-adapter.js';
 import { RECORD_COLUMNS, nextLocalSeq, readMeta, writeMeta } from './vault-schema.js';
@@ -195,9 +195,7 @@ export async function migrateData(ctx: MigrationContext, target: StorageHandle, 
     // And the files of photo saves a kill interrupted in the source (schema v4): once the source
     // is gone, no login could tell them from another database's files.
     if (sourceVersion >= 4) {
-      const orphans = await target.query<{ photo_id: string }>(
-        `SELECT p.photo_id FROM ${ALIAS}.photo_files_pending p WHERE NOT EXISTS (SELECT 1 FROM ${ALIAS}.photo_files f WHERE f.photo_id = p.photo_id)`,
-      );
+      const orphans = await target.query<{ photo_id: string }>(orphanPendingPhotosSql(ALIAS));
       for (const o of orphans) await ctx.fs.remove(photoPath(m.fromKey, o.photo_id));
       if (orphans.length > 0) {
         await target.transaction((tx) =>

@@ -77,6 +77,15 @@ export interface WriteTransactions {
 }
 
 /**
+ * The query for the photo ids pending in `schema` (`main`, or an ATTACHed vault's alias) that no
+ * `photo_files` row vouches for: files an interrupted save wrote, or a removal had yet to delete.
+ * Selects `photo_id`; a caller may add `AND …` conditions on `p`.
+ */
+export function orphanPendingPhotosSql(schema: string): string {
+  return `SELECT p.photo_id FROM ${schema}.photo_files_pending p WHERE NOT EXISTS (SELECT 1 FROM ${schema}.photo_files f WHERE f.photo_id = p.photo_id)`;
+}
+
+/**
  * Settles photo ids left in `photo_files_pending` (see vault-schema.ts, version 4): the file of
  * each one no `photo_files` row vouches for is deleted, then the pending row. Each id in its own
  * write transaction, and the file is deleted while it is held: a save running in another process
@@ -89,12 +98,7 @@ export async function settlePendingPhotos(fs: FileSystem, db: WriteTransactions,
   let removed = 0;
   for (const photoId of photoIds) {
     removed += await db.transaction(async (tx) => {
-      const rows = await tx.query<{ vouched: number }>(
-        'SELECT EXISTS (SELECT 1 FROM photo_files f WHERE f.photo_id = p.photo_id) AS vouched FROM photo_files_pending p WHERE p.photo_id = ?',
-        [photoId],
-      );
-      if (rows[0] === undefined) return 0;
-      const orphan = Number(rows[0].vouched) === 0;
+      const orphan = (await tx.query(`${orphanPendingPhotosSql('main')} AND p.photo_id = ?`, [photoId])).length > 0;
       if (orphan) await fs.remove(photoPath(dbKey, photoId));
       await tx.execute('DELETE FROM photo_files_pending WHERE photo_id = ?', [photoId]);
       return orphan ? 1 : 0;

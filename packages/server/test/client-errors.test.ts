@@ -170,3 +170,26 @@ t.test('F3: a client that stops its body and drops the connection is an info rec
     t.equal(r['code'], 'INPUT_MALFORMED_REQUEST');
   }
 });
+
+t.test('a body the HTTP parser refuses after its route started reading it is logged once, as refused', async (t) => {
+  const s = await serve(t);
+  const before = s.logs.lines.length;
+  const socket = await open(s);
+  const answer = received(socket);
+  // A valid first chunk (the route starts reading), then a chunk size that is not hex.
+  socket.write('POST /v1/auth/challenge HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{"\r\n');
+  const since = (): Array<Record<string, unknown>> => records(s.logs).slice(before);
+  await until(() => since().some((r) => r['msg'] === 'incoming request'));
+  await new Promise((r) => setTimeout(r, 100));
+  socket.write('zz\r\nimei\r\n0\r\n\r\n');
+  checkShape(t, parse(await answer), 400, 'INPUT_MALFORMED_REQUEST', /well-formed HTTP\/1\.1 request/);
+  // The route's read of the body fails once the connection is gone: give its record time to appear.
+  await new Promise((r) => setTimeout(r, 300));
+  const logged = since().filter((r) => r['msg'] === 'request refused' || r['msg'] === 'client closed the request');
+  t.same(
+    logged.map((r) => [r['msg'], r['code'], r['level']]),
+    [['request refused', 'INPUT_MALFORMED_REQUEST', 30]],
+    'one info record with the reason, not a second "client closed the request"',
+  );
+  t.same(since().filter((r) => Number(r['level']) >= 50), [], 'no error record');
+});

@@ -122,6 +122,30 @@ t.test('a database of schema version 3 gets the pending table when it is opened'
   await check.close();
 });
 
+t.test("a merge (flow 4) deletes the files of saves interrupted in the database it merges, and moves the committed photo", async (t) => {
+  const { dir, device, storage } = await newDevice(t);
+  const older = serverKey(Date.now() - 60_000, 'server-a');
+  const ka = older.key;
+  await (await device.adoptVerifiedKey({ username: 'amina', password: PASSWORD_A, serverId: 'server-a', keyRecord: older.record, key: ka })).logout();
+  const a = await onePhoto(device, 'amina', PASSWORD_A, ka, 'Amina child');
+  // An interrupted save in amina's database, as a kill leaves it (no login of it runs again).
+  const orphanId = globalThis.crypto.randomUUID();
+  const db = await storage.open(dbFileName(ka), ka, { create: false });
+  await db.transaction((tx) => tx.execute('INSERT INTO photo_files_pending (photo_id) VALUES (?)', [orphanId]));
+  await db.close();
+  writeFileSync(join(dir, photoPath(ka, orphanId)), encryptBuffer(ka, jpegWithGps('orphan', 5000)));
+  t.equal(photoDir(dir).length, 2);
+
+  // amina is issued server-b's newer key: her database is merged into it and removed.
+  const newer = serverKey(Date.now() - 30_000, 'server-b');
+  const kb = newer.key;
+  const s = await device.adoptVerifiedKey({ username: 'amina', password: PASSWORD_A, serverId: 'server-b', keyRecord: newer.record, key: kb });
+  t.same((await s.listRecords()).map((r) => r.id), [a.recordId], 'her record came along');
+  t.ok((await s.readPhoto(a.recordId, a.photoId)).bytes.byteLength > 0, 'the committed photo moved and reads');
+  await s.logout();
+  t.same(photoDir(dir), [fileOf(kb, a.photoId)], 'no file of the merged database is left, the orphan included');
+});
+
 interface ChildRun {
   readonly acked: Array<{ recordId: string; photoId: string; sha256: string }>;
   readonly signal: NodeJS.Signals | null;

@@ -773,6 +773,8 @@ t.test('verified users search the server and read its form', async (t) => {
   t.same(found.records.map((x) => x.id), [r.id]);
   t.equal(found.nextCursor, null);
   t.equal((await rejection(amina.searchServer(A.transport(), { ageMin: -1 }))).code, 'INPUT_INVALID');
+  // Numbers JavaScript writes in exponent form are sent as plain decimals, which the server reads.
+  t.same((await amina.searchServer(A.transport(), { name: 'zain sear', ageMin: 1e-7, ageMax: 10 })).records.map((x) => x.id), [r.id]);
   t.same(await amina.serverForm(A.transport()), defaultChildForm);
 });
 

@@ -37,6 +37,18 @@ interface InFlight {
   readonly headersSent?: boolean;
 }
 
+/** Connections whose refusal the client error handler logged at `info`. */
+const loggedRefusals = new WeakSet<Socket>();
+
+/**
+ * True when this connection's request was refused, and logged, by the client error handler: a
+ * request that had already reached its route then fails reading its body, and needs no second
+ * log record.
+ */
+export function refusedByParser(socket: Socket | null | undefined): boolean {
+  return socket != null && loggedRefusals.has(socket);
+}
+
 /**
  * Fastify's `clientErrorHandler`: errors Node raises before (or while) a request reaches Fastify
  * — a garbage request line, a bad header, ambiguous or broken body framing, headers over the
@@ -61,7 +73,9 @@ export function createClientErrorHandler(options: { readonly headers: Readonly<R
     }
     // The client ended the connection in the middle of a request: if the request had reached a
     // route, its own record says so ("client closed the request"); this one is for debugging.
+    // Any other refusal is this connection's one record: the route's abort then logs nothing.
     const level = err.code === 'HPE_INVALID_EOF_STATE' ? 'debug' : 'info';
+    if (level === 'info') loggedRefusals.add(socket);
     this.log[level]({ code, errCode: err.code, remoteAddress: socket.remoteAddress }, 'request refused');
     // Bytes of an answer already on the wire would be corrupted by a second one (as Node's own handler checks).
     const inFlight = (socket as { _httpMessage?: InFlight | null })._httpMessage;

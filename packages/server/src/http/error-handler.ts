@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FieldvaultError, isFieldvaultError, toErrorBody, type ErrorCode } from '@fieldvault/protocol';
+import { refusedByParser } from './client-errors.js';
 
 /** Fastify's own errors that are the caller's fault, mapped onto the catalogue. */
 const fastifyCodes: Readonly<Record<string, ErrorCode>> = {
@@ -70,7 +71,8 @@ export function installErrorHandling(app: FastifyInstance): void {
       // A flaky phone link or a client giving up (bad-input audit F3): nobody to alert, nothing to
       // trace; the answer goes to a closed connection, or to a client that only half-closed it.
       const fv = new FieldvaultError('INPUT_MALFORMED_REQUEST', { detail: 'the request body was cut short' });
-      request.log.info({ code: fv.code, errCode: String((err as { code?: unknown }).code) }, 'client closed the request');
+      // A body the HTTP parser refused was logged once already, as "request refused" with its reason.
+      if (!refusedByParser(request.raw.socket)) request.log.info({ code: fv.code, errCode: String((err as { code?: unknown }).code) }, 'client closed the request');
       return reply.code(fv.statusCode).header('connection', 'close').type('application/json; charset=utf-8').send(toErrorBody(fv));
     }
     const fv = toFieldvaultError(err);
