@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createDevice, createHttpTransport, type Device, type HttpTransport, type Session } from '@fieldvault/client';
+import { PUBLIC_KEY_PIN_PATTERN, createDevice, createHttpTransport, type Device, type HttpTransport, type Session } from '@fieldvault/client';
 import { USERNAME_PATTERN, isFieldvaultError, FieldvaultError } from '@fieldvault/protocol';
 import { SqlCipherStorage } from '@fieldvault/storage-sqlcipher';
 import type { Environment } from './config.js';
@@ -212,6 +212,7 @@ export async function withSession<T>(ctx: Context, mode: LoginMode, work: (s: Op
     ),
   );
   try {
+    if (target !== undefined && transport !== undefined) learnKeyPin(ctx, target, transport);
     return await inServerTerms(ref, opened.config.servers, () =>
       forgettingWipedUser(ctx, () =>
         work({
@@ -225,6 +226,29 @@ export async function withSession<T>(ctx: Context, mode: LoginMode, work: (s: Op
   } finally {
     await session.logout();
   }
+}
+
+/**
+ * A server pinned by its certificate fingerprint alone (added before public-key pins existed, or
+ * with `servers add --offline`) gets its public key pinned too at the first online login, over
+ * the connection that fingerprint has just verified: a certificate later renewed with the same
+ * key keeps working, where the fingerprint alone would lock the phone out (as `servers add`
+ * does online; admin audit s16, F7). A server trusted through a CA needs nothing.
+ */
+export function learnKeyPin(ctx: Context, target: { readonly name: string; readonly entry: ServerEntry }, transport: HttpTransport): void {
+  const pins = target.entry.pinSha256;
+  if (pins === undefined || pins.some((p) => PUBLIC_KEY_PIN_PATTERN.test(p))) return;
+  const keyPin = transport.peerKeyPin();
+  if (keyPin === undefined) return;
+  let learned = false;
+  ctx.home.update((c) => {
+    const now = c.servers[target.name];
+    // Only the entry this login used (a concurrent `servers remove`/`add` is not undone).
+    if (now === undefined || now.url !== target.entry.url || now.pinSha256 === undefined || now.pinSha256.some((p) => PUBLIC_KEY_PIN_PATTERN.test(p))) return c;
+    learned = true;
+    return { ...c, servers: { ...c.servers, [target.name]: { ...now, pinSha256: [...now.pinSha256, keyPin] } } };
+  });
+  if (learned) ctx.out.note(`Pinned the public key of server ${target.name} too (${keyPin}): a certificate renewed with the same key will be accepted.`);
 }
 
 /** How errors name a configured server. */

@@ -79,6 +79,24 @@ t.test('servers add, list and remove; the certificate must be pinned or trusted'
   t.equal((await addServer(home, 'office', ['--ca', A.certFile])).code, 0);
 });
 
+t.test('a server added by its fingerprint alone gets its public key pinned at the first online login', async (t) => {
+  const home = t.testdir();
+  const keyPin = `sha256//${createHash('sha256').update(new X509Certificate(A.certPem).publicKey.export({ type: 'spki', format: 'der' })).digest('base64')}`;
+  const pins = (): string[] | undefined =>
+    (JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')) as { servers: Record<string, { pinSha256?: string[] }> }).servers['office']?.pinSha256;
+  // --offline contacts nothing, so it cannot learn the key (as a phone set up before key pins).
+  t.equal((await addServer(home, 'office', ['--pin', A.fingerprint, '--offline'])).code, 0);
+  t.same(pins(), [A.fingerprint]);
+  const first = await cliWith(home, PASSWORD_A, ['--user', 'amina', 'login', 'office']);
+  t.equal(first.code, 0, first.stderr);
+  t.match(first.stderr, `Pinned the public key of server office too (${keyPin}): a certificate renewed with the same key will be accepted.`);
+  t.same(pins(), [A.fingerprint, keyPin], 'learned over the connection the fingerprint verified');
+  const again = await cliWith(home, PASSWORD_A, ['login', 'office']);
+  t.equal(again.code, 0, again.stderr);
+  t.notMatch(again.stderr, /Pinned the public key/, 'once');
+  t.same(pins(), [A.fingerprint, keyPin]);
+});
+
 t.test('flow 1: an offline user logs in online; the server issues the key and her records move into the verified database', async (t) => {
   const home = t.testdir({ 'child.png': png() });
   await cliWith(home, PASSWORD_A, ['--user', 'amina', 'signup']);
