@@ -43,7 +43,7 @@ t.test('logins, key changes, device and user changes are audited, newest first',
   t.same(times, [...times].sort((a, b) => b - a), 'newest first');
 
   const failed = all.events.find((e) => e.event === 'login.failed');
-  t.match(failed, { username: 'alice', imei: phone.imei, actor: null, details: { code: 'AUTH_INVALID_CREDENTIALS' } });
+  t.match(failed, { username: 'alice', imei: phone.imei, actor: null, details: { code: 'AUTH_INVALID_CREDENTIALS', reason: 'wrong-password' } });
   const ok = all.events.find((e) => e.event === 'login.ok');
   t.match(ok, { actor: 'alice', username: 'alice', imei: phone.imei, details: { keyId: s.key.record.keyId, keyOutcome: 'issued' } });
   const bl = all.events.find((e) => e.event === 'device.blacklisted');
@@ -54,6 +54,30 @@ t.test('logins, key changes, device and user changes are audited, newest first',
   t.notOk(text.includes(password), 'no password in the audit log');
   t.notOk(text.includes(s.token), 'no token in the audit log');
   t.notOk(text.includes(s.key.dbKey), 'no key in the audit log');
+});
+
+t.test('a failed login tells the admin why: unknown user, no password set yet, or wrong password; the phone is told the same for all', async (t) => {
+  const { app, clock } = await makeApp(t, couch);
+  const { token: admin } = await setupAdmin(app);
+  await createUser(app, admin, 'alice');
+  // Invited, password never set.
+  t.equal((await app.inject({ method: 'POST', url: '/v1/users', headers: bearer(admin), payload: { username: 'bob', role: 'field_worker' } })).statusCode, 201);
+  const phone = newDevice();
+  const bodies: string[] = [];
+  for (const username of ['nobody', 'bob', 'alice']) {
+    clock.advance(1_000);
+    const res = await loginRaw(app, phone, { username, password: 'definitely not the password' });
+    t.equal(res.statusCode, 401, username);
+    bodies.push(res.body);
+  }
+  t.equal(new Set(bodies).size, 1, 'the same answer for all three');
+  t.notMatch(bodies[0], /reason|unknown-user|wrong-password|no-password/);
+  const failed = (await events(app, admin, '?event=login.failed')).events.map((e) => [e.username, e.details['code'], e.details['reason']]);
+  t.same(failed.reverse(), [
+    ['nobody', 'AUTH_INVALID_CREDENTIALS', 'unknown-user'],
+    ['bob', 'AUTH_INVALID_CREDENTIALS', 'no-password-set'],
+    ['alice', 'AUTH_INVALID_CREDENTIALS', 'wrong-password'],
+  ]);
 });
 
 t.test('the audit log filters by user, device, event and time, and pages', async (t) => {

@@ -7,6 +7,7 @@ import type { TotpState, UserRecord } from '../couch/records.js';
 import { clientKey } from '../http/client-key.js';
 import { EmptyObjectSchema, iso, responses } from '../http/schemas.js';
 import { assertKeepsUsableAdmin } from '../users/last-admin.js';
+import { loginFailureDetails } from '../users/credentials.js';
 import { UserViewSchema, UsernameParamsSchema, userView } from '../users/schemas.js';
 import {
   ConfirmBodySchema,
@@ -200,9 +201,8 @@ export const adminAuthPlugin = fp(
           return { token: session.token, expiresAt: iso(session.expiresAt), user: { username: user.username, role: user.role } };
         } catch (err) {
           if (codeAsked) throw err;
-          const failure = isFieldvaultError(err) ? err.code : 'INTERNAL_ERROR';
           try {
-            await app.audit(request, { event: 'login.failed', actor: null, username, details: { kind: 'console', code: failure } });
+            await app.audit(request, { event: 'login.failed', actor: null, username, details: { kind: 'console', ...loginFailureDetails(err) } });
           } catch (auditErr) {
             request.log.error({ code: isFieldvaultError(auditErr) ? auditErr.code : 'INTERNAL_ERROR' }, 'could not audit a failed login');
           }

@@ -9,6 +9,7 @@ import { iso, responses } from '../http/schemas.js';
 import { clientKey } from '../http/client-key.js';
 import { hashSecret, newToken } from '../http/tokens.js';
 import { ChallengeBodySchema, ChallengeResponseSchema, LoginBodySchema, LoginResponseSchema } from './schemas.js';
+import { loginFailureDetails } from '../users/credentials.js';
 
 /** Usernames remembered per device (oldest dropped first). */
 const USERS_SEEN_CAP = 200;
@@ -168,7 +169,7 @@ export const authPlugin: FastifyPluginAsync = async (app) => {
         // the same way: the request log records the outage (operator audit s10, item 7).
         if (code === 'STORE_UNAVAILABLE') throw err;
         try {
-          await app.audit(request, { event: 'login.failed', actor: null, username: request.body.username, imei: request.body.imei, details: { code } });
+          await app.audit(request, { event: 'login.failed', actor: null, username: request.body.username, imei: request.body.imei, details: loginFailureDetails(err) });
         } catch (auditErr) {
           request.log.error({ code: isFieldvaultError(auditErr) ? auditErr.code : 'INTERNAL_ERROR' }, 'could not audit a failed login');
         }

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin';
-import { FieldvaultError, normalizePasswordText } from '@fieldvault/protocol';
+import { FieldvaultError, isFieldvaultError, normalizePasswordText } from '@fieldvault/protocol';
 import { ARGON2_RECOMMENDED_FLOOR } from '../config.js';
 import type { ThrottleRecord, UserRecord } from '../couch/records.js';
 import { hashSecret } from '../http/tokens.js';
@@ -59,6 +59,20 @@ export interface VerifyOptions {
 function throttleKey(username: string): string {
   // Hashed so that the store holds no list of attempted (possibly mistyped-password) usernames.
   return hashSecret(`fieldvault/throttle/v1\n${username}`);
+}
+
+/** Why a login's credentials were refused, as the audit log tells it (the client is told only AUTH_INVALID_CREDENTIALS). */
+export type LoginFailureReason = 'unknown-user' | 'no-password-set' | 'wrong-password';
+
+/**
+ * The `details` of a `login.failed` audit event: the error code and, for refused credentials,
+ * whether the username is unknown (guessing at names), has no password yet (an invitation not
+ * taken up) or was given a wrong password (guessing at a password, or a typo).
+ */
+export function loginFailureDetails(err: unknown): { code: string; reason?: string } {
+  const code = isFieldvaultError(err) ? err.code : 'INTERNAL_ERROR';
+  const reason = isFieldvaultError(err) ? err.details?.['reason'] : undefined;
+  return code === 'AUTH_INVALID_CREDENTIALS' && typeof reason === 'string' ? { code, reason } : { code };
 }
 
 /**
@@ -133,7 +147,10 @@ export const credentialsPlugin = fp(
       }
       if (!ok || user === undefined) {
         await recordFailure(key);
-        throw new FieldvaultError('AUTH_INVALID_CREDENTIALS');
+        // The reason goes to the admin-only audit log (`loginFailureDetails`), never to the client:
+        // error bodies carry no details, and the answer is the same for all three.
+        const reason: LoginFailureReason = user === undefined ? 'unknown-user' : user.passwordHash == null ? 'no-password-set' : 'wrong-password';
+        throw new FieldvaultError('AUTH_INVALID_CREDENTIALS', { details: { reason } });
       }
       const keep = typeof options.keepFailures === 'function' ? options.keepFailures(user) : options.keepFailures === true;
       if (throttle !== undefined && !keep) await app.repo.deleteThrottle(key);
