@@ -27,6 +27,8 @@ interface Status {
 const { server: A } = await startFileServer(t, 'online');
 await A.createUser('amina', PASSWORD_A);
 await A.createUser('bilal', PASSWORD_B);
+/** The server's public-key pin, computed here from its certificate (not by our code). */
+const keyPin = `sha256//${createHash('sha256').update(new X509Certificate(A.certPem).publicKey.export({ type: 'spki', format: 'der' })).digest('base64')}`;
 
 function addServer(home: string, name = 'office', extra: string[] = ['--pin', A.fingerprint]): ReturnType<typeof cli> {
   return cli(home, ['servers', 'add', name, A.url, '--server-id', A.serverId, ...extra]);
@@ -39,7 +41,6 @@ t.test('servers add, list and remove; the certificate must be pinned or trusted'
   t.match(added.stdout, /added server office: https:\/\/127\.0\.0\.1:\d+ \(server-a\), pin /);
   // The server's public key is pinned too, learned over the connection the fingerprint verified, so
   // a certificate renewed with the same key keeps working (admin audit s16, F7).
-  const keyPin = `sha256//${createHash('sha256').update(new X509Certificate(A.certPem).publicKey.export({ type: 'spki', format: 'der' })).digest('base64')}`;
   t.match(added.stdout, `its public key is pinned too (${keyPin}): a certificate renewed with the same key is accepted`);
   const saved = JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')) as { servers: Record<string, { pinSha256: string[] }> };
   t.same(saved.servers['office']?.pinSha256, [A.fingerprint, keyPin]);
@@ -81,7 +82,6 @@ t.test('servers add, list and remove; the certificate must be pinned or trusted'
 
 t.test('a server added by its fingerprint alone gets its public key pinned at the first online login', async (t) => {
   const home = t.testdir();
-  const keyPin = `sha256//${createHash('sha256').update(new X509Certificate(A.certPem).publicKey.export({ type: 'spki', format: 'der' })).digest('base64')}`;
   const pins = (): string[] | undefined =>
     (JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')) as { servers: Record<string, { pinSha256?: string[] }> }).servers['office']?.pinSha256;
   // --offline contacts nothing, so it cannot learn the key (as a phone set up before key pins).
