@@ -1,6 +1,7 @@
 // Several servers (multi-server audit L7, L9): `sync --all` syncs with every configured server in
-// turn, a server that fails does not stop the others; an error tied to a server names it, in text
-// and in --json. Two REAL server processes; one is stopped for the failure.
+// turn, a server that fails does not stop the others (one refusing a password that does not open
+// the user's database on the phone does); an error tied to a server names it, in text and in
+// --json. Two REAL server processes; one is stopped for the failure.
 import { spawn } from 'node:child_process';
 import { createServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -173,6 +174,64 @@ t.test('sync --all stops once a server blacklisted the phone and it wiped itself
   const after = json<{ databases: unknown[] }>(await cli(home, ['--json', 'status', '--locked']));
   t.same(after.databases, [], 'the phone wiped itself');
   t.equal((await A.device(imei))?.['lastSeenAt'], seenByRegion, 'region was not contacted');
+});
+
+t.test('sync --all stops at the first server that refuses the password: the servers after it are not contacted', async (t) => {
+  // Chidi has an account on both servers, with one password; a user of this test alone, so that
+  // the audits count only this test's logins.
+  for (const s of [A, B]) await s.createUser('chidi', PASSWORD_B);
+  const mistyped = 'seven copper kettels sing at dawn';
+  const loginsFailed = async (s: typeof A): Promise<number> => {
+    const res = await s.admin('GET', '/v1/audit?username=chidi&limit=100');
+    t.equal(res.status, 200, 'the audit of chidi');
+    return (res.body['events'] as Array<{ event: string }>).filter((e) => e.event === 'login.failed').length;
+  };
+  const home = await phone(t);
+  ok(t, await cliWith(home, PASSWORD_B, ['--user', 'chidi', 'login', 'region']), 'chidi logs in to region');
+  ok(t, await cliWith(home, PASSWORD_B, ['register', '--name', 'Mercy Atieno']), 'register');
+  const { imei } = json<{ imei: string }>(await cli(home, ['--json', 'status', '--locked']));
+  const seenByRegion = (await A.device(imei))?.['lastSeenAt'];
+  const [failedOnCountry, failedOnRegion] = [await loginsFailed(B), await loginsFailed(A)];
+
+  // "country" (B) comes first in "servers list": it refuses the mistyped password.
+  const r = await cliWith(home, mistyped, ['sync', '--all']);
+  t.equal(r.code, 1, 'no server was synced: exit 1');
+  t.match(r.stdout, /^== country ==\nerror AUTH_INVALID_CREDENTIALS: The username or password is wrong\. \(reported by server "country", id server-b\)/, 'the server that refused it, named');
+  t.match(
+    r.stdout,
+    /\n\n== region ==\nerror FIELD_INTERRUPTED: Not synced: "sync --all" stopped \(server "country" \(id server-b\) refused the username or password\) before it came to server "region" \(id server-a\), so it was not contacted: a mistyped password would count as a failed login on every server\. Run "fieldvault-field sync --all" again and type your password carefully\. If your password is different on "country" \(changed or reset on one server only: see docs\/operations\.md, "Several servers"\) or you have no account there, sync with this server by name: "fieldvault-field sync region"\.\n/,
+    'the server left out, and what to do',
+  );
+  t.match(r.stdout, /\n\nsynced with 0 of 2 server\(s\); failed: country, region; stopped: country refused the password; run "sync --all" again and type it carefully\n$/);
+  t.notMatch(r.stdout + r.stderr, mistyped, 'the password is never printed');
+
+  const j = await cliWith(home, mistyped, ['--json', 'sync', '--all']);
+  t.equal(j.code, 1);
+  const entries = json<AllEntry[]>(j);
+  t.same(entries.map((e) => e.name), ['country', 'region'], 'every server has its entry');
+  t.match(entries[0], { error: { code: 'AUTH_INVALID_CREDENTIALS', server: { name: 'country', id: 'server-b' } } });
+  t.match(entries[1], { error: { code: 'FIELD_INTERRUPTED', message: /refused the username or password\) before it came to server "region"/, server: { name: 'region', id: 'server-a' } } });
+
+  t.equal(await loginsFailed(B), failedOnCountry + 2, 'country audited each refused login');
+  t.equal(await loginsFailed(A), failedOnRegion, 'region got no failed login');
+  t.equal((await A.device(imei))?.['lastSeenAt'], seenByRegion, 'region was not contacted');
+
+  // The right password afterwards syncs with both.
+  const good = ok(t, await cliWith(home, PASSWORD_B, ['sync', '--all']), 'sync --all with the right password');
+  t.match(good.stdout, /\n\nsynced with 2 of 2 server\(s\)\n$/);
+});
+
+t.test('a password the phone knows is not a typo: a server without the account does not stop sync --all', async (t) => {
+  const home = await phone(t);
+  // Bilal has an account on "region" only; "country" comes first and refuses him.
+  ok(t, await cliWith(home, PASSWORD_B, ['--user', 'bilal', 'login', 'region']), 'bilal logs in to region');
+  ok(t, await cliWith(home, PASSWORD_B, ['register', '--name', 'Brian Otieno']), 'register');
+  const r = await cliWith(home, PASSWORD_B, ['sync', '--all']);
+  t.equal(r.code, 1, 'a server failed: exit 1');
+  t.match(r.stdout, /^== country ==\nerror AUTH_INVALID_CREDENTIALS: /);
+  t.match(r.stdout, /\n\n== region ==\nserver\s+region \(server-a\)\nsent\s+1 record\(s\)/, 'the password opens his database on the phone: region is still synced');
+  t.match(r.stdout, /\n\nsynced with 1 of 2 server\(s\); failed: country\n$/);
+  t.notMatch(r.stdout, /stopped:/);
 });
 
 t.test('sync --all: every server in turn with one password; a stopped server does not stop the others', async (t) => {

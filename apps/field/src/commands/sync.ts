@@ -168,6 +168,43 @@ function askingOnce(source: PasswordSource): PasswordSource {
   };
 }
 
+/**
+ * Why `sync --all` stopped before the servers left. `refusedBy`: the configured name of the
+ * server that refused the password (AUTH_INVALID_CREDENTIALS), when that is why.
+ */
+interface Stop {
+  readonly why: string;
+  readonly refusedBy?: string;
+}
+
+/** What a server left out of a stopped `sync --all` is told, with what to do now. */
+function notSyncedText(stop: Stop, server: { readonly name: string; readonly id: string }): string {
+  const head = `Not synced: "sync --all" stopped (${stop.why}) before it came to ${serverInWords(server)}`;
+  if (stop.refusedBy === undefined) return `${head}. Run "fieldvault-field sync ${server.name}" when ready.`;
+  // The server cannot tell a wrong password from a user it does not know (one code for both), and
+  // a password may differ on one server after a reset there: say how to reach this one anyway.
+  return (
+    `${head}, so it was not contacted: a mistyped password would count as a failed login on every server. ` +
+    'Run "fieldvault-field sync --all" again and type your password carefully. ' +
+    `If your password is different on "${stop.refusedBy}" (changed or reset on one server only: see docs/operations.md, "Several servers") ` +
+    `or you have no account there, sync with this server by name: "fieldvault-field sync ${server.name}".`
+  );
+}
+
+/**
+ * True when `password` opens `username`'s database on this phone (an offline login, closed at
+ * once; one Argon2id derivation). False for a wrong password, a user with no database here, or
+ * any other failure: the caller then takes the cautious path.
+ */
+async function opensOnPhone(opened: OpenDevice, username: string, password: string): Promise<boolean> {
+  try {
+    await (await opened.device.loginOffline(username, password)).logout();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** One server's part of `sync --all --json`. */
 type AllEntry = { readonly name: string; readonly id: string } & ({ readonly summary: Record<string, unknown> } | { readonly error: ErrorJson });
 
@@ -177,7 +214,10 @@ type AllEntry = { readonly name: string; readonly id: string } & ({ readonly sum
  * phone wiped after its last sync, or a server that blocked the phone (DEVICE_BLACKLISTED: it
  * wiped itself) stops the round (the servers left are reported as not synced, not contacted).
  * One password is asked (or read from --password-stdin) and used for every server: a field
- * worker has one password on all servers (docs/operations.md, "Several servers").
+ * worker has one password on all servers (docs/operations.md, "Several servers"). So a server
+ * that refuses it (AUTH_INVALID_CREDENTIALS) stops the round too, unless it opens the user's
+ * database on the phone: a mistyped password would otherwise be a failed login, audited and
+ * counted towards the lockout, on every server.
  */
 async function syncAll(ctx: Context): Promise<void> {
   const opened = await openDevice(ctx);
@@ -186,7 +226,7 @@ async function syncAll(ctx: Context): Promise<void> {
     throw fieldError('FIELD_SERVER_UNKNOWN', 'No server is configured on this phone, so "sync --all" has nothing to sync with. Add one with "fieldvault-field servers add NAME URL --pin FINGERPRINT".');
   }
   // Checked once, before the password is asked: the same for every server.
-  userOf(ctx, opened.config);
+  const username = userOf(ctx, opened.config);
   const debug = ctx.globals.debug === true;
   const once: Context = { ...ctx, passwords: askingOnce(ctx.passwords) };
   let signal: AbortSignal | undefined;
@@ -195,20 +235,16 @@ async function syncAll(ctx: Context): Promise<void> {
   /** Servers not synced (an error), and servers synced with records or photos left over. */
   const failed: string[] = [];
   const incomplete: string[] = [];
-  let stopped: string | undefined;
+  let stopped: Stop | undefined;
   const show = (name: string, text: string): void => {
     // Each server's part is printed as soon as it is known; --json prints the array at the end.
     if (!ctx.out.json) ctx.out.result(null, () => `${entries.length === 1 ? '' : '\n'}== ${name} ==\n${text}`);
   };
   for (const [name, entry] of servers) {
     const server = { name, id: entry.serverId };
-    if (signal?.aborted === true) stopped ??= 'Ctrl-C';
+    if (signal?.aborted === true) stopped ??= { why: 'Ctrl-C' };
     if (stopped !== undefined) {
-      const err = serverError(
-        'FIELD_INTERRUPTED',
-        `Not synced: "sync --all" stopped (${stopped}) before it came to ${serverInWords(server)}. Run "fieldvault-field sync ${name}" when ready.`,
-        server,
-      );
+      const err = serverError('FIELD_INTERRUPTED', notSyncedText(stopped, server), server);
       entries.push({ ...server, error: errorJson(err, debug) });
       failed.push(name);
       show(name, `error ${err.code}: ${err.message}`);
@@ -219,7 +255,7 @@ async function syncAll(ctx: Context): Promise<void> {
       entries.push({ ...server, summary: r.data });
       if (r.incomplete) incomplete.push(name);
       show(name, r.text);
-      if (r.wiped) stopped = `this phone was retired by ${serverInWords(server)} and wiped after its last sync there`;
+      if (r.wiped) stopped = { why: `this phone was retired by ${serverInWords(server)} and wiped after its last sync there` };
     } catch (err) {
       // Errors of the phone itself (no terminal for the password, Ctrl-C at the prompt…) would be
       // the same for every server: they end the command, as for a single sync.
@@ -228,10 +264,16 @@ async function syncAll(ctx: Context): Promise<void> {
       entries.push({ ...server, error: shown });
       failed.push(name);
       show(name, `error ${shown.code}: ${shown.message}`);
-      if (shown.code === 'SYNC_CANCELLED') stopped = 'Ctrl-C';
+      if (shown.code === 'SYNC_CANCELLED') stopped = { why: 'Ctrl-C' };
       // The phone wiped itself (or, blocked earlier, refuses every other server): the servers left
       // would only get the same refusal. The error names the server that blocked the phone.
-      if (shown.code === 'DEVICE_BLACKLISTED') stopped = `an admin of ${serverInWords(shown.server ?? server)} has blocked this phone`;
+      if (shown.code === 'DEVICE_BLACKLISTED') stopped = { why: `an admin of ${serverInWords(shown.server ?? server)} has blocked this phone` };
+      // A refused password stops the round unless it opens this user's database on the phone: then
+      // it is not a typo but a server without this account (or with another password), and the
+      // servers left may well take it.
+      if (shown.code === 'AUTH_INVALID_CREDENTIALS' && !(await opensOnPhone(opened, username, await once.passwords.ask(`Password for ${username}`)))) {
+        stopped = { why: `${serverInWords(shown.server ?? server)} refused the username or password`, refusedBy: name };
+      }
     }
   }
   if (ctx.out.json) ctx.out.result(entries, () => '');
@@ -239,6 +281,7 @@ async function syncAll(ctx: Context): Promise<void> {
     const parts = [`synced with ${servers.length - failed.length} of ${servers.length} server(s)`];
     if (failed.length > 0) parts.push(`failed: ${failed.join(', ')}`);
     if (incomplete.length > 0) parts.push(`records or photos not synced: ${incomplete.join(', ')}`);
+    if (stopped?.refusedBy !== undefined) parts.push(`stopped: ${stopped.refusedBy} refused the password; run "sync --all" again and type it carefully`);
     ctx.out.result(null, () => `\n${parts.join('; ')}`);
   }
   if (failed.length > 0 || incomplete.length > 0) process.exitCode = 1;
@@ -274,7 +317,9 @@ export function registerSyncCommand(program: Command, action: Action): void {
         'With --all, syncs with every configured server in turn (in the order of "servers list"), asking your password once: each ' +
         'server\'s summary (or error) is headed by its name; a server that fails does not stop the others, and the command exits ' +
         'with status 1 if any server failed or left something unsynced. Ctrl-C stops at a safe point and skips the servers left; ' +
-        'so does a server that retired the phone (once it wiped itself) or blocked it. ' +
+        'so does a server that retired the phone (once it wiped itself) or blocked it, and a server that refuses your password ' +
+        '(AUTH_INVALID_CREDENTIALS) when it does not open your database on this phone either: the servers after it are not contacted, ' +
+        'so a mistyped password is one failed login, not one on every server. ' +
         'With --json: an array with one entry per server, {name, id, summary} or {name, id, error}.',
     )
     .argument('[server]', 'a configured server name (default: the only one configured)')
