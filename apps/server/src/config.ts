@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { FieldvaultError } from '@fieldvault/protocol';
+import { distance } from 'fastest-levenshtein';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -129,6 +130,27 @@ const SERVER_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 /** A DNS name, an IPv4 address, or an IPv6 address in brackets (as in a Host header). */
 export const HOST_NAME = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*|\[[0-9a-f:.]+\])$/;
 
+const PREFIX = 'FIELDVAULT_';
+
+/**
+ * The supported name a mistyped `name` most likely meant, or undefined when none is close: at most
+ * 2 edits, or a quarter of the name for long names (a swap of two letters is 2 edits:
+ * `FIELDVAULT_PROT`). Compared without the common prefix and case, which would make every name
+ * look close to every other.
+ */
+export function closestVariable(name: string, candidates: Iterable<string>): string | undefined {
+  const typed = name.slice(PREFIX.length).toUpperCase();
+  let best: { name: string; edits: number } | undefined;
+  for (const candidate of candidates) {
+    if (!candidate.startsWith(PREFIX)) continue;
+    const wanted = candidate.slice(PREFIX.length);
+    const edits = distance(typed, wanted);
+    if (edits > Math.max(2, Math.floor(wanted.length / 4))) continue;
+    if (best === undefined || edits < best.edits) best = { name: candidate, edits };
+  }
+  return best?.name;
+}
+
 /**
  * Reads the configuration from `env` (relative paths resolve against `cwd`).
  * @throws CONFIG_INVALID listing every problem found.
@@ -137,8 +159,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   const problems: string[] = [];
   const known = new Set(settings.map((s) => s.env));
   for (const name of Object.keys(env)) {
-    if (name.startsWith('FIELDVAULT_') && !known.has(name) && !OTHER_PROGRAMS.has(name)) {
-      problems.push(`unsupported ${name}; supported: ${settings.filter((s) => s.env.startsWith('FIELDVAULT_')).map((s) => s.env).join(', ')}`);
+    if (name.startsWith(PREFIX) && !known.has(name) && !OTHER_PROGRAMS.has(name)) {
+      // A typo gets the one name it most likely meant; the whole list (35 names) only when none is close.
+      const meant = closestVariable(name, [...known, ...OTHER_PROGRAMS]);
+      problems.push(
+        meant === undefined
+          ? `unsupported ${name}; supported: ${settings.filter((s) => s.env.startsWith(PREFIX)).map((s) => s.env).join(', ')}`
+          : `unsupported ${name}: did you mean ${meant}?`,
+      );
     } else if (known.has(name) && name.startsWith('FIELDVAULT_') && env[name]?.trim() === '') {
       // `FIELDVAULT_PORT=` in an env file is more likely a value forgotten than a wish for the
       // default (audit 10): leave the variable out to get the default.

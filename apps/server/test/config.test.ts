@@ -33,6 +33,26 @@ t.test("the other fieldvault programs' variables are not taken for typos", async
   t.notMatch(err.message ?? '', /unsupported FIELDVAULT_FIELD_HOME\b/);
 });
 
+// s17 task E: a typo used to get all ~35 supported names; now the one it most likely meant.
+t.test('a mistyped variable gets the closest supported name; the whole list only when none is close', async (t) => {
+  const problem = (env: NodeJS.ProcessEnv): string => (t.throws(() => loadConfig(env)) as { message?: string }).message ?? '';
+  for (const [typo, meant] of [
+    ['FIELDVAULT_PULL_READAHEAD', 'FIELDVAULT_PULL_READ_AHEAD'],
+    ['FIELDVAULT_PROT', 'FIELDVAULT_PORT'],
+    ['FIELDVAULT_RATELIMIT', 'FIELDVAULT_RATE_LIMIT'],
+    ['FIELDVAULT_MAX_CONNECTION_PER_CLIENT', 'FIELDVAULT_MAX_CONNECTIONS_PER_CLIENT'],
+    ['FIELDVAULT_log_level', 'FIELDVAULT_LOG_LEVEL'],
+    ['FIELDVAULT_ADMIN_HOMES', 'FIELDVAULT_ADMIN_HOME'],
+  ] as const) {
+    const message = problem({ [typo]: '1' });
+    t.match(message, `unsupported ${typo}: did you mean ${meant}?`, typo);
+    t.notMatch(message, 'FIELDVAULT_SIGNUPS_PER_ADDRESS', `${typo}: not the whole list`);
+  }
+  const far = problem({ FIELDVAULT_COLOUR: 'blue' });
+  t.notMatch(far, 'did you mean', 'nothing close: no guess');
+  t.match(far, /unsupported FIELDVAULT_COLOUR; supported: FIELDVAULT_DATA_DIR, .*FIELDVAULT_SIGNUPS_PER_ADDRESS/, 'but the list');
+});
+
 t.test('an invalid COUCHDB_URL is reported without echoing its credentials', async (t) => {
   const err = t.throws(() => loadConfig({ COUCHDB_URL: 'not a url with s3cretpw' })) as { code?: string; message?: string };
   t.equal(err.code, 'CONFIG_INVALID');

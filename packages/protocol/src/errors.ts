@@ -81,7 +81,7 @@ export const errorCatalogue = {
   },
   INPUT_HEADERS_TOO_LARGE: {
     status: 431,
-    message: 'The request line or headers are larger than the server accepts (16 KiB in all).',
+    message: 'The request line and headers together are larger than the server accepts.',
     hint: 'Send a shorter URL or fewer and smaller headers: the session token goes in the "authorization" header, never in the URL; if a proxy adds headers, make it add fewer.',
   },
   INPUT_REQUEST_TIMEOUT: {

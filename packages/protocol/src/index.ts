@@ -12,3 +12,5 @@ export * from './wire/common.js';
 export * from './wire/auth.js';
 export * from './wire/sync.js';
 export * from './wire/signups.js';
+export * from './wire/admin-records.js';
+export * from './wire/health.js';

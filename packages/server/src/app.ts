@@ -9,12 +9,13 @@ import { resolveConfig, type BuildAppInput } from './config.js';
 import { couchPlugin } from './couch/plugin.js';
 import { devicesPlugin } from './devices/plugin.js';
 import { formsPlugin } from './forms/plugin.js';
+import { healthPlugin } from './health/plugin.js';
 import { kekGuardPlugin } from './kek/plugin.js';
 import './http/context.js';
 import { createClientErrorHandler } from './http/client-errors.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { checkJsonCharset } from './http/json-charset.js';
-import { loggerOptions } from './http/logger.js';
+import { loggerOptions, RequestLogController } from './http/logger.js';
 import { limitConnections } from './http/connection-limits.js';
 import { installRateLimits } from './http/rate-limit.js';
 import { parseStrictJson } from './http/strict-json.js';
@@ -61,6 +62,7 @@ export async function buildApp(input: BuildAppInput): Promise<FastifyInstance> {
 
   const options: FastifyServerOptions = {
     logger: loggerOptions(config.logLevel, input.logStream, config.serverId),
+    logController: new RequestLogController(),
     // Malformed HTTP, oversized headers and timeouts get a catalogued body too (bad-input audit F2).
     clientErrorHandler: createClientErrorHandler({ headers: securityHeaders }),
     bodyLimit: config.bodyLimit,
@@ -148,6 +150,7 @@ export async function buildApp(input: BuildAppInput): Promise<FastifyInstance> {
   await app.register(backupPlugin);
   await app.register(recordsDigestPlugin);
   await app.register(signupsPlugin);
+  await app.register(healthPlugin);
 
   if (config.sweepIntervalSeconds > 0) {
     let timer: NodeJS.Timeout | undefined;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
-import { isHlc, parseHlc, SHA256_HEX_PATTERN, UUID_V4_PATTERN } from '@fieldvault/protocol';
+import { isHlc, parseHlc, SHA256_HEX_PATTERN, UUID_V4_PATTERN, type AdminRecordProvenance, type AdminRecordVersion } from '@fieldvault/protocol';
 import { makeContext, type Context } from '../context.js';
 import { CliError } from '../errors.js';
 import { Home } from '../home.js';
@@ -16,6 +16,10 @@ import type { Action } from './action.js';
  * `records diff A B` compares two servers record by record, each given as an admin home logged
  * in to it or as a saved `records digest --list --json`: it walks both lists in id order, a page
  * at a time, and names the records only one side holds and those that differ.
+ *
+ * `records show ID` answers "who sent this record, from which phone, when" (admin audit c-report
+ * F3; GET /v1/admin/records/:id): the server's stamps, the ends of its history, its conflict and
+ * photo counts. Record ids, names, IMEIs and times only: the server never sends a field value.
  */
 
 /** Record digests per request: the server's largest page. */
@@ -59,6 +63,34 @@ class Fold {
 /** An HLC as a time for people (its wall clock part). */
 function whenOf(hlc: string): string {
   return isHlc(hlc) ? timeOf(new Date(parseHlc(hlc).wall).toISOString()) : hlc;
+}
+
+const NO_VALUES_WORDS = 'Field values are not shown: only who, from which phone, when, and counts.';
+
+function recordId(value: string): string {
+  if (!UUID_V4_PATTERN.test(value)) throw new CliError('ADMIN_USAGE', `"${value}" is not a record id (a lowercase UUID, as "records digest --list" prints them)`);
+  return value;
+}
+
+/** A version's time is its HLC: the clock of the phone that wrote it, not the server's. */
+function versionLine(v: AdminRecordVersion | null): string {
+  return v === null ? '—' : `${whenOf(v.ts)} (phone clock) by ${v.by} on ${v.device}`;
+}
+
+function provenanceLines(r: AdminRecordProvenance): string {
+  const conflicts = r.openConflicts === 0 ? 'none open' : `${r.openConflicts} open: needs review by a supervisor`;
+  return keyValues([
+    ['record', r.id],
+    ['deleted', r.deleted ? 'yes' : 'no'],
+    ['created', `by ${r.createdBy} on ${r.createdFrom}, ${whenOf(r.createdAt)} (phone clock)`],
+    ['first pushed', `by ${r.firstPushedBy}, received ${timeOf(r.firstReceivedAt)}`],
+    ['last pushed', `by ${r.pushedBy} from ${r.pushedFrom}, received ${timeOf(r.receivedAt)}`],
+    ['versions', String(r.versions)],
+    ['first version', versionLine(r.firstVersion)],
+    ['last version', versionLine(r.lastVersion)],
+    ['conflicts', `${conflicts} (${r.resolvedConflicts} resolved)`],
+    ['photos', r.photosRemoved === 0 ? String(r.photos) : `${r.photos} (${r.photosRemoved} removed)`],
+  ]);
 }
 
 function summaryLines(server: string, s: Summary): string {
@@ -195,7 +227,18 @@ function state(e: Omit<DigestEntry, 'id'> | null): string {
 export function registerRecordsCommands(program: Command, action: Action): void {
   const records = program
     .command('records')
-    .description('compare servers\' records by content: digest of the logged-in server, diff of two servers');
+    .description('records without their values: who pushed one (show), digest of the logged-in server, diff of two servers');
+
+  records
+    .command('show')
+    .description(`who pushed one record, from which phone and when (first and last push), its creator, number of versions, conflicts and photos. ${NO_VALUES_WORDS}`)
+    .argument('<id>', 'record id (a lowercase UUID)')
+    .action(
+      action(async (ctx, id) => {
+        const { record } = await ctx.api<{ record: AdminRecordProvenance }>({ method: 'GET', path: `/v1/admin/records/${recordId(id as string)}` });
+        ctx.out.result({ record }, () => `${provenanceLines(record)}\n\n${NO_VALUES_WORDS}`);
+      }),
+    );
 
   records
     .command('digest')

@@ -1,4 +1,4 @@
-import { STATUS_CODES } from 'node:http';
+import { maxHeaderSize, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import { FieldvaultError, toErrorBody, type ErrorCode } from '@fieldvault/protocol';
@@ -31,6 +31,27 @@ export function rawErrorResponse(fv: FieldvaultError, headers: Readonly<Record<s
     '',
     body,
   ].join('\r\n');
+}
+
+/**
+ * The header limit in force for `socket`'s server: its own `maxHeaderSize` when one was set, else
+ * Node's (16 KiB unless `--max-http-header-size`, e.g. in NODE_OPTIONS, says otherwise). The
+ * refusal names this number, not a default that may not be the one applied.
+ */
+export function headerLimitOf(socket: Socket): number {
+  const own = (socket as { server?: { maxHeaderSize?: unknown } | null }).server?.maxHeaderSize;
+  return typeof own === 'number' && own > 0 ? own : maxHeaderSize;
+}
+
+/** `16384 bytes (16 KiB)`: the limit as a person reads it, exact in bytes. */
+function describeBytes(bytes: number): string {
+  return bytes % 1024 === 0 ? `${bytes} bytes (${bytes / 1024} KiB)` : `${bytes} bytes`;
+}
+
+/** The refusal for `code`, with the limit that applied when the headers were too large. */
+function refusal(code: ErrorCode, socket: Socket): FieldvaultError {
+  if (code !== 'INPUT_HEADERS_TOO_LARGE') return new FieldvaultError(code);
+  return new FieldvaultError(code, { detail: `at most ${describeBytes(headerLimitOf(socket))} in all` });
 }
 
 interface InFlight {
@@ -83,7 +104,7 @@ export function createClientErrorHandler(options: { readonly headers: Readonly<R
       socket.destroy();
       return;
     }
-    socket.end(rawErrorResponse(new FieldvaultError(code), options.headers));
+    socket.end(rawErrorResponse(refusal(code, socket), options.headers));
     const linger = setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS);
     linger.unref();
     socket.once('close', () => clearTimeout(linger));

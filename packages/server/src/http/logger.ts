@@ -1,6 +1,16 @@
 import { hostname } from 'node:os';
-import type { FastifyRequest, FastifyServerOptions } from 'fastify';
+import { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { LogStream } from '../config.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * A probe route (the health check): its requests are logged once, at debug, instead of
+     * Fastify's two info records ("incoming request", "request completed").
+     */
+    probe?: boolean;
+  }
+}
 
 /** Field names whose values are secret wherever they appear in a log object. */
 const SECRET_FIELDS = [
@@ -117,4 +127,30 @@ export function loggerOptions(level: string, stream: LogStream | undefined, serv
     },
     ...(stream === undefined ? {} : { stream }),
   };
+}
+
+function isProbe(request: FastifyRequest): boolean {
+  return request.routeOptions.config.probe === true;
+}
+
+/**
+ * Fastify's request log, except for probe routes: a load balancer or watchdog asking every few
+ * seconds would otherwise write two info records per probe, day and night, and bury the requests
+ * of people. A probe gets one record at debug, when it is answered. Its refusals and failures are
+ * still logged by the error handler (a 503 through the store outage log: one error record per
+ * outage, not per probe).
+ */
+export class RequestLogController extends LogController {
+  override incomingRequest(request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
+    if (isProbe(request)) return;
+    super.incomingRequest(request, reply, metadata);
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
+    if (isProbe(request) && error == null && !this.isLogDisabled(request)) {
+      reply.log.debug({ req: request, res: reply, responseTime: reply.elapsedTime }, 'probe answered');
+      return;
+    }
+    super.requestCompleted(error, request, reply, metadata);
+  }
 }

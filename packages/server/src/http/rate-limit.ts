@@ -7,6 +7,12 @@ import { clientKey } from './client-key.js';
 interface RouteLimit {
   readonly max: number;
   readonly timeWindow: number;
+  /**
+   * false: the route counts against its own limit only, not against the address's shared one.
+   * For the health probe: monitoring behind the same address as phones (a NAT, an office) must not
+   * use up the phones' budget, while a flood of probes is still refused by the route's own limit.
+   */
+  readonly shared: boolean;
 }
 
 type Limiter = ReturnType<FastifyInstance['createRateLimit']>;
@@ -23,7 +29,8 @@ type Limiter = ReturnType<FastifyInstance['createRateLimit']>;
  * counters; only where they are checked moves here.
  *
  * Every request counts against `max`; a route that declares its own (stricter) limit — the
- * login-like routes — is also counted against that one, per route as before.
+ * login-like routes — is also counted against that one, per route as before. A route that
+ * declares `shared: false` (the health probe) counts against its own limit only.
  */
 export async function installRateLimits(app: FastifyInstance, options: { max: number; timeWindowMs: number }): Promise<void> {
   // Routes' `config.rateLimit` is read below; the plugin must not add its own (late) hooks for it.
@@ -31,12 +38,12 @@ export async function installRateLimits(app: FastifyInstance, options: { max: nu
   app.addHook('onRoute', (route) => {
     const limit = route.config?.rateLimit;
     if (typeof limit !== 'object' || limit === null) return;
-    const { max, timeWindow } = limit as { max?: unknown; timeWindow?: unknown };
-    if (typeof max !== 'number' || typeof timeWindow !== 'number') {
-      throw new Error(`route ${route.url}: config.rateLimit needs numeric max and timeWindow`);
+    const { max, timeWindow, shared = true } = limit as { max?: unknown; timeWindow?: unknown; shared?: unknown };
+    if (typeof max !== 'number' || typeof timeWindow !== 'number' || typeof shared !== 'boolean') {
+      throw new Error(`route ${route.url}: config.rateLimit needs numeric max and timeWindow (and boolean shared)`);
     }
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    for (const method of methods) routeLimits.set(`${method} ${route.url}`, { max, timeWindow });
+    for (const method of methods) routeLimits.set(`${method} ${route.url}`, { max, timeWindow, shared });
     route.config = { ...route.config, rateLimit: false };
   });
 
@@ -47,7 +54,7 @@ export async function installRateLimits(app: FastifyInstance, options: { max: nu
   const perIp = app.createRateLimit({ max: options.max, timeWindow: options.timeWindowMs, keyGenerator });
   // One counter store per limited route, created on first use (routes are all known by then).
   const perRoute = new Map<string, Limiter>();
-  const routeLimiter = (request: FastifyRequest): Limiter | undefined => {
+  const routeLimiter = (request: FastifyRequest): { limiter: Limiter; shared: boolean } | undefined => {
     const key = `${request.method} ${request.routeOptions.url ?? ''}`;
     const limit = routeLimits.get(key);
     if (limit === undefined) return undefined;
@@ -56,13 +63,13 @@ export async function installRateLimits(app: FastifyInstance, options: { max: nu
       limiter = app.createRateLimit({ max: limit.max, timeWindow: limit.timeWindow, keyGenerator });
       perRoute.set(key, limiter);
     }
-    return limiter;
+    return { limiter, shared: limit.shared };
   };
 
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-    await check(perIp, request, reply);
     const own = routeLimiter(request);
-    if (own !== undefined) await check(own, request, reply);
+    if (own?.shared !== false) await check(perIp, request, reply);
+    if (own !== undefined) await check(own.limiter, request, reply);
   });
 }
 

@@ -1,10 +1,19 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { FieldvaultError, HlcSchema, Sha256HexSchema, UUID_V4_PATTERN, UuidSchema } from '@fieldvault/protocol';
+import {
+  AdminRecordParamsSchema,
+  AdminRecordResponseSchema,
+  FieldvaultError,
+  HlcSchema,
+  Sha256HexSchema,
+  UUID_V4_PATTERN,
+  UuidSchema,
+} from '@fieldvault/protocol';
 import type { IndexRow } from '../couch/records.js';
 import { responses } from '../http/schemas.js';
 import { RecordsDigest, digestEntry, type RecordDigestEntry } from './digest.js';
+import { provenanceView } from './provenance.js';
 
 /*
  * Are two servers' records the same? (multi-server audit M4; docs/operations.md, "Several servers")
@@ -16,8 +25,11 @@ import { RecordsDigest, digestEntry, type RecordDigestEntry } from './digest.js'
  * - `GET /v1/admin/records/digests?limit&cursor` (admin): the per-record digests, in id order and
  *   paged by record id, so that an admin whose totals differ can find which records differ
  *   (`fieldvault-admin records diff` walks two servers' lists side by side).
+ * - `GET /v1/admin/records/:id` (admin): who pushed one record, from which phone and when, its
+ *   history's size and ends, conflict and photo counts — never a field value (provenance.ts).
+ *   A read like the digests: not audited (it changes nothing), logged with the request.
  *
- * Both read the records database a page at a time (by id, as search does): memory holds one page,
+ * The digest routes read the records database a page at a time (by id, as search does): memory holds one page,
  * never every record. On a server still receiving pushes the result is a per-record consistent
  * view, not a snapshot: compare servers when phones are quiet.
  */
@@ -99,6 +111,17 @@ export const recordsDigestPlugin: FastifyPluginAsync = async (app) => {
       }
       // A full page may be followed by nothing: the next request then answers an empty last page.
       return { records, nextCursor: records.length === limit ? (records[records.length - 1]?.id ?? null) : null };
+    },
+  );
+
+  // `digest` and `digests` stay their own routes: Fastify matches static paths before `:id`.
+  r.get(
+    '/v1/admin/records/:id',
+    { ...admin, schema: { params: AdminRecordParamsSchema, response: responses({ 200: AdminRecordResponseSchema }) } },
+    async (request) => {
+      const envelope = await app.repo.getRecord(request.params.id);
+      if (envelope === undefined) throw new FieldvaultError('RECORD_NOT_FOUND');
+      return { record: provenanceView(envelope) };
     },
   );
 };
