@@ -47,6 +47,7 @@ import {
   type PushResult,
   type SignupStatus,
 } from '@fieldvault/protocol';
+import { GatedHandle } from './write-gate.js';
 import { blockedError, readBlockedMark, removeBlockedMark, writeBlockedMark, type BlockedMark } from './blocked-mark.js';
 import { createFileDeviceKeyStore, type DeviceKeyStore } from './device-key-store.js';
 import { TEMP_FILE_MARKER, type FileSystem } from './file-system.js';
@@ -586,7 +587,8 @@ export class Device {
 
   async #openSession(k: KeyringContent, username: string, target: Target, u: Unlocked): Promise<Session> {
     const key = new Uint8Array(target.key);
-    const db = await this.#openDb(key, false);
+    // Every write of the session goes through the gate: a retired device's last step holds it (write-gate.ts).
+    const db = new GatedHandle(await this.#openDb(key, false));
     try {
       const last = await readMeta(db, 'clock');
       const clock = createClock({ node: this.imei, now: this.#o.now, ...(last === undefined ? {} : { last }) });
@@ -612,6 +614,7 @@ export class Device {
         k.entries.some((e) => e.username === username && e.kind === 'unverified');
       const state: SessionState = {
         db,
+        writeGate: db,
         key,
         records,
         photos,

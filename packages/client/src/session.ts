@@ -27,6 +27,8 @@ import type { Transport } from './transport.js';
 /** What a session holds while it is open; all of it is dropped at logout. */
 export interface SessionState {
   readonly db: StorageHandle;
+  /** Holds back the session's write transactions (write-gate.ts): a retired device's check and wipe. */
+  readonly writeGate: { hold(): Promise<() => void> };
   /** The key of the session's database. */
   readonly key: Uint8Array;
   readonly records: RecordStore;
@@ -378,7 +380,9 @@ export class Session {
    * other database on the phone (another user's unverified records) — the SDK wipes the device (every database, photo, the keyring and the
    * device key, as `Device.wipe()`) and the summary says `wiped: true`; the session is then logged
    * out. Otherwise the summary's `retirementHold` says what it waits for, and the device keeps its
-   * data until a later sync with the retiring server finds nothing left.
+   * data until a later sync with the retiring server finds nothing left. A local save made while
+   * that check runs waits for it (write-gate.ts): saved as usual if the device keeps its data,
+   * refused with VAULT_LOCKED after a wipe.
    *
    * **Blacklisted device**: DEVICE_BLACKLISTED from the server wipes the device, as at login.
    * @throws SYNC_LOGIN_REQUIRED when the session is unverified or has no online login to this server.
@@ -403,13 +407,20 @@ export class Session {
         runSync({ db: state.db, records: state.records, photos: state.photos, token, logger: state.logger, now: state.now, photoMaxBytes: state.photoMaxBytes }, options),
       );
       if (summary.deviceStatus !== 'retired') return summary;
-      const hold = await this.#retirementHold(state, serverId, options.servers);
-      if (summary.failed.length > 0 || hold.servers.length > 0 || hold.otherDatabases > 0) {
-        state.logger.warn({ serverId, failed: summary.failed.length, waitingFor: hold.servers, otherDatabases: hold.otherDatabases }, 'retired device: data left to sync; not wiped yet');
-        return { ...summary, retirementHold: hold };
+      // No local save may commit between the check that nothing is left and the wipe: it would be
+      // wiped unsent. Saves wait meanwhile; after a wipe they fail with VAULT_LOCKED.
+      const release = await state.writeGate.hold();
+      try {
+        const hold = await this.#retirementHold(state, serverId, options.servers);
+        if (summary.failed.length > 0 || hold.servers.length > 0 || hold.otherDatabases > 0) {
+          state.logger.warn({ serverId, failed: summary.failed.length, waitingFor: hold.servers, otherDatabases: hold.otherDatabases }, 'retired device: data left to sync; not wiped yet');
+          return { ...summary, retirementHold: hold };
+        }
+        await this.#host.deviceRetired(serverId);
+        return { ...summary, wiped: true };
+      } finally {
+        release();
       }
-      await this.#host.deviceRetired(serverId);
-      return { ...summary, wiped: true };
     });
   }
 

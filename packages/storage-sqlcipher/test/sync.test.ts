@@ -610,6 +610,75 @@ t.test('a retired device: the final sync pushes everything, then the SDK wipes t
   t.ok(onB !== undefined && Object.hasOwn(onB.photos, photo.photoId), 'the final sync delivered the record and its photo');
 });
 
+/**
+ * A phone whose real adapter is observed: `atCheck(fn)` runs `fn` once, when the retirement check
+ * that nothing is left reaches its last step (the list of databases on the phone, after the
+ * pending counts) — as an app might save while a sync runs in the background.
+ */
+async function observedPhone(t: Test, name: string, imei: string, extra: Parameters<typeof newDevice>[1] = {}) {
+  let onCheck: (() => void) | undefined;
+  let root = testDirs.get(t);
+  if (root === undefined) {
+    root = t.testdir();
+    testDirs.set(t, root);
+  }
+  const real = new SqlCipherStorage({ directory: join(root, name, 'databases') });
+  const storage = new Proxy(real, {
+    get(target, prop, receiver) {
+      if (prop === 'list') {
+        return async () => {
+          const names = await target.list();
+          const fire = onCheck;
+          onCheck = undefined;
+          fire?.();
+          return names;
+        };
+      }
+      const v: unknown = Reflect.get(target, prop, receiver);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  const p = await phone(t, name, imei, { ...extra, storage });
+  return { ...p, atCheck: (fn: () => void) => void (onCheck = fn) };
+}
+
+t.test('a retired device: a record saved while it checks that nothing is left waits, and after the wipe is refused (never saved and wiped unsent)', async (t) => {
+  const p = await observedPhone(t, 'p17', '356938035644017');
+  const bilal = await p.device.loginOnline('bilal', PASSWORD_B, { transport: B.transport() });
+  const first = await bilal.createRecord({ name: 'Synced before the retirement' });
+  t.equal((await B.admin('POST', `/v1/devices/${p.device.imei}/retire`, { reason: 'replaced' })).status, 200);
+  let late: Promise<ChildRecord> | undefined;
+  p.atCheck(() => {
+    late = bilal.createRecord({ name: 'Saved during the final check' });
+    late.catch(() => undefined);
+  });
+  const final = await bilal.sync({ transport: B.transport() });
+  t.ok(late !== undefined, 'the save was made during the check');
+  t.match(final, { deviceStatus: 'retired', wiped: true, pushed: 1, failed: [] }, 'nothing was pending when the check began');
+  // Without the hold, this save committed after the check and was wiped with the device, unsent.
+  t.equal((await rejection(late as Promise<ChildRecord>)).code, 'VAULT_LOCKED', 'the save is refused, not saved and wiped unsent: the app knows it did not happen');
+  t.same(filesUnder(p.dir), [], 'wiped');
+  t.ok(byId(await B.records(), first.id) !== undefined, 'what was saved before reached the server');
+});
+
+t.test('a retired device that keeps its data: a record saved during the check waits for it, then is saved as usual', async (t) => {
+  const form: FormDefinition = { ...defaultChildForm, fields: [...defaultChildForm.fields, { name: 'nickname', type: 'string' }] };
+  const p = await observedPhone(t, 'p18', '356938035644018', { form });
+  const bilal = await p.device.loginOnline('bilal', PASSWORD_B, { transport: B.transport() });
+  await bilal.createRecord({ name: 'Stuck', nickname: 'refused by the server form' });
+  t.equal((await B.admin('POST', `/v1/devices/${p.device.imei}/retire`, { reason: 'replaced' })).status, 200);
+  let late: Promise<ChildRecord> | undefined;
+  p.atCheck(() => {
+    late = bilal.createRecord({ name: 'Saved during the check' });
+  });
+  const held = await bilal.sync({ transport: B.transport() });
+  t.match(held, { deviceStatus: 'retired', wiped: false });
+  t.ok(late !== undefined, 'the save was made during the check');
+  const saved = await (late as Promise<ChildRecord>);
+  t.same((await bilal.getRecord(saved.id)).id, saved.id, 'saved once the check was over');
+  t.same(await bilal.pendingCounts('server-b'), { records: 2, photos: 0 }, 'and pending for the next sync');
+});
+
 t.test('a retired device is not wiped while it holds what a server lacks: records pending for another server, another user\'s unverified database', async (t) => {
   const p = await phone(t, 'p30', '356938035644030');
   // bilal signs up offline and registers a child: his unverified database, which amina cannot open.
