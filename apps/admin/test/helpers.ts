@@ -7,6 +7,8 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Secret, TOTP } from 'otpauth';
 import type { DeviceKeyPair } from '@fieldvault/crypto';
+import { join } from 'node:path';
+import type { ChildRecord } from '@fieldvault/protocol';
 import { launchServerProcess } from '@fieldvault/test-support';
 
 export const CLI = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -120,4 +122,47 @@ export async function startServer(dataDir: string, env: Record<string, string> =
     deviceLogin: (username, password, imei, keys) => server.deviceLogin(username, password, imei, keys),
     stop: () => server.stop(),
   };
+}
+
+/** Two field workers of the records tests, each on their own phone. */
+export const AMINA = { name: 'amina', password: 'amber lantern over quiet harbour', imei: '490154203237518' } as const;
+export const BARAKA = { name: 'baraka', password: 'copper kettle under morning rain', imei: '356938035643809' } as const;
+
+/** A server with its first admin (an admin home logged in to it) and device sessions of AMINA and BARAKA. */
+export interface RecordsServer {
+  readonly server: ServerProcess;
+  readonly home: string;
+  readonly tokens: Readonly<Record<string, string>>;
+}
+
+/**
+ * Starts a server under `dir/name`, makes its first admin through the CLI (admin home
+ * `dir/home-name`), adds AMINA and BARAKA, sets their passwords and logs each in from their phone.
+ */
+export async function recordsServer(dir: string, name: string, env: Record<string, string> = {}): Promise<RecordsServer> {
+  const server = await startServer(join(dir, name), env);
+  const home = join(dir, `home-${name}`);
+  try {
+    const init = await cliEnrolling(home, ['--json', 'init', '--server', server.url, '--ca', server.certFile], [server.setupToken, ADMIN_PASSWORD], (s) => [totp(s)]);
+    if (init.code !== 0) throw new Error(init.stderr);
+    const tokens: Record<string, string> = {};
+    for (const u of [AMINA, BARAKA]) {
+      const added = json<{ invitation: { token: string } }>(await cli(home, ['--json', 'users', 'add', u.name, '--role', 'field_worker']));
+      await server.call('POST', '/v1/auth/password', { resetToken: added.invitation.token, password: u.password });
+      const login = await server.deviceLogin(u.name, u.password, u.imei);
+      if (login.status !== 200) throw new Error(JSON.stringify(login.body));
+      tokens[u.name] = login.body['token'] as string;
+    }
+    return { server, home, tokens };
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+}
+
+/** Pushes `records` as `user`'s phone; throws unless every one is stored. */
+export async function pushAs(s: RecordsServer, user: string, records: readonly ChildRecord[]): Promise<void> {
+  const res = await s.server.call('POST', '/v1/sync/push', { records }, s.tokens[user]);
+  const failed = (res.body['results'] as Array<{ status: string }> | undefined)?.filter((r) => r.status === 'error') ?? [];
+  if (res.status !== 200 || failed.length > 0) throw new Error(`push: ${res.status} ${JSON.stringify(res.body)}`);
 }

@@ -1,39 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import t from 'tap';
 import { applyEdit, createClock, createRecord, type ChildRecord } from '@fieldvault/protocol';
-import { ADMIN_PASSWORD, cli, cliEnrolling, errorCode, json, startServer, totp } from './helpers.js';
+import { AMINA, BARAKA, cli, errorCode, json, pushAs, recordsServer } from './helpers.js';
 
 // Admin audit c-report F3: "which user and phone sent record X, and when" had no answer short of
 // reading the store. `records show ID` prints the server's stamps and the record's state, never a
 // field value. A real server process on the embedded store; records pushed from phone sessions
-// (set up as records.test.ts does).
+// (recordsServer in helpers.ts, shared with records.test.ts).
 const dir = t.testdir();
-const AMINA = { name: 'amina', password: 'amber lantern over quiet harbour', imei: '490154203237518' };
-const BARAKA = { name: 'baraka', password: 'copper kettle under morning rain', imei: '356938035643809' };
 const SECRET = 'Zawadi Mwanaisha-7731';
 const SECRET_EDIT = 'Zawadi Mwanaisha-Kombo-4402';
 const clock = createClock({ node: AMINA.imei, now: Date.now });
 
-const server = await startServer(join(dir, 'srv'));
-t.teardown(() => server.stop());
-const home = join(dir, 'home');
-const init = await cliEnrolling(home, ['--json', 'init', '--server', server.url, '--ca', server.certFile], [server.setupToken, ADMIN_PASSWORD], (s) => [totp(s)]);
-if (init.code !== 0) throw new Error(init.stderr);
-const tokens: Record<string, string> = {};
-for (const u of [AMINA, BARAKA]) {
-  const added = json<{ invitation: { token: string } }>(await cli(home, ['--json', 'users', 'add', u.name, '--role', 'field_worker']));
-  await server.call('POST', '/v1/auth/password', { resetToken: added.invitation.token, password: u.password });
-  const login = await server.deviceLogin(u.name, u.password, u.imei);
-  if (login.status !== 200) throw new Error(JSON.stringify(login.body));
-  tokens[u.name] = login.body['token'] as string;
-}
-
-async function push(user: string, records: readonly ChildRecord[]): Promise<void> {
-  const res = await server.call('POST', '/v1/sync/push', { records }, tokens[user]);
-  const failed = (res.body['results'] as Array<{ status: string }> | undefined)?.filter((r) => r.status === 'error') ?? [];
-  if (res.status !== 200 || failed.length > 0) throw new Error(`push: ${res.status} ${JSON.stringify(res.body)}`);
-}
+const s = await recordsServer(dir, 'srv');
+t.teardown(() => s.server.stop());
+const { home } = s;
+const push = (user: string, records: readonly ChildRecord[]): Promise<void> => pushAs(s, user, records);
 
 interface Shown {
   record: Record<string, unknown> & { lastVersion: { by: string; device: string } };

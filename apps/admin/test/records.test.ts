@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { addPhoto, applyEdit, createClock, createRecord, type ChildRecord } from '@fieldvault/protocol';
-import { ADMIN_PASSWORD, cli, cliEnrolling, errorCode, json, startServer, totp, type ServerProcess } from './helpers.js';
+import { AMINA, BARAKA, cli, errorCode, json, pushAs, recordsServer, type RecordsServer } from './helpers.js';
 
 // Multi-server audit M4: after two phones had synced the same records through servers A and B,
 // `inventory` showed different digests (it covers pushedBy, receivedAt, _rev…), and nothing told
@@ -11,40 +11,9 @@ import { ADMIN_PASSWORD, cli, cliEnrolling, errorCode, json, startServer, totp, 
 // `records diff` names the records that differ. Two real server processes on the embedded store,
 // records sent with the protocol's push from device-signed phone sessions.
 const dir = t.testdir();
-const AMINA = { name: 'amina', password: 'amber lantern over quiet harbour', imei: '490154203237518' };
-const BARAKA = { name: 'baraka', password: 'copper kettle under morning rain', imei: '356938035643809' };
 const clock = createClock({ node: AMINA.imei, now: Date.now });
 
-interface Side {
-  readonly server: ServerProcess;
-  readonly home: string;
-  readonly tokens: Record<string, string>;
-}
-
-async function side(name: string): Promise<Side> {
-  const server = await startServer(join(dir, name), { FIELDVAULT_SERVER_ID: `srv-${name}` });
-  t.teardown(() => server.stop());
-  const home = join(dir, `home-${name}`);
-  const init = await cliEnrolling(home, ['--json', 'init', '--server', server.url, '--ca', server.certFile], [server.setupToken, ADMIN_PASSWORD], (s) => [totp(s)]);
-  if (init.code !== 0) throw new Error(init.stderr);
-  const tokens: Record<string, string> = {};
-  for (const u of [AMINA, BARAKA]) {
-    const added = json<{ invitation: { token: string } }>(await cli(home, ['--json', 'users', 'add', u.name, '--role', 'field_worker']));
-    await server.call('POST', '/v1/auth/password', { resetToken: added.invitation.token, password: u.password });
-    const login = await server.deviceLogin(u.name, u.password, u.imei);
-    if (login.status !== 200) throw new Error(JSON.stringify(login.body));
-    tokens[u.name] = login.body['token'] as string;
-  }
-  return { server, home, tokens };
-}
-
-async function push(s: Side, user: string, records: readonly ChildRecord[]): Promise<void> {
-  const res = await s.server.call('POST', '/v1/sync/push', { records }, s.tokens[user]);
-  const failed = (res.body['results'] as Array<{ status: string }> | undefined)?.filter((r) => r.status === 'error') ?? [];
-  if (res.status !== 200 || failed.length > 0) throw new Error(`push: ${res.status} ${JSON.stringify(res.body)}`);
-}
-
-function edit(record: ChildRecord, field: string, value: string | number | boolean, by: typeof AMINA): ChildRecord {
+function edit(record: ChildRecord, field: string, value: string | number | boolean, by: { readonly name: string; readonly imei: string }): ChildRecord {
   return applyEdit(record, { field, value, by: by.name, device: by.imei, ts: clock.now() });
 }
 
@@ -55,8 +24,10 @@ interface Digest {
   digest: string;
 }
 
-const a = await side('a');
-const b = await side('b');
+const a = await recordsServer(dir, 'a', { FIELDVAULT_SERVER_ID: 'srv-a' });
+t.teardown(() => a.server.stop());
+const b = await recordsServer(dir, 'b', { FIELDVAULT_SERVER_ID: 'srv-b' });
+t.teardown(() => b.server.stop());
 let final: ChildRecord[] = [];
 
 // The same records reach A and B by different paths: on A amina pushes them as made, then baraka
@@ -68,11 +39,11 @@ t.before(async () => {
   const edited = edit(made[1]!, 'age', 8, BARAKA);
   const deleted = edit(made[2]!, '_deleted', true, AMINA);
   final = [made[0]!, edited, deleted];
-  await push(a, AMINA.name, made);
-  await push(a, BARAKA.name, [edited]);
-  await push(a, AMINA.name, [deleted]);
-  await push(b, BARAKA.name, [...final].reverse());
-  await push(b, AMINA.name, made);
+  await pushAs(a, AMINA.name, made);
+  await pushAs(a, BARAKA.name, [edited]);
+  await pushAs(a, AMINA.name, [deleted]);
+  await pushAs(b, BARAKA.name, [...final].reverse());
+  await pushAs(b, AMINA.name, made);
 });
 
 t.test('two servers that received the same records differently show the same records digest', async (t) => {
@@ -84,7 +55,7 @@ t.test('two servers that received the same records differently show the same rec
   t.equal(da.digest, db.digest, 'equal digests');
   t.equal(da.count, db.count);
 
-  const inventory = async (s: Side): Promise<string> => json<{ digests: Record<string, string> }>(await cli(s.home, ['--json', 'inventory'])).digests['records'] ?? '';
+  const inventory = async (s: RecordsServer): Promise<string> => json<{ digests: Record<string, string> }>(await cli(s.home, ['--json', 'inventory'])).digests['records'] ?? '';
   t.not(await inventory(a), await inventory(b), 'the inventory still differs: it digests what each server stamped');
 
   const text = await cli(a.home, ['records', 'digest']);
@@ -103,9 +74,9 @@ t.test('two servers that received the same records differently show the same rec
 
 t.test('a record that differs makes the digests differ, and diff names it, from homes or from saved lists', async (t) => {
   const changed = edit(final[0]!, 'name', 'Amani K.', BARAKA);
-  await push(b, BARAKA.name, [changed]);
+  await pushAs(b, BARAKA.name, [changed]);
   const extra = createRecord({ id: randomUUID(), createdBy: AMINA.name, device: AMINA.imei, clockTs: clock.now(), fields: { name: 'Dalila' } });
-  await push(a, AMINA.name, [extra]);
+  await pushAs(a, AMINA.name, [extra]);
 
   const da = json<Digest>(await cli(a.home, ['--json', 'records', 'digest']));
   const db = json<Digest>(await cli(b.home, ['--json', 'records', 'digest']));
