@@ -14,7 +14,7 @@ t.test('F1: an audit query with from after to is INPUT_INVALID naming from, not 
     const res = await app.inject({ method: 'GET', url: `/v1/audit?from=2030-01-01T00:00:00Z&to=2020-01-01T00:00:00Z${extra}`, headers: bearer(token) });
     t.equal(res.statusCode, 400, extra);
     t.equal(json(res)['code'], 'INPUT_INVALID');
-    t.match(json(res)['message'], '(from: is after to)');
+    t.match(json(res)['message'], '(query.from: is after query.to)');
   }
   const same = await app.inject({ method: 'GET', url: '/v1/audit?from=2025-01-15T12:00:00Z&to=2025-01-15T12:00:00Z', headers: bearer(token) });
   t.equal(same.statusCode, 200, 'from equal to to is a range of one instant');
@@ -54,7 +54,7 @@ t.test('F6: numeric query parameters must be plain decimal on every route that t
       const res = await app.inject({ method: 'GET', url: `${route}limit=${text}`, headers: bearer(token) });
       t.equal(res.statusCode, 400, `${route}limit=${text}`);
       t.equal(json(res)['code'], 'INPUT_INVALID');
-      t.match(json(res)['message'], '(querystring.limit: ', 'names the parameter');
+      t.match(json(res)['message'], '(query.limit: ', 'names the parameter');
     }
     const ok = await app.inject({ method: 'GET', url: `${route}limit=16`, headers: bearer(token) });
     t.not(json(ok)['code'], 'INPUT_INVALID', `${route}limit=16 is still accepted`);
@@ -63,7 +63,7 @@ t.test('F6: numeric query parameters must be plain decimal on every route that t
   t.equal((await app.inject({ method: 'GET', url: '/v1/records/search?ageMin=1.5', headers: bearer(token) })).statusCode, 200);
   const exp = await app.inject({ method: 'GET', url: '/v1/records/search?ageMin=1e1', headers: bearer(token) });
   t.equal(json(exp)['code'], 'INPUT_INVALID');
-  t.match(json(exp)['message'], '(querystring.ageMin: ');
+  t.match(json(exp)['message'], '(query.ageMin: ');
   // The photo upload's offset: refused before anything is read or stored.
   const put = await app.inject({
     method: 'PUT',
@@ -73,10 +73,10 @@ t.test('F6: numeric query parameters must be plain decimal on every route that t
   });
   t.equal(put.statusCode, 400);
   t.equal(json(put)['code'], 'INPUT_INVALID');
-  t.match(json(put)['message'], '(querystring.offset: ');
+  t.match(json(put)['message'], '(query.offset: ');
   // Out of range stays a range error.
   const negative = await app.inject({ method: 'GET', url: '/v1/users?limit=-1', headers: bearer(token) });
-  t.match(json(negative)['message'], '(querystring.limit: must be >= 1)');
+  t.match(json(negative)['message'], '(query.limit: must be >= 1)');
 });
 
 t.test('F6: a JSON body that declares a charset other than UTF-8 is refused with 415', async (t) => {
@@ -137,7 +137,7 @@ t.test('F9: an unknown query parameter is refused on every route, naming it', as
     const res = await app.inject({ method, url: `${url}?cachebuster=1`, headers: bearer(token), ...(method === 'POST' ? { payload: {} } : {}) });
     t.equal(res.statusCode, 400, `${method} ${url}`);
     t.equal(json(res)['code'], 'INPUT_INVALID');
-    t.match(json(res)['message'], '(querystring.cachebuster: unknown parameter', 'names the parameter');
+    t.match(json(res)['message'], '(query.cachebuster: unknown parameter', 'names the parameter');
   }
   // A name that looks like a token is refused without being echoed.
   const secret = 'A'.repeat(43);
@@ -155,7 +155,7 @@ t.test('F9: a sign-up list cursor that is not a username is INPUT_INVALID, like 
   for (const cursor of ['not%20a%20username', 'Upper', '%00', 'x'.repeat(65)]) {
     const res = await app.inject({ method: 'GET', url: `/v1/signups?cursor=${cursor}`, headers: bearer(token) });
     t.equal(json(res)['code'], 'INPUT_INVALID', cursor);
-    t.match(json(res)['message'], '(querystring.cursor: ');
+    t.match(json(res)['message'], '(query.cursor: ');
   }
   t.equal((await app.inject({ method: 'GET', url: '/v1/signups?cursor=amina', headers: bearer(token) })).statusCode, 200, 'a username is a cursor');
 });

@@ -111,7 +111,7 @@ export const auditPlugin = fp(
         const to = parseTime(q.to, 'to');
         // The store refuses a reversed key range: that is the caller's mistake, not an internal error (bad-input audit F1).
         if (from !== undefined && to !== undefined && from > to) {
-          throw new FieldvaultError('INPUT_INVALID', { detail: 'from: is after to', details: { field: 'from' } });
+          throw new FieldvaultError('INPUT_INVALID', { detail: 'query.from: is after query.to', details: { field: 'query.from' } });
         }
         const page = await app.repo.queryAudit({
           limit: q.limit,

@@ -106,7 +106,7 @@ function encodeCursor(key: unknown): string {
  * @throws INPUT_INVALID when the cursor is malformed or belongs to another query.
  */
 function decodeCursor(cursor: string, prefix: readonly unknown[]): unknown[] {
-  const bad = new FieldvaultError('INPUT_INVALID', { detail: 'cursor: not a cursor returned by this query', details: { field: 'cursor' } });
+  const bad = new FieldvaultError('INPUT_INVALID', { detail: 'query.cursor: not a cursor returned by this query', details: { field: 'query.cursor' } });
   let key: unknown;
   try {
     key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));

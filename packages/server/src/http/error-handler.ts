@@ -44,7 +44,9 @@ export function toFieldvaultError(err: unknown): FieldvaultError {
     const first = e.validation[0];
     const extra = first?.params?.additionalProperty;
     const named = typeof extra === 'string' && SHOWN_NAME.test(extra);
-    const where = `${e.validationContext ?? 'request'}${first?.instancePath ?? ''}${named ? `/${extra}` : ''}`.replaceAll('/', '.');
+    // Request parts are named as everywhere else in our messages: `query.limit`, `body.records…`, `params.id`.
+    const part = e.validationContext === 'querystring' ? 'query' : (e.validationContext ?? 'request');
+    const where = `${part}${first?.instancePath ?? ''}${named ? `/${extra}` : ''}`.replaceAll('/', '.');
     const detail = named ? `${where}: unknown ${e.validationContext === 'querystring' ? 'parameter' : 'property'}, not allowed here` : `${where}: ${ruleOf(first)}`;
     const code: ErrorCode = e.validationContext === 'params' ? 'INPUT_ID_INVALID' : 'INPUT_INVALID';
     return new FieldvaultError(code, { detail, details: { field: where } });

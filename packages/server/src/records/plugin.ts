@@ -21,7 +21,7 @@ export const recordsPlugin: FastifyPluginAsync = async (app) => {
   function decodeCursor(token: string, fingerprint: string): unknown[] {
     const payload = cursors.decode(token) as { v?: unknown; q?: unknown; k?: unknown } | null;
     if (typeof payload !== 'object' || payload === null || payload.v !== CURSOR_VERSION || payload.q !== fingerprint || !Array.isArray(payload.k)) {
-      throw new FieldvaultError('SYNC_CHECKPOINT_INVALID', { detail: 'cursor: not from this search', details: { field: 'cursor' } });
+      throw new FieldvaultError('SYNC_CHECKPOINT_INVALID', { detail: 'query.cursor: not from this search', details: { field: 'query.cursor' } });
     }
     return payload.k as unknown[];
   }

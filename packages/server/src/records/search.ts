@@ -47,7 +47,7 @@ function longest(list: readonly string[]): string | undefined {
  */
 export function planSearch(q: SearchCriteria): SearchPlan {
   if (q.ageMin !== undefined && q.ageMax !== undefined && q.ageMin > q.ageMax) {
-    throw new FieldvaultError('INPUT_INVALID', { detail: 'ageMin: is above ageMax', details: { field: 'ageMin' } });
+    throw new FieldvaultError('INPUT_INVALID', { detail: 'query.ageMin: is above query.ageMax', details: { field: 'query.ageMin' } });
   }
   const texts: SearchPlan[] = [];
   for (const [tag, text, field] of [['n', q.name, 'name'], ['l', q.location, 'location']] as const) {

@@ -99,13 +99,13 @@ export const syncPlugin: FastifyPluginAsync = async (app) => {
   function decodeCheckpoint(token: string, g: string): unknown {
     const payload = checkpoints.decode(token) as { v?: unknown; s?: unknown; g?: unknown } | null;
     if (typeof payload !== 'object' || payload === null || payload.v !== CHECKPOINT_VERSION || !('s' in payload)) {
-      throw new FieldvaultError('SYNC_CHECKPOINT_INVALID', { details: { field: 'since' } });
+      throw new FieldvaultError('SYNC_CHECKPOINT_INVALID', { details: { field: 'query.since' } });
     }
     if (payload.g !== undefined && payload.g !== g) {
-      throw new FieldvaultError('SYNC_CHECKPOINT_INVALID', { detail: 'since: issued for an earlier copy of this server\'s store (restored or replaced)', details: { field: 'since' } });
+      throw new FieldvaultError('SYNC_CHECKPOINT_INVALID', { detail: 'query.since: issued for an earlier copy of this server\'s store (restored or replaced)', details: { field: 'query.since' } });
     }
     const seq = payload.s;
-    if (typeof seq !== 'string' && typeof seq !== 'number') throw new FieldvaultError('SYNC_CHECKPOINT_INVALID', { details: { field: 'since' } });
+    if (typeof seq !== 'string' && typeof seq !== 'number') throw new FieldvaultError('SYNC_CHECKPOINT_INVALID', { details: { field: 'query.since' } });
     return seq;
   }
 
