@@ -47,7 +47,7 @@ import {
   type PushResult,
   type SignupStatus,
 } from '@fieldvault/protocol';
-import { GatedHandle } from './write-gate.js';
+import { GatedHandle, type WriteGateHold } from './write-gate.js';
 import { blockedError, readBlockedMark, removeBlockedMark, writeBlockedMark, type BlockedMark } from './blocked-mark.js';
 import { createFileDeviceKeyStore, type DeviceKeyStore } from './device-key-store.js';
 import { TEMP_FILE_MARKER, type FileSystem } from './file-system.js';
@@ -75,7 +75,7 @@ import { DEFAULT_PHOTO_MAX_BYTES, PHOTO_DIRECTORY, PhotoStore, removeInterrupted
 import { MAX_PAGE_SIZE, RecordStore } from './record-store.js';
 import { revokeLogins, setServerLogin, takeServerLogins } from './server-logins.js';
 import { DEFAULT_RETRY, isLoginRetryable, withRetry, type RetryOptions } from './retry.js';
-import { Session, type SessionHost, type SessionState } from './session.js';
+import { Session, wipedSessions, type SessionHost, type SessionState } from './session.js';
 import type { StorageAdapter, StorageHandle } from './storage-adapter.js';
 import type { Transport } from './transport.js';
 import { ensureSchema, readMeta } from './vault-schema.js';
@@ -361,7 +361,7 @@ export class Device {
     claimUnverifiedRecords: (session, state, oldPassword) => this.#claimUnverifiedRecords(session, state, oldPassword),
     sessionClosed: (session) => this.#sessionClosed(session),
     deviceBlacklisted: (serverId, reported) => this.#deviceBlacklisted(serverId, reported),
-    deviceRetired: (serverId) => this.#deviceRetired(serverId),
+    retireIfNothingLeft: (session, serverId, gate, nothingLeft) => this.#retireIfNothingLeft(session, serverId, gate, nothingLeft),
     databaseNames: () => this.#o.storage.list(),
   };
   #session: Session | undefined;
@@ -1287,10 +1287,28 @@ export class Device {
     return this.#mutex.run(() => this.#wipeBlacklisted(serverId, reported));
   }
 
-  /** Session callback: the final sync of a retired device is done (see `Session.sync`). */
-  async #deviceRetired(serverId: string): Promise<void> {
-    this.#o.logger.warn({ imei: this.imei, serverId }, 'the server reports this device as retired and its final sync is complete: wiping it');
-    await this.wipe();
+  /**
+   * Session callback: the final sync of a retired device is done (see `Session.sync`). The device
+   * lock comes first, so no login replaces the session between the check and the wipe (its saves
+   * would not be checked); then the session's writes are held, so none commits in between. The
+   * same order as every other path (a login holds the lock, then writes), so nothing deadlocks.
+   */
+  async #retireIfNothingLeft(session: Session, serverId: string, gate: WriteGateHold, nothingLeft: () => Promise<boolean>): Promise<boolean> {
+    return this.#mutex.run(async () => {
+      if (this.#session !== session) return false;
+      const release = await gate.hold();
+      let wiped = false;
+      try {
+        if (!(await nothingLeft())) return false;
+        this.#o.logger.warn({ imei: this.imei, serverId }, 'the server reports this device as retired and its final sync is complete: wiping it');
+        wipedSessions.add(session);
+        await this.#wipeLocked();
+        wiped = true;
+        return true;
+      } finally {
+        release(wiped);
+      }
+    });
   }
 
   /** Logs the open session out (closes its database, drops its keys). No-op when none is open. */

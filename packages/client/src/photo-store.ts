@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { createDecryptStream, createEncryptStream, decryptToBuffer, encryptBuffer, photoFileName } from '@fieldvault/crypto';
 import {
   FieldvaultError,
+  isFieldvaultError,
   MAX_PHOTO_BYTES,
   UUID_V4_PATTERN,
   addPhoto,
@@ -206,6 +207,8 @@ export class PhotoStore {
   readonly #db: SqlExecutor;
   readonly #records: RecordStore;
   readonly #key: Uint8Array;
+  /** File names of photo saves in progress, by photo id (the key may be zeroed by a logout before they end). */
+  readonly #unsettled = new Map<string, string>();
   readonly #o: PhotoStoreOptions;
 
   constructor(fs: FileSystem, db: SqlExecutor, records: RecordStore, dbKey: Uint8Array, options: PhotoStoreOptions) {
@@ -231,9 +234,15 @@ export class PhotoStore {
    * at any point after leaves a row that tells the next login which file to delete.
    */
   async #writePending(photoId: string, bytes: Uint8Array): Promise<void> {
+    // Named and encrypted before the first await: a logout meanwhile zeroes the session's key in
+    // place, and nothing may ever be written under a zeroed key (anyone could decrypt it).
+    if (this.#key.every((b) => b === 0)) throw new FieldvaultError('VAULT_LOCKED');
+    const path = photoPath(this.#key, photoId);
+    const sealed = encryptBuffer(this.#key, bytes);
+    this.#unsettled.set(photoId, path);
     await this.#records.transaction((tx) => tx.execute('INSERT OR IGNORE INTO photo_files_pending (photo_id) VALUES (?)', [photoId]));
     await this.#fs.mkdir(PHOTO_DIRECTORY);
-    await this.#fs.writeFileAtomic(photoPath(this.#key, photoId), encryptBuffer(this.#key, bytes));
+    await this.#fs.writeFileAtomic(path, sealed);
   }
 
   /**
@@ -251,7 +260,23 @@ export class PhotoStore {
   /** After a save that failed: its files go with their pending rows (best effort: else the next login does it). */
   async #discard(photoIds: readonly string[]): Promise<void> {
     if (photoIds.length === 0) return;
-    await settlePendingPhotos(this.#fs, this.#records, this.#key, photoIds).catch(() => undefined);
+    const paths = photoIds.map((id) => this.#unsettled.get(id));
+    this.#settled(photoIds);
+    try {
+      await settlePendingPhotos(this.#fs, this.#records, this.#key, photoIds);
+    } catch (err) {
+      // The device was wiped by its retirement while this save waited (write-gate.ts): its
+      // database is gone, so no row can vouch for these files and no login will clean them up.
+      // (Their names come from before the wipe: the session's key is zeroed by now.)
+      if (isFieldvaultError(err) && err.code === 'VAULT_WIPED') {
+        for (const path of paths) if (path !== undefined) await this.#fs.remove(path).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Forgets the file names of photo saves that are over (committed or discarded). */
+  #settled(photoIds: readonly string[]): void {
+    for (const id of photoIds) this.#unsettled.delete(id);
   }
 
   /**
@@ -274,6 +299,7 @@ export class PhotoStore {
         await this.#commitFile(tx, recordId, p);
         return next;
       });
+      this.#settled([p.photoId]);
       return { photoId: p.photoId, sha256: p.sha256, size: p.size, type: p.type, record };
     } catch (err) {
       await this.#discard([p.photoId]);
@@ -312,6 +338,7 @@ export class PhotoStore {
       await this.#discard(written);
       throw err;
     }
+    this.#settled(written);
     return { record, photos: prepared.map(({ photoId, sha256, size, type }) => ({ photoId, sha256, size, type })) };
   }
 
@@ -430,6 +457,7 @@ export class PhotoStore {
     }
     // Not wanted any more: the file goes (unless a row vouches for it), and its pending row.
     if (!kept) await this.#discard([photoId]);
+    else this.#settled([photoId]);
     return kept;
   }
 

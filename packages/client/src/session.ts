@@ -23,12 +23,13 @@ import type { StorageHandle } from './storage-adapter.js';
 import { checkSyncOptions, runSync, type RetirementHold, type SyncOptions, type SyncSummary } from './sync-engine.js';
 import { ServerSyncState, knownServerIds, saveServerRole, serverRolesOf, syncedServerIds, type PendingCounts } from './sync-state.js';
 import type { Transport } from './transport.js';
+import type { WriteGateHold } from './write-gate.js';
 
 /** What a session holds while it is open; all of it is dropped at logout. */
 export interface SessionState {
   readonly db: StorageHandle;
   /** Holds back the session's write transactions (write-gate.ts): a retired device's check and wipe. */
-  readonly writeGate: { hold(): Promise<() => void> };
+  readonly writeGate: WriteGateHold;
   /** The key of the session's database. */
   readonly key: Uint8Array;
   readonly records: RecordStore;
@@ -42,6 +43,9 @@ export interface SessionState {
   readonly photoMaxBytes: number;
 }
 
+/** Sessions closed by their device's retirement wipe: their calls say so (VAULT_WIPED), not "log in again". */
+export const wipedSessions = new WeakSet<Session>();
+
 /** The device side of a session: what it calls back into. */
 export interface SessionHost {
   moveUnverifiedRecords(session: Session, state: SessionState): Promise<MigrationResult>;
@@ -49,8 +53,12 @@ export interface SessionHost {
   sessionClosed(session: Session): void;
   /** A server reported DEVICE_BLACKLISTED: wipe the device and return the error to throw. */
   deviceBlacklisted(serverId: string, reported: FieldvaultError): Promise<FieldvaultError>;
-  /** A retired device finished its final sync: wipe it. */
-  deviceRetired(serverId: string): Promise<void>;
+  /**
+   * A retired device finished its final sync: with the device locked and `gate` held, wipe it
+   * when `nothingLeft()` says so. False (nothing wiped) when it does not, or when another login
+   * replaced `session` meanwhile.
+   */
+  retireIfNothingLeft(session: Session, serverId: string, gate: WriteGateHold, nothingLeft: () => Promise<boolean>): Promise<boolean>;
   /** The name of every database on the device (the storage adapter's `list`). */
   databaseNames(): Promise<string[]>;
 }
@@ -130,7 +138,7 @@ export class Session {
   }
 
   #open(): SessionState {
-    if (this.#state === undefined) throw new FieldvaultError('VAULT_LOCKED');
+    if (this.#state === undefined) throw new FieldvaultError(wipedSessions.has(this) ? 'VAULT_WIPED' : 'VAULT_LOCKED');
     return this.#state;
   }
 
@@ -382,7 +390,7 @@ export class Session {
    * out. Otherwise the summary's `retirementHold` says what it waits for, and the device keeps its
    * data until a later sync with the retiring server finds nothing left. A local save made while
    * that check runs waits for it (write-gate.ts): saved as usual if the device keeps its data,
-   * refused with VAULT_LOCKED after a wipe.
+   * refused with VAULT_WIPED after a wipe.
    *
    * **Blacklisted device**: DEVICE_BLACKLISTED from the server wipes the device, as at login.
    * @throws SYNC_LOGIN_REQUIRED when the session is unverified or has no online login to this server.
@@ -407,20 +415,21 @@ export class Session {
         runSync({ db: state.db, records: state.records, photos: state.photos, token, logger: state.logger, now: state.now, photoMaxBytes: state.photoMaxBytes }, options),
       );
       if (summary.deviceStatus !== 'retired') return summary;
-      // No local save may commit between the check that nothing is left and the wipe: it would be
-      // wiped unsent. Saves wait meanwhile; after a wipe they fail with VAULT_LOCKED.
-      const release = await state.writeGate.hold();
-      try {
-        const hold = await this.#retirementHold(state, serverId, options.servers);
-        if (summary.failed.length > 0 || hold.servers.length > 0 || hold.otherDatabases > 0) {
-          state.logger.warn({ serverId, failed: summary.failed.length, waitingFor: hold.servers, otherDatabases: hold.otherDatabases }, 'retired device: data left to sync; not wiped yet');
-          return { ...summary, retirementHold: hold };
-        }
-        await this.#host.deviceRetired(serverId);
-        return { ...summary, wiped: true };
-      } finally {
-        release();
+      // The check that nothing is left and the wipe run with the device locked and this session's
+      // writes held (Device, write-gate.ts): nothing saved in between can be wiped unsent.
+      let hold: RetirementHold | undefined;
+      const wiped = await this.#host.retireIfNothingLeft(this, serverId, state.writeGate, async () => {
+        hold = await this.#retirementHold(state, serverId, options.servers);
+        return summary.failed.length === 0 && hold.servers.length === 0 && hold.otherDatabases === 0;
+      });
+      if (wiped) return { ...summary, wiped: true };
+      const held = hold as RetirementHold | undefined;
+      if (held !== undefined) {
+        state.logger.warn({ serverId, failed: summary.failed.length, waitingFor: held.servers, otherDatabases: held.otherDatabases }, 'retired device: data left to sync; not wiped yet');
+        return { ...summary, retirementHold: held };
       }
+      // Another login replaced this session before the check: the next sync checks again.
+      return summary;
     });
   }
 

@@ -1,4 +1,10 @@
+import { FieldvaultError } from '@fieldvault/protocol';
 import type { SqlExecutor, SqlRow, SqlValue, StorageHandle } from './storage-adapter.js';
+
+/** What holds the gate: `hold()` resolves to the release, told whether the device was wiped meanwhile. */
+export interface WriteGateHold {
+  hold(): Promise<(wiped?: boolean) => void>;
+}
 
 /**
  * A session's database handle whose write transactions can be held back for a moment (`hold`).
@@ -6,17 +12,20 @@ import type { SqlExecutor, SqlRow, SqlValue, StorageHandle } from './storage-ada
  * Why: a retired device checks that nothing on it is missing from any server, then wipes itself.
  * A record or photo saved by the app between the two would be wiped without ever reaching a
  * server — an acknowledged save lost. While the gate is held, new write transactions wait; those
- * already running finish first (`hold` resolves after them). After a wipe the waiting ones find
- * the session closed and fail with VAULT_LOCKED: the app is told the save did not happen.
+ * already running finish first (`hold` resolves after them). After a wipe the waiting ones fail
+ * with VAULT_WIPED: the app is told the save did not happen.
  *
  * Reads (`query`) and statements outside a transaction are never held: the check itself reads,
- * and the wipe closes the handle. Every write of records and photos runs in a transaction.
+ * and the wipe closes the handle. Every write of records and photo refs runs in a transaction; a
+ * photo's file is written between two of them (photo-store.ts), and one whose ref cannot be
+ * committed is deleted again.
  */
-export class GatedHandle implements StorageHandle {
+export class GatedHandle implements StorageHandle, WriteGateHold {
   readonly #inner: StorageHandle;
   #gate: Promise<void> | undefined;
   #inFlight = 0;
   #drained: (() => void) | undefined;
+  #wiped = false;
   readonly bulkWrites?: <T>(fn: () => Promise<T>) => Promise<T>;
 
   constructor(inner: StorageHandle) {
@@ -39,6 +48,7 @@ export class GatedHandle implements StorageHandle {
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     while (this.#gate !== undefined) await this.#gate;
+    if (this.#wiped) throw new FieldvaultError('VAULT_WIPED');
     // Counted from here, with no await before the inner call: `hold` waits for this one.
     this.#inFlight += 1;
     try {
@@ -62,10 +72,11 @@ export class GatedHandle implements StorageHandle {
   }
 
   /**
-   * Holds back new write transactions until the returned function is called; resolves once the
+   * Holds back new write transactions until the returned function is called (with `true` when
+   * the device was wiped meanwhile: they then fail with VAULT_WIPED); resolves once the
    * transactions already running have ended. One hold at a time (a second waits for the first).
    */
-  async hold(): Promise<() => void> {
+  async hold(): Promise<(wiped?: boolean) => void> {
     while (this.#gate !== undefined) await this.#gate;
     let open: () => void = () => undefined;
     this.#gate = new Promise<void>((resolve) => (open = resolve));
@@ -73,7 +84,8 @@ export class GatedHandle implements StorageHandle {
       await new Promise<void>((resolve) => (this.#drained = resolve));
       this.#drained = undefined;
     }
-    return () => {
+    return (wiped = false) => {
+      if (wiped) this.#wiped = true;
       this.#gate = undefined;
       open();
     };

@@ -291,6 +291,11 @@ export const errorCatalogue = {
     message: 'This session is logged out; its keys are no longer in memory.',
     hint: 'Log in again.',
   },
+  VAULT_WIPED: {
+    status: 410,
+    message: 'This device was retired and has wiped itself after its final sync: the change was not saved.',
+    hint: 'Everything saved before the wipe had reached the servers. Make the change again on the device that replaces this one (an admin enrols it).',
+  },
   VAULT_SESSION_OPEN: {
     status: 409,
     message: 'Another session is open on this device.',

@@ -642,26 +642,27 @@ async function observedPhone(t: Test, name: string, imei: string, extra: Paramet
   return { ...p, atCheck: (fn: () => void) => void (onCheck = fn) };
 }
 
-t.test('a retired device: a record saved while it checks that nothing is left waits, and after the wipe is refused (never saved and wiped unsent)', async (t) => {
+t.test('a retired device: a record or photo saved while it checks that nothing is left is refused after the wipe (never saved and wiped unsent)', async (t) => {
   const p = await observedPhone(t, 'p17', '356938035644017');
   const bilal = await p.device.loginOnline('bilal', PASSWORD_B, { transport: B.transport() });
   const first = await bilal.createRecord({ name: 'Synced before the retirement' });
   t.equal((await B.admin('POST', `/v1/devices/${p.device.imei}/retire`, { reason: 'replaced' })).status, 200);
-  let late: Promise<ChildRecord> | undefined;
+  let late: Promise<unknown>[] = [];
   p.atCheck(() => {
-    late = bilal.createRecord({ name: 'Saved during the final check' });
-    late.catch(() => undefined);
+    late = [bilal.createRecord({ name: 'Saved during the final check' }), bilal.addPhoto(first.id, jpegWithGps('during-check', 3_000))];
+    for (const l of late) l.catch(() => undefined);
   });
   const final = await bilal.sync({ transport: B.transport() });
-  t.ok(late !== undefined, 'the save was made during the check');
+  t.equal(late.length, 2, 'the saves were made during the check');
   t.match(final, { deviceStatus: 'retired', wiped: true, pushed: 1, failed: [] }, 'nothing was pending when the check began');
-  // Without the hold, this save committed after the check and was wiped with the device, unsent.
-  t.equal((await rejection(late as Promise<ChildRecord>)).code, 'VAULT_LOCKED', 'the save is refused, not saved and wiped unsent: the app knows it did not happen');
-  t.same(filesUnder(p.dir), [], 'wiped');
+  // Without the hold, the record committed after the check and was wiped with the device, unsent.
+  for (const l of late) t.equal((await rejection(l)).code, 'VAULT_WIPED', 'refused, not saved and wiped unsent: the app knows it did not happen, and why');
+  t.equal((await rejection(bilal.createRecord({ name: 'After the wipe' }))).code, 'VAULT_WIPED', 'and so is any later call of the session');
+  t.same(filesUnder(p.dir), [], 'wiped: no photo file either');
   t.ok(byId(await B.records(), first.id) !== undefined, 'what was saved before reached the server');
 });
 
-t.test('a retired device that keeps its data: a record saved during the check waits for it, then is saved as usual', async (t) => {
+t.test('a retired device that keeps its data: a record saved during the check is saved as usual', async (t) => {
   const form: FormDefinition = { ...defaultChildForm, fields: [...defaultChildForm.fields, { name: 'nickname', type: 'string' }] };
   const p = await observedPhone(t, 'p18', '356938035644018', { form });
   const bilal = await p.device.loginOnline('bilal', PASSWORD_B, { transport: B.transport() });
