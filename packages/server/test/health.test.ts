@@ -3,6 +3,7 @@
 // monitoring can't use up the phones' budget. Real embedded stores, a real app; no fakes but time.
 import t from 'tap';
 import { startEmbeddedCouch } from '@fieldvault/couch-embedded';
+import { HEALTH_OK_REUSE_MS } from '../src/health/plugin.js';
 import { json, makeApp, startStore, storeRecorder, type LogCapture } from './helpers.js';
 
 const couch = await startStore(t);
@@ -25,6 +26,51 @@ t.test('200 {"status":"ok"} without authentication, after one store read and no 
   const made = recorder.requests.slice(before);
   t.equal(made.length, 1, 'one store request');
   t.match(made[0], /^GET \/[a-z0-9_]+$/, 'a database info read: no audit or other write');
+});
+
+t.test('a successful store check is reused for 1 s; a failure is not; probes together share one request', async (t) => {
+  let refusing = false;
+  let release: (() => void) | undefined;
+  let held: Promise<void> | undefined;
+  const recorder = await storeRecorder(t, couch, { refuse: () => refusing, hold: () => held });
+  const { app, clock } = await makeApp(t, { url: recorder.url, crashed: false });
+  const probe = async (): Promise<number> => (await app.inject({ method: 'GET', url: '/v1/health' })).statusCode;
+  const asked = (since: number): number => recorder.requests.slice(since).length;
+
+  let mark = recorder.requests.length;
+  t.same([await probe(), await probe()], [200, 200]);
+  clock.advance(HEALTH_OK_REUSE_MS - 1);
+  t.equal(await probe(), 200);
+  t.equal(asked(mark), 1, 'three probes within 1 s of a successful check: one store request');
+
+  clock.advance(1);
+  mark = recorder.requests.length;
+  t.equal(await probe(), 200);
+  t.equal(asked(mark), 1, '1 s after the check: the store is asked again');
+
+  clock.advance(HEALTH_OK_REUSE_MS);
+  refusing = true;
+  mark = recorder.requests.length;
+  t.same([await probe(), await probe()], [503, 503]);
+  t.equal(asked(mark), 2, 'a failed check is not remembered');
+  refusing = false;
+  mark = recorder.requests.length;
+  t.equal(await probe(), 200, 'the store back: ok at the next probe, without waiting');
+  t.equal(asked(mark), 1);
+
+  clock.advance(HEALTH_OK_REUSE_MS);
+  held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  mark = recorder.requests.length;
+  const together = Promise.all([probe(), probe(), probe()]);
+  while (asked(mark) === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  // Past the reuse window before the answer: a probe that did not share the request would ask anew.
+  clock.advance(HEALTH_OK_REUSE_MS);
+  held = undefined;
+  release?.();
+  t.same(await together, [200, 200, 200]);
+  t.equal(asked(mark), 1, 'probes arriving together: one store request');
 });
 
 t.test('query parameters are refused as on every route', async (t) => {
@@ -69,9 +115,10 @@ t.test('503 STORE_UNAVAILABLE while the store is stopped, 200 again once it is b
   const first = await startEmbeddedCouch({ dataDir });
   let store = first;
   t.teardown(() => store.stop());
-  const { app, logs } = await makeApp(t, first);
+  const { app, logs, clock } = await makeApp(t, first);
   t.equal((await app.inject({ method: 'GET', url: '/v1/health' })).statusCode, 200);
   await first.stop();
+  clock.advance(HEALTH_OK_REUSE_MS);
 
   const down = await app.inject({ method: 'GET', url: '/v1/health' });
   t.equal(down.statusCode, 503);

@@ -12,6 +12,15 @@ import { responses } from '../http/schemas.js';
 export const HEALTH_STORE_TIMEOUT_MS = 5_000;
 
 /**
+ * How long a successful store check answers later probes without asking the store again. Probes
+ * are unauthenticated and on a limit of their own, so without this any address could add its whole
+ * probe budget of store requests (review s17 finding 6); monitoring needs a few a minute, and one
+ * second is far below any health-check interval. Failures are not remembered: a store back up is
+ * seen at the next probe.
+ */
+export const HEALTH_OK_REUSE_MS = 1_000;
+
+/**
  * `GET /v1/health`: unauthenticated, for load balancers, service watchdogs and monitoring.
  * 200 `{ "status": "ok" }` when one cheap store request (the info of one of our databases) is
  * answered; 503 STORE_UNAVAILABLE (through the error handler, so also the store outage log)
@@ -22,12 +31,15 @@ export const HEALTH_STORE_TIMEOUT_MS = 5_000;
  * No audit record. Logged once per probe at debug (http/logger.ts, `probe`). Rate limited on its
  * own counter per address, not on the address's shared one (http/rate-limit.ts, `shared: false`),
  * so monitoring behind the phones' address can't use up their budget, and a flood of probes is
- * still refused. Probes arriving together share one store request.
+ * still refused. Probes arriving together share one store request, and a successful check is
+ * reused for HEALTH_OK_REUSE_MS.
  */
 export const healthPlugin = fp(
   async (app) => {
     const limits = app.fieldvaultConfig.rateLimit;
     let inFlight: Promise<void> | undefined;
+    /** When the last successful store check started (app clock), if any. */
+    let okAt: number | undefined;
 
     const checkStore = async (): Promise<void> => {
       const name = app.repo.databaseNames[0];
@@ -54,9 +66,20 @@ export const healthPlugin = fp(
         schema: { response: responses({ 200: HealthSchema }) },
       },
       async (): Promise<Health> => {
-        inFlight ??= checkStore().finally(() => {
-          inFlight = undefined;
-        });
+        const now = app.now();
+        // `now >= okAt` too: a clock set back must not keep an old answer alive.
+        if (okAt !== undefined && now >= okAt && now - okAt < HEALTH_OK_REUSE_MS) return { status: 'ok' };
+        inFlight ??= checkStore().then(
+          () => {
+            inFlight = undefined;
+            okAt = now;
+          },
+          (err: unknown) => {
+            inFlight = undefined;
+            okAt = undefined;
+            throw err;
+          },
+        );
         await inFlight;
         return { status: 'ok' };
       },

@@ -65,14 +65,22 @@ function throttleKey(username: string): string {
 export type LoginFailureReason = 'unknown-user' | 'no-password-set' | 'wrong-password';
 
 /**
+ * The reason of each refused login, beside the error rather than in its `details`: the error
+ * handler logs `details` in the request log ("request refused", info), which is often shipped
+ * further than the audit database, and whether a name exists is what the identical answer hides
+ * (review s17 finding 4). Weak keys: dropped with the error.
+ */
+const failureReasons = new WeakMap<FieldvaultError, LoginFailureReason>();
+
+/**
  * The `details` of a `login.failed` audit event: the error code and, for refused credentials,
  * whether the username is unknown (guessing at names), has no password yet (an invitation not
  * taken up) or was given a wrong password (guessing at a password, or a typo).
  */
-export function loginFailureDetails(err: unknown): { code: string; reason?: string } {
+export function loginFailureDetails(err: unknown): { code: string; reason?: LoginFailureReason } {
   const code = isFieldvaultError(err) ? err.code : 'INTERNAL_ERROR';
-  const reason = isFieldvaultError(err) ? err.details?.['reason'] : undefined;
-  return code === 'AUTH_INVALID_CREDENTIALS' && typeof reason === 'string' ? { code, reason } : { code };
+  const reason = isFieldvaultError(err) ? failureReasons.get(err) : undefined;
+  return code === 'AUTH_INVALID_CREDENTIALS' && reason !== undefined ? { code, reason } : { code };
 }
 
 /**
@@ -147,10 +155,12 @@ export const credentialsPlugin = fp(
       }
       if (!ok || user === undefined) {
         await recordFailure(key);
-        // The reason goes to the admin-only audit log (`loginFailureDetails`), never to the client:
-        // error bodies carry no details, and the answer is the same for all three.
+        // The reason goes to the admin-only audit log only (`loginFailureDetails`), never into the
+        // error's details: not to the client, and not to the request log either.
         const reason: LoginFailureReason = user === undefined ? 'unknown-user' : user.passwordHash == null ? 'no-password-set' : 'wrong-password';
-        throw new FieldvaultError('AUTH_INVALID_CREDENTIALS', { details: { reason } });
+        const refused = new FieldvaultError('AUTH_INVALID_CREDENTIALS');
+        failureReasons.set(refused, reason);
+        throw refused;
       }
       const keep = typeof options.keepFailures === 'function' ? options.keepFailures(user) : options.keepFailures === true;
       if (throttle !== undefined && !keep) await app.repo.deleteThrottle(key);
