@@ -1,7 +1,8 @@
 // Several servers (multi-server audit L7, L9): `sync --all` syncs with every configured server in
-// turn, a server that fails does not stop the others (one refusing a password that does not open
-// the user's database on the phone does); an error tied to a server names it, in text and in
-// --json. Two REAL server processes; one is stopped for the failure.
+// turn, a server that fails does not stop the others (one refusing the password does, unless the
+// password opens the user's database on the phone and the user never logged in to that server from
+// it); an error tied to a server names it, in text and in --json. Two REAL server processes; one
+// is stopped for the failure.
 import { spawn } from 'node:child_process';
 import { createServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -232,6 +233,44 @@ t.test('a password the phone knows is not a typo: a server without the account d
   t.match(r.stdout, /\n\n== region ==\nserver\s+region \(server-a\)\nsent\s+1 record\(s\)/, 'the password opens his database on the phone: region is still synced');
   t.match(r.stdout, /\n\nsynced with 1 of 2 server\(s\); failed: country\n$/);
   t.notMatch(r.stdout, /stopped:/);
+});
+
+t.test('an old password after a reset on a server the user logged in to before stops sync --all, though it opens the phone', async (t) => {
+  // Dara has one password on both servers and has logged in to both from this phone; a user of
+  // this test alone, so that the audits count only this test's logins.
+  for (const s of [A, B]) await s.createUser('dara', PASSWORD_A);
+  const home = await phone(t);
+  ok(t, await cliWith(home, PASSWORD_A, ['--user', 'dara', 'login', 'region']), 'dara logs in to region');
+  ok(t, await cliWith(home, PASSWORD_A, ['register', '--name', 'Joyce Wanjiru']), 'register');
+  ok(t, await cliWith(home, PASSWORD_A, ['sync', '--all']), 'sync --all: she has logged in to both servers');
+  // An admin of "country" resets her password there; she sets a new one (not yet typed on the phone).
+  const reset = await B.admin('POST', '/v1/users/dara/password-reset', {});
+  t.equal(reset.status, 200, 'password reset on country');
+  const set = await B.call('POST', '/v1/auth/password', { resetToken: (reset.body['reset'] as { token: string }).token, password: PASSWORD_B });
+  t.equal(set.status, 200, 'the new password set on country');
+
+  const loginsFailed = async (s: typeof A): Promise<number> => {
+    const res = await s.admin('GET', '/v1/audit?username=dara&limit=100');
+    t.equal(res.status, 200, 'the audit of dara');
+    return (res.body['events'] as Array<{ event: string }>).filter((e) => e.event === 'login.failed').length;
+  };
+  const { imei } = json<{ imei: string }>(await cli(home, ['--json', 'status', '--locked']));
+  const seenByRegion = (await A.device(imei))?.['lastSeenAt'];
+  const failedOnRegion = await loginsFailed(A);
+
+  // The old password still opens her database on the phone, but "country" took a password from
+  // her before: its refusal means the password changed there, not that she has no account.
+  const r = await cliWith(home, PASSWORD_A, ['sync', '--all']);
+  t.equal(r.code, 1, 'no server was synced: exit 1');
+  t.match(r.stdout, /^== country ==\nerror AUTH_INVALID_CREDENTIALS: /);
+  t.match(
+    r.stdout,
+    /\n\n== region ==\nerror FIELD_INTERRUPTED: Not synced: "sync --all" stopped \(server "country" \(id server-b\) refused the username or password\) before it came to server "region" \(id server-a\), so it was not contacted: [^\n]*If your password is different on "country" \(changed or reset on one server only[^\n]*sync with this server by name: "fieldvault-field sync region"\.\n/,
+    'region is left out, with what to do',
+  );
+  t.match(r.stdout, /\n\nsynced with 0 of 2 server\(s\); failed: country, region; stopped: country refused the password; /);
+  t.equal(await loginsFailed(A), failedOnRegion, 'region got no failed login');
+  t.equal((await A.device(imei))?.['lastSeenAt'], seenByRegion, 'region was not contacted');
 });
 
 t.test('sync --all: every server in turn with one password; a stopped server does not stop the others', async (t) => {

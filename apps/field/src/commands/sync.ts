@@ -192,14 +192,23 @@ function notSyncedText(stop: Stop, server: { readonly name: string; readonly id:
 }
 
 /**
- * True when `password` opens `username`'s database on this phone (an offline login, closed at
- * once; one Argon2id derivation). False for a wrong password, a user with no database here, or
- * any other failure: the caller then takes the cautious path.
+ * Whether `sync --all` goes on after `serverId` refused `password`: only when the password opens
+ * `username`'s database on this phone (an offline login, closed at once; one Argon2id derivation)
+ * AND this user has never logged in online to that server from this phone (no role remembered
+ * for it: the SDK writes one at each online login). Then the server most likely has no account
+ * for them. A server they did log in to before had taken a password: refusing one the phone
+ * knows means it changed there (or an old password was typed after a reset), which is no reason
+ * to try the servers left with it. False on any failure too: the caller then takes the cautious path.
  */
-async function opensOnPhone(opened: OpenDevice, username: string, password: string): Promise<boolean> {
+async function goesOnAfterRefusal(opened: OpenDevice, username: string, password: string, serverId: string): Promise<boolean> {
   try {
-    await (await opened.device.loginOffline(username, password)).logout();
-    return true;
+    const session = await opened.device.loginOffline(username, password);
+    try {
+      const known = (await session.knownServers()).find((k) => k.serverId === serverId);
+      return known === undefined || known.role === null;
+    } finally {
+      await session.logout();
+    }
   } catch {
     return false;
   }
@@ -216,8 +225,9 @@ type AllEntry = { readonly name: string; readonly id: string } & ({ readonly sum
  * One password is asked (or read from --password-stdin) and used for every server: a field
  * worker has one password on all servers (docs/operations.md, "Several servers"). So a server
  * that refuses it (AUTH_INVALID_CREDENTIALS) stops the round too, unless it opens the user's
- * database on the phone: a mistyped password would otherwise be a failed login, audited and
- * counted towards the lockout, on every server.
+ * database on the phone and the user never logged in to that server from this phone: a mistyped
+ * (or old, after a reset) password would otherwise be a failed login, audited and counted towards
+ * the lockout, on every server.
  */
 async function syncAll(ctx: Context): Promise<void> {
   const opened = await openDevice(ctx);
@@ -268,10 +278,15 @@ async function syncAll(ctx: Context): Promise<void> {
       // The phone wiped itself (or, blocked earlier, refuses every other server): the servers left
       // would only get the same refusal. The error names the server that blocked the phone.
       if (shown.code === 'DEVICE_BLACKLISTED') stopped = { why: `an admin of ${serverInWords(shown.server ?? server)} has blocked this phone` };
-      // A refused password stops the round unless it opens this user's database on the phone: then
-      // it is not a typo but a server without this account (or with another password), and the
-      // servers left may well take it.
-      if (shown.code === 'AUTH_INVALID_CREDENTIALS' && !(await opensOnPhone(opened, username, await once.passwords.ask(`Password for ${username}`)))) {
+      // A refused password stops the round unless it opens this user's database on the phone and
+      // the user never logged in to this server from here: then it is not a typo but most likely a
+      // server without this account, and the servers left may well take it. A server that took
+      // this user's password before and refuses it now had it changed or reset (review s17 #5:
+      // after a reset everywhere, the old password still opens the phone): stop as for a typo.
+      if (
+        shown.code === 'AUTH_INVALID_CREDENTIALS' &&
+        !(await goesOnAfterRefusal(opened, username, await once.passwords.ask(`Password for ${username}`), entry.serverId))
+      ) {
         stopped = { why: `${serverInWords(shown.server ?? server)} refused the username or password`, refusedBy: name };
       }
     }
@@ -318,8 +333,9 @@ export function registerSyncCommand(program: Command, action: Action): void {
         'server\'s summary (or error) is headed by its name; a server that fails does not stop the others, and the command exits ' +
         'with status 1 if any server failed or left something unsynced. Ctrl-C stops at a safe point and skips the servers left; ' +
         'so does a server that retired the phone (once it wiped itself) or blocked it, and a server that refuses your password ' +
-        '(AUTH_INVALID_CREDENTIALS) when it does not open your database on this phone either: the servers after it are not contacted, ' +
-        'so a mistyped password is one failed login, not one on every server. ' +
+        '(AUTH_INVALID_CREDENTIALS), unless it opens your database on this phone and you never logged in to that server from this phone ' +
+        '(then it most likely has no account for you): the servers after it are not contacted, so a mistyped or old password is one ' +
+        'failed login, not one on every server. ' +
         'With --json: an array with one entry per server, {name, id, summary} or {name, id, error}.',
     )
     .argument('[server]', 'a configured server name (default: the only one configured)')
