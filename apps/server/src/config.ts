@@ -123,7 +123,11 @@ export const settings: readonly Setting[] = [
  * Variables of fieldvault's other programs (the two CLIs' homes, the SDK tour's password). A shell
  * that runs them and the server sets them too; they are not typos of the server's settings.
  */
-const OTHER_PROGRAMS = new Set(['FIELDVAULT_ADMIN_HOME', 'FIELDVAULT_FIELD_HOME', 'FIELDVAULT_EXAMPLE_PASSWORD']);
+const OTHER_PROGRAMS = new Map([
+  ['FIELDVAULT_ADMIN_HOME', 'the admin CLI'],
+  ['FIELDVAULT_FIELD_HOME', 'the field CLI'],
+  ['FIELDVAULT_EXAMPLE_PASSWORD', 'the SDK example'],
+]);
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const SERVER_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -161,11 +165,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   for (const name of Object.keys(env)) {
     if (name.startsWith(PREFIX) && !known.has(name) && !OTHER_PROGRAMS.has(name)) {
       // A typo gets the one name it most likely meant; the whole list (35 names) only when none is close.
-      const meant = closestVariable(name, [...known, ...OTHER_PROGRAMS]);
+      const meant = closestVariable(name, [...known, ...OTHER_PROGRAMS.keys()]);
+      // Another program's variable is a fine guess, but the server does not read it: say so.
+      const reader = meant === undefined ? undefined : OTHER_PROGRAMS.get(meant);
       problems.push(
         meant === undefined
           ? `unsupported ${name}; supported: ${settings.filter((s) => s.env.startsWith(PREFIX)).map((s) => s.env).join(', ')}`
-          : `unsupported ${name}: did you mean ${meant}?`,
+          : `unsupported ${name}: did you mean ${meant}?${reader === undefined ? '' : ` (read by ${reader}, not by the server)`}`,
       );
     } else if (known.has(name) && name.startsWith('FIELDVAULT_') && env[name]?.trim() === '') {
       // `FIELDVAULT_PORT=` in an env file is more likely a value forgotten than a wish for the

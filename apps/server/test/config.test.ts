@@ -48,6 +48,8 @@ t.test('a mistyped variable gets the closest supported name; the whole list only
     t.match(message, `unsupported ${typo}: did you mean ${meant}?`, typo);
     t.notMatch(message, 'FIELDVAULT_SIGNUPS_PER_ADDRESS', `${typo}: not the whole list`);
   }
+  t.match(problem({ FIELDVAULT_FIELD_HOEM: '/x' }), 'unsupported FIELDVAULT_FIELD_HOEM: did you mean FIELDVAULT_FIELD_HOME? (read by the field CLI, not by the server)');
+  t.notMatch(problem({ FIELDVAULT_PROT: '1' }), 'not by the server', "the server's own names need no such note");
   const far = problem({ FIELDVAULT_COLOUR: 'blue' });
   t.notMatch(far, 'did you mean', 'nothing close: no guess');
   t.match(far, /unsupported FIELDVAULT_COLOUR; supported: FIELDVAULT_DATA_DIR, .*FIELDVAULT_SIGNUPS_PER_ADDRESS/, 'but the list');
