@@ -3,7 +3,7 @@
 // monitoring can't use up the phones' budget. Real embedded stores, a real app; no fakes but time.
 import t from 'tap';
 import { startEmbeddedCouch } from '@fieldvault/couch-embedded';
-import { HEALTH_OK_REUSE_MS } from '../src/health/plugin.js';
+import { HEALTH_REUSE_MS } from '../src/health/plugin.js';
 import { json, makeApp, startStore, storeRecorder, type LogCapture } from './helpers.js';
 
 const couch = await startStore(t);
@@ -28,7 +28,7 @@ t.test('200 {"status":"ok"} without authentication, after one store read and no 
   t.match(made[0], /^GET \/[a-z0-9_]+$/, 'a database info read: no audit or other write');
 });
 
-t.test('a successful store check is reused for 1 s; a failure is not; probes together share one request', async (t) => {
+t.test('a store check, successful or failed, is reused for 1 s; probes together share one request', async (t) => {
   let refusing = false;
   let release: (() => void) | undefined;
   let held: Promise<void> | undefined;
@@ -39,7 +39,7 @@ t.test('a successful store check is reused for 1 s; a failure is not; probes tog
 
   let mark = recorder.requests.length;
   t.same([await probe(), await probe()], [200, 200]);
-  clock.advance(HEALTH_OK_REUSE_MS - 1);
+  clock.advance(HEALTH_REUSE_MS - 1);
   t.equal(await probe(), 200);
   t.equal(asked(mark), 1, 'three probes within 1 s of a successful check: one store request');
 
@@ -48,17 +48,25 @@ t.test('a successful store check is reused for 1 s; a failure is not; probes tog
   t.equal(await probe(), 200);
   t.equal(asked(mark), 1, '1 s after the check: the store is asked again');
 
-  clock.advance(HEALTH_OK_REUSE_MS);
+  clock.advance(HEALTH_REUSE_MS);
   refusing = true;
   mark = recorder.requests.length;
-  t.same([await probe(), await probe()], [503, 503]);
-  t.equal(asked(mark), 2, 'a failed check is not remembered');
+  const failed = await app.inject({ method: 'GET', url: '/v1/health' });
+  t.equal(failed.statusCode, 503);
+  clock.advance(HEALTH_REUSE_MS - 1);
+  const reused = await app.inject({ method: 'GET', url: '/v1/health' });
+  t.equal(reused.statusCode, 503);
+  t.equal(reused.body, failed.body, 'the same answer, Retry-After included');
+  t.equal(reused.headers['retry-after'], failed.headers['retry-after']);
+  t.equal(asked(mark), 1, 'a flood of probes against a failing store: one store request a second');
   refusing = false;
   mark = recorder.requests.length;
-  t.equal(await probe(), 200, 'the store back: ok at the next probe, without waiting');
+  t.equal(await probe(), 503, 'the store back: still the remembered failure within the second');
+  clock.advance(1);
+  t.equal(await probe(), 200, 'and ok once the second is over');
   t.equal(asked(mark), 1);
 
-  clock.advance(HEALTH_OK_REUSE_MS);
+  clock.advance(HEALTH_REUSE_MS);
   held = new Promise<void>((resolve) => {
     release = resolve;
   });
@@ -66,7 +74,7 @@ t.test('a successful store check is reused for 1 s; a failure is not; probes tog
   const together = Promise.all([probe(), probe(), probe()]);
   while (asked(mark) === 0) await new Promise((resolve) => setTimeout(resolve, 5));
   // Past the reuse window before the answer: a probe that did not share the request would ask anew.
-  clock.advance(HEALTH_OK_REUSE_MS);
+  clock.advance(HEALTH_REUSE_MS);
   held = undefined;
   release?.();
   t.same(await together, [200, 200, 200]);
@@ -118,7 +126,7 @@ t.test('503 STORE_UNAVAILABLE while the store is stopped, 200 again once it is b
   const { app, logs, clock } = await makeApp(t, first);
   t.equal((await app.inject({ method: 'GET', url: '/v1/health' })).statusCode, 200);
   await first.stop();
-  clock.advance(HEALTH_OK_REUSE_MS);
+  clock.advance(HEALTH_REUSE_MS);
 
   const down = await app.inject({ method: 'GET', url: '/v1/health' });
   t.equal(down.statusCode, 503);
@@ -129,5 +137,6 @@ t.test('503 STORE_UNAVAILABLE while the store is stopped, 200 again once it is b
   t.ok(records(logs).some((r) => r.level === 50 && r.msg === 'the store stopped answering'), 'the outage log records it');
 
   store = await startEmbeddedCouch({ dataDir, port: first.port, credential: first.credential });
-  t.equal((await app.inject({ method: 'GET', url: '/v1/health' })).statusCode, 200, 'up again, nothing cached');
+  clock.advance(HEALTH_REUSE_MS);
+  t.equal((await app.inject({ method: 'GET', url: '/v1/health' })).statusCode, 200, 'up again once the failure is a second old');
 });

@@ -12,13 +12,14 @@ import { responses } from '../http/schemas.js';
 export const HEALTH_STORE_TIMEOUT_MS = 5_000;
 
 /**
- * How long a successful store check answers later probes without asking the store again. Probes
- * are unauthenticated and on a limit of their own, so without this any address could add its whole
- * probe budget of store requests (review s17 finding 6); monitoring needs a few a minute, and one
- * second is far below any health-check interval. Failures are not remembered: a store back up is
- * seen at the next probe.
+ * How long a store check, successful or not, answers later probes without asking the store again.
+ * Probes are unauthenticated and on a limit of their own, so without this any address could add
+ * its whole probe budget of store requests (review s17 finding 6), and against a store that is
+ * down (review s17, not changed then) a flood of probes would add one request each to a store
+ * that is struggling to come back. Monitoring needs a few probes a minute, and one second is far
+ * below any health-check interval: a store back up is seen within a second.
  */
-export const HEALTH_OK_REUSE_MS = 1_000;
+export const HEALTH_REUSE_MS = 1_000;
 
 /**
  * `GET /v1/health`: unauthenticated, for load balancers, service watchdogs and monitoring.
@@ -31,15 +32,15 @@ export const HEALTH_OK_REUSE_MS = 1_000;
  * No audit record. Logged once per probe at debug (http/logger.ts, `probe`). Rate limited on its
  * own counter per address, not on the address's shared one (http/rate-limit.ts, `shared: false`),
  * so monitoring behind the phones' address can't use up their budget, and a flood of probes is
- * still refused. Probes arriving together share one store request, and a successful check is
- * reused for HEALTH_OK_REUSE_MS.
+ * still refused. Probes arriving together share one store request, and a check's outcome is
+ * reused for HEALTH_REUSE_MS.
  */
 export const healthPlugin = fp(
   async (app) => {
     const limits = app.fieldvaultConfig.rateLimit;
     let inFlight: Promise<void> | undefined;
-    /** When the last successful store check started (app clock), if any. */
-    let okAt: number | undefined;
+    /** The last store check: when it started (app clock) and, if it failed, its error. */
+    let last: { at: number; failure: FieldvaultError | undefined } | undefined;
 
     const checkStore = async (): Promise<void> => {
       const name = app.repo.databaseNames[0];
@@ -67,16 +68,22 @@ export const healthPlugin = fp(
       },
       async (): Promise<Health> => {
         const now = app.now();
-        // `now >= okAt` too: a clock set back must not keep an old answer alive.
-        if (okAt !== undefined && now >= okAt && now - okAt < HEALTH_OK_REUSE_MS) return { status: 'ok' };
+        // `now >= last.at` too: a clock set back must not keep an old answer alive.
+        if (last !== undefined && now >= last.at && now - last.at < HEALTH_REUSE_MS) {
+          if (last.failure === undefined) return { status: 'ok' };
+          // A new error each time: the error handler's own bookkeeping is per request.
+          const { code, details } = last.failure;
+          throw new FieldvaultError(code, details === undefined ? {} : { details });
+        }
         inFlight ??= checkStore().then(
           () => {
             inFlight = undefined;
-            okAt = now;
+            last = { at: now, failure: undefined };
           },
           (err: unknown) => {
             inFlight = undefined;
-            okAt = undefined;
+            last = { at: now, failure: err instanceof FieldvaultError ? err : undefined };
+            if (last.failure === undefined) last = undefined;
             throw err;
           },
         );
