@@ -1,11 +1,11 @@
 import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { TOKEN_PATTERN, USERNAME_PATTERN } from '@fieldvault/protocol';
+import { NODE_ID_PATTERN, TOKEN_PATTERN, USERNAME_PATTERN } from '@fieldvault/protocol';
 import { CliError } from './errors.js';
 
 /*
  * The admin CLI directory (mode 0700):
- *   config.json   the server (URL, CA certificate or pin) and the admin's user name: nothing secret
+ *   config.json   the server (URL, CA certificate or pin, id) and the admin's user name: nothing secret
  *   session.json  the admin session token and its expiry (mode 0600), deleted by "logout"
  * Files are written to a temporary name, fsynced and renamed, so a crash never leaves half a file.
  */
@@ -19,6 +19,11 @@ export interface ServerTrust {
   readonly ca?: string;
   /** SHA-256 certificate fingerprint(s), hex with or without colons. */
   readonly pinSha256?: string;
+  /**
+   * The server's id, as its last console login told it (absent in configs written before the
+   * CLI kept it, and until the first login): admins know servers by id, so the output names it.
+   */
+  readonly id?: string;
 }
 
 export interface AdminConfig {
@@ -82,8 +87,11 @@ export class Home {
       if (!isRecord(server) || typeof server['url'] !== 'string') throw new CliError('ADMIN_CONFIG_CORRUPT', file);
       const ca = server['ca'];
       const pin = server['pinSha256'];
+      const id = server['id'];
       if ((ca !== undefined && typeof ca !== 'string') || (pin !== undefined && typeof pin !== 'string')) throw new CliError('ADMIN_CONFIG_CORRUPT', file);
-      trust = { url: server['url'], ...(ca === undefined ? {} : { ca }), ...(pin === undefined ? {} : { pinSha256: pin }) };
+      // The id is printed in success lines: only a well-formed one is used.
+      if (id !== undefined && (typeof id !== 'string' || !NODE_ID_PATTERN.test(id))) throw new CliError('ADMIN_CONFIG_CORRUPT', file);
+      trust = { url: server['url'], ...(ca === undefined ? {} : { ca }), ...(pin === undefined ? {} : { pinSha256: pin }), ...(id === undefined ? {} : { id }) };
     }
     return { server: trust, username: username ?? null };
   }

@@ -11,9 +11,15 @@ import type { Context } from './context.js';
 export const HELP_USER_SCOPE = '(this server only: repeat it on every server the user uses)';
 export const HELP_DEVICE_SCOPE = '(this server only: repeat it on every server the phone syncs with)';
 
-/** The logged-in server as the admin configured it: the CLI knows its URL, not its id. */
+/**
+ * The logged-in server as admins know it: by its id (several servers can sit behind one name, and
+ * a server can move to another URL), with the URL it was reached at. The id is learned at login;
+ * a config from before the CLI kept it (and no login since) has only the URL.
+ */
 function here(ctx: Context): string {
-  return ctx.home.config().server?.url ?? 'this server';
+  const server = ctx.home.config().server;
+  if (server === null) return 'this server';
+  return server.id === undefined ? server.url : `server ${server.id} (${server.url})`;
 }
 
 /** The success line of a user action: done here only, repeat it elsewhere. */

@@ -1,6 +1,6 @@
 import { X509Certificate, createHash } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { generateDeviceKeyPair } from '@fieldvault/crypto';
@@ -46,9 +46,10 @@ t.test('init creates the first admin from the setup token, enrols TOTP and keeps
 t.test('whoami shows the admin console session', async (t) => {
   const r = await cli(home, ['--json', 'whoami']);
   t.equal(r.code, 0, r.stderr);
-  t.match(json(r), { user: { username: 'admin', role: 'admin' }, console: true, server: server.url });
+  t.match(json(r), { user: { username: 'admin', role: 'admin' }, console: true, server: server.url, serverId: 'srv-admin-cli' });
   const human = await cli(home, ['whoami']);
   t.match(human.stdout, /logged in as\s+admin \(admin\)/);
+  t.match(human.stdout, /server id\s+srv-admin-cli\n/, 'the id init learned');
 });
 
 t.test('users add prints a one-time invitation; the user (not the admin) sets the password with it', async (t) => {
@@ -230,18 +231,18 @@ t.test('per-server actions say in their help and output that they act on this se
   t.equal(disabled.code, 0, disabled.stderr);
   t.match(disabled.stdout, 'yusuf is disabled: their sessions here have ended and their logins here are refused.');
   t.match(disabled.stdout, /keep their offline access to the records on them: to end it, blacklist or retire\s+those phones/);
-  t.match(disabled.stdout, `Done on ${server.url} only: repeat "fieldvault-admin users disable yusuf" on every server yusuf uses.`);
+  t.match(disabled.stdout, `Done on server srv-admin-cli (${server.url}) only: repeat "fieldvault-admin users disable yusuf" on every server yusuf uses.`);
   t.equal((await cli(home, ['users', 'enable', 'yusuf'])).code, 0);
   const reset = await cli(home, ['users', 'reset', 'yusuf']);
   t.equal(reset.code, 0, reset.stderr);
-  t.match(reset.stdout, `Done on ${server.url} only: repeat "fieldvault-admin users reset yusuf" on every server yusuf uses.`);
+  t.match(reset.stdout, `Done on server srv-admin-cli (${server.url}) only: repeat "fieldvault-admin users reset yusuf" on every server yusuf uses.`);
   t.match(reset.stdout, 'yusuf sets the same new password on each');
 
   const imei = '490154203237518';
   for (const verb of ['blacklist', 'retire']) {
     const r = await cli(home, ['devices', verb, imei, '--yes']);
     t.equal(r.code, 0, r.stderr);
-    t.match(r.stdout, `Done on ${server.url} only: repeat "fieldvault-admin devices ${verb} ${imei}" on every server the phone syncs with.`, verb);
+    t.match(r.stdout, `Done on server srv-admin-cli (${server.url}) only: repeat "fieldvault-admin devices ${verb} ${imei}" on every server the phone syncs with.`, verb);
     t.equal((await cli(home, ['devices', 'reinstate', imei])).code, 0);
   }
   const rekey = await cli(home, ['devices', 'rekey', imei]);
@@ -271,6 +272,43 @@ t.test('login: a wrong or replayed code is refused; a fresh code or an unused re
   t.equal(errorCode(await cli(other, ['--json', 'login'], [ADMIN_PASSWORD, recovery])), 'AUTH_TOTP_INVALID', 'a recovery code works once');
   const users = await cli(other, ['--json', 'users', 'list']);
   t.equal(users.code, 0, 'the remembered server and user are used');
+});
+
+// Admins know servers by id (several behind one name, or moved to another URL): the CLI learns it at
+// login and names it where it acts; a config from before it did keeps working and names the URL.
+t.test('login remembers the server id: whoami and success lines name it; a config without it names the URL', async (t) => {
+  const other = join(dataDir, 'second-home');
+  const configFile = join(other, 'config.json');
+  const config = JSON.parse(readFileSync(configFile, 'utf8')) as { server: Record<string, unknown>; username: string };
+  t.equal(config.server['id'], 'srv-admin-cli', 'the console login told the id; it is kept beside the URL');
+  t.equal(statSync(configFile).mode & 0o777, 0o600);
+  t.match(json(await cli(other, ['--json', 'whoami'])), { server: server.url, serverId: 'srv-admin-cli' });
+  t.match((await cli(other, ['whoami'])).stdout, /server\s+https:\S+\nserver id\s+srv-admin-cli\n/);
+  const named = await cli(other, ['users', 'disable', 'yusuf']);
+  t.equal(named.code, 0, named.stderr);
+  t.match(named.stdout, `Done on server srv-admin-cli (${server.url}) only: repeat "fieldvault-admin users disable yusuf" on every server yusuf uses.`);
+  t.equal((await cli(other, ['users', 'enable', 'yusuf'])).code, 0);
+
+  // A config written before the CLI kept the id (and no login since): it loads, and the URL is named.
+  const { id: _id, ...oldServer } = config.server;
+  writeFileSync(configFile, JSON.stringify({ server: oldServer, username: config.username }), { mode: 0o600 });
+  const old = await cli(other, ['users', 'disable', 'yusuf']);
+  t.equal(old.code, 0, old.stderr);
+  t.match(old.stdout, `Done on ${server.url} only: repeat "fieldvault-admin users disable yusuf" on every server yusuf uses.`);
+  t.equal((await cli(other, ['users', 'enable', 'yusuf'])).code, 0);
+  t.match(json(await cli(other, ['--json', 'whoami'])), { server: server.url, serverId: null });
+  t.notMatch((await cli(other, ['whoami'])).stdout, 'server id', 'no id row when it is not known');
+
+  // The next login learns it again.
+  const again = await cli(other, ['--json', 'login'], [ADMIN_PASSWORD, recoveryCodes[3] as string]);
+  t.equal(again.code, 0, again.stderr);
+  t.match(json(again), { server: server.url, serverId: 'srv-admin-cli' });
+  t.equal((JSON.parse(readFileSync(configFile, 'utf8')) as { server: { id?: string } }).server.id, 'srv-admin-cli');
+
+  // The id is printed: one that is not a server id makes the config corrupt, not the output.
+  writeFileSync(configFile, JSON.stringify({ server: { ...oldServer, id: 'Not an id!' }, username: config.username }), { mode: 0o600 });
+  t.equal(errorCode(await cli(other, ['--json', 'whoami'])), 'ADMIN_CONFIG_CORRUPT');
+  writeFileSync(configFile, JSON.stringify(config), { mode: 0o600 });
 });
 
 t.test('a new admin is invited, enrols TOTP at first login, and can be reset by another admin', async (t) => {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { FieldvaultError, USERNAME_PATTERN, isFieldvaultError } from '@fieldvault/protocol';
+import { FieldvaultError, NODE_ID_PATTERN, USERNAME_PATTERN, isFieldvaultError } from '@fieldvault/protocol';
 import type { Context, ServerOptions } from '../context.js';
 import { CliError } from '../errors.js';
 import type { ServerTrust } from '../home.js';
@@ -11,6 +11,8 @@ interface SessionView {
   readonly token: string;
   readonly expiresAt: string;
   readonly user: { readonly username: string; readonly role: string };
+  /** The server's id; servers from before it was sent leave it out. */
+  readonly serverId?: unknown;
 }
 
 function checkUsername(name: string): string {
@@ -85,12 +87,28 @@ function showRecoveryCodes(codes: readonly string[]): string {
   ].join('\n');
 }
 
-function sessionLines(session: SessionView, server: string): string {
+function sessionLines(session: Pick<SessionView, 'user' | 'expiresAt'>, server: ServerTrust | null): string {
   return keyValues([
     ['logged in as', `${session.user.username} (${session.user.role})`],
-    ['server', server],
+    ['server', server?.url ?? ''],
+    // Unknown (no row) until the first login with a CLI that keeps it.
+    ...(server?.id === undefined ? [] : [['server id', server.id] as [string, string]]),
     ['session expires', timeOf(session.expiresAt)],
   ]);
+}
+
+/**
+ * The server as the login answer identified it: its id replaces any remembered one (the server
+ * at a URL can change), and is dropped when an older server does not send it.
+ * @throws TRANSPORT_BAD_RESPONSE when the id is not a server id
+ */
+function identified(trust: ServerTrust, serverId: unknown): ServerTrust {
+  const { id: _remembered, ...rest } = trust;
+  if (serverId === undefined) return rest;
+  if (typeof serverId !== 'string' || !NODE_ID_PATTERN.test(serverId)) {
+    throw new FieldvaultError('TRANSPORT_BAD_RESPONSE', { detail: 'the login answer names no valid server id' });
+  }
+  return { ...rest, id: serverId };
 }
 
 /**
@@ -98,11 +116,12 @@ function sessionLines(session: SessionView, server: string): string {
  * session, with the recovery codes when an enrolment has just made them.
  */
 function opened(ctx: Context, trust: ServerTrust, session: SessionView, recoveryCodes: string[] | undefined): void {
-  ctx.home.saveConfig({ server: trust, username: session.user.username });
-  ctx.home.saveSession({ token: session.token, expiresAt: session.expiresAt, username: session.user.username, url: trust.url });
+  const server = identified(trust, session.serverId);
+  ctx.home.saveConfig({ server, username: session.user.username });
+  ctx.home.saveSession({ token: session.token, expiresAt: session.expiresAt, username: session.user.username, url: server.url });
   ctx.out.result(
-    { user: session.user, expiresAt: session.expiresAt, ...(recoveryCodes === undefined ? {} : { recoveryCodes }) },
-    () => `${sessionLines(session, trust.url)}${recoveryCodes === undefined ? '' : `\n\n${showRecoveryCodes(recoveryCodes)}`}`,
+    { user: session.user, expiresAt: session.expiresAt, server: server.url, serverId: server.id ?? null, ...(recoveryCodes === undefined ? {} : { recoveryCodes }) },
+    () => `${sessionLines(session, server)}${recoveryCodes === undefined ? '' : `\n\n${showRecoveryCodes(recoveryCodes)}`}`,
   );
 }
 
@@ -199,8 +218,8 @@ export function registerSessionCommands(program: Command, action: Action): void 
     .action(
       action(async (ctx) => {
         const info = await ctx.api<{ user: { username: string; role: string }; expiresAt: string; console: boolean }>({ method: 'GET', path: '/v1/auth/session' });
-        const server = ctx.home.config().server?.url ?? '';
-        ctx.out.result({ ...info, server }, () => sessionLines({ token: '', expiresAt: info.expiresAt, user: info.user }, server));
+        const server = ctx.home.config().server;
+        ctx.out.result({ ...info, server: server?.url ?? '', serverId: server?.id ?? null }, () => sessionLines(info, server));
       }),
     );
 }

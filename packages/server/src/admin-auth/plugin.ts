@@ -171,7 +171,7 @@ export const adminAuthPlugin = fp(
         await app.audit(request, { event: 'login.ok', actor: updated.username, username: updated.username, details: { kind: 'console', factor: 'totp' } });
         return {
           recoveryCodes: codes,
-          session: { token: session.token, expiresAt: iso(session.expiresAt), user: { username: updated.username, role: updated.role } },
+          session: { token: session.token, expiresAt: iso(session.expiresAt), user: { username: updated.username, role: updated.role }, serverId: config.serverId },
         };
       },
     );
@@ -198,7 +198,7 @@ export const adminAuthPlugin = fp(
           const factor = await app.checkSecondFactor(request, user, code);
           const session = await app.createSession({ username: user.username, role: user.role, imei: '', userEpoch: user.epoch, deviceEpoch: 0, kind: 'console' });
           await app.audit(request, { event: 'login.ok', actor: user.username, username: user.username, details: { kind: 'console', factor } });
-          return { token: session.token, expiresAt: iso(session.expiresAt), user: { username: user.username, role: user.role } };
+          return { token: session.token, expiresAt: iso(session.expiresAt), user: { username: user.username, role: user.role }, serverId: config.serverId };
         } catch (err) {
           if (codeAsked) throw err;
           try {

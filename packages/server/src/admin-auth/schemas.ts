@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { PasswordInputSchema, UserSummarySchema, UsernameSchema } from '@fieldvault/protocol';
+import { NodeIdSchema, PasswordInputSchema, UserSummarySchema, UsernameSchema } from '@fieldvault/protocol';
 import { TokenSchema } from '../http/schemas.js';
 
 /** A 6-digit TOTP code or a recovery code (`xxxx-xxxx-xxxx-xxxx`, dashes optional). */
@@ -27,7 +27,16 @@ export const ConfirmBodySchema = Type.Object(
 );
 
 export const ConsoleSessionSchema = Type.Object(
-  { token: TokenSchema, expiresAt: Type.String(), user: UserSummarySchema },
+  {
+    token: TokenSchema,
+    expiresAt: Type.String(),
+    user: UserSummarySchema,
+    /**
+     * The server's id (as printed at start; not secret: the TOTP issuer names it too). Admins know
+     * servers by it rather than by URL: the admin CLI keeps it to name the server it acts on.
+     */
+    serverId: NodeIdSchema,
+  },
   { additionalProperties: false },
 );
 
