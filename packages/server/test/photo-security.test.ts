@@ -3,7 +3,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { addPhoto, type ChildRecord, type PhotoType, type PhotoUploadStatus } from '@fieldvault/protocol';
+import { addPhoto, removePhoto, type ChildRecord, type PhotoType, type PhotoUploadStatus } from '@fieldvault/protocol';
 import { createUser, login, makeApp, setupAdmin, startStore } from './helpers.js';
 import { newRecord, phoneFor, push, type Phone } from './sync-helpers.js';
 import { download, MAGIC, png, sha256, upload, uploadStatus, type App } from './photo-helpers.js';
@@ -86,6 +86,55 @@ t.test('H2: two new records of one batch cannot both take one new photo id', asy
   const res = await push(app, amina.token, [first, second]);
   t.match(res.results[0], { id: first.id, status: 'ok' });
   t.match(res.results[1], { id: second.id, status: 'error', code: 'PHOTO_ID_TAKEN' });
+});
+
+t.test('H2: a record refused for a squatted photo id is accepted once its user removes the photo and adds the image again (the PHOTO_ID_TAKEN hint)', async (t) => {
+  const { app, clock } = await makeApp(t, couch);
+  const { token: admin } = await setupAdmin(app);
+  const carol = await phoneFor(app, admin, clock, 'carol');
+  const bob = await phoneFor(app, admin, clock, 'bob');
+  const real = png(20_000, 'carol-real');
+  const evil = png(300, 'EVIL');
+  const P = randomUUID();
+  // This server is the second one: bob pulled carol's record elsewhere and names its photo id here first.
+  const carolRec = withPhoto(newRecord(carol, { name: 'child of carol' }), carol, P, real);
+  const junk = withPhoto(newRecord(bob, { name: 'junk' }), bob, P, evil);
+  await pushOne(app, bob, junk);
+  const refused = await push(app, carol.token, [carolRec]);
+  t.match(refused.results[0], { id: carolRec.id, status: 'error', code: 'PHOTO_ID_TAKEN', field: 'photos' }, 'the live ref is refused');
+
+  const P2 = randomUUID();
+  const remedied = withPhoto(removePhoto(carolRec, P, { by: carol.username, ts: carol.clock.now() }), carol, P2, real);
+  const res = await push(app, carol.token, [remedied]);
+  t.match(res.results[0], { id: carolRec.id, status: 'ok', changed: true }, 'the record with the photo removed and added again is stored');
+  t.same(Object.fromEntries(await app.repo.photoOwners([P, P2])), { [P]: junk.id, [P2]: carolRec.id }, 'the new id is the record\'s, the squatted one stays the junk record\'s');
+  t.equal(((await upload(app, carol.token, P2, carolRec.id, real)).json() as PhotoUploadStatus).complete, true, "carol's photo uploads under its new id");
+  t.ok((await download(app, bob.token, P2)).rawPayload.equals(real), "carol's bytes are served");
+  t.equal((await upload(app, carol.token, P, carolRec.id, real)).json().code, 'PHOTO_NOT_FOUND', 'the removed ref takes no upload');
+  t.equal(((await upload(app, bob.token, P, junk.id, evil)).json() as PhotoUploadStatus).complete, true, 'the junk record keeps its id as before');
+});
+
+t.test('H2: a removed photo ref binds no id and is refused for none; an id its record owns stays owned once removed', async (t) => {
+  const { app, clock } = await makeApp(t, couch);
+  const { token: admin } = await setupAdmin(app);
+  const amina = await phoneFor(app, admin, clock, 'amina');
+  const bob = await phoneFor(app, admin, clock, 'bob');
+  const bytes = png(1_000);
+  const [P, Q] = [randomUUID(), randomUUID()];
+  // Added and removed on the phone before any sync: the server only ever sees the removed ref.
+  const gone = removePhoto(withPhoto(newRecord(amina, { name: 'Removed before sync' }), amina, P, bytes), P, { by: amina.username, ts: amina.clock.now() });
+  await pushOne(app, amina, gone);
+  t.same(Object.fromEntries(await app.repo.photoOwners([P])), {}, 'the removed ref bound nothing');
+  const live = withPhoto(newRecord(bob, { name: 'Live' }), bob, P, bytes);
+  t.match((await push(app, bob.token, [live])).results[0], { id: live.id, status: 'ok' }, 'a later live ref claims the id');
+  t.same(Object.fromEntries(await app.repo.photoOwners([P])), { [P]: live.id });
+
+  const owner = withPhoto(newRecord(amina, { name: 'Owner' }), amina, Q, bytes);
+  await pushOne(app, amina, owner);
+  await pushOne(app, amina, removePhoto(owner, Q, { by: amina.username, ts: amina.clock.now() }));
+  t.same(Object.fromEntries(await app.repo.photoOwners([Q])), { [Q]: owner.id }, 'removing its photo releases nothing');
+  const late = withPhoto(newRecord(bob, { name: 'Late' }), bob, Q, bytes);
+  t.match((await push(app, bob.token, [late])).results[0], { id: late.id, status: 'error', code: 'PHOTO_ID_TAKEN' }, 'so another live ref to it is still refused');
 });
 
 t.test('H2: bytes stored for a record that does not own the id (a squat from before the fix) are not served, and the owner replaces them', async (t) => {

@@ -112,21 +112,35 @@ export interface PushContext {
   readonly photoOwners: ReadonlyMap<string, string>;
 }
 
-/** Every photo id `records` reference: what one push asks the store about (records without photos add nothing). */
+/**
+ * The ids of the photos `record` carries that are not removed: the only refs photo-id ownership
+ * looks at (security audit H2). A removed ref is inert: it can not be uploaded (`locateRef` in
+ * photos/plugin.ts answers PHOTO_NOT_FOUND) and nothing is served for it, so letting one through
+ * gives a squatter nothing. It is never refused either: otherwise a record whose photo id was
+ * squatted on one server (a worker pushed a record of their own naming it there first) would be
+ * refused there for good, even after its user removed the photo and added the image again under a
+ * new id (the PHOTO_ID_TAKEN hint). And it never binds an id, so a removed ref never blocks a live
+ * one. An id a record already owns stays its own once removed: owners are never released.
+ */
+export function livePhotoIds(record: ChildRecord): string[] {
+  return Object.entries(record.photos).filter(([, ref]) => ref.removedAt === undefined).map(([id]) => id);
+}
+
+/** Every live photo id `records` reference ({@link livePhotoIds}): what one push asks the store about (records without photos add nothing). */
 export function photoIdsOf(records: Iterable<ChildRecord>): string[] {
   const ids = new Set<string>();
-  for (const r of records) for (const id of Object.keys(r.photos)) ids.add(id);
+  for (const r of records) for (const id of livePhotoIds(r)) ids.add(id);
   return [...ids];
 }
 
 /**
  * The owner of each photo id for one push (security audit H2): the stored owner
- * (`CouchRepository.photoOwners`), else the first record of the batch that references it, so two
- * new records of one batch cannot both take one new id.
+ * (`CouchRepository.photoOwners`), else the first record of the batch with a live ref to it
+ * ({@link livePhotoIds}), so two new records of one batch cannot both take one new id.
  */
 export function claimPhotoIds(stored: ReadonlyMap<string, string>, records: Iterable<ChildRecord>): Map<string, string> {
   const owners = new Map(stored);
-  for (const r of records) for (const id of Object.keys(r.photos)) if (!owners.has(id)) owners.set(id, r.id);
+  for (const r of records) for (const id of livePhotoIds(r)) if (!owners.has(id)) owners.set(id, r.id);
   return owners;
 }
 
@@ -152,14 +166,15 @@ export async function resolvePhotoOwners(
 }
 
 /**
- * A photo id belongs to the first record that referenced it (security audit H2: otherwise anyone
- * who pulled a record before its photo was uploaded could claim the id from a record of their own,
- * upload other bytes first, and block the real upload for good). Only ids new to this record are
- * checked: the same record pushed again, relayed by another phone or merged keeps its own ids.
+ * A photo id belongs to the first record that referenced it live (security audit H2: otherwise
+ * anyone who pulled a record before its photo was uploaded could claim the id from a record of
+ * their own, upload other bytes first, and block the real upload for good). Only ids new to this
+ * record are checked: the same record pushed again, relayed by another phone or merged keeps its
+ * own ids. Removed refs are not checked ({@link livePhotoIds} says why).
  * @throws PHOTO_ID_TAKEN
  */
 function assertOwnsNewPhotos(ctx: PushContext, current: ChildRecord | undefined, merged: ChildRecord): void {
-  for (const photoId of Object.keys(merged.photos)) {
+  for (const photoId of livePhotoIds(merged)) {
     if (current !== undefined && Object.hasOwn(current.photos, photoId)) continue;
     const owner = ctx.photoOwners.get(photoId);
     if (owner !== undefined && owner !== merged.id) {
