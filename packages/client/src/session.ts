@@ -138,8 +138,28 @@ export class Session {
   }
 
   #open(): SessionState {
-    if (this.#state === undefined) throw new FieldvaultError(wipedSessions.has(this) ? 'VAULT_WIPED' : 'VAULT_LOCKED');
+    if (this.#state === undefined) throw this.#closedError();
     return this.#state;
+  }
+
+  /** Why this session's calls fail once it is closed: its device's retirement wipe, or a logout. */
+  #closedError(): FieldvaultError {
+    return new FieldvaultError(wipedSessions.has(this) ? 'VAULT_WIPED' : 'VAULT_LOCKED');
+  }
+
+  /**
+   * A photo save that the session's closing overtook. Such a save refuses to encrypt under the
+   * zeroed key with VAULT_LOCKED (photo-store.ts), which says "log in again"; when the close was
+   * the retirement wipe (the save's input was still being read when the wipe ran), the app must
+   * hear VAULT_WIPED instead, as any other save held at the write gate does (session 18, task I).
+   */
+  async #photoSave<T>(save: (state: SessionState) => Promise<T>): Promise<T> {
+    try {
+      return await save(this.#open());
+    } catch (err) {
+      if (isFieldvaultError(err) && err.code === 'VAULT_LOCKED' && this.#state === undefined) throw this.#closedError();
+      throw err;
+    }
   }
 
   /**
@@ -156,10 +176,11 @@ export class Session {
    * either nothing or the whole record with every photo. Everything is checked before anything is
    * written (the form, each photo's type and size, the photo count); each photo is metadata-stripped
    * and encrypted as with `addPhoto`. `photos` in the result follow the order given.
-   * @throws RECORD_INVALID, RECORD_TOO_LARGE, INPUT_INVALID, PHOTO_TOO_LARGE, PHOTO_TYPE_UNSUPPORTED, VAULT_LOCKED
+   * @throws RECORD_INVALID, RECORD_TOO_LARGE, INPUT_INVALID, PHOTO_TOO_LARGE, PHOTO_TYPE_UNSUPPORTED, VAULT_LOCKED,
+   *   VAULT_WIPED (the device's retirement wiped it meanwhile)
    */
   async createRecordWithPhotos(fields: Readonly<Record<string, FieldValue | undefined>>, photos: readonly PhotoInput[]): Promise<RecordWithPhotos> {
-    return this.#open().photos.createWithPhotos(fields, photos);
+    return this.#photoSave((state) => state.photos.createWithPhotos(fields, photos));
   }
 
   /**
@@ -268,10 +289,11 @@ export class Session {
 
   /**
    * Adds a photo (JPEG, PNG or WebP, metadata stripped, encrypted) to a visible record.
-   * @throws VAULT_RECORD_NOT_FOUND, PHOTO_TOO_LARGE, PHOTO_TYPE_UNSUPPORTED, RECORD_TOO_LARGE, VAULT_LOCKED
+   * @throws VAULT_RECORD_NOT_FOUND, PHOTO_TOO_LARGE, PHOTO_TYPE_UNSUPPORTED, RECORD_TOO_LARGE, VAULT_LOCKED,
+   *   VAULT_WIPED (the device's retirement wiped it meanwhile)
    */
   async addPhoto(recordId: string, data: PhotoInput): Promise<StoredPhoto> {
-    return this.#open().photos.add(recordId, data);
+    return this.#photoSave((state) => state.photos.add(recordId, data));
   }
 
   /**
