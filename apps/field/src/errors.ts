@@ -289,6 +289,26 @@ export function syncFailureText(code: string, what: 'record' | 'photo'): string 
 }
 
 /**
+ * What a record the server refused means for the field worker, and what to do: as
+ * {@link syncFailureText}, but naming the photo the server said the refusal is about (`photoId`).
+ * For PHOTO_ID_TAKEN that photo is exactly what to replace, so the text gives the commands to do it.
+ */
+export function recordFailureText(f: { readonly id: string; readonly code: string; readonly photoId?: string | undefined }): string {
+  if (f.photoId === undefined) return syncFailureText(f.code, 'record');
+  // The short ids "list" and "show" print (records-view's shortId; that module imports this one).
+  const record = f.id.slice(0, 8);
+  const photo = f.photoId.slice(0, 8);
+  if (f.code === 'PHOTO_ID_TAKEN') {
+    return (
+      `photo ${photo} is taken on this server by another record, so the record was not stored there (it stays on this phone). ` +
+      `Keep a copy ("fieldvault-field photo save ${record} ${photo} --out FILE"), remove it ("fieldvault-field photo remove ${record} ${photo}"), ` +
+      `add it again ("fieldvault-field photo add ${record} FILE"): it gets a new id. Then sync.`
+    );
+  }
+  return `photo ${photo}: ${syncFailureText(f.code, 'record')}`;
+}
+
+/**
  * The report of any error. Catalogued errors (SDK and CLI) come through in the field worker's
  * words (see `inFieldWorkerWords`), which never hold a key, token or password. Anything else is a
  * bug: it is reported as INTERNAL_ERROR without its message (which could carry anything), unless

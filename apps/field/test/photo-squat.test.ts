@@ -18,7 +18,7 @@ for (const s of [one, two]) {
 }
 
 interface SyncJson {
-  failed: Array<{ id: string; code: string }>;
+  failed: Array<{ id: string; code: string; photoId?: string; message: string }>;
   photos: { uploaded: number; failed: Array<{ photoId: string; code: string }> };
 }
 
@@ -60,7 +60,17 @@ t.test("a squatted photo id costs the record's user one re-added photo on that s
   t.match(squat.body['results'], [{ id: junk.id, status: 'ok' }], 'the junk record takes the id on server two');
 
   const refused = json<SyncJson>(await cliWith(home, PASSWORD_A, ['--json', 'sync', 'two']));
-  t.match(refused.failed, [{ id: R, code: 'PHOTO_ID_TAKEN' }], 'server two refuses R');
+  t.match(refused.failed, [{ id: R, code: 'PHOTO_ID_TAKEN', photoId: P }], 'server two refuses R, naming the photo');
+  // The text says which photo and the commands that replace it, with the short ids "show" prints.
+  const [r, p] = [R.slice(0, 8), P.slice(0, 8)];
+  const line = (await cliWith(home, PASSWORD_A, ['sync', 'two'])).stdout.split('\n').find((l) => l.includes(`record ${r} (PHOTO_ID_TAKEN)`));
+  t.equal(
+    line?.trim(),
+    `record ${r} (PHOTO_ID_TAKEN): photo ${p} is taken on this server by another record, so the record was not stored there (it stays on this phone). ` +
+      `Keep a copy ("fieldvault-field photo save ${r} ${p} --out FILE"), remove it ("fieldvault-field photo remove ${r} ${p}"), ` +
+      `add it again ("fieldvault-field photo add ${r} FILE"): it gets a new id. Then sync.`,
+    'the failure line tells exactly what to do',
+  );
 
   // The hint: remove the photo and add the image again (a copy saved from the phone will do).
   const copy = join(home, 'copy.png');

@@ -455,6 +455,12 @@ interface Call {
   readonly body?: { readonly contentType: string; readonly bytes: Uint8Array };
   readonly accept: string;
   readonly maxResponseBytes: number;
+  /**
+   * The cap of an error answer's body (status outside 2xx), when it differs from
+   * `maxResponseBytes`: a photo download caps its body at the photo's size, yet the server's JSON
+   * error (PHOTO_NOT_FOUND, …) may be longer than a tiny photo and must still come back as its code.
+   */
+  readonly maxErrorResponseBytes?: number;
   /** `deadline`: all within `timeoutMs` (logins, unchanged); `idle`: `timeoutMs` without progress (sync). */
   readonly timeout: 'deadline' | 'idle';
   readonly signal?: AbortSignal | undefined;
@@ -640,9 +646,10 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
         responding = true;
         status = res.statusCode ?? 0;
         progress();
+        const limit = status >= 200 && status <= 299 ? call.maxResponseBytes : (call.maxErrorResponseBytes ?? call.maxResponseBytes);
         const declared = Number(res.headers['content-length']);
-        if (Number.isFinite(declared) && declared > call.maxResponseBytes) {
-          settle(badResponse('too large', { status: res.statusCode ?? 0, limit: call.maxResponseBytes }));
+        if (Number.isFinite(declared) && declared > limit) {
+          settle(badResponse('too large', { status, limit }));
           return;
         }
         const chunks: Buffer[] = [];
@@ -650,7 +657,7 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
         res.on('data', (chunk: Buffer) => {
           progress();
           size += chunk.byteLength;
-          if (size > call.maxResponseBytes) settle(badResponse('too large', { status: res.statusCode ?? 0, limit: call.maxResponseBytes }));
+          if (size > limit) settle(badResponse('too large', { status, limit }));
           else {
             chunks.push(chunk);
             tell(call.onReceived, size);
@@ -779,6 +786,10 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
     res.results.forEach((result, i) => {
       if (result.id !== records[i]?.id) throw badResponse('a result names another record', { index: i });
       if ((result.status === 'error') !== (result.code !== undefined)) throw badResponse('a result without its code', { index: i });
+      // A result names a photo of the record sent, never one the phone knows nothing of.
+      if (result.photoId !== undefined && (result.status !== 'error' || !Object.hasOwn(records[i]?.photos ?? {}, result.photoId))) {
+        throw badResponse('a result names a photo the record does not carry', { index: i });
+      }
     });
     return res;
   }
@@ -850,6 +861,7 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
       token,
       accept: PHOTO_TYPES.join(', '),
       maxResponseBytes: expected.size,
+      maxErrorResponseBytes: r.maxResponseBytes,
       timeout: 'idle',
       signal: o?.signal,
       onReceived: o?.onBytes,

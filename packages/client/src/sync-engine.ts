@@ -138,6 +138,14 @@ export interface RetirementHold {
   readonly otherDatabases: number;
 }
 
+/** A record the server refused in one sync (see {@link SyncSummary.failed}). */
+export interface SyncFailure {
+  readonly id: string;
+  readonly code: string;
+  /** The record's photo the refusal is about, when the server named one. */
+  readonly photoId?: string;
+}
+
 /** What one sync did. */
 export interface SyncSummary {
   readonly serverId: string;
@@ -156,8 +164,12 @@ export interface SyncSummary {
    * many pages named it.
    */
   readonly pulledChanged: number;
-  /** Records the server refused, with its code; they stay pending and are tried again next sync. */
-  readonly failed: ReadonlyArray<{ readonly id: string; readonly code: string }>;
+  /**
+   * Records the server refused, with its code; they stay pending and are tried again next sync.
+   * `photoId` names the record's photo at fault when the server said which (PHOTO_ID_TAKEN: remove
+   * that photo and add the image again; PHOTO_REF_CHANGED).
+   */
+  readonly failed: ReadonlyArray<SyncFailure>;
   /** Records pushed or pulled in this sync that have a concurrent edit waiting for a supervisor. */
   readonly conflicts: number;
   readonly photos: {
@@ -380,7 +392,7 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
   let pulled = 0;
   /** Ids of pulled records whose merge wrote a new local version (distinct: a record may be on two pages). */
   const changedByPull = new Set<string>();
-  const failed: Array<{ id: string; code: string }> = [];
+  const failed: SyncFailure[] = [];
   const failedIds = new Set<string>();
   const conflicted = new Set<string>();
   const photoFailed: Array<{ photoId: string; code: string }> = [];
@@ -423,7 +435,7 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
         pushed += 1;
         if ((result.conflicts ?? 0) > 0) conflicted.add(row.id);
       } else {
-        failed.push({ id: row.id, code: result.code ?? 'INTERNAL_ERROR' });
+        failed.push({ id: row.id, code: result.code ?? 'INTERNAL_ERROR', ...(result.photoId === undefined ? {} : { photoId: result.photoId }) });
         failedIds.add(row.id);
       }
     }

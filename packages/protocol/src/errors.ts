@@ -351,7 +351,7 @@ export const errorCatalogue = {
   PHOTO_ID_TAKEN: {
     status: 409,
     message: 'Another record already uses this photo id; a photo id belongs to the first record that referenced it.',
-    hint: "This version of the record was not stored; other records in the push are not affected. One of its photos that the server's copy of the record does not hold yet has an id another record named first on this server (the push result names the record, not the photo: check each such photo). Remove that photo from the record and add the image again (it gets a new id; a removed photo claims no id), then sync.",
+    hint: "This version of the record was not stored; other records in the push are not affected. The push result's photoId names the photo whose id another record named first on this server: remove that photo from the record and add the image again (it gets a new id; a removed photo claims no id), then sync.",
   },
   PHOTO_REF_CHANGED: {
     status: 409,

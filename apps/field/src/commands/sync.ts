@@ -2,7 +2,7 @@ import { FieldvaultError, isFieldvaultError } from '@fieldvault/protocol';
 import type { Command } from 'commander';
 import { MAX_PAGE_SIZE, type Session, type SyncProgress, type SyncSummary } from '@fieldvault/client';
 import { openDevice, serverOf, userOf, withSession, type Context, type OpenDevice } from '../context.js';
-import { errorJson, errorServerOf, fieldError, serverError, serverInWords, syncFailureText, type ConfiguredServers, type ErrorJson } from '../errors.js';
+import { errorJson, errorServerOf, fieldError, recordFailureText, serverError, serverInWords, syncFailureText, type ConfiguredServers, type ErrorJson } from '../errors.js';
 import type { PasswordSource } from '../password.js';
 import { keyValues, table } from '../output.js';
 import { shortId } from '../records-view.js';
@@ -140,7 +140,7 @@ async function syncWith(ctx: Context, name: string, cancellation: () => AbortSig
       }
       if (summary.wiped) ctx.home.update((c) => ({ ...c, currentUser: null }));
       const newConflicts = summary.wiped ? 0 : [...(await idsNeedingReview(session))].filter((id) => !reviewBefore.has(id)).length;
-      const failed = summary.failed.map((f) => ({ ...f, message: syncFailureText(f.code, 'record') }));
+      const failed = summary.failed.map((f) => ({ ...f, message: recordFailureText(f) }));
       const photosFailed = summary.photos.failed.map((f) => ({ ...f, message: syncFailureText(f.code, 'photo') }));
       const failures: Failure[] = [
         ...failed.map((f) => ({ what: `record ${shortId(f.id)}`, code: f.code, message: f.message })),

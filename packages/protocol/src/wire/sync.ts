@@ -60,7 +60,9 @@ export interface PushRequest {
  * The outcome for one pushed record, in the order sent. `ok`: the server holds the merge of its
  * copy and this one (`changed` says whether that wrote anything new; `conflicts` counts the
  * record's open conflicts). `error`: nothing of this record was stored; `code` says why and
- * `field` names the offending field when there is one.
+ * `field` names the offending field when there is one. `photoId` (PHOTO_ID_TAKEN,
+ * PHOTO_REF_CHANGED) names the photo of the pushed record at fault, so the user can act on that
+ * photo alone; it never says which other record holds the id (one the caller may not read).
  */
 export const PushResultSchema = Type.Object(
   {
@@ -71,6 +73,8 @@ export const PushResultSchema = Type.Object(
     conflicts: Type.Optional(Type.Integer({ minimum: 0 })),
     code: Type.Optional(ErrorCodeSchema),
     field: Type.Optional(Type.String({ maxLength: 200 })),
+    /** The id of the pushed record's photo the error is about (PHOTO_ID_TAKEN, PHOTO_REF_CHANGED). */
+    photoId: Type.Optional(UuidSchema),
   },
   { additionalProperties: false },
 );
