@@ -1,56 +1,35 @@
-import {
-  DB_KEY_LENGTH,
-  dbFileName,
-  defaultKdfParams,
-  deriveKek,
-  fromBase64,
-  generateDbKey,
-  kdfBounds,
-  keyId,
-  toBase64,
-  unwrapKeyForUser,
-  unwrapSuccessor,
-  wrapKeyForUser,
-  wrapSuccessor,
-  type DbKind,
-  type KdfParams,
-  type WrappedKeyEntry,
-} from '@fieldvault/crypto';
+import { DB_KEY_LENGTH, dbFileName, generateDbKey, keyId, toBase64, unwrapKeyForUser, wrapSuccessor, type DbKind } from '@fieldvault/crypto';
 import {
   ChallengeResponseSchema,
   FieldvaultError,
-  IMEI_PATTERN,
-  LoginResponseSchema,
-  MAX_PHOTO_BYTES,
   NODE_ID_PATTERN,
-  USERNAME_PATTERN,
   assertPasswordAcceptable,
-  assertPasswordPolicy,
   checkSchema,
   compareKeyRecords,
   createClock,
-  defaultChildForm,
-  defaultPasswordPolicy,
-  isFieldvaultError,
   loginSignatureMessage,
-  parseFormDefinition,
   parseKeyRecord,
-  type FormDefinition,
   type KeyRecord,
   type LoginBody,
   type LoginResponse,
-  type PasswordPolicy,
-  SignupRequestResponseSchema,
-  SignupStatusResponseSchema,
-  signupSignatureMessage,
-  type ChildRecord,
-  type PushResult,
-  type SignupStatus,
 } from '@fieldvault/protocol';
-import { GatedHandle, type WriteGateHold } from './write-gate.js';
-import { blockedError, readBlockedMark, removeBlockedMark, writeBlockedMark, type BlockedMark } from './blocked-mark.js';
+import {
+  DEFAULT_SIGNUP_BATCH,
+  fetchAccountStatus,
+  readOwnRecords,
+  sendAccountRequest,
+  type AccountRequestOptions,
+  type AccountRequestResult,
+  type AccountStatus,
+  type SignupCaller,
+} from './account-request.js';
+import { assertNotBlocked, liftBlockedMark, wipeBlacklisted, wipeIfBlacklisted, type BlacklistContext } from './blocked-device.js';
+import { blockedError, readBlockedMark, type BlockedMark } from './blocked-mark.js';
 import { createFileDeviceKeyStore, type DeviceKeyStore } from './device-key-store.js';
-import { TEMP_FILE_MARKER, type FileSystem } from './file-system.js';
+import { resolveOptions, type DeviceOptions, type ResolvedOptions } from './device-options.js';
+import type { FileSystem } from './file-system.js';
+import { checkPassword, checkUsername, inputInvalid } from './input-checks.js';
+import { journaledMove, reportStep, resumePending, type MigrationContext, type MoveTarget } from './journaled-migration.js';
 import {
   KEYRING_FILE,
   KeyringFile,
@@ -58,66 +37,28 @@ import {
   keyringImeiOf,
   entriesOf,
   latestKeyId,
-  successorOf,
   withEntry,
   withPending,
   withSuccession,
   withoutEntries,
-  withoutPending,
   type KeyringContent,
   type PendingMigration,
 } from './keyring.js';
-import { silentLogger, type Logger } from './logger.js';
-import { countRecords, migrateData, type MigrationListener, type MigrationResult } from './migration.js';
+import { checkChallenge, checkLoginResponse } from './login-answers.js';
+import type { MigrationResult } from './migration.js';
 import { Mutex } from './mutex.js';
 import { createNodeFileSystem } from './node-file-system.js';
-import { DEFAULT_PHOTO_MAX_BYTES, PHOTO_DIRECTORY, PhotoStore, removeInterruptedPhotoFiles } from './photo-store.js';
-import { MAX_PAGE_SIZE, RecordStore } from './record-store.js';
+import { openDatabase } from './open-database.js';
+import { PHOTO_DIRECTORY, PhotoStore, removeInterruptedPhotoFiles } from './photo-store.js';
+import { RecordStore } from './record-store.js';
 import { revokeLogins, setServerLogin, takeServerLogins } from './server-logins.js';
 import { DEFAULT_RETRY, isLoginRetryable, withRetry, type RetryOptions } from './retry.js';
 import { Session, wipedSessions, type SessionHost, type SessionState } from './session.js';
-import type { StorageAdapter, StorageHandle } from './storage-adapter.js';
+import { removeStaleTempFiles } from './stale-temp-files.js';
 import type { Transport } from './transport.js';
-import { ensureSchema, readMeta } from './vault-schema.js';
-
-/** Argon2id cost of the password-derived keys this device writes (the salt is always fresh). */
-export interface KdfCost {
-  /** Memory in KiB. */
-  readonly m: number;
-  /** Passes. */
-  readonly t: number;
-  /** Lanes. */
-  readonly p: number;
-}
-
-export interface DeviceOptions {
-  /** The SDK's directory: keyring, device key file and the hidden photo folder live here. */
-  readonly directory: string;
-  /** The device IMEI, 15 digits. Public: an identifier, bound into every wrapped key. */
-  readonly imei: string;
-  /** The encrypted database driver, e.g. `new SqlCipherStorage({ directory: join(directory, 'databases') })`. */
-  readonly storage: StorageAdapter;
-  /** The server connection, for the online login and sync (not used offline). */
-  readonly transport?: Transport;
-  /** Quiet by default. */
-  readonly logger?: Logger;
-  /** Wall clock in ms (tests pass a fake). */
-  readonly now?: () => number;
-  /** Argon2id cost for keys wrapped on this device; default m=64 MiB, t=3, p=1. Must lie within crypto's `kdfBounds`. */
-  readonly kdf?: KdfCost;
-  /** Password rules for offline sign-up and password change; default: the server's default policy. */
-  readonly passwordPolicy?: PasswordPolicy;
-  /** The form records are validated against on write; default `defaultChildForm`. */
-  readonly form?: FormDefinition;
-  /** Largest photo accepted, in bytes; default 10 MiB. */
-  readonly photoMaxBytes?: number;
-  /** File access; default node:fs rooted at `directory`. */
-  readonly fileSystem?: FileSystem;
-  /** Where the device's Ed25519 key pair lives; default a mode-0600 file beside the keyring. */
-  readonly deviceKeyStore?: DeviceKeyStore;
-  /** Called after each migration step (progress reporting; the crash tests kill the process here). */
-  readonly onMigrationStep?: MigrationListener;
-}
+import { chooseTarget, offeredKey, rewrap, unlock, wipeKeys, wrapEntry, type Target, type Unlocked } from './user-keys.js';
+import { readMeta } from './vault-schema.js';
+import { GatedHandle, type WriteGateHold } from './write-gate.js';
 
 /** What `adoptVerifiedKey` is given by the online login. */
 export interface AdoptKeyInput {
@@ -144,149 +85,10 @@ export interface OnlineLoginOptions {
   readonly retry?: RetryOptions;
 }
 
-/** Records per sign-up request by default: the server's default push limit. */
-const DEFAULT_SIGNUP_BATCH = 500;
-
-/** Options of `Device.requestAccount` and `Device.accountStatus`. */
-export interface AccountRequestOptions {
-  /** The server to ask; default the device's `transport` option. It must implement `requestAccount` / `signupStatus`. */
-  readonly transport?: Transport;
-  /** Records per request (default 500, the server's default push limit); more are sent in further requests. */
-  readonly batchRecords?: number;
-}
-
-/** What `Device.requestAccount` reports. */
-export interface AccountRequestResult {
-  readonly status: SignupStatus;
-  /** When the server first received this request (ISO 8601). */
-  readonly requestedAt: string;
-  /** The user's records sent (all of them, in batches). */
-  readonly sent: number;
-  /** Records the server holds in quarantine for this request after the last batch. */
-  readonly quarantined: number;
-  /** The records the server refused, with its code (they stay on the phone and are pushed after approval). */
-  readonly failed: readonly PushResult[];
-}
-
-/** Where a request stands on a server (`Device.accountStatus`). */
-export interface AccountStatus {
-  readonly status: SignupStatus;
-  readonly requestedAt: string;
-  readonly decidedAt: string | null;
-}
-
 /** A user with keys on this device, and which kinds of database they can open. */
 export interface DeviceUser {
   readonly username: string;
   readonly kinds: readonly DbKind[];
-}
-
-interface ResolvedOptions {
-  readonly imei: string;
-  readonly storage: StorageAdapter;
-  readonly transport: Transport | undefined;
-  readonly logger: Logger;
-  readonly now: () => number;
-  readonly kdf: KdfCost | undefined;
-  readonly passwordPolicy: PasswordPolicy;
-  readonly form: FormDefinition;
-  readonly photoMaxBytes: number;
-  readonly onMigrationStep: MigrationListener | undefined;
-}
-
-/** One of a user's keyring entries, unwrapped, and where its key succession leads. */
-interface UnlockedEntry {
-  readonly entry: WrappedKeyEntry;
-  /** The key at the end of the succession chain (the entry's own key when it has none). */
-  readonly keyId: string;
-  readonly key: Uint8Array;
-}
-
-interface Unlocked {
-  readonly entries: UnlockedEntry[];
-  /** Every key reached, by key id (entries' own keys and every step of their chains). */
-  readonly keys: Map<string, Uint8Array>;
-}
-
-interface Target {
-  readonly kind: DbKind;
-  readonly keyId: string;
-  readonly key: Uint8Array;
-  readonly record: KeyRecord | undefined;
-}
-
-function inputInvalid(field: string, why: string): FieldvaultError {
-  return new FieldvaultError('INPUT_INVALID', { detail: `${field}: ${why}`, details: { field } });
-}
-
-function checkUsername(username: unknown): string {
-  if (typeof username !== 'string' || !USERNAME_PATTERN.test(username)) {
-    throw inputInvalid('username', 'lowercase letters, digits, ".", "_" and "-", 1–64 characters');
-  }
-  return username;
-}
-
-function checkPassword(password: unknown, field = 'password'): string {
-  if (typeof password !== 'string') throw inputInvalid(field, 'must be a string');
-  return password;
-}
-
-function wipeKeys(keys: Iterable<Uint8Array>): void {
-  for (const k of keys) k.fill(0);
-}
-
-/**
- * A challenge answer, checked: its schema, and the server id it names (when the server names one)
- * against the id the phone configured for it. Run before the password or a key is sent, so a
- * phone configured with the wrong id (its sync state would be kept under that id) sends nothing else.
- * @throws TRANSPORT_BAD_RESPONSE, TRANSPORT_SERVER_ID_MISMATCH
- */
-function checkChallenge(answer: unknown, configured: string): { challenge: string; serverId: string | undefined } {
-  const res = checkSchema(ChallengeResponseSchema, answer, 'TRANSPORT_BAD_RESPONSE');
-  if (res.serverId !== undefined && res.serverId !== configured) {
-    throw new FieldvaultError('TRANSPORT_SERVER_ID_MISMATCH', {
-      detail: `the server says its id is "${res.serverId}", this phone has it as "${configured}"`,
-      details: { serverId: configured, reported: res.serverId },
-    });
-  }
-  return { challenge: res.challenge, serverId: res.serverId };
-}
-
-function resolveOptions(options: DeviceOptions): ResolvedOptions & { directory: string } {
-  if (typeof options !== 'object' || options === null) throw inputInvalid('options', 'must be an object');
-  const problems: string[] = [];
-  const { directory, imei, storage, kdf, photoMaxBytes, now, logger } = options;
-  if (typeof directory !== 'string' || directory === '') problems.push('directory: a non-empty path');
-  if (typeof imei !== 'string' || !IMEI_PATTERN.test(imei)) problems.push('imei: 15 digits');
-  if (typeof storage !== 'object' || storage === null || typeof storage.open !== 'function') problems.push('storage: a StorageAdapter');
-  if (kdf !== undefined) {
-    for (const name of ['m', 't', 'p'] as const) {
-      const v = kdf[name];
-      const { min, max } = kdfBounds[name];
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) problems.push(`kdf.${name}: an integer in ${min} … ${max}`);
-    }
-  }
-  if (photoMaxBytes !== undefined && (!Number.isInteger(photoMaxBytes) || photoMaxBytes < 1 || photoMaxBytes > MAX_PHOTO_BYTES)) {
-    problems.push(`photoMaxBytes: an integer in 1 … ${MAX_PHOTO_BYTES}`);
-  }
-  if (now !== undefined && typeof now !== 'function') problems.push('now: a function returning ms');
-  if (logger !== undefined && (typeof logger !== 'object' || logger === null || typeof logger.warn !== 'function')) problems.push('logger: a pino-compatible logger');
-  if (problems.length > 0) {
-    throw new FieldvaultError('INPUT_INVALID', { detail: problems.join('; '), details: { field: problems[0]?.split(':')[0] ?? 'options' } });
-  }
-  return {
-    directory,
-    imei,
-    storage,
-    transport: options.transport,
-    logger: logger ?? silentLogger,
-    now: now ?? Date.now,
-    kdf,
-    passwordPolicy: options.passwordPolicy === undefined ? defaultPasswordPolicy : assertPasswordPolicy(options.passwordPolicy),
-    form: options.form === undefined ? defaultChildForm : parseFormDefinition(options.form),
-    photoMaxBytes: photoMaxBytes ?? DEFAULT_PHOTO_MAX_BYTES,
-    onMigrationStep: options.onMigrationStep,
-  };
 }
 
 /**
@@ -298,22 +100,6 @@ function resolveOptions(options: DeviceOptions): ResolvedOptions & { directory: 
  * @throws VAULT_STORAGE_FAILED when the directory cannot be created.
  * @throws VAULT_DEVICE_MISMATCH when the directory's keyring was created for another IMEI (nothing changed).
  */
-/** A temporary file younger than this may be another process's write in progress (keyring-lock). */
-const TEMP_FILE_GRACE_MS = 60_000;
-
-/**
- * A leftover of an atomic write that never finished (`<random>.tmp-<ms>`): removed when the device
- * is opened. One written within the last minute is left alone: another `Device` on the same
- * directory (a second process) may be about to rename it into place, and removing it made that
- * write fail (ENOENT, seen in keyring-lock.test.ts under CI load).
- */
-function isStaleTempFile(name: string, now: number): boolean {
-  const at = name.indexOf(TEMP_FILE_MARKER);
-  if (at === -1) return false;
-  const written = Number(name.slice(at + TEMP_FILE_MARKER.length));
-  return !Number.isSafeInteger(written) || now - written > TEMP_FILE_GRACE_MS || written > now + TEMP_FILE_GRACE_MS;
-}
-
 export async function createDevice(options: DeviceOptions): Promise<Device> {
   const resolved = resolveOptions(options);
   const fs = options.fileSystem ?? createNodeFileSystem(resolved.directory);
@@ -326,12 +112,13 @@ export async function createDevice(options: DeviceOptions): Promise<Device> {
     throw new FieldvaultError('VAULT_DEVICE_MISMATCH', { detail: 'the keyring in this directory was created for another IMEI', details: { field: 'imei' } });
   }
   await fs.mkdir(PHOTO_DIRECTORY);
-  for (const dir of ['.', PHOTO_DIRECTORY]) {
-    for (const name of await fs.list(dir)) {
-      if (isStaleTempFile(name, Date.now())) await fs.remove(dir === '.' ? name : `${dir}/${name}`);
-    }
-  }
+  await removeStaleTempFiles(fs);
   return new Device(resolved, fs, options.deviceKeyStore ?? createFileDeviceKeyStore(fs));
+}
+
+/** A session's database as the target of flow 1's move. */
+function moveTarget(session: Session, state: SessionState): MoveTarget {
+  return { username: session.username, keyId: session.keyId, key: state.key, db: state.db };
 }
 
 /**
@@ -364,6 +151,9 @@ export class Device {
     retireIfNothingLeft: (session, serverId, gate, nothingLeft) => this.#retireIfNothingLeft(session, serverId, gate, nothingLeft),
     databaseNames: () => this.#o.storage.list(),
   };
+  readonly #migration: MigrationContext;
+  readonly #blacklist: BlacklistContext;
+  readonly #signup: SignupCaller;
   #session: Session | undefined;
 
   /** @internal Use `createDevice`. */
@@ -373,6 +163,11 @@ export class Device {
     this.#fs = fs;
     this.#keyring = new KeyringFile(fs, options.imei);
     this.#deviceKeys = deviceKeys;
+    const { storage, logger, now, onMigrationStep } = options;
+    this.#migration = { storage, fs, keyring: this.#keyring, logger, now, onMigrationStep };
+    // Every caller holds the device lock already (a login, a sign-up call, a session's sync).
+    this.#blacklist = { imei: options.imei, fs, logger, now, wipe: () => this.#wipeLocked() };
+    this.#signup = { imei: options.imei, deviceKeys, blacklist: this.#blacklist };
   }
 
   /** The server connection given at creation (the default transport of `loginOnline`). */
@@ -385,201 +180,7 @@ export class Device {
     return this.#session;
   }
 
-  // ---------------------------------------------------------------- keys and keyring helpers
-
-  #kdfParams(): KdfParams {
-    const params = defaultKdfParams();
-    return this.#o.kdf === undefined ? params : { ...params, ...this.#o.kdf };
-  }
-
-  #wrap(username: string, password: string, key: Uint8Array, kind: DbKind, keyTimestamp: string | undefined): Promise<WrappedKeyEntry> {
-    return wrapKeyForUser({
-      password,
-      key,
-      username,
-      imei: this.imei,
-      kind,
-      kdf: this.#kdfParams(),
-      ...(keyTimestamp === undefined ? {} : { keyTimestamp }),
-    });
-  }
-
-  /** Follows the key succession from `keyId` to the newest key, recording every key reached. */
-  #follow(k: KeyringContent, keyId: string, key: Uint8Array, keys: Map<string, Uint8Array>): { keyId: string; key: Uint8Array } {
-    let current = { keyId, key };
-    const seen = new Set([keyId]);
-    for (let s = successorOf(k, keyId); s !== undefined && !seen.has(s.toKeyId); s = successorOf(k, current.keyId)) {
-      const next = keys.get(s.toKeyId) ?? unwrapSuccessor(current.key, s);
-      keys.set(s.toKeyId, next);
-      seen.add(s.toKeyId);
-      current = { keyId: s.toKeyId, key: next };
-    }
-    return current;
-  }
-
-  /**
-   * Unwraps every keyring entry of `username` that `password` opens and follows each key's
-   * succession. A user with no entries costs one key derivation all the same, so the time taken
-   * does not tell whether the user exists.
-   */
-  async #unlock(k: KeyringContent, username: string, password: string, equalizeTiming = true): Promise<Unlocked> {
-    const keys = new Map<string, Uint8Array>();
-    const entries: UnlockedEntry[] = [];
-    const mine = entriesOf(k, username);
-    if (mine.length === 0) {
-      if (equalizeTiming) (await deriveKek(password, this.#kdfParams())).fill(0);
-      return { entries, keys };
-    }
-    for (const entry of mine) {
-      let key: Uint8Array;
-      try {
-        key = await unwrapKeyForUser(password, entry, { imei: this.imei });
-      } catch (err) {
-        if ((err as { code?: unknown }).code !== 'VAULT_WRONG_PASSWORD') throw err;
-        continue;
-      }
-      keys.set(entry.keyId, key);
-      const final = this.#follow(k, entry.keyId, key, keys);
-      entries.push({ entry, keyId: final.keyId, key: final.key });
-    }
-    if (entries.length > 0 && entries.length < mine.length) {
-      this.#o.logger.warn({ username, entries: mine.length, opened: entries.length }, 'some keyring entries did not open with this password');
-    }
-    return { entries, keys };
-  }
-
-  /** The kind of database a key is for now: the device's verified key, a server's temporary key, or the entry's own kind. */
-  #kindOf(k: KeyringContent, u: UnlockedEntry): DbKind {
-    return currentKind(k, u.entry.kind, u.keyId);
-  }
-
-  #recordFor(k: KeyringContent, kind: DbKind, id: string): KeyRecord | undefined {
-    if (kind === 'verified') return k.verified?.keyId === id ? k.verified : undefined;
-    if (kind.startsWith('temporary:')) {
-      const r = k.temporary[kind.slice('temporary:'.length)];
-      return r?.keyId === id ? r : undefined;
-    }
-    return undefined;
-  }
-
-  /** Which database a login opens: the device's verified one, else a temporary one, else the user's own kind. */
-  #choose(k: KeyringContent, u: Unlocked): Target {
-    // Lower is better: the device's verified key, a server's current temporary key, any other
-    // temporary or verified key, the user's unverified key.
-    const rank = (x: UnlockedEntry): number => {
-      const kind = this.#kindOf(k, x);
-      if (kind === 'verified' && x.keyId === k.verified?.keyId) return 0;
-      if (kind.startsWith('temporary:')) return this.#recordFor(k, kind, x.keyId) === undefined ? 2 : 1;
-      return kind === 'verified' ? 2 : 3;
-    };
-    const best = [...u.entries].sort((a, b) => rank(a) - rank(b))[0];
-    if (best === undefined) throw new FieldvaultError('VAULT_WRONG_PASSWORD');
-    const kind = this.#kindOf(k, best);
-    return { kind, keyId: best.keyId, key: best.key, record: this.#recordFor(k, kind, best.keyId) };
-  }
-
-  /**
-   * The keyring with the user's entries re-wrapped where their key or kind changed (key succession
-   * was followed), or all of them (`all`, for a password change) under `password`.
-   */
-  async #rewrap(k: KeyringContent, username: string, password: string, u: Unlocked, all: boolean): Promise<KeyringContent> {
-    let next = k;
-    for (const x of u.entries) {
-      const kind = this.#kindOf(k, x);
-      if (!all && kind === x.entry.kind && x.keyId === x.entry.keyId) continue;
-      const entry = await this.#wrap(username, password, x.key, kind, this.#recordFor(k, kind, x.keyId)?.issuedAt ?? x.entry.keyTimestamp);
-      next = withEntry(
-        withoutEntries(next, (e) => e === x.entry),
-        entry,
-      );
-    }
-    return next;
-  }
-
-  async #openDb(key: Uint8Array, create: boolean): Promise<StorageHandle> {
-    const db = await this.#o.storage.open(dbFileName(key), key, { create });
-    try {
-      await ensureSchema(db);
-    } catch (err) {
-      await db.close();
-      throw err;
-    }
-    return db;
-  }
-
-  async #step(op: 'merge' | 'move', step: 'journal-written' | 'journal-cleared', p: { fromKeyId: string; toKeyId: string }): Promise<void> {
-    await this.#o.onMigrationStep?.({ op, step, fromKeyId: p.fromKeyId, toKeyId: p.toKeyId });
-  }
-
-  /**
-   * Runs one journaled migration to the end and clears its journal entry. `target`, when given,
-   * is an open handle on the target database (an open session's).
-   */
-  async #runMigration(
-    k: KeyringContent,
-    op: PendingMigration,
-    fromKey: Uint8Array,
-    toKey: Uint8Array,
-    target?: StorageHandle,
-  ): Promise<{ keyring: KeyringContent; result: MigrationResult }> {
-    const storage = this.#o.storage;
-    const fromName = dbFileName(fromKey);
-    let result: MigrationResult = { records: 0, photos: 0 };
-    const started = Date.now();
-    if (await storage.exists(fromName)) {
-      const handle = target ?? (await this.#openDb(toKey, true));
-      try {
-        result = await migrateData({ storage, fs: this.#fs, logger: this.#o.logger, onStep: this.#o.onMigrationStep }, handle, {
-          op: op.op,
-          fromKeyId: op.fromKeyId,
-          toKeyId: op.toKeyId,
-          fromKey,
-          toKey,
-          fromName,
-          ...(op.username === undefined ? {} : { username: op.username }),
-        });
-      } finally {
-        if (target === undefined) await handle.close();
-      }
-    }
-    let next = withoutPending(k, op);
-    if (op.op === 'move' && op.username !== undefined) {
-      const mover = op.username;
-      next = withoutEntries(next, (e) => e.username === mover && e.kind === 'unverified' && e.keyId === op.fromKeyId);
-      // The emptied unverified database goes once no other entry can open it.
-      if (!next.entries.some((e) => e.keyId === op.fromKeyId) && (await storage.exists(fromName))) {
-        const source = await this.#openDb(fromKey, false);
-        const left = await countRecords(source).finally(() => source.close());
-        if (left === 0) {
-          await storage.remove(fromName);
-          await this.#o.onMigrationStep?.({ op: op.op, step: 'source-deleted', fromKeyId: op.fromKeyId, toKeyId: op.toKeyId });
-        }
-      }
-    }
-    next = await this.#keyring.save(next);
-    await this.#step(op.op, 'journal-cleared', op);
-    this.#o.logger.info(
-      { op: op.op, fromKeyId: op.fromKeyId, toKeyId: op.toKeyId, records: result.records, photos: result.photos, ms: Date.now() - started },
-      'migration finished',
-    );
-    return { keyring: next, result };
-  }
-
-  /** Finishes every journaled migration whose target key is in `keys` (resume after a crash). */
-  async #resumePending(k: KeyringContent, keys: ReadonlyMap<string, Uint8Array>): Promise<KeyringContent> {
-    let current = k;
-    for (const op of k.pending) {
-      const toKey = keys.get(op.toKeyId);
-      if (toKey === undefined) continue;
-      const fromKey = unwrapSuccessor(toKey, op.sourceKey);
-      try {
-        current = (await this.#runMigration(current, op, fromKey, toKey)).keyring;
-      } finally {
-        fromKey.fill(0);
-      }
-    }
-    return current;
-  }
+  // ---------------------------------------------------------------- sessions
 
   #assertNoSession(username?: string): void {
     if (this.#session !== undefined && this.#session.username !== username) throw new FieldvaultError('VAULT_SESSION_OPEN');
@@ -588,7 +189,7 @@ export class Device {
   async #openSession(k: KeyringContent, username: string, target: Target, u: Unlocked): Promise<Session> {
     const key = new Uint8Array(target.key);
     // Every write of the session goes through the gate: a retired device's last step holds it (write-gate.ts).
-    const db = new GatedHandle(await this.#openDb(key, false));
+    const db = new GatedHandle(await openDatabase(this.#o.storage, key, false));
     try {
       const last = await readMeta(db, 'clock');
       const clock = createClock({ node: this.imei, now: this.#o.now, ...(last === undefined ? {} : { last }) });
@@ -655,8 +256,8 @@ export class Device {
       const key = generateDbKey();
       try {
         // The database exists before the keyring names it, so an entry never points at nothing.
-        await (await this.#openDb(key, true)).close();
-        const entry = await this.#wrap(username, password, key, 'unverified', undefined);
+        await (await openDatabase(this.#o.storage, key, true)).close();
+        const entry = await wrapEntry(this.#o, username, password, key, 'unverified', undefined);
         try {
           await this.#keyring.save(withEntry(k, entry));
         } catch (err) {
@@ -690,17 +291,17 @@ export class Device {
     return this.#mutex.run(async () => {
       this.#assertNoSession();
       let k = await this.#keyring.load();
-      const u = await this.#unlock(k, username, password);
+      const u = await unlock(this.#o, k, username, password);
       try {
         if (u.entries.length === 0) {
           // After a blacklisting wipe the keyring is empty: say why rather than "wrong password".
           const mark = entriesOf(k, username).length === 0 ? await readBlockedMark(this.#fs) : null;
           throw mark === null ? new FieldvaultError('VAULT_WRONG_PASSWORD') : blockedError(mark);
         }
-        const next = await this.#rewrap(k, username, password, u, false);
+        const next = await rewrap(this.#o, k, username, password, u, false);
         if (next !== k) k = await this.#keyring.save(next);
-        k = await this.#resumePending(k, u.keys);
-        return await this.#openSession(k, username, this.#choose(k, u), u);
+        k = await resumePending(this.#migration, k, u.keys);
+        return await this.#openSession(k, username, chooseTarget(k, u), u);
       } finally {
         wipeKeys(u.keys.values());
       }
@@ -720,10 +321,10 @@ export class Device {
     assertPasswordAcceptable(checkPassword(newPassword, 'newPassword'), this.#o.passwordPolicy, { username });
     return this.#mutex.run(async () => {
       const k = await this.#keyring.load();
-      const u = await this.#unlock(k, username, oldPassword);
+      const u = await unlock(this.#o, k, username, oldPassword);
       try {
         if (u.entries.length === 0) throw new FieldvaultError('VAULT_WRONG_PASSWORD');
-        await this.#keyring.save(await this.#rewrap(k, username, newPassword, u, true));
+        await this.#keyring.save(await rewrap(this.#o, k, username, newPassword, u, true));
         this.#o.logger.info({ username }, 'password changed');
       } finally {
         wipeKeys(u.keys.values());
@@ -770,7 +371,7 @@ export class Device {
       await this.#session?.logout();
       const k = await this.#keyring.load();
       // The server already authenticated the user: no need to hide whether they have entries here.
-      const u = await this.#unlock(k, username, password, false);
+      const u = await unlock(this.#o, k, username, password, false);
       const keys = u.keys;
       keys.set(record.keyId, new Uint8Array(input.key));
       try {
@@ -838,23 +439,16 @@ export class Device {
     return this.#mutex.run(async () => {
       this.#assertNoSession(username);
       // The blocking server itself is allowed: its login is how the phone learns it was reinstated.
-      const mark = await this.#assertNotBlocked(serverId);
+      const mark = await assertNotBlocked(this.#fs, serverId);
       const k = await this.#keyring.load();
-      const u = await this.#unlock(k, username, password, false);
+      const u = await unlock(this.#o, k, username, password, false);
       try {
         if (u.entries.length === 0 && entriesOf(k, username).length > 0) {
           this.#o.logger.warn({ username, serverId }, 'the password opens none of this user\'s keys here; logging in online without offering a key');
           // The session says so too (`unverifiedRecordsLocked`) when an unverified database is left behind.
         }
-        const offer = this.#offer(k, u, serverId);
-        const ask = async <T>(call: () => Promise<T>): Promise<T> => {
-          try {
-            return await call();
-          } catch (err) {
-            if (isFieldvaultError(err) && err.code === 'DEVICE_BLACKLISTED') throw await this.#wipeBlacklisted(serverId, err);
-            throw err;
-          }
-        };
+        const offer = offeredKey(k, u, serverId);
+        const ask = <T>(call: () => Promise<T>): Promise<T> => wipeIfBlacklisted(this.#blacklist, serverId, call);
         // A fresh challenge for every try: a challenge is single-use.
         const response: LoginResponse = await withRetry(
           async () => {
@@ -879,7 +473,7 @@ export class Device {
           ({ attempt, delayMs, code }) => this.#o.logger.info({ username, serverId, attempt, delayMs, code }, 'online login retried'),
           isLoginRetryable,
         );
-        const { record, key } = this.#checkLoginResponse(response, username);
+        const { record, key } = checkLoginResponse(response, username, this.imei);
         if (u.keys.has(record.keyId)) key.fill(0);
         else u.keys.set(record.keyId, key);
 
@@ -894,7 +488,7 @@ export class Device {
           await revokeLogins([replaced], (id, code) => this.#o.logger.info({ serverId: id, code: code ?? null }, 'the previous server session could not be ended; it expires on its own'), false);
         }
         await session.rememberServerRoles();
-        if (mark !== null) await this.#liftBlockedMark(serverId);
+        if (mark !== null) await liftBlockedMark(this.#blacklist, serverId);
         this.#o.logger.info(
           { username, serverId, kind: session.kind, keyId: session.keyId, offeredKeyId: offer?.record.keyId ?? null },
           'logged in online',
@@ -955,9 +549,9 @@ export class Device {
     const batch = options.batchRecords ?? DEFAULT_SIGNUP_BATCH;
     if (!Number.isInteger(batch) || batch < 1 || batch > 10_000) throw inputInvalid('batchRecords', 'an integer in 1..10000');
     return this.#mutex.run(async () => {
-      await this.#assertNotBlocked(transport.serverId);
+      await assertNotBlocked(this.#fs, transport.serverId);
       const k = await this.#keyring.load();
-      const u = await this.#unlock(k, username, password);
+      const u = await unlock(this.#o, k, username, password);
       try {
         if (u.entries.length === 0) throw new FieldvaultError('VAULT_WRONG_PASSWORD');
         const own = u.entries.find((x) => x.entry.kind === 'unverified');
@@ -969,29 +563,10 @@ export class Device {
         // (before anything is sent), because this password becomes the server account's and the
         // policy may have grown stricter since the offline sign-up.
         assertPasswordAcceptable(password, this.#o.passwordPolicy, { username });
-        const records = await this.#ownRecords(username, own.key);
-        const serverId = transport.serverId;
-        const devicePublicKey = toBase64(await this.#deviceKeys.publicKey());
-        let last: { status: SignupStatus; requestedAt: string; quarantined: number } | undefined;
-        const failed: PushResult[] = [];
-        // At least one call, also for a user without records.
-        for (let at = 0; at === 0 || at < records.length; at += batch) {
-          const chunk = records.slice(at, at + batch);
-          const challenge = await this.#signupChallenge(transport, serverId);
-          const signature = await this.#deviceKeys.sign(signupSignatureMessage({ action: 'request', challenge, username, imei: this.imei }));
-          const answer = await this.#askServer(serverId, () =>
-            send({ username, password, imei: this.imei, devicePublicKey, challenge, signature: toBase64(signature), records: chunk }),
-          );
-          const res = checkSchema(SignupRequestResponseSchema, answer, 'TRANSPORT_BAD_RESPONSE');
-          if (res.results.length !== chunk.length || res.results.some((r, i) => r.id !== null && r.id !== chunk[i]?.id)) {
-            throw new FieldvaultError('TRANSPORT_BAD_RESPONSE', { detail: 'the results do not match the records sent' });
-          }
-          failed.push(...res.results.filter((r) => r.status === 'error'));
-          last = { status: res.status, requestedAt: res.requestedAt, quarantined: res.quarantined };
-        }
-        if (last === undefined) throw new FieldvaultError('TRANSPORT_BAD_RESPONSE');
-        this.#o.logger.info({ username, serverId, sent: records.length, failed: failed.length }, 'account requested');
-        return { ...last, sent: records.length, failed };
+        const records = await readOwnRecords(this.#o.storage, own.key, { username, imei: this.imei, now: this.#o.now, form: this.#o.form });
+        const result = await sendAccountRequest(this.#signup, transport, send, { username, password, records, batch });
+        this.#o.logger.info({ username, serverId: transport.serverId, sent: result.sent, failed: result.failed.length }, 'account requested');
+        return result;
       } finally {
         wipeKeys(u.keys.values());
       }
@@ -1013,148 +588,12 @@ export class Device {
       throw inputInvalid('transport', 'a transport that implements signupStatus (pending sign-ups)');
     }
     return this.#mutex.run(async () => {
-      const serverId = transport.serverId;
-      await this.#assertNotBlocked(serverId);
-      const challenge = await this.#signupChallenge(transport, serverId);
-      const signature = await this.#deviceKeys.sign(signupSignatureMessage({ action: 'status', challenge, username, imei: this.imei }));
-      const answer = await this.#askServer(serverId, async () =>
-        ask({ username, imei: this.imei, devicePublicKey: toBase64(await this.#deviceKeys.publicKey()), challenge, signature: toBase64(signature) }),
-      );
-      return checkSchema(SignupStatusResponseSchema, answer, 'TRANSPORT_BAD_RESPONSE');
+      await assertNotBlocked(this.#fs, transport.serverId);
+      return fetchAccountStatus(this.#signup, transport, ask, username);
     });
   }
 
-  /** The user's own records in their unverified database, deleted ones included. */
-  async #ownRecords(username: string, key: Uint8Array): Promise<ChildRecord[]> {
-    const db = await this.#openDb(new Uint8Array(key), false);
-    try {
-      const last = await readMeta(db, 'clock');
-      const clock = createClock({ node: this.imei, now: this.#o.now, ...(last === undefined ? {} : { last }) });
-      const store = new RecordStore(db, { username, device: this.imei, onlyOwn: true, clock, form: this.#o.form });
-      const out: ChildRecord[] = [];
-      for (;;) {
-        const page = await store.list({ limit: MAX_PAGE_SIZE, offset: out.length, includeDeleted: true });
-        out.push(...page);
-        if (page.length < MAX_PAGE_SIZE) return out;
-      }
-    } finally {
-      await db.close();
-    }
-  }
-
-  async #signupChallenge(transport: Transport, serverId: string): Promise<string> {
-    const answer = await this.#askServer(serverId, () => transport.challenge({ imei: this.imei }));
-    return checkChallenge(answer, serverId).challenge;
-  }
-
-  /** A server call that wipes the device first when the server reports it blacklisted. */
-  async #askServer<T>(serverId: string, call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (err) {
-      if (isFieldvaultError(err) && err.code === 'DEVICE_BLACKLISTED') throw await this.#wipeBlacklisted(serverId, err);
-      throw err;
-    }
-  }
-
-  /**
-   * The key this user offers a server at login (flow 2): the one they would open, with its key
-   * record — the device's verified key first, then their temporary key for this server, then
-   * another server's. None for an unverified user (a phone-made key never leaves the phone).
-   */
-  #offer(k: KeyringContent, u: Unlocked, serverId: string): { record: KeyRecord; key: Uint8Array } | undefined {
-    const rank = (kind: DbKind): number => (kind === 'verified' ? 0 : kind === `temporary:${serverId}` ? 1 : 2);
-    let best: { record: KeyRecord; key: Uint8Array; rank: number } | undefined;
-    for (const x of u.entries) {
-      const kind = this.#kindOf(k, x);
-      const record = kind === 'unverified' ? undefined : this.#recordFor(k, kind, x.keyId);
-      if (record === undefined) continue;
-      const candidate = { record, key: x.key, rank: rank(kind) };
-      if (best === undefined || candidate.rank < best.rank || (candidate.rank === best.rank && compareKeyRecords(record, best.record) > 0)) best = candidate;
-    }
-    return best === undefined ? undefined : { record: best.record, key: best.key };
-  }
-
-  /**
-   * Checks a login answer beyond its schema: it is for this user and this device, and its key is
-   * the one its record names. A server (or anything posing as one) cannot make the phone store a
-   * key under a record that does not describe it.
-   * @throws TRANSPORT_BAD_RESPONSE
-   */
-  #checkLoginResponse(response: unknown, username: string): { record: KeyRecord; key: Uint8Array } {
-    const r = checkSchema(LoginResponseSchema, response, 'TRANSPORT_BAD_RESPONSE');
-    const bad = (detail: string, cause?: unknown): FieldvaultError =>
-      new FieldvaultError('TRANSPORT_BAD_RESPONSE', { detail, ...(cause === undefined ? {} : { cause }) });
-    if (r.user.username !== username) throw bad('the answer is for another user');
-    let record: KeyRecord;
-    try {
-      record = parseKeyRecord(r.key.record);
-    } catch (cause) {
-      throw bad('malformed key record', cause);
-    }
-    if (record.imei !== this.imei) throw bad('the key record is for another device');
-    const key = fromBase64(r.key.dbKey);
-    if (key.byteLength !== DB_KEY_LENGTH || keyId(key) !== record.keyId) {
-      key.fill(0);
-      throw bad('the key does not match its key record');
-    }
-    return { record, key };
-  }
-
-  /**
-   * DEVICE_BLACKLISTED from a server: mark the device blocked, wipe everything, then report it.
-   * The mark is written before the wipe, so that a process killed (or a storage failing) halfway
-   * through the wipe still leaves it; when that first write fails (a full disk), it is tried
-   * again once the wipe has freed space. An existing mark is kept (its server and date stand).
-   */
-  async #wipeBlacklisted(serverId: string, reported: FieldvaultError): Promise<FieldvaultError> {
-    this.#o.logger.warn({ imei: this.imei, serverId }, 'the server reports this device as blacklisted: wiping it');
-    const mark = async (): Promise<boolean> => {
-      try {
-        if ((await readBlockedMark(this.#fs)) === null) await writeBlockedMark(this.#fs, { serverId, at: new Date(this.#o.now()).toISOString() });
-        return true;
-      } catch (err) {
-        this.#o.logger.error({ imei: this.imei, code: isFieldvaultError(err) ? err.code : 'INTERNAL_ERROR' }, 'writing the blocked mark failed');
-        return false;
-      }
-    };
-    const marked = await mark();
-    let wiped = true;
-    try {
-      await this.#wipeLocked();
-    } catch (err) {
-      wiped = false;
-      this.#o.logger.error({ imei: this.imei, code: isFieldvaultError(err) ? err.code : 'INTERNAL_ERROR' }, 'wipe after blacklisting failed');
-    }
-    if (!marked) await mark();
-    return new FieldvaultError('DEVICE_BLACKLISTED', {
-      detail: wiped ? 'this device was wiped' : 'wiping this device failed; call wipe() again',
-      details: { serverId, wiped },
-      cause: reported,
-    });
-  }
-
-  /**
-   * Refuses (DEVICE_BLACKLISTED, `details.local`) any server but the one that blocked this device,
-   * before anything is sent. Returns the mark (or `null`) for the caller to lift on success.
-   */
-  async #assertNotBlocked(serverId: string): Promise<BlockedMark | null> {
-    const mark = await readBlockedMark(this.#fs);
-    if (mark !== null && mark.serverId !== serverId) throw blockedError(mark);
-    return mark;
-  }
-
-  /** The blocking server accepted a login: it reinstated the device, so the mark goes. */
-  async #liftBlockedMark(serverId: string): Promise<void> {
-    try {
-      await removeBlockedMark(this.#fs);
-      this.#o.logger.info({ imei: this.imei, serverId }, 'the server that blocked this device accepted a login: block lifted');
-    } catch (err) {
-      // The session is open and valid; a mark left behind only means the next login to another
-      // server is refused until a login to this one succeeds again.
-      this.#o.logger.error({ imei: this.imei, code: isFieldvaultError(err) ? err.code : 'INTERNAL_ERROR' }, 'removing the blocked mark failed');
-    }
-  }
+  // ---------------------------------------------------------------- key adoption and session callbacks
 
   async #adopt(k: KeyringContent, u: Unlocked, username: string, password: string, serverId: string, offered: KeyRecord): Promise<Session> {
     const keys = u.keys;
@@ -1181,7 +620,7 @@ export class Device {
     const winnerKey = keyOf(winner.keyId);
 
     // The winner's database exists before the keyring names it.
-    await (await this.#openDb(winnerKey, true)).close();
+    await (await openDatabase(this.#o.storage, winnerKey, true)).close();
 
     const startedAt = new Date(this.#o.now()).toISOString();
     let next: KeyringContent = k;
@@ -1210,7 +649,7 @@ export class Device {
       });
     }
     for (const op of journaled) next = withPending(next, op);
-    const entry = await this.#wrap(username, password, winnerKey, kind, winner.issuedAt);
+    const entry = await wrapEntry(this.#o, username, password, winnerKey, kind, winner.issuedAt);
     next = withEntry(
       withoutEntries(next, (e) => e.username === username && e.kind !== 'unverified' && (losers.has(e.keyId) || e.kind === kind)),
       entry,
@@ -1219,10 +658,10 @@ export class Device {
     const superseded = new Set(u.entries.filter((x) => losers.has(x.keyId) && x.entry.kind !== 'unverified').map((x) => x.entry));
     next = withoutEntries(next, (e) => superseded.has(e));
     let saved = await this.#keyring.save(next);
-    for (const op of journaled) await this.#step(op.op, 'journal-written', op);
+    for (const op of journaled) await reportStep(this.#migration, op.op, 'journal-written', op);
     this.#o.logger.info({ username, kind, keyId: winner.keyId, migrations: journaled.length }, 'server key adopted');
 
-    saved = await this.#resumePending(saved, new Map([[winner.keyId, winnerKey]]));
+    saved = await resumePending(this.#migration, saved, new Map([[winner.keyId, winnerKey]]));
     return this.#openSession(saved, username, { kind, keyId: winner.keyId, key: winnerKey, record: winner }, u);
   }
 
@@ -1231,29 +670,11 @@ export class Device {
     return this.#mutex.run(async () => {
       const fromKey = state.unverifiedKey;
       if (fromKey === undefined || !session.active) return { records: 0, photos: 0 };
-      const result = await this.#journaledMove(await this.#keyring.load(), session, state, fromKey);
+      const result = await journaledMove(this.#migration, await this.#keyring.load(), moveTarget(session, state), fromKey);
       fromKey.fill(0);
       (state as { unverifiedKey: Uint8Array | undefined }).unverifiedKey = undefined;
       return result;
     });
-  }
-
-  /**
-   * Flow 1's move of the unverified database under `fromKey` into the session's database: the
-   * journal goes into the keyring (`k`) first, so a crash at any step is resumed by the next login.
-   */
-  async #journaledMove(k: KeyringContent, session: Session, state: SessionState, fromKey: Uint8Array): Promise<MigrationResult> {
-    const op: PendingMigration = {
-      op: 'move',
-      username: session.username,
-      fromKeyId: keyId(fromKey),
-      toKeyId: session.keyId,
-      sourceKey: wrapSuccessor(state.key, fromKey),
-      startedAt: new Date(this.#o.now()).toISOString(),
-    };
-    const saved = await this.#keyring.save(withPending(k, op));
-    await this.#step('move', 'journal-written', op);
-    return (await this.#runMigration(saved, op, fromKey, state.key, state.db)).result;
   }
 
   /** Session callback: see `Session.claimUnverifiedRecords`. */
@@ -1268,7 +689,7 @@ export class Device {
       try {
         // The same journaled move as flow 1: resumed by the next login that opens the target key
         // if the process dies, idempotent, and the emptied unverified database is deleted.
-        const result = await this.#journaledMove(k, session, state, fromKey);
+        const result = await journaledMove(this.#migration, k, moveTarget(session, state), fromKey);
         this.#o.logger.info({ username: session.username, records: result.records, photos: result.photos }, 'unverified records claimed with the old phone password');
         return result;
       } finally {
@@ -1284,7 +705,7 @@ export class Device {
 
   /** Session callback: a server answered a sync request with DEVICE_BLACKLISTED. */
   #deviceBlacklisted(serverId: string, reported: FieldvaultError): Promise<FieldvaultError> {
-    return this.#mutex.run(() => this.#wipeBlacklisted(serverId, reported));
+    return this.#mutex.run(() => wipeBlacklisted(this.#blacklist, serverId, reported));
   }
 
   /**

@@ -57,7 +57,9 @@ export type { SetPasswordWithTokenInput, PasswordSet } from './password-token.js
 export { setPasswordWithToken } from './password-token.js';
 export type { KnownServer } from './session.js';
 export { Session } from './session.js';
-export type { DeviceOptions, AdoptKeyInput, DeviceUser, KdfCost, OnlineLoginOptions, AccountRequestOptions, AccountRequestResult, AccountStatus } from './device.js';
+export type { DeviceOptions, KdfCost } from './device-options.js';
+export type { AdoptKeyInput, DeviceUser, OnlineLoginOptions } from './device.js';
+export type { AccountRequestOptions, AccountRequestResult, AccountStatus } from './account-request.js';
 export { Device, createDevice } from './device.js';
 export type { BlockedMark } from './blocked-mark.js';
 export { BLOCKED_MARK_FILE } from './blocked-mark.js';
