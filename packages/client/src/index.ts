@@ -36,7 +36,7 @@ export type { HttpTransport, HttpTransportOptions, HttpTransportTls } from './ht
 export { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_TIMEOUT_MS, createHttpTransport } from './http-transport.js';
 /** The form of a public-key pin `tls.pinSha256` takes (`sha256//…`). */
 export { PUBLIC_KEY_PIN_PATTERN } from '@fieldvault/crypto';
-export type { RetirementHold, SyncOptions, SyncProgress, SyncSummary, SyncBatchOptions } from './sync-engine.js';
+export type { RetirementHold, SyncOptions, SyncProgress, SyncSummary, SyncFailure, SyncBatchOptions } from './sync-engine.js';
 export { DEFAULT_PUSH_BYTES, DEFAULT_PUSH_RECORDS, MAX_INTERNAL_ERROR_BATCHES } from './sync-engine.js';
 export type { RetryOptions } from './retry.js';
 export { DEFAULT_RETRY } from './retry.js';
