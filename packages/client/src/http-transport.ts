@@ -26,6 +26,7 @@ import {
   TOKEN_PATTERN,
   UUID_V4_PATTERN,
   checkSchema,
+  photoIdOfField,
   isErrorCode,
   isFieldvaultError,
   isSdkOnlyCode,
@@ -786,8 +787,9 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
     res.results.forEach((result, i) => {
       if (result.id !== records[i]?.id) throw badResponse('a result names another record', { index: i });
       if ((result.status === 'error') !== (result.code !== undefined)) throw badResponse('a result without its code', { index: i });
-      // A result names a photo of the record sent, never one the phone knows nothing of.
-      if (result.photoId !== undefined && (result.status !== 'error' || !Object.hasOwn(records[i]?.photos ?? {}, result.photoId))) {
+      // A result names a photo of the record sent (`photos.<photoId>`), never one the phone knows nothing of.
+      const photoId = photoIdOfField(result.field);
+      if (photoId !== undefined && (result.status !== 'error' || !Object.hasOwn(records[i]?.photos ?? {}, photoId))) {
         throw badResponse('a result names a photo the record does not carry', { index: i });
       }
     });

@@ -8,6 +8,7 @@ import {
   isFieldvaultError,
   mergeRecords,
   needsReview,
+  photoIdOfField,
   type ChildRecord,
   type PullResponse,
   type PushResult,
@@ -435,7 +436,8 @@ async function syncOnce(ctx: SyncContext, options: SyncOptions): Promise<SyncSum
         pushed += 1;
         if ((result.conflicts ?? 0) > 0) conflicted.add(row.id);
       } else {
-        failed.push({ id: row.id, code: result.code ?? 'INTERNAL_ERROR', ...(result.photoId === undefined ? {} : { photoId: result.photoId }) });
+        const photoId = photoIdOfField(result.field);
+        failed.push({ id: row.id, code: result.code ?? 'INTERNAL_ERROR', ...(photoId === undefined ? {} : { photoId }) });
         failedIds.add(row.id);
       }
     }

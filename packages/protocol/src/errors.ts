@@ -351,7 +351,7 @@ export const errorCatalogue = {
   PHOTO_ID_TAKEN: {
     status: 409,
     message: 'Another record already uses this photo id; a photo id belongs to the first record that referenced it.',
-    hint: "This version of the record was not stored; other records in the push are not affected. The push result's photoId names the photo whose id another record named first on this server: remove that photo from the record and add the image again (it gets a new id; a removed photo claims no id), then sync.",
+    hint: "Remove the photo from the record and add the image again (it gets a new id; a removed photo claims no id), then sync. In a push only this version of the record was refused, and its result names the photo (field photos.<photoId>); other records are not affected.",
   },
   PHOTO_REF_CHANGED: {
     status: 409,

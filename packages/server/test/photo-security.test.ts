@@ -114,7 +114,7 @@ t.test('H2: a record refused for a squatted photo id is accepted once its user r
   t.equal(((await upload(app, bob.token, P, junk.id, evil)).json() as PhotoUploadStatus).complete, true, 'the junk record keeps its id as before');
 });
 
-t.test("H2: a refused record's result names its own photo at fault (photoId), never the record holding the id", async (t) => {
+t.test("H2: a refused record's result names its own photo at fault (field photos.<id>), never the record holding the id, in a shape SDKs up to session 17 accept", async (t) => {
   const { app, clock } = await makeApp(t, couch);
   const { token: admin } = await setupAdmin(app);
   const carol = await phoneFor(app, admin, clock, 'carol');
@@ -126,14 +126,18 @@ t.test("H2: a refused record's result names its own photo at fault (photoId), ne
   const fresh = randomUUID();
   const carolRec = withPhoto(withPhoto(newRecord(carol, { name: 'child of carol' }), carol, fresh, png(1_000, 'fresh')), carol, P, png(2_000, 'real'));
   const refused = await push(app, carol.token, [carolRec]);
-  t.same(refused.results[0], { id: carolRec.id, status: 'error', code: 'PHOTO_ID_TAKEN', field: 'photos', photoId: P }, 'PHOTO_ID_TAKEN names the squatted photo, and nothing else');
+  t.same(refused.results[0], { id: carolRec.id, status: 'error', code: 'PHOTO_ID_TAKEN', field: `photos.${P}` }, 'PHOTO_ID_TAKEN names the squatted photo, and nothing else');
+  // SDKs up to session 17 refuse a push answer whose results carry any other property (the whole
+  // answer: every later sync would fail), so a result never gains one.
+  const released = ['id', 'status', 'changed', 'conflicts', 'code', 'field'];
+  t.same(Object.keys(refused.results[0] ?? {}).filter((k) => !released.includes(k)), [], 'only the properties released SDKs know');
 
   const Q = randomUUID();
   const kept = withPhoto(newRecord(carol, { name: 'kept' }), carol, Q, png(1_000, 'kept'));
   await pushOne(app, carol, kept);
   const changed = { ...kept, photos: { ...kept.photos, [Q]: { ...kept.photos[Q]!, size: 999 } } };
   const res = await push(app, carol.token, [changed]);
-  t.same(res.results[0], { id: kept.id, status: 'error', code: 'PHOTO_REF_CHANGED', field: 'photos', photoId: Q }, 'PHOTO_REF_CHANGED names the changed photo');
+  t.same(res.results[0], { id: kept.id, status: 'error', code: 'PHOTO_REF_CHANGED', field: `photos.${Q}` }, 'PHOTO_REF_CHANGED names the changed photo');
 });
 
 t.test('H2: a removed photo ref binds no id and is refused for none; an id its record owns stays owned once removed', async (t) => {

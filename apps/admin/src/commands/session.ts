@@ -99,16 +99,14 @@ function sessionLines(session: Pick<SessionView, 'user' | 'expiresAt'>, server: 
 
 /**
  * The server as the login answer identified it: its id replaces any remembered one (the server
- * at a URL can change), and is dropped when an older server does not send it.
- * @throws TRANSPORT_BAD_RESPONSE when the id is not a server id
+ * at a URL can change), and is dropped when an older server does not send it. One that is not a
+ * server id (only a misbehaving server sends that) is dropped too rather than refused: the login
+ * has already happened, and an enrolment's one-time recovery codes are in this same answer, so
+ * failing here would lose them; the id only names the server in the CLI's output.
  */
 function identified(trust: ServerTrust, serverId: unknown): ServerTrust {
   const { id: _remembered, ...rest } = trust;
-  if (serverId === undefined) return rest;
-  if (typeof serverId !== 'string' || !NODE_ID_PATTERN.test(serverId)) {
-    throw new FieldvaultError('TRANSPORT_BAD_RESPONSE', { detail: 'the login answer names no valid server id' });
-  }
-  return { ...rest, id: serverId };
+  return typeof serverId === 'string' && NODE_ID_PATTERN.test(serverId) ? { ...rest, id: serverId } : rest;
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { errorCatalogue } from '../errors.js';
-import { Sha256HexSchema, UsernameSchema, UuidSchema } from '../ids.js';
+import { Sha256HexSchema, UUID_V4_PATTERN, UsernameSchema, UuidSchema } from '../ids.js';
 import { HLC_MAX_WALL } from '../hlc.js';
 import { ChildRecordSchema, MAX_PHOTO_BYTES, PHOTO_TYPES, type ChildRecord } from '../record.js';
 
@@ -60,9 +60,10 @@ export interface PushRequest {
  * The outcome for one pushed record, in the order sent. `ok`: the server holds the merge of its
  * copy and this one (`changed` says whether that wrote anything new; `conflicts` counts the
  * record's open conflicts). `error`: nothing of this record was stored; `code` says why and
- * `field` names the offending field when there is one. `photoId` (PHOTO_ID_TAKEN,
- * PHOTO_REF_CHANGED) names the photo of the pushed record at fault, so the user can act on that
- * photo alone; it never says which other record holds the id (one the caller may not read).
+ * `field` names the offending field when there is one: for PHOTO_ID_TAKEN and PHOTO_REF_CHANGED
+ * the pushed record's photo at fault, `photos.<photoId>` ({@link photoIdOfField}), so the user can
+ * act on that photo alone (never the other record holding the id, which the caller may not read).
+ * No property may be added here: SDKs up to session 17 refuse a result with an unknown one.
  */
 export const PushResultSchema = Type.Object(
   {
@@ -73,12 +74,17 @@ export const PushResultSchema = Type.Object(
     conflicts: Type.Optional(Type.Integer({ minimum: 0 })),
     code: Type.Optional(ErrorCodeSchema),
     field: Type.Optional(Type.String({ maxLength: 200 })),
-    /** The id of the pushed record's photo the error is about (PHOTO_ID_TAKEN, PHOTO_REF_CHANGED). */
-    photoId: Type.Optional(UuidSchema),
   },
   { additionalProperties: false },
 );
 export type PushResult = Static<typeof PushResultSchema>;
+
+/** The photo id a push result's `field` names (`photos.<photoId>`), if it names one. */
+export function photoIdOfField(field: string | undefined): string | undefined {
+  if (field === undefined || !field.startsWith('photos.')) return undefined;
+  const id = field.slice('photos.'.length);
+  return UUID_V4_PATTERN.test(id) ? id : undefined;
+}
 
 export const PushResponseSchema = Type.Object(
   {

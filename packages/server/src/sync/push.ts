@@ -178,7 +178,7 @@ function assertOwnsNewPhotos(ctx: PushContext, current: ChildRecord | undefined,
     if (current !== undefined && Object.hasOwn(current.photos, photoId)) continue;
     const owner = ctx.photoOwners.get(photoId);
     if (owner !== undefined && owner !== merged.id) {
-      throw new FieldvaultError('PHOTO_ID_TAKEN', { detail: `photo ${photoId} belongs to another record`, details: { field: 'photos', photoId } });
+      throw new FieldvaultError('PHOTO_ID_TAKEN', { detail: `photo ${photoId} belongs to another record`, details: { field: photoField(photoId) } });
     }
   }
 }
@@ -203,7 +203,7 @@ function assertPhotoRefsKept(current: ChildRecord | undefined, incoming: ChildRe
     if (held === undefined) continue;
     const changed = PHOTO_BASE.filter((k) => held[k] !== ref[k]);
     if (changed.length > 0) {
-      throw new FieldvaultError('PHOTO_REF_CHANGED', { detail: `photo ${photoId}: ${changed.join(', ')}`, details: { field: 'photos', photoId } });
+      throw new FieldvaultError('PHOTO_REF_CHANGED', { detail: `photo ${photoId}: ${changed.join(', ')}`, details: { field: photoField(photoId) } });
     }
   }
 }
@@ -261,24 +261,22 @@ export function mergePushed(ctx: PushContext, current: RecordEnvelope | undefine
 }
 
 /**
- * Codes whose result names the pushed record's photo at fault (`details.photoId`), so the user can
- * act on that photo alone. Only these: their checks take the id from the pushed record's own refs,
- * never from the other record holding it (which the caller may not be allowed to read).
+ * The `field` of a refusal about one photo of the pushed record (PHOTO_ID_TAKEN,
+ * PHOTO_REF_CHANGED): `photos.<photoId>`, the path of the offending ref, so the user can act on that
+ * photo alone. Only ever an id from the pushed record's own refs, never the other record holding
+ * it (one the caller may not be allowed to read). In `field`, not a property of its own: SDKs up to
+ * session 17 check push results strictly (no unknown properties), and a new property would make
+ * them refuse the whole answer, so one squatted photo would stop every sync of such a phone.
  */
-const PHOTO_RESULT_CODES: ReadonlySet<string> = new Set(['PHOTO_ID_TAKEN', 'PHOTO_REF_CHANGED']);
+export function photoField(photoId: string): string {
+  return `photos.${photoId}`;
+}
 
 /** The wire result of an error for one item (used by sync pushes and signup pushes alike). */
 export function errorResult(id: string | null, err: unknown): PushResult {
   const e = isFieldvaultError(err) ? err : new FieldvaultError('INTERNAL_ERROR');
   const field = e.details?.['field'];
-  const photoId = PHOTO_RESULT_CODES.has(e.code) ? e.details?.['photoId'] : undefined;
-  return {
-    id,
-    status: 'error',
-    code: e.code,
-    ...(typeof field === 'string' ? { field: field.slice(0, 200) } : {}),
-    ...(typeof photoId === 'string' && UUID_V4_PATTERN.test(photoId) ? { photoId } : {}),
-  };
+  return { id, status: 'error', code: e.code, ...(typeof field === 'string' ? { field: field.slice(0, 200) } : {}) };
 }
 
 /** The wire result of a stored record. */
