@@ -138,7 +138,7 @@ async function sync(session: Session, transport: HttpTransport, log: (line: stri
     retry: { attempts: 5, baseDelayMs: 500 },                     // optional
     servers: ['server-a', 'server-b'],                            // optional: the servers the app still syncs with (retired device)
   });
-  // { serverId, pushed, pulled, pulledChanged, failed: [{ id, code }], conflicts,
+  // { serverId, pushed, pulled, pulledChanged, failed: [{ id, code, photoId? }], conflicts,
   //   photos: { uploaded, alreadyOnServer, downloaded, failed: [{ photoId, code }] }, deviceStatus, wiped }
   const pending = await session.pendingCounts(transport.serverId); // { records, photos } not yet acknowledged
   await session.knownServers();                 // [{ serverId, loggedIn, role, lastSyncAt, pending }]
